@@ -1,0 +1,232 @@
+//! The frame every suite's bench runs in: Criterion set up for this machine, benchmark ids built
+//! by the DESIGN.md contract, each variant checked before it is timed, and its CPU usage written
+//! to the run's sidecar.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::rc::Rc;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
+
+use crate::blas::{BlasInfo, BlasLayer};
+use crate::meta::{Machine, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir};
+use crate::topology::Topology;
+use crate::workload::Mismatch;
+
+/// Prints one line naming what went wrong and ends the bench process.
+///
+/// A suite cannot go on honestly once a variant's result is wrong or its setup failed, and a
+/// panic trace would bury the reason.
+pub fn fail(suite: &str, message: impl Display) -> ! {
+    eprintln!("error: parcost {suite}: {message}");
+    std::process::exit(2)
+}
+
+/// `key=value` tokens joined by `,`: one level of a benchmark id.
+pub fn params(pairs: &[(&str, &dyn Display)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The values of a sweep in ascending order, each once (with P = 1, `{1, P, 2P}` is `{1, 2}`).
+pub fn distinct(values: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    let mut v: Vec<usize> = values.into_iter().filter(|&x| x > 0).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// One suite's run: a Criterion instance and the usage records of the variants it measured.
+pub struct Suite {
+    name: &'static str,
+    criterion: Criterion,
+    usage: Rc<RefCell<BTreeMap<String, Usage>>>,
+    openblas: Option<BlasInfo>,
+    topology: Topology,
+}
+
+impl std::fmt::Debug for Suite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suite").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Suite {
+    /// A suite that calls BLAS: its ids and sidecar carry the layer OpenBLAS reports.
+    pub fn with_blas(name: &'static str) -> Self {
+        let info = BlasInfo::loaded().unwrap_or_else(|e| fail(name, e));
+        Self::new(name, Some(info))
+    }
+
+    /// A suite that never calls BLAS.
+    pub fn without_blas(name: &'static str) -> Self {
+        Self::new(name, None)
+    }
+
+    fn new(name: &'static str, openblas: Option<BlasInfo>) -> Self {
+        let topology = Topology::detect();
+        // Sized for a 2-core machine: a full run of every suite in minutes. Command-line flags
+        // (`--quick`, `--sample-size`, `--measurement-time`, ...) override these.
+        let criterion = Criterion::default()
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .configure_from_args();
+        match &openblas {
+            Some(info) => eprintln!(
+                "parcost {name}: OpenBLAS layer {} ({}, core {}), {} logical / {} physical cores",
+                info.layer, info.config, info.core, topology.logical, topology.physical
+            ),
+            None => eprintln!(
+                "parcost {name}: {} logical / {} physical cores",
+                topology.logical, topology.physical
+            ),
+        }
+        Self {
+            name,
+            criterion,
+            usage: Rc::default(),
+            openblas,
+            topology,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The OpenBLAS layer this process loaded (`None` for suites without BLAS).
+    pub fn layer(&self) -> Option<BlasLayer> {
+        self.openblas.as_ref().map(|i| i.layer)
+    }
+
+    /// `P`: the logical cores online.
+    pub fn logical_cores(&self) -> usize {
+        self.topology.logical
+    }
+
+    pub fn physical_cores(&self) -> usize {
+        self.topology.physical
+    }
+
+    /// A Criterion group named `<suite>/<workload>`.
+    pub fn group(&mut self, workload: &str) -> Group<'_> {
+        let name = format!("{}/{workload}", self.name);
+        Group {
+            suite: self.name,
+            inner: self.criterion.benchmark_group(name.clone()),
+            name,
+            usage: Rc::clone(&self.usage),
+        }
+    }
+
+    /// Tells the user why a part of the suite does not run on this machine.
+    pub fn skip(&self, what: &str, why: &str) {
+        eprintln!("parcost {}: skipped {what}: {why}", self.name);
+    }
+
+    /// Ends the run: Criterion's summary, then the sidecar with every variant's CPU usage.
+    pub fn finish(self) {
+        self.criterion.final_summary();
+        let variants = std::mem::take(&mut *self.usage.borrow_mut());
+        if variants.is_empty() {
+            return;
+        }
+        let layer = self.layer().map(BlasLayer::name);
+        let path = Sidecar::path(&criterion_dir(), self.name, layer);
+        let sidecar = Sidecar {
+            schema: SIDECAR_SCHEMA,
+            suite: self.name.to_owned(),
+            machine: Machine::detect(),
+            openblas: self.openblas.clone(),
+            variants,
+        };
+        if let Err(e) = sidecar.merge_into(&path) {
+            fail(self.name, e);
+        }
+    }
+}
+
+/// A Criterion group whose benchmarks are checked before they are timed.
+pub struct Group<'a> {
+    suite: &'static str,
+    name: String,
+    inner: BenchmarkGroup<'a, WallTime>,
+    usage: Rc<RefCell<BTreeMap<String, Usage>>>,
+}
+
+impl std::fmt::Debug for Group<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Group<'a> {
+    /// Criterion's group, for its other settings (sample size, sampling mode).
+    pub fn criterion(&mut self) -> &mut BenchmarkGroup<'a, WallTime> {
+        &mut self.inner
+    }
+
+    pub fn throughput(&mut self, throughput: Throughput) -> &mut Self {
+        self.inner.throughput(throughput);
+        self
+    }
+
+    /// Benchmarks `run` on `state` under the id `<suite>/<workload>/<id>`.
+    ///
+    /// The first time Criterion calls in (and only if its filter selected this benchmark),
+    /// `run` goes once outside the timing with its CPU usage recorded, then `verify` must accept
+    /// the state; a mismatch ends the suite with the id and the first wrong value.
+    pub fn bench<S>(
+        &mut self,
+        id: &str,
+        mut state: S,
+        mut run: impl FnMut(&mut S),
+        mut verify: impl FnMut(&S) -> Result<(), Mismatch>,
+    ) {
+        let full_id = format!("{}/{id}", self.name);
+        let mut checked = false;
+        let usage = Rc::clone(&self.usage);
+        let suite = self.suite;
+        self.inner.bench_function(id, |b| {
+            if !checked {
+                let ((), used) = Usage::measure(|| run(&mut state));
+                if let Err(e) = verify(&state) {
+                    fail(suite, format!("{full_id}: result check failed: {e}"));
+                }
+                usage.borrow_mut().insert(full_id.clone(), used);
+                checked = true;
+            }
+            b.iter(|| run(std::hint::black_box(&mut state)));
+        });
+    }
+
+    pub fn finish(self) {
+        self.inner.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_render_as_the_id_contract_says() {
+        assert_eq!(
+            params(&[("layer", &"openmp"), ("n", &256), ("pairs", &64)]),
+            "layer=openmp,n=256,pairs=64"
+        );
+    }
+
+    #[test]
+    fn sweeps_are_distinct_and_sorted() {
+        assert_eq!(distinct([1, 1, 2]), vec![1, 2]);
+        assert_eq!(distinct([4, 1, 2, 8, 0]), vec![1, 2, 4, 8]);
+    }
+}

@@ -1,0 +1,338 @@
+//! Run metadata: the machine a suite ran on, and the CPU usage of each variant, written as a
+//! JSON sidecar next to Criterion's own files.
+//!
+//! A time alone cannot tell oversubscription from a slow kernel; CPU time over wall time and the
+//! number of context switches can. They come from one extra run of each variant, outside
+//! Criterion's timing.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::blas::BlasInfo;
+use crate::fsutil::write_atomically;
+use crate::topology::Topology;
+
+/// Bumped whenever a field of [`Sidecar`] changes meaning.
+pub const SIDECAR_SCHEMA: u32 = 1;
+
+/// Where the sidecars live inside Criterion's output folder.
+pub const SIDECAR_DIR: &str = "parcost";
+
+/// The machine a run happened on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub logical_cores: usize,
+    pub physical_cores: usize,
+    pub os: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rustc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_sha: Option<String>,
+    /// Seconds since the Unix epoch when the metadata was taken.
+    pub created_unix: u64,
+}
+
+impl Machine {
+    pub fn detect() -> Self {
+        let topology = Topology::detect();
+        Self {
+            cpu: cpu_model().unwrap_or_else(|| "unknown CPU".to_owned()),
+            logical_cores: topology.logical,
+            physical_cores: topology.physical,
+            os: os_name(),
+            rustc: command_line("rustc", &["--version"]),
+            git_sha: git_sha(),
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+fn cpu_model() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    text.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+fn os_name() -> String {
+    let pretty = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_owned());
+    match std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        Ok(kernel) => format!("{pretty}, Linux {}", kernel.trim()),
+        Err(_) => pretty,
+    }
+}
+
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn git_sha() -> Option<String> {
+    let sha = command_line("git", &["rev-parse", "--short=12", "HEAD"])?;
+    let dirty = command_line("git", &["status", "--porcelain", "--untracked-files=no"]).is_some();
+    Some(if dirty { format!("{sha}-dirty") } else { sha })
+}
+
+/// CPU use of one run of a variant, from `getrusage` around it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub wall_ns: u64,
+    /// User plus system time of every thread of this process and of the children it reaped.
+    pub cpu_ns: u64,
+    /// `cpu_ns / wall_ns`: how many cores were busy on average (spinning counts as busy).
+    pub cpu_per_wall: f64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    /// Voluntary plus involuntary context switches.
+    pub context_switches: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Rusage {
+    cpu: Duration,
+    voluntary: u64,
+    involuntary: u64,
+}
+
+fn rusage(who: libc::c_int) -> Rusage {
+    // SAFETY: getrusage fills the zeroed struct; RUSAGE_SELF/CHILDREN cannot fail.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Rusage {
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        voluntary: ru.ru_nvcsw.max(0) as u64,
+        involuntary: ru.ru_nivcsw.max(0) as u64,
+    }
+}
+
+fn rusage_total() -> Rusage {
+    let (own, children) = (rusage(libc::RUSAGE_SELF), rusage(libc::RUSAGE_CHILDREN));
+    Rusage {
+        cpu: own.cpu + children.cpu,
+        voluntary: own.voluntary + children.voluntary,
+        involuntary: own.involuntary + children.involuntary,
+    }
+}
+
+impl Usage {
+    /// Runs `f` once and returns its output with the CPU usage it caused.
+    pub fn measure<T>(f: impl FnOnce() -> T) -> (T, Self) {
+        let before = rusage_total();
+        let start = Instant::now();
+        let out = f();
+        let wall = start.elapsed();
+        let after = rusage_total();
+        let cpu = after.cpu.saturating_sub(before.cpu);
+        let voluntary = after.voluntary.saturating_sub(before.voluntary);
+        let involuntary = after.involuntary.saturating_sub(before.involuntary);
+        let wall_ns = u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let cpu_ns = u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX);
+        let usage = Self {
+            wall_ns,
+            cpu_ns,
+            cpu_per_wall: cpu_ns as f64 / wall_ns as f64,
+            voluntary_switches: voluntary,
+            involuntary_switches: involuntary,
+            context_switches: voluntary + involuntary,
+        };
+        (out, usage)
+    }
+}
+
+/// What one suite run (under one OpenBLAS layer) leaves next to Criterion's files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    pub schema: u32,
+    pub suite: String,
+    pub machine: Machine,
+    /// The OpenBLAS the suite ran with; absent for suites that never call BLAS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openblas: Option<BlasInfo>,
+    /// Criterion full id -> CPU use of one extra run of that variant.
+    pub variants: BTreeMap<String, Usage>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a parcost sidecar: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} has sidecar schema {found}, this build reads {SIDECAR_SCHEMA}")]
+    Schema { path: PathBuf, found: u32 },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Sidecar {
+    /// The file a suite's sidecar goes to: one per suite and layer, so runs under different
+    /// layers do not overwrite each other.
+    pub fn path(criterion_dir: &Path, suite: &str, layer: Option<&str>) -> PathBuf {
+        let name = match layer {
+            Some(layer) => format!("{suite}.{layer}.json"),
+            None => format!("{suite}.json"),
+        };
+        criterion_dir.join(SIDECAR_DIR).join(name)
+    }
+
+    pub fn read(path: &Path) -> Result<Self, SidecarError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SidecarError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| SidecarError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        let found = value.get("schema").and_then(serde_json::Value::as_u64);
+        if found != Some(u64::from(SIDECAR_SCHEMA)) {
+            return Err(SidecarError::Schema {
+                path: path.to_owned(),
+                found: found.and_then(|f| u32::try_from(f).ok()).unwrap_or(0),
+            });
+        }
+        serde_json::from_value(value).map_err(|source| SidecarError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Writes the sidecar, keeping the variants of an earlier run that this one did not measure
+    /// (a filtered `cargo bench` must not erase the rest).
+    pub fn merge_into(mut self, path: &Path) -> Result<(), SidecarError> {
+        if let Ok(old) = Self::read(path) {
+            for (id, usage) in old.variants {
+                self.variants.entry(id).or_insert(usage);
+            }
+        }
+        let text = serde_json::to_string_pretty(&self).map_err(|source| SidecarError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        write_atomically(path, text.as_bytes()).map_err(|source| SidecarError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Criterion's output folder, found the way Criterion finds it: `CRITERION_HOME`, then
+/// `CARGO_TARGET_DIR/criterion`, then the target directory `cargo metadata` names, then
+/// `./target/criterion`.
+pub fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let target = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok())
+        .and_then(|v| v.get("target_directory")?.as_str().map(PathBuf::from));
+    target.map_or_else(|| PathBuf::from("target/criterion"), |t| t.join("criterion"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_of_a_busy_loop_is_about_one_core() {
+        let (sum, usage) = Usage::measure(|| {
+            let start = Instant::now();
+            let mut x = 0u64;
+            while start.elapsed() < Duration::from_millis(50) {
+                x = x.wrapping_add(std::hint::black_box(1));
+            }
+            x
+        });
+        assert!(sum > 0);
+        assert!(usage.wall_ns >= 50_000_000);
+        // Other tests run beside this one, so only bound it loosely.
+        assert!(usage.cpu_per_wall > 0.3, "{usage:?}");
+    }
+
+    #[test]
+    fn usage_of_a_sleep_is_near_zero_and_switches() {
+        let ((), usage) = Usage::measure(|| std::thread::sleep(Duration::from_millis(30)));
+        assert!(usage.cpu_per_wall < 0.5 || usage.context_switches >= 1, "{usage:?}");
+        assert!(usage.voluntary_switches >= 1, "{usage:?}");
+    }
+
+    #[test]
+    fn sidecar_round_trips_and_merges() {
+        let dir = std::env::temp_dir().join(format!("parcost-sidecar-{}", std::process::id()));
+        let path = Sidecar::path(&dir, "suite", Some("openmp"));
+        let usage = |w| Usage {
+            wall_ns: w,
+            cpu_ns: w,
+            cpu_per_wall: 1.0,
+            voluntary_switches: 1,
+            involuntary_switches: 2,
+            context_switches: 3,
+        };
+        let mut first = Sidecar {
+            schema: SIDECAR_SCHEMA,
+            suite: "suite".into(),
+            machine: Machine::detect(),
+            openblas: None,
+            variants: BTreeMap::new(),
+        };
+        first.variants.insert("a".into(), usage(1));
+        first.variants.insert("b".into(), usage(2));
+        first.clone().merge_into(&path).expect("write");
+        let mut second = first.clone();
+        second.variants = [("b".to_owned(), usage(5))].into_iter().collect();
+        second.merge_into(&path).expect("merge");
+        let read = Sidecar::read(&path).expect("read");
+        assert_eq!(read.variants["a"].wall_ns, 1, "kept from the first run");
+        assert_eq!(read.variants["b"].wall_ns, 5, "replaced by the second run");
+
+        std::fs::write(&path, "{ not json").expect("corrupt");
+        let err = Sidecar::read(&path).expect_err("corrupt");
+        assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+        std::fs::write(&path, r#"{"schema": 99}"#).expect("other schema");
+        assert!(matches!(Sidecar::read(&path), Err(SidecarError::Schema { found: 99, .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
