@@ -64,7 +64,10 @@ impl Problem {
         let mut a = random_matrix(n, seed);
         let b = match op {
             Op::Matmul => random_matrix(n, seed ^ 1),
-            Op::Solve => random_matrix(n, seed ^ 1).index_axis(Axis(1), 0).to_owned().insert_axis(Axis(1)),
+            Op::Solve => random_matrix(n, seed ^ 1)
+                .index_axis(Axis(1), 0)
+                .to_owned()
+                .insert_axis(Axis(1)),
             Op::Svd | Op::Cholesky => Array2::zeros((0, 0)),
         };
         match op {
@@ -141,9 +144,15 @@ mod tests {
                     (&r - &naive).iter().fold(0.0_f64, |m, x| m.max(x.abs()))
                 }
                 // The squared singular values add up to the squared Frobenius norm.
-                Op::Svd => (r.iter().map(|s| s * s).sum::<f64>() - p.a.iter().map(|x| x * x).sum::<f64>()).abs(),
-                Op::Solve => (p.a.dot(&r) - &p.b).iter().fold(0.0_f64, |m, x| m.max(x.abs())),
-                Op::Cholesky => (r.dot(&r.t()) - &p.a).iter().fold(0.0_f64, |m, x| m.max(x.abs())),
+                Op::Svd => (r.iter().map(|s| s * s).sum::<f64>()
+                    - p.a.iter().map(|x| x * x).sum::<f64>())
+                .abs(),
+                Op::Solve => (p.a.dot(&r) - &p.b)
+                    .iter()
+                    .fold(0.0_f64, |m, x| m.max(x.abs())),
+                Op::Cholesky => (r.dot(&r.t()) - &p.a)
+                    .iter()
+                    .fold(0.0_f64, |m, x| m.max(x.abs())),
             };
             assert!(residual < 1e-9, "{op:?}: residual {residual}");
         }
@@ -160,7 +169,10 @@ mod tests {
             Problem::check(&out, &reference).expect("threaded matches serial");
             out[[0, 0]] += 1e-3;
             assert!(Problem::check(&out, &reference).is_err(), "{op:?}");
-            assert!(Problem::check(&p.output(), &reference).is_err(), "{op:?} never run");
+            assert!(
+                Problem::check(&p.output(), &reference).is_err(),
+                "{op:?} never run"
+            );
         }
     }
 

@@ -12,18 +12,30 @@ const SEED: u64 = 0x5eed_0001;
 
 fn main() {
     let mut suite = Suite::with_blas("oversubscription");
-    let layer = suite.layer().unwrap_or_else(|| fail("oversubscription", "no BLAS layer"));
+    let layer = suite
+        .layer()
+        .unwrap_or_else(|| fail("oversubscription", "no BLAS layer"));
     let p = suite.logical_cores();
-    let tasks = distinct([1, p, 2 * p, 4 * p]);
+    let tasks = if layer.is_thread_safe() {
+        distinct([1, p, 2 * p, 4 * p])
+    } else {
+        suite.skip(
+            "task threads > 1",
+            "this OpenBLAS layer is not safe to call from several threads",
+        );
+        vec![1]
+    };
     let blas = if layer.is_threaded() {
         distinct([1, p, 2 * p])
     } else {
-        suite.skip("BLAS threads > 1", "the serial OpenBLAS layer runs every call on one thread");
+        suite.skip(
+            "BLAS threads > 1",
+            "the serial OpenBLAS layer runs every call on one thread",
+        );
         vec![1]
     };
-    let pool = |t: usize, b: usize| {
-        TaskPool::new(t, b).unwrap_or_else(|e| fail("oversubscription", e))
-    };
+    let pool =
+        |t: usize, b: usize| TaskPool::new(t, b).unwrap_or_else(|e| fail("oversubscription", e));
     let cell = |t: usize, b: usize| params(&[("tasks", &t), ("blas_threads", &b)]);
 
     for (n, pairs) in [(256, 64), (512, 16)] {

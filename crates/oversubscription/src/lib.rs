@@ -68,7 +68,11 @@ mod tests {
     fn threaded_svd_matches_serial_and_a_wrong_one_is_caught() {
         let batch = SvdBatch::new(48, 4, 3);
         let reference = batch.reference();
-        assert!(reference.iter().all(|s| s.iter().all(|x| x.is_finite() && *x >= 0.0)));
+        assert!(
+            reference
+                .iter()
+                .all(|s| s.iter().all(|x| x.is_finite() && *x >= 0.0))
+        );
         for (tasks, blas) in [(1, 2), (2, 1), (4, 2)] {
             let pool = TaskPool::new(tasks, blas).expect("pool");
             let mut out = batch.outputs();

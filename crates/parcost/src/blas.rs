@@ -59,6 +59,15 @@ impl BlasLayer {
     pub fn is_threaded(self) -> bool {
         self != Self::Serial
     }
+
+    /// Whether BLAS and LAPACK may be called from several threads at once.
+    ///
+    /// A serial OpenBLAS built without `USE_LOCKING` shares its work buffers between callers:
+    /// Debian's 0.3.21 serial build returned wrong singular values from two task threads here,
+    /// so the suites run the serial layer from one task thread only.
+    pub fn is_thread_safe(self) -> bool {
+        self != Self::Serial
+    }
 }
 
 impl fmt::Display for BlasLayer {
@@ -281,7 +290,10 @@ mod tests {
                     .collect()
             });
             let expected = if layer.is_threaded() { blas } else { 1 };
-            assert!(seen.iter().all(|&n| n == expected), "{seen:?} != {expected}");
+            assert!(
+                seen.iter().all(|&n| n == expected),
+                "{seen:?} != {expected}"
+            );
         }
     }
 }

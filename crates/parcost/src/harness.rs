@@ -16,6 +16,101 @@ use crate::meta::{Machine, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir};
 use crate::topology::Topology;
 use crate::workload::Mismatch;
 
+/// A variant whose checked run takes longer than this is recorded once (time and CPU usage in
+/// the sidecar) and not sampled: Criterion needs at least ten runs, and the worst oversubscribed
+/// cells take tens of seconds each on a 2-core machine.
+pub const SAMPLING_BUDGET: Duration = Duration::from_secs(1);
+
+/// What Criterion was asked to do, read from the same arguments it parses, so the harness runs
+/// a variant's checked run only for the benchmarks Criterion will run.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    mode: Mode,
+    filter: Filter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Measure,
+    /// `--test`: every benchmark once.
+    Test,
+    /// `--list` or `--ignored`: nothing runs.
+    NoRun,
+}
+
+#[derive(Debug, Clone)]
+enum Filter {
+    All,
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+/// Criterion options that take a value (`--name value` or `--name=value`).
+const VALUE_OPTIONS: [&str; 19] = [
+    "-c",
+    "--color",
+    "-s",
+    "--save-baseline",
+    "-b",
+    "--baseline",
+    "--baseline-lenient",
+    "--format",
+    "--profile-time",
+    "--load-baseline",
+    "--sample-size",
+    "--warm-up-time",
+    "--measurement-time",
+    "--nresamples",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--plotting-backend",
+    "--output-format",
+];
+
+impl Selection {
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Self {
+        let mut mode = Mode::Measure;
+        let mut exact = false;
+        let mut pattern = None;
+        let mut it = args.into_iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--test" => mode = Mode::Test,
+                "--list" | "--ignored" => mode = Mode::NoRun,
+                "--exact" => exact = true,
+                a if VALUE_OPTIONS.contains(&a) => {
+                    it.next();
+                }
+                a if a.starts_with('-') => {}
+                _ => pattern = Some(arg),
+            }
+        }
+        let filter = match pattern {
+            None => Filter::All,
+            Some(p) if exact => Filter::Exact(p),
+            // Criterion rejects a bad pattern itself; selecting everything here only costs time.
+            Some(p) => regex::Regex::new(&p).map_or(Filter::All, Filter::Regex),
+        };
+        Self { mode, filter }
+    }
+
+    /// Whether Criterion will run the benchmark with this full id.
+    pub fn runs(&self, full_id: &str) -> bool {
+        self.mode != Mode::NoRun
+            && match &self.filter {
+                Filter::All => true,
+                Filter::Exact(e) => e == full_id,
+                Filter::Regex(r) => r.is_match(full_id),
+            }
+    }
+
+    /// `--test`: every benchmark runs once, whatever its length.
+    pub fn is_test(&self) -> bool {
+        self.mode == Mode::Test
+    }
+}
+
 /// Prints one line naming what went wrong and ends the bench process.
 ///
 /// A suite cannot go on honestly once a variant's result is wrong or its setup failed, and a
@@ -49,11 +144,14 @@ pub struct Suite {
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
     openblas: Option<BlasInfo>,
     topology: Topology,
+    selection: Rc<Selection>,
 }
 
 impl std::fmt::Debug for Suite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Suite").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Suite")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,6 +192,7 @@ impl Suite {
             usage: Rc::default(),
             openblas,
             topology,
+            selection: Rc::new(Selection::from_args(std::env::args().skip(1))),
         }
     }
 
@@ -123,6 +222,7 @@ impl Suite {
             inner: self.criterion.benchmark_group(name.clone()),
             name,
             usage: Rc::clone(&self.usage),
+            selection: Rc::clone(&self.selection),
         }
     }
 
@@ -159,11 +259,14 @@ pub struct Group<'a> {
     name: String,
     inner: BenchmarkGroup<'a, WallTime>,
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
+    selection: Rc<Selection>,
 }
 
 impl std::fmt::Debug for Group<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Group").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Group")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,9 +283,10 @@ impl<'a> Group<'a> {
 
     /// Benchmarks `run` on `state` under the id `<suite>/<workload>/<id>`.
     ///
-    /// The first time Criterion calls in (and only if its filter selected this benchmark),
-    /// `run` goes once outside the timing with its CPU usage recorded, then `verify` must accept
-    /// the state; a mismatch ends the suite with the id and the first wrong value.
+    /// If Criterion will run it, `run` first goes once outside the timing with its CPU usage
+    /// recorded, and `verify` must accept the state: a mismatch ends the suite with the id and
+    /// the first wrong value. A variant slower than [`SAMPLING_BUDGET`] stops there (the sidecar
+    /// keeps that one run), except under `--test`.
     pub fn bench<S>(
         &mut self,
         id: &str,
@@ -191,20 +295,26 @@ impl<'a> Group<'a> {
         mut verify: impl FnMut(&S) -> Result<(), Mismatch>,
     ) {
         let full_id = format!("{}/{id}", self.name);
-        let mut checked = false;
-        let usage = Rc::clone(&self.usage);
-        let suite = self.suite;
-        self.inner.bench_function(id, |b| {
-            if !checked {
-                let ((), used) = Usage::measure(|| run(&mut state));
-                if let Err(e) = verify(&state) {
-                    fail(suite, format!("{full_id}: result check failed: {e}"));
-                }
-                usage.borrow_mut().insert(full_id.clone(), used);
-                checked = true;
+        if self.selection.runs(&full_id) {
+            let ((), used) = Usage::measure(|| run(&mut state));
+            if let Err(e) = verify(&state) {
+                fail(self.suite, format!("{full_id}: result check failed: {e}"));
             }
-            b.iter(|| run(std::hint::black_box(&mut state)));
-        });
+            self.usage.borrow_mut().insert(full_id.clone(), used);
+            let took = Duration::from_nanos(used.wall_ns);
+            if took > SAMPLING_BUDGET && !self.selection.is_test() {
+                eprintln!(
+                    "parcost {}: {full_id}: one run took {:.2} s, over the {} s sampling budget: \
+                     recorded once in the sidecar, not sampled",
+                    self.suite,
+                    took.as_secs_f64(),
+                    SAMPLING_BUDGET.as_secs()
+                );
+                return;
+            }
+        }
+        self.inner
+            .bench_function(id, |b| b.iter(|| run(std::hint::black_box(&mut state))));
     }
 
     pub fn finish(self) {
@@ -221,6 +331,27 @@ mod tests {
         assert_eq!(
             params(&[("layer", &"openmp"), ("n", &256), ("pairs", &64)]),
             "layer=openmp,n=256,pairs=64"
+        );
+    }
+
+    fn selection(args: &str) -> Selection {
+        Selection::from_args(args.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn selection_follows_criterion_arguments() {
+        let id = "task-level/matmul/layer=openmp,n=32,pairs=1/variant=naive";
+        assert!(selection("--bench").runs(id));
+        assert!(selection("--bench --save-baseline naive --quick").runs(id));
+        assert!(!selection("--bench --save-baseline x svd").runs(id));
+        assert!(selection("--bench n=32").runs(id));
+        assert!(!selection("--bench --exact n=32").runs(id));
+        assert!(selection(&format!("--exact {id}")).runs(id));
+        assert!(!selection("--list").runs(id));
+        assert!(selection("--test").is_test());
+        assert!(
+            selection("--sample-size 10 matmul").runs(id),
+            "10 is the option's value"
         );
     }
 

@@ -269,7 +269,10 @@ pub fn criterion_dir() -> PathBuf {
         .filter(|out| out.status.success())
         .and_then(|out| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok())
         .and_then(|v| v.get("target_directory")?.as_str().map(PathBuf::from));
-    target.map_or_else(|| PathBuf::from("target/criterion"), |t| t.join("criterion"))
+    target.map_or_else(
+        || PathBuf::from("target/criterion"),
+        |t| t.join("criterion"),
+    )
 }
 
 #[cfg(test)]
@@ -295,7 +298,10 @@ mod tests {
     #[test]
     fn usage_of_a_sleep_is_near_zero_and_switches() {
         let ((), usage) = Usage::measure(|| std::thread::sleep(Duration::from_millis(30)));
-        assert!(usage.cpu_per_wall < 0.5 || usage.context_switches >= 1, "{usage:?}");
+        assert!(
+            usage.cpu_per_wall < 0.5 || usage.context_switches >= 1,
+            "{usage:?}"
+        );
         assert!(usage.voluntary_switches >= 1, "{usage:?}");
     }
 
@@ -332,7 +338,10 @@ mod tests {
         let err = Sidecar::read(&path).expect_err("corrupt");
         assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
         std::fs::write(&path, r#"{"schema": 99}"#).expect("other schema");
-        assert!(matches!(Sidecar::read(&path), Err(SidecarError::Schema { found: 99, .. })));
+        assert!(matches!(
+            Sidecar::read(&path),
+            Err(SidecarError::Schema { found: 99, .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

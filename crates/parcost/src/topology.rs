@@ -50,11 +50,10 @@ impl Topology {
     /// Reads a topology tree laid out as `/sys/devices/system/cpu` is.
     pub fn from_sysfs(root: &Path) -> Result<Self, TopologyError> {
         let online_path = root.join("online");
-        let online = parse_cpu_list(&read(&online_path)?)
-            .ok_or_else(|| TopologyError::Parse {
-                path: online_path.clone(),
-                text: read(&online_path).unwrap_or_default(),
-            })?;
+        let online = parse_cpu_list(&read(&online_path)?).ok_or_else(|| TopologyError::Parse {
+            path: online_path.clone(),
+            text: read(&online_path).unwrap_or_default(),
+        })?;
         if online.is_empty() {
             return Err(TopologyError::Empty(online_path));
         }
@@ -159,14 +158,26 @@ mod tests {
     fn smt_siblings_count_as_one_core() {
         let tree = fixture("0-3", &[(0, 0, 0), (1, 0, 1), (2, 0, 0), (3, 0, 1)]);
         let t = Topology::from_sysfs(tree.path()).expect("topology");
-        assert_eq!(t, Topology { logical: 4, physical: 2 });
+        assert_eq!(
+            t,
+            Topology {
+                logical: 4,
+                physical: 2
+            }
+        );
     }
 
     #[test]
     fn without_smt_every_thread_is_a_core() {
         let tree = fixture("0-1", &[(0, 0, 0), (1, 0, 1)]);
         let t = Topology::from_sysfs(tree.path()).expect("topology");
-        assert_eq!(t, Topology { logical: 2, physical: 2 });
+        assert_eq!(
+            t,
+            Topology {
+                logical: 2,
+                physical: 2
+            }
+        );
     }
 
     #[test]
@@ -183,7 +194,13 @@ mod tests {
         fs::create_dir_all(tree.path().join("cpu2")).expect("mkdir");
         fs::create_dir_all(tree.path().join("cpu3")).expect("mkdir");
         let t = Topology::from_sysfs(tree.path()).expect("topology");
-        assert_eq!(t, Topology { logical: 2, physical: 2 });
+        assert_eq!(
+            t,
+            Topology {
+                logical: 2,
+                physical: 2
+            }
+        );
     }
 
     #[test]

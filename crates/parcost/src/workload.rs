@@ -196,7 +196,11 @@ mod tests {
         let _serial = crate::TEST_BLAS_LOCK.lock();
         let batch = MatmulBatch::new(33, 3, 7);
         let reference = batch.reference();
-        let naive: Vec<_> = batch.pairs.iter().map(|(a, b)| naive_product(a, b)).collect();
+        let naive: Vec<_> = batch
+            .pairs
+            .iter()
+            .map(|(a, b)| naive_product(a, b))
+            .collect();
         MatmulBatch::check(&reference, &naive).expect("BLAS agrees with the definition");
     }
 
@@ -225,7 +229,10 @@ mod tests {
         let err = MatmulBatch::check(&out[..1], &reference).expect_err("short");
         assert_eq!(err, Mismatch::Length { got: 1, want: 2 });
         let zeros = batch.outputs();
-        assert!(MatmulBatch::check(&zeros, &reference).is_err(), "never-run output");
+        assert!(
+            MatmulBatch::check(&zeros, &reference).is_err(),
+            "never-run output"
+        );
     }
 
     #[test]

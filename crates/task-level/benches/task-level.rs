@@ -12,17 +12,29 @@ const SEED: u64 = 0x5eed_0004;
 
 fn main() {
     let mut suite = Suite::with_blas("task-level");
-    let layer = suite.layer().unwrap_or_else(|| fail("task-level", "no BLAS layer"));
+    let layer = suite
+        .layer()
+        .unwrap_or_else(|| fail("task-level", "no BLAS layer"));
     let p = suite.logical_cores();
-    let variants: Vec<Variant> = if p == 1 {
-        suite.skip("op-level, task-level and naive", "with P = 1 they are the serial variant");
-        vec![Variant::Serial]
-    } else if !layer.is_threaded() {
-        suite.skip("op-level and naive", "the serial OpenBLAS layer runs every call on one thread");
-        Variant::ALL.into_iter().filter(|v| !v.needs_threaded_blas()).collect()
-    } else {
-        Variant::ALL.to_vec()
-    };
+    let mut variants = Vec::new();
+    for v in Variant::ALL {
+        let (tasks, blas) = v.threads(p);
+        if p == 1 && v != Variant::Serial {
+            suite.skip(v.name(), "with P = 1 it is the serial variant");
+        } else if blas > 1 && !layer.is_threaded() {
+            suite.skip(
+                v.name(),
+                "the serial OpenBLAS layer runs every call on one thread",
+            );
+        } else if tasks > 1 && !layer.is_thread_safe() {
+            suite.skip(
+                v.name(),
+                "this OpenBLAS layer is not safe to call from several threads",
+            );
+        } else {
+            variants.push(v);
+        }
+    }
     for n in SIZES {
         let pairs = pairs_for(n);
         let batch = MatmulBatch::new(n, pairs, SEED);
@@ -33,7 +45,11 @@ fn main() {
         for &v in &variants {
             let (tasks, blas) = v.threads(p);
             let pool = TaskPool::new(tasks, blas).unwrap_or_else(|e| fail("task-level", e));
-            let cell = params(&[("variant", &v.name()), ("tasks", &tasks), ("blas_threads", &blas)]);
+            let cell = params(&[
+                ("variant", &v.name()),
+                ("tasks", &tasks),
+                ("blas_threads", &blas),
+            ]);
             group.bench(
                 &format!("{workload}/{cell}"),
                 batch.outputs(),

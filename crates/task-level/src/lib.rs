@@ -93,7 +93,9 @@ mod tests {
             let pool = TaskPool::new(tasks, blas).expect("pool");
             let mut out = batch.outputs();
             pool.install(|| batch.run(&mut out));
-            MatmulBatch::check(&out, &reference).expect(v.name());
+            if let Err(e) = MatmulBatch::check(&out, &reference) {
+                panic!("{}: {e}", v.name());
+            }
         }
     }
 }
