@@ -31,8 +31,8 @@ pub const SUITES: [Suite; 3] = [
 ];
 
 /// Criterion flags of a `--quick` run: Criterion's quick mode (a few doubling iterations, no
-/// warm-up) without its plots.
-const QUICK_ARGS: [&str; 2] = ["--quick", "--noplot"];
+/// warm-up, until the spread is under 5% or a second has passed) without its plots.
+const QUICK_ARGS: [&str; 4] = ["--quick", "--measurement-time", "1", "--noplot"];
 
 #[derive(Debug, Default, PartialEq)]
 struct Options {

@@ -21,11 +21,15 @@ use crate::workload::Mismatch;
 /// cells take tens of seconds each on a 2-core machine.
 pub const SAMPLING_BUDGET: Duration = Duration::from_secs(1);
 
+/// The same budget under Criterion's `--quick`, which is for a rough picture fast.
+pub const QUICK_SAMPLING_BUDGET: Duration = Duration::from_millis(500);
+
 /// What Criterion was asked to do, read from the same arguments it parses, so the harness runs
 /// a variant's checked run only for the benchmarks Criterion will run.
 #[derive(Debug, Clone)]
 pub struct Selection {
     mode: Mode,
+    quick: bool,
     filter: Filter,
 }
 
@@ -72,6 +76,7 @@ impl Selection {
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Self {
         let mut mode = Mode::Measure;
         let mut exact = false;
+        let mut quick = false;
         let mut pattern = None;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
@@ -79,6 +84,7 @@ impl Selection {
                 "--test" => mode = Mode::Test,
                 "--list" | "--ignored" => mode = Mode::NoRun,
                 "--exact" => exact = true,
+                "--quick" => quick = true,
                 a if VALUE_OPTIONS.contains(&a) => {
                     it.next();
                 }
@@ -92,7 +98,11 @@ impl Selection {
             // Criterion rejects a bad pattern itself; selecting everything here only costs time.
             Some(p) => regex::Regex::new(&p).map_or(Filter::All, Filter::Regex),
         };
-        Self { mode, filter }
+        Self {
+            mode,
+            quick,
+            filter,
+        }
     }
 
     /// Whether Criterion will run the benchmark with this full id.
@@ -105,9 +115,14 @@ impl Selection {
             }
     }
 
-    /// `--test`: every benchmark runs once, whatever its length.
-    pub fn is_test(&self) -> bool {
-        self.mode == Mode::Test
+    /// How long one run may take and still be sampled; `None` under `--test`, where every
+    /// benchmark runs once whatever its length.
+    pub fn sampling_budget(&self) -> Option<Duration> {
+        match (self.mode, self.quick) {
+            (Mode::Test, _) => None,
+            (_, true) => Some(QUICK_SAMPLING_BUDGET),
+            (_, false) => Some(SAMPLING_BUDGET),
+        }
     }
 }
 
@@ -170,8 +185,11 @@ impl Suite {
     fn new(name: &'static str, openblas: Option<BlasInfo>) -> Self {
         let topology = Topology::detect();
         // Sized for a 2-core machine: a full run of every suite in minutes. Command-line flags
-        // (`--quick`, `--sample-size`, `--measurement-time`, ...) override these.
+        // (`--quick`, `--sample-size`, `--nresamples`, ...) override these. Without its rayon
+        // feature Criterion bootstraps on one thread: 10k resamples (not 100k) keep that to a
+        // few hundredths of a second a benchmark, and the 95% intervals are as stable.
         let criterion = Criterion::default()
+            .nresamples(10_000)
             .sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2))
@@ -302,13 +320,13 @@ impl<'a> Group<'a> {
             }
             self.usage.borrow_mut().insert(full_id.clone(), used);
             let took = Duration::from_nanos(used.wall_ns);
-            if took > SAMPLING_BUDGET && !self.selection.is_test() {
+            if let Some(budget) = self.selection.sampling_budget().filter(|b| took > *b) {
                 eprintln!(
-                    "parcost {}: {full_id}: one run took {:.2} s, over the {} s sampling budget: \
-                     recorded once in the sidecar, not sampled",
+                    "parcost {}: {full_id}: one run took {:.2} s, over the {:.1} s sampling \
+                     budget: recorded once in the sidecar, not sampled",
                     self.suite,
                     took.as_secs_f64(),
-                    SAMPLING_BUDGET.as_secs()
+                    budget.as_secs_f64()
                 );
                 return;
             }
@@ -348,7 +366,12 @@ mod tests {
         assert!(!selection("--bench --exact n=32").runs(id));
         assert!(selection(&format!("--exact {id}")).runs(id));
         assert!(!selection("--list").runs(id));
-        assert!(selection("--test").is_test());
+        assert_eq!(selection("--test --quick").sampling_budget(), None);
+        assert_eq!(
+            selection("--quick").sampling_budget(),
+            Some(QUICK_SAMPLING_BUDGET)
+        );
+        assert_eq!(selection("").sampling_budget(), Some(SAMPLING_BUDGET));
         assert!(
             selection("--sample-size 10 matmul").runs(id),
             "10 is the option's value"
