@@ -191,8 +191,8 @@ impl Suite {
         let criterion = Criterion::default()
             .nresamples(10_000)
             .sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2))
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1))
             .configure_from_args();
         match &openblas {
             Some(info) => eprintln!(
