@@ -131,6 +131,7 @@ mod tests {
 
     #[test]
     fn references_are_mathematically_right() {
+        let _serial = parcost::blas::exclusive_blas();
         let n = 40;
         for op in [Op::Matmul, Op::Svd, Op::Solve, Op::Cholesky] {
             let p = Problem::new(op, n, 17);
@@ -160,20 +161,24 @@ mod tests {
 
     #[test]
     fn threaded_runs_match_the_reference_and_a_wrong_one_is_caught() {
-        for op in [Op::Matmul, Op::Svd, Op::Solve, Op::Cholesky] {
-            let p = Problem::new(op, 300, 5);
-            let reference = p.reference();
-            let _threads = BlasThreads::set(3).expect("set");
-            let mut out = p.output();
-            p.run(&mut out);
-            Problem::check(&out, &reference).expect("threaded matches serial");
-            out[[0, 0]] += 1e-3;
-            assert!(Problem::check(&out, &reference).is_err(), "{op:?}");
-            assert!(
-                Problem::check(&p.output(), &reference).is_err(),
-                "{op:?} never run"
-            );
-        }
+        let _serial = parcost::blas::exclusive_blas();
+        // Off the main thread, LAPACK at several BLAS threads needs a larger stack.
+        parcost::blas::on_blas_stack(|| {
+            for op in [Op::Matmul, Op::Svd, Op::Solve, Op::Cholesky] {
+                let p = Problem::new(op, 300, 5);
+                let reference = p.reference();
+                let _threads = BlasThreads::set(3).expect("set");
+                let mut out = p.output();
+                p.run(&mut out);
+                Problem::check(&out, &reference).expect("threaded matches serial");
+                out[[0, 0]] += 1e-3;
+                assert!(Problem::check(&out, &reference).is_err(), "{op:?}");
+                assert!(
+                    Problem::check(&p.output(), &reference).is_err(),
+                    "{op:?} never run"
+                );
+            }
+        });
     }
 
     #[test]

@@ -66,6 +66,7 @@ mod tests {
 
     #[test]
     fn threaded_svd_matches_serial_and_a_wrong_one_is_caught() {
+        let _serial = parcost::blas::exclusive_blas();
         let batch = SvdBatch::new(48, 4, 3);
         let reference = batch.reference();
         assert!(
@@ -87,6 +88,7 @@ mod tests {
 
     #[test]
     fn singular_values_of_a_diagonal_matrix_are_its_entries() {
+        let _serial = parcost::blas::exclusive_blas();
         let batch = SvdBatch {
             n: 3,
             matrices: vec![Array2::from_diag(&ndarray::arr1(&[3.0, -2.0, 1.0]))],

@@ -189,6 +189,40 @@ impl Drop for BlasThreads {
     }
 }
 
+/// The stack every thread that calls BLAS gets from parcost.
+///
+/// OpenBLAS keeps large work buffers on the calling thread's stack: LAPACK calls at 3 BLAS
+/// threads crashed (SIGSEGV) on Rust's default 2 MiB thread stack here, and on 4 MiB, and ran
+/// on 8 MiB (the main thread's).
+pub const BLAS_STACK_SIZE: usize = 16 << 20;
+
+/// Runs `f` on a thread with [`BLAS_STACK_SIZE`] of stack (for BLAS calls off the main thread,
+/// as in tests) and returns its result; a panic in `f` comes back as a panic here.
+pub fn on_blas_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("blas".into())
+            .stack_size(BLAS_STACK_SIZE)
+            .spawn_scoped(scope, f);
+        match handle {
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(e) => panic!("cannot start a thread with a {BLAS_STACK_SIZE}-byte stack: {e}"),
+        }
+    })
+}
+
+/// Serialises code that changes BLAS thread counts against other BLAS users of this process.
+///
+/// Under pthreads the count is process-wide, and OpenBLAS resizes its thread buffers when it
+/// changes: a test thread setting it while another test thread was inside BLAS crashed
+/// (SIGSEGV) here. The suites run their benchmarks from one thread; tests that run side by side
+/// hold this guard.
+pub fn exclusive_blas() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(feature = "suites")]
 /// A rayon pool of `tasks` workers, each calling BLAS at `blas_threads` threads.
 ///
@@ -210,6 +244,7 @@ impl TaskPool {
         let pool = ThreadPoolBuilder::new()
             .num_threads(tasks.max(1))
             .thread_name(move |i| format!("task-{i}-blas-{blas_threads}"))
+            .stack_size(BLAS_STACK_SIZE)
             .start_handler(move |_| set_blas_threads(blas_threads))
             .build()
             .map_err(|source| BlasError::Pool { tasks, source })?;
@@ -248,7 +283,7 @@ mod tests {
 
     #[test]
     fn guard_sets_and_restores() {
-        let _serial = crate::TEST_BLAS_LOCK.lock();
+        let _serial = exclusive_blas();
         let layer = BlasLayer::loaded().expect("layer");
         let before = blas_threads();
         {
@@ -276,7 +311,7 @@ mod tests {
     #[test]
     fn every_pool_worker_sees_its_blas_count() {
         use rayon::prelude::*;
-        let _serial = crate::TEST_BLAS_LOCK.lock();
+        let _serial = exclusive_blas();
         let layer = BlasLayer::loaded().expect("layer");
         for blas in [1, 2, 3] {
             let pool = TaskPool::new(4, blas).expect("pool");

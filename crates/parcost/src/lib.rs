@@ -5,6 +5,8 @@
 //! - [`workload`]: seeded inputs, shared workloads and the check against a serial reference.
 //! - [`meta`]: the machine and per-variant CPU usage, written as a sidecar to Criterion's files.
 //! - [`harness`]: the Criterion frame a suite's bench runs in.
+//! - [`worker`], [`transport`], [`shm`], [`fdio`]: worker processes, the ways to move an array
+//!   to them, shared memory, and I/O with deadlines.
 //!
 //! Without the default `suites` feature only the data types, topology and metadata are built,
 //! and nothing links OpenBLAS (the xtask uses the crate that way).
@@ -13,14 +15,18 @@
 extern crate blas_src;
 
 pub mod blas;
+#[cfg(feature = "suites")]
+pub mod fdio;
 pub mod fsutil;
 #[cfg(feature = "suites")]
 pub mod harness;
 pub mod meta;
+#[cfg(feature = "suites")]
+pub mod shm;
 pub mod topology;
 #[cfg(feature = "suites")]
+pub mod transport;
+#[cfg(feature = "suites")]
+pub mod worker;
+#[cfg(feature = "suites")]
 pub mod workload;
-
-/// Tests that change BLAS thread counts hold this: under pthreads the count is process-wide.
-#[cfg(test)]
-pub(crate) static TEST_BLAS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn reference_matches_a_naive_triple_loop() {
-        let _serial = crate::TEST_BLAS_LOCK.lock();
+        let _serial = crate::blas::exclusive_blas();
         let batch = MatmulBatch::new(33, 3, 7);
         let reference = batch.reference();
         let naive: Vec<_> = batch
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn parallel_batch_matches_reference_on_every_grid_cell() {
-        let _serial = crate::TEST_BLAS_LOCK.lock();
+        let _serial = crate::blas::exclusive_blas();
         let batch = MatmulBatch::new(96, 8, 11);
         let reference = batch.reference();
         for (tasks, blas) in [(1, 1), (1, 2), (2, 1), (4, 2), (3, 3)] {
@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_wrong_result_is_caught() {
-        let _serial = crate::TEST_BLAS_LOCK.lock();
+        let _serial = crate::blas::exclusive_blas();
         let batch = MatmulBatch::new(16, 2, 5);
         let reference = batch.reference();
         let mut out = reference.clone();
@@ -242,5 +242,154 @@ mod tests {
         assert!(Tolerance::Exact.check([f64::NAN], [0.0]).is_err());
         assert!(Tolerance::Relative(1e-3).check([f64::NAN], [0.0]).is_err());
         assert!(Tolerance::Relative(1e-3).check([1000.5], [1000.0]).is_ok());
+    }
+}
+
+/// A sum over 8 interleaved partial sums, added in a fixed order: vectorisable, so reading an
+/// array runs at memory speed rather than at the latency of one chain of additions, and the
+/// same on every side of a transport (bit for bit).
+pub fn sum(values: &[f64]) -> f64 {
+    let mut lanes = [0.0_f64; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, x) in lanes.iter_mut().zip(chunk) {
+            *lane += x;
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().sum();
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// Elements a block of an [`ArrayJob`]: the unit of work, seeding and partial sums, so the
+/// result does not depend on how many threads or processes share the blocks.
+pub const BLOCK: usize = 1 << 16;
+
+/// The element-wise workloads of the threads-vs-processes suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArrayJob {
+    /// `y = sin(x) * exp(-x)`.
+    Elementwise,
+    /// Fill with uniform random numbers, block `b` from a generator seeded with `seed + b`.
+    Fill,
+    /// Sum of squares: one partial sum a block, added in block order.
+    SumSquares,
+}
+
+impl ArrayJob {
+    pub const ALL: [Self; 3] = [Self::Elementwise, Self::Fill, Self::SumSquares];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Elementwise => "elementwise",
+            Self::Fill => "fill",
+            Self::SumSquares => "sum-squares",
+        }
+    }
+
+    /// Whether the job reads an input array.
+    pub fn reads_input(self) -> bool {
+        self != Self::Fill
+    }
+
+    /// Output values for `blocks` blocks holding `elements` values.
+    pub fn output_len(self, elements: usize, blocks: usize) -> usize {
+        match self {
+            Self::SumSquares => blocks,
+            Self::Elementwise | Self::Fill => elements,
+        }
+    }
+
+    /// Runs the blocks starting at `first_block` whose input is `input` (empty for
+    /// [`ArrayJob::Fill`]) into `out` (one value per element, or per block for sums).
+    pub fn run_blocks(self, seed: u64, first_block: usize, input: &[f64], out: &mut [f64]) {
+        match self {
+            Self::Elementwise => {
+                for (y, x) in out.iter_mut().zip(input) {
+                    *y = x.sin() * (-x).exp();
+                }
+            }
+            Self::Fill => {
+                for (i, block) in out.chunks_mut(BLOCK).enumerate() {
+                    fill_uniform(block, seed.wrapping_add((first_block + i) as u64));
+                }
+            }
+            Self::SumSquares => {
+                for (partial, block) in out.iter_mut().zip(input.chunks(BLOCK)) {
+                    let mut lanes = [0.0_f64; 8];
+                    let mut chunks = block.chunks_exact(8);
+                    for chunk in &mut chunks {
+                        for (lane, x) in lanes.iter_mut().zip(chunk) {
+                            *lane += x * x;
+                        }
+                    }
+                    let tail: f64 = chunks.remainder().iter().map(|x| x * x).sum();
+                    *partial = lanes.iter().sum::<f64>() + tail;
+                }
+            }
+        }
+    }
+}
+
+/// Blocks of `elements` values (the last one may be short).
+pub fn blocks_of(elements: usize) -> usize {
+    elements.div_ceil(BLOCK)
+}
+
+/// The blocks worker `index` of `workers` takes: contiguous, sizes differing by at most one.
+pub fn share(blocks: usize, workers: usize, index: usize) -> std::ops::Range<usize> {
+    let workers = workers.max(1);
+    let (base, extra) = (blocks / workers, blocks % workers);
+    let start = index * base + index.min(extra);
+    start..start + base + usize::from(index < extra)
+}
+
+#[cfg(test)]
+mod array_job_tests {
+    use super::*;
+
+    #[test]
+    fn shares_cover_every_block_once() {
+        for (blocks, workers) in [(10, 3), (3, 4), (512, 2), (0, 2)] {
+            let ranges: Vec<_> = (0..workers).map(|i| share(blocks, workers, i)).collect();
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges[workers - 1].end, blocks);
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_split() {
+        let elements = 3 * BLOCK + 100;
+        let blocks = blocks_of(elements);
+        let mut input = vec![0.0; elements];
+        ArrayJob::Fill.run_blocks(9, 0, &[], &mut input);
+        for job in ArrayJob::ALL {
+            let whole_len = job.output_len(elements, blocks);
+            let mut whole = vec![0.0; whole_len];
+            job.run_blocks(9, 0, &input, &mut whole);
+            let mut split = vec![0.0; whole_len];
+            for i in 0..3 {
+                let r = share(blocks, 3, i);
+                let (lo, hi) = (r.start * BLOCK, (r.end * BLOCK).min(elements));
+                let out = match job {
+                    ArrayJob::SumSquares => &mut split[r.clone()],
+                    _ => &mut split[lo..hi],
+                };
+                job.run_blocks(9, r.start, &input[lo..hi], out);
+            }
+            if let Err(e) = Tolerance::Exact.check(split, whole) {
+                panic!("{}: {e}", job.name());
+            }
+        }
+    }
+
+    #[test]
+    fn the_sum_is_the_sum() {
+        let v: Vec<f64> = (0..1001).map(f64::from).collect();
+        assert_eq!(sum(&v), 500_500.0);
+        assert_eq!(sum(&[]), 0.0);
     }
 }

@@ -86,6 +86,7 @@ mod tests {
 
     #[test]
     fn every_variant_matches_serial() {
+        let _serial = parcost::blas::exclusive_blas();
         let batch = MatmulBatch::new(64, 6, 9);
         let reference = batch.reference();
         for v in Variant::ALL {

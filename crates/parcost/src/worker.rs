@@ -1,0 +1,695 @@
+//! Worker processes: a bench binary re-executes itself as a worker, and the parent talks to it
+//! over its stdin and stdout (one JSON line a request or answer, raw array bytes after it).
+//!
+//! Every wait on a worker is bounded (a dead, hung or garbled worker is an error naming what
+//! happened), and a worker is always reaped: dropping its handle closes its stdin, waits a
+//! moment, then kills and waits (no zombies).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fdio::{FdChannel, FdError, as_bytes, as_bytes_mut};
+use crate::shm::SharedArray;
+use crate::workload::{ArrayJob, BLOCK, sum};
+
+/// The first argument that turns a bench binary into a worker.
+pub const WORKER_FLAG: &str = "--parcost-worker";
+
+/// How long a worker may stall one read or write before the parent gives up on it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pipe buffers are enlarged to this: larger ones were 2-3x slower here (the L2 is 1 MiB).
+pub const PIPE_SIZE: usize = 1 << 20;
+
+const LINE_LIMIT: usize = 1 << 16;
+
+/// The channel array bytes travel on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// The worker's stdin (to it) and stdout (back).
+    Pipe,
+    /// The Unix socket it inherited.
+    Socket,
+    /// The shared array it mapped.
+    Shared,
+}
+
+/// What the parent asks of a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// `elements` f64s follow on `via`: answer their sum, then send them back if `echo`.
+    Receive { via: Via, elements: u64, echo: bool },
+    /// Map the named shared file at `path` (mmap-file).
+    OpenShared { path: String, elements: u64 },
+    /// Sum the shared array; with `write`, add 1 to every element first.
+    SharedSum { write: bool },
+    /// Send the shared array back on the pipe, as this worker sees it.
+    SharedEcho,
+    /// Keep the `elements` f64s that follow on the pipe (the proxy server's array).
+    Hold { elements: u64 },
+    /// Send `len` f64s of the held array from `offset` on the pipe.
+    Slice { offset: u64, len: u64 },
+    /// Run `job` over blocks `first_block..first_block + blocks` of an array of `elements`
+    /// values: input and output on the pipe, or in the shared array laid out as
+    /// `[input: elements][output: elements]`.
+    Compute {
+        job: ArrayJob,
+        seed: u64,
+        first_block: u64,
+        blocks: u64,
+        elements: u64,
+        via: Via,
+    },
+    /// Tests: do nothing for `ms` milliseconds before answering.
+    Sleep { ms: u64 },
+    /// Tests: answer with a line that is not an answer.
+    Garble,
+}
+
+/// A worker's answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Answer {
+    /// A sum, as its bits (JSON has no NaN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum_bits: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What can go wrong with a worker process.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot start worker {exe}: {source}")]
+    Spawn {
+        exe: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("worker {pid} died while {doing} ({status}){stderr}")]
+    Died {
+        pid: u32,
+        doing: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("worker {pid} did not answer while {doing}: {source}")]
+    Stalled {
+        pid: u32,
+        doing: String,
+        source: FdError,
+    },
+    #[error("worker {pid} answered garbage while {doing}: {line:?}")]
+    Garbage {
+        pid: u32,
+        doing: String,
+        line: String,
+    },
+    #[error("worker {pid} refused {doing}: {message}")]
+    Refused {
+        pid: u32,
+        doing: String,
+        message: String,
+    },
+    #[error("worker setup: {0}")]
+    Setup(#[from] std::io::Error),
+}
+
+/// How to start a worker.
+#[derive(Debug)]
+pub struct Spawn {
+    exe: PathBuf,
+    args: Vec<OsString>,
+    inherit: Vec<i32>,
+    timeout: Duration,
+}
+
+impl Spawn {
+    /// A worker running `exe` (a bench binary: `std::env::current_exe()`).
+    pub fn new(exe: impl Into<PathBuf>) -> Self {
+        Self {
+            exe: exe.into(),
+            args: Vec::new(),
+            inherit: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The worker inherits `fd` across exec under its own number, passed as `--<name>-fd N`.
+    pub fn inherit(mut self, name: &str, fd: i32) -> Self {
+        self.inherit.push(fd);
+        self.args.push(format!("--{name}-fd").into());
+        self.args.push(fd.to_string().into());
+        self
+    }
+
+    /// Another `--key value` argument for the worker.
+    pub fn arg(mut self, key: &str, value: impl ToString) -> Self {
+        self.args.push(format!("--{key}").into());
+        self.args.push(value.to_string().into());
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn start(self) -> Result<Worker, WorkerError> {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg(WORKER_FLAG)
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let inherit = self.inherit.clone();
+        // SAFETY: runs in the forked child before exec and only calls fcntl, which is
+        // async-signal-safe; it clears close-on-exec on the fds the worker is meant to keep.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &inherit {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|source| WorkerError::Spawn {
+            exe: self.exe.clone(),
+            source,
+        })?;
+        let take = |child: &mut Child| {
+            let stdin = child.stdin.take().map(OwnedFd::from);
+            let stdout = child.stdout.take().map(OwnedFd::from);
+            let stderr = child.stderr.take();
+            (stdin, stdout, stderr)
+        };
+        let (Some(stdin), Some(stdout), stderr) = take(&mut child) else {
+            reap(&mut child);
+            return Err(WorkerError::Setup(std::io::Error::other(
+                "worker pipes missing",
+            )));
+        };
+        let built = (|| {
+            let to_worker = FdChannel::new(stdin, self.timeout)?;
+            let from_worker = FdChannel::new(stdout, self.timeout)?;
+            // Best effort: an unprivileged user may be capped below PIPE_SIZE.
+            let _ = to_worker.set_pipe_size(PIPE_SIZE);
+            let _ = from_worker.set_pipe_size(PIPE_SIZE);
+            Ok::<_, std::io::Error>((to_worker, from_worker))
+        })();
+        let (to_worker, from_worker) = match built {
+            Ok(c) => c,
+            Err(e) => {
+                reap(&mut child);
+                return Err(e.into());
+            }
+        };
+        Ok(Worker {
+            child,
+            to_worker: Some(to_worker),
+            from_worker,
+            stderr,
+        })
+    }
+}
+
+/// Kills (if needed) and waits for a child, so it never lingers as a zombie.
+fn reap(child: &mut Child) -> Option<ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            _ => {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+        }
+    }
+}
+
+/// A running worker process.
+#[derive(Debug)]
+pub struct Worker {
+    child: Child,
+    to_worker: Option<FdChannel>,
+    from_worker: FdChannel,
+    stderr: Option<std::process::ChildStderr>,
+}
+
+impl Worker {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The parent's end of the worker's stdin (requests and array bytes go there).
+    pub fn to_worker(&mut self) -> Result<&mut FdChannel, WorkerError> {
+        let pid = self.pid();
+        self.to_worker.as_mut().ok_or_else(|| WorkerError::Refused {
+            pid,
+            doing: "a request".into(),
+            message: "its stdin is already closed".into(),
+        })
+    }
+
+    /// The parent's end of the worker's stdout (answers and array bytes come from there).
+    pub fn from_worker(&mut self) -> &mut FdChannel {
+        &mut self.from_worker
+    }
+
+    /// Sends a request line.
+    pub fn send(&mut self, request: &Request) -> Result<(), WorkerError> {
+        let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let doing = describe(request);
+        let result = self.to_worker()?.write_all(&line);
+        result.map_err(|e| self.failure(&doing, e))
+    }
+
+    /// Sends raw bytes on the worker's stdin.
+    pub fn send_bytes(&mut self, bytes: &[u8], doing: &str) -> Result<(), WorkerError> {
+        let result = self.to_worker()?.write_all(bytes);
+        result.map_err(|e| self.failure(doing, e))
+    }
+
+    /// Reads the answer to the last request; a refusal is an error.
+    pub fn answer(&mut self, doing: &str) -> Result<Answer, WorkerError> {
+        let line = match self.from_worker.read_line(LINE_LIMIT) {
+            Ok(line) => line,
+            Err(e) => return Err(self.failure(doing, e)),
+        };
+        let answer: Answer = serde_json::from_slice(&line).map_err(|_| WorkerError::Garbage {
+            pid: self.pid(),
+            doing: doing.to_owned(),
+            line: String::from_utf8_lossy(&line).chars().take(200).collect(),
+        })?;
+        if let Some(message) = answer.error {
+            return Err(WorkerError::Refused {
+                pid: self.pid(),
+                doing: doing.to_owned(),
+                message,
+            });
+        }
+        Ok(answer)
+    }
+
+    /// Reads the answer and its sum.
+    pub fn answer_sum(&mut self, doing: &str) -> Result<f64, WorkerError> {
+        let answer = self.answer(doing)?;
+        answer
+            .sum_bits
+            .map(f64::from_bits)
+            .ok_or_else(|| WorkerError::Garbage {
+                pid: self.pid(),
+                doing: doing.to_owned(),
+                line: "an answer without a sum".into(),
+            })
+    }
+
+    /// Reads raw bytes from the worker's stdout.
+    pub fn read_bytes(&mut self, buf: &mut [u8], doing: &str) -> Result<(), WorkerError> {
+        let result = self.from_worker.read_exact(buf);
+        result.map_err(|e| self.failure(doing, e))
+    }
+
+    /// Turns an I/O failure into the most telling error: the worker's death (with its stderr)
+    /// if it died, else the stall.
+    pub fn failure(&mut self, doing: &str, source: FdError) -> WorkerError {
+        let pid = self.pid();
+        let exited = match source {
+            FdError::Timeout(_) => None,
+            // A closed pipe means the worker is exiting: give it a moment to be reaped.
+            _ => {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                loop {
+                    match self.child.try_wait() {
+                        Ok(Some(status)) => break Some(status),
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(1))
+                        }
+                        _ => break None,
+                    }
+                }
+            }
+        };
+        match exited {
+            Some(status) => WorkerError::Died {
+                pid,
+                doing: doing.to_owned(),
+                status: status.to_string(),
+                stderr: self.stderr_text(),
+            },
+            None => {
+                // Hung or half-dead: it will not be asked anything again.
+                let _ = self.child.kill();
+                WorkerError::Stalled {
+                    pid,
+                    doing: doing.to_owned(),
+                    source,
+                }
+            }
+        }
+    }
+
+    fn stderr_text(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut err) = self.stderr.take() {
+            let _ = err.read_to_string(&mut text);
+        }
+        let text = text.trim();
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", text.lines().last().unwrap_or(text))
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // EOF on its stdin is the worker's signal to exit.
+        self.to_worker = None;
+        reap(&mut self.child);
+    }
+}
+
+fn describe(request: &Request) -> String {
+    match request {
+        Request::Receive { via, elements, .. } => format!("receiving {elements} values by {via:?}"),
+        Request::OpenShared { path, .. } => format!("opening {path}"),
+        Request::SharedSum { write } => format!("summing the shared array (write: {write})"),
+        Request::SharedEcho => "sending the shared array back".into(),
+        Request::Hold { elements } => format!("taking {elements} values to hold"),
+        Request::Slice { offset, len } => format!("serving {len} values at {offset}"),
+        Request::Compute { job, blocks, .. } => format!("{} over {blocks} blocks", job.name()),
+        Request::Sleep { ms } => format!("sleeping {ms} ms"),
+        Request::Garble => "garbling".into(),
+    }
+}
+
+/// Call first in a bench's `main`, before Criterion reads the arguments: if this process was
+/// started as a worker, it serves requests until its stdin closes and exits.
+pub fn serve_if_worker() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(WORKER_FLAG.as_ref()) {
+        return;
+    }
+    let code = match Serve::from_args(args).and_then(Serve::run) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("parcost worker: {message}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// The worker's side.
+struct Serve {
+    socket: Option<File>,
+    shared: Option<SharedArray>,
+    held: Vec<f64>,
+    buffer: Vec<f64>,
+}
+
+fn parse_fd(value: Option<OsString>, name: &str) -> Result<i32, String> {
+    value
+        .and_then(|v| v.to_str()?.parse::<i32>().ok())
+        .filter(|&fd| fd > 2)
+        .ok_or_else(|| format!("--{name} needs an inherited file descriptor number above 2"))
+}
+
+impl Serve {
+    fn from_args(mut args: impl Iterator<Item = OsString>) -> Result<Self, String> {
+        let mut serve = Self {
+            socket: None,
+            shared: None,
+            held: Vec::new(),
+            buffer: Vec::new(),
+        };
+        let mut shared_fd = None;
+        let mut shared_elements = None;
+        while let Some(arg) = args.next() {
+            match arg.to_str() {
+                Some("--socket-fd") => {
+                    let fd = parse_fd(args.next(), "socket-fd")?;
+                    // SAFETY: the parent passed this fd to us alone (see `Spawn::inherit`).
+                    serve.socket = Some(File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+                }
+                Some("--shared-fd") => shared_fd = Some(parse_fd(args.next(), "shared-fd")?),
+                Some("--shared-elements") => {
+                    let n = args.next().and_then(|v| v.to_str()?.parse::<usize>().ok());
+                    shared_elements = Some(n.ok_or("--shared-elements needs a number")?);
+                }
+                _ => return Err(format!("unknown argument {arg:?}")),
+            }
+        }
+        match (shared_fd, shared_elements) {
+            (Some(fd), Some(n)) => {
+                // SAFETY: as for the socket.
+                let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                let map = SharedArray::open(file, n).map_err(|e| format!("shared fd {fd}: {e}"))?;
+                serve.shared = Some(map);
+            }
+            (None, None) => {}
+            _ => return Err("--shared-fd and --shared-elements go together".into()),
+        }
+        Ok(serve)
+    }
+
+    fn run(mut self) -> Result<(), String> {
+        let mut input = std::io::stdin().lock();
+        // SAFETY: fd 1 is this process's stdout; ManuallyDrop keeps it open for Rust's own use.
+        let mut output =
+            std::mem::ManuallyDrop::new(unsafe { File::from(OwnedFd::from_raw_fd(1)) });
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match input.read_line(&mut line) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("reading a request: {e}")),
+            }
+            let request: Request = match serde_json::from_str(line.trim_end()) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The stream may be out of step now: say why and stop.
+                    let answer = Answer {
+                        error: Some(format!("not a request ({e}): {}", line.trim_end())),
+                        ..Answer::default()
+                    };
+                    send_answer(&mut output, &answer)?;
+                    return Err(format!("not a request: {}", line.trim_end()));
+                }
+            };
+            self.handle(request, &mut input, &mut output)?;
+        }
+    }
+
+    fn handle(
+        &mut self,
+        request: Request,
+        input: &mut impl Read,
+        output: &mut File,
+    ) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("pipe: {e}");
+        let answer_sum = |output: &mut File, s: f64| {
+            send_answer(
+                output,
+                &Answer {
+                    sum_bits: Some(s.to_bits()),
+                    error: None,
+                },
+            )
+        };
+        let refuse = |output: &mut File, message: String| {
+            send_answer(
+                output,
+                &Answer {
+                    error: Some(message),
+                    ..Answer::default()
+                },
+            )
+        };
+        match request {
+            Request::Receive {
+                via,
+                elements,
+                echo,
+            } => {
+                let n = usize::try_from(elements).map_err(|_| "too many elements")?;
+                self.buffer.resize(n, 0.0);
+                match via {
+                    Via::Pipe => input
+                        .read_exact(as_bytes_mut(&mut self.buffer))
+                        .map_err(io)?,
+                    Via::Socket => {
+                        let socket = self.socket.as_mut().ok_or("no socket was inherited")?;
+                        socket
+                            .read_exact(as_bytes_mut(&mut self.buffer))
+                            .map_err(io)?;
+                    }
+                    Via::Shared => return refuse(output, "receive by shared memory".into()),
+                }
+                answer_sum(output, sum(&self.buffer))?;
+                if echo {
+                    match via {
+                        Via::Socket => {
+                            let socket = self.socket.as_mut().ok_or("no socket")?;
+                            socket.write_all(as_bytes(&self.buffer)).map_err(io)?;
+                        }
+                        _ => output.write_all(as_bytes(&self.buffer)).map_err(io)?,
+                    }
+                }
+                Ok(())
+            }
+            Request::OpenShared { path, elements } => {
+                let opened = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| SharedArray::open(f, elements as usize));
+                match opened {
+                    Ok(map) => {
+                        self.shared = Some(map);
+                        answer_sum(output, 0.0)
+                    }
+                    Err(e) => refuse(output, format!("cannot map {path}: {e}")),
+                }
+            }
+            Request::SharedSum { write } => {
+                let Some(map) = self.shared.as_mut() else {
+                    return refuse(output, "no shared array is mapped".into());
+                };
+                if write {
+                    map.as_mut_slice().iter_mut().for_each(|x| *x += 1.0);
+                }
+                answer_sum(output, sum(map.as_slice()))
+            }
+            Request::SharedEcho => {
+                let Some(map) = self.shared.as_ref() else {
+                    return refuse(output, "no shared array is mapped".into());
+                };
+                answer_sum(output, 0.0)?;
+                output.write_all(as_bytes(map.as_slice())).map_err(io)
+            }
+            Request::Hold { elements } => {
+                self.held.resize(elements as usize, 0.0);
+                input.read_exact(as_bytes_mut(&mut self.held)).map_err(io)?;
+                answer_sum(output, sum(&self.held))
+            }
+            Request::Slice { offset, len } => {
+                let (lo, hi) = (offset as usize, (offset + len) as usize);
+                if hi > self.held.len() || lo > hi {
+                    return refuse(output, format!("slice {lo}..{hi} of {}", self.held.len()));
+                }
+                answer_sum(output, 0.0)?;
+                output.write_all(as_bytes(&self.held[lo..hi])).map_err(io)
+            }
+            Request::Compute {
+                job,
+                seed,
+                first_block,
+                blocks,
+                elements,
+                via,
+            } => self.compute(job, seed, first_block, blocks, elements, via, input, output),
+            Request::Sleep { ms } => {
+                std::thread::sleep(Duration::from_millis(ms));
+                answer_sum(output, 0.0)
+            }
+            Request::Garble => output.write_all(b"<<garbage>>\n").map_err(io),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compute(
+        &mut self,
+        job: ArrayJob,
+        seed: u64,
+        first_block: u64,
+        blocks: u64,
+        elements: u64,
+        via: Via,
+        input: &mut impl Read,
+        output: &mut File,
+    ) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("pipe: {e}");
+        let elements = elements as usize;
+        let (first, blocks) = (first_block as usize, blocks as usize);
+        let lo = (first * BLOCK).min(elements);
+        let hi = ((first + blocks) * BLOCK).min(elements);
+        let out_len = job.output_len(hi - lo, blocks);
+        match via {
+            Via::Pipe => {
+                let mut data = std::mem::take(&mut self.buffer);
+                data.resize(if job.reads_input() { hi - lo } else { 0 }, 0.0);
+                input.read_exact(as_bytes_mut(&mut data)).map_err(io)?;
+                let mut out = std::mem::take(&mut self.held);
+                out.resize(out_len, 0.0);
+                job.run_blocks(seed, first, &data, &mut out);
+                send_answer(output, &Answer::default())?;
+                output.write_all(as_bytes(&out)).map_err(io)?;
+                self.buffer = data;
+                self.held = out;
+                Ok(())
+            }
+            Via::Shared => {
+                let Some(map) = self.shared.as_mut() else {
+                    return send_answer(
+                        output,
+                        &Answer {
+                            error: Some("no shared array is mapped".into()),
+                            ..Answer::default()
+                        },
+                    );
+                };
+                if map.len() < 2 * elements {
+                    return Err(format!("shared array of {} values is too small", map.len()));
+                }
+                let (inputs, outputs) = map.as_mut_slice().split_at_mut(elements);
+                let out = match job {
+                    ArrayJob::SumSquares => &mut outputs[first..first + blocks],
+                    _ => &mut outputs[lo..hi],
+                };
+                job.run_blocks(seed, first, &inputs[lo..hi], out);
+                send_answer(output, &Answer::default())
+            }
+            Via::Socket => send_answer(
+                output,
+                &Answer {
+                    error: Some("compute by socket".into()),
+                    ..Answer::default()
+                },
+            ),
+        }
+    }
+}
+
+fn send_answer(output: &mut File, answer: &Answer) -> Result<(), String> {
+    let mut line = serde_json::to_vec(answer).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    output
+        .write_all(&line)
+        .map_err(|e| format!("answering: {e}"))
+}
+
+/// The path of the running executable, for workers of a bench binary.
+pub fn current_exe() -> Result<PathBuf, WorkerError> {
+    std::env::current_exe().map_err(WorkerError::Setup)
+}
+
+/// Whether a process still exists (as a zombie too): tests check workers are reaped.
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
