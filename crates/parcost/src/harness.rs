@@ -115,6 +115,11 @@ impl Selection {
             }
     }
 
+    /// Criterion's `--quick`: a rough picture fast.
+    pub fn is_quick(&self) -> bool {
+        self.quick
+    }
+
     /// How long one run may take and still be sampled; `None` under `--test`, where every
     /// benchmark runs once whatever its length.
     pub fn sampling_budget(&self) -> Option<Duration> {
@@ -230,6 +235,11 @@ impl Suite {
 
     pub fn physical_cores(&self) -> usize {
         self.topology.physical
+    }
+
+    /// Whether Criterion runs in `--quick` mode (suites leave out their largest sizes then).
+    pub fn is_quick(&self) -> bool {
+        self.selection.is_quick()
     }
 
     /// A Criterion group named `<suite>/<workload>`.

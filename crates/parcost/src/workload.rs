@@ -331,6 +331,50 @@ impl ArrayJob {
     }
 }
 
+impl ArrayJob {
+    /// Output values one block produces.
+    pub fn output_per_block(self) -> usize {
+        match self {
+            Self::SumSquares => 1,
+            Self::Elementwise | Self::Fill => BLOCK,
+        }
+    }
+
+    /// Runs `blocks` of an array of `elements` values, reading from the whole `input` (empty for
+    /// [`ArrayJob::Fill`]) and writing into `out`, which holds exactly those blocks' outputs.
+    pub fn run_range(
+        self,
+        seed: u64,
+        elements: usize,
+        input: &[f64],
+        blocks: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) {
+        let lo = (blocks.start * BLOCK).min(elements);
+        let hi = (blocks.end * BLOCK).min(elements);
+        let input = if self.reads_input() {
+            &input[lo..hi]
+        } else {
+            &[]
+        };
+        self.run_blocks(seed, blocks.start, input, out);
+    }
+
+    /// The part of the whole output that `blocks` write.
+    pub fn output_range(
+        self,
+        elements: usize,
+        blocks: std::ops::Range<usize>,
+    ) -> std::ops::Range<usize> {
+        match self {
+            Self::SumSquares => blocks,
+            Self::Elementwise | Self::Fill => {
+                (blocks.start * BLOCK).min(elements)..(blocks.end * BLOCK).min(elements)
+            }
+        }
+    }
+}
+
 /// Blocks of `elements` values (the last one may be short).
 pub fn blocks_of(elements: usize) -> usize {
     elements.div_ceil(BLOCK)

@@ -1,0 +1,55 @@
+//! Cost 3: the same array work on threads and on worker processes.
+//!
+//! Ids: `threads-vs-processes/<elementwise|fill|sum-squares>/elements=N/variant=V,workers=W`.
+
+use criterion::Throughput;
+use parcost::harness::{Suite, distinct, fail, params};
+use parcost::workload::{ArrayJob, Tolerance};
+use threads_vs_processes::{ELEMENTS, Runner, Variant, output_len};
+
+const SUITE: &str = "threads-vs-processes";
+const SEED: u64 = 0x5eed_0003;
+
+fn main() {
+    parcost::worker::serve_if_worker();
+    let mut suite = Suite::without_blas(SUITE);
+    let exe = parcost::worker::current_exe().unwrap_or_else(|e| fail(SUITE, e));
+    let p = suite.logical_cores();
+    let elements = ELEMENTS;
+    let mut input = vec![0.0; elements];
+    ArrayJob::Fill.run_blocks(SEED ^ 1, 0, &[], &mut input);
+    for job in ArrayJob::ALL {
+        let len = output_len(job, elements);
+        let mut reference = vec![0.0; len];
+        let setup = |variant, workers| {
+            Runner::new(variant, workers, job, SEED, elements, &input, &exe)
+                .unwrap_or_else(|e| fail(SUITE, format!("{} x{workers}: {e}", variant.name())))
+        };
+        setup(Variant::Serial, 1)
+            .run(&input, &mut reference)
+            .unwrap_or_else(|e| fail(SUITE, e));
+        let mut group = suite.group(job.name());
+        group.throughput(Throughput::Elements(elements as u64));
+        let workload = params(&[("elements", &elements)]);
+        let mut cases = vec![(Variant::Serial, 1)];
+        for w in distinct([1, p, 2 * p]) {
+            cases.extend(Variant::PARALLEL.map(|v| (v, w)));
+        }
+        for (variant, workers) in cases {
+            let cell = params(&[("variant", &variant.name()), ("workers", &workers)]);
+            group.bench(
+                &format!("{workload}/{cell}"),
+                (setup(variant, workers), vec![0.0; len]),
+                |(runner, out)| runner.run(&input, out).unwrap_or_else(|e| fail(SUITE, e)),
+                |(runner, out)| {
+                    Tolerance::Exact.check(
+                        runner.output(out).iter().copied(),
+                        reference.iter().copied(),
+                    )
+                },
+            );
+        }
+        group.finish();
+    }
+    suite.finish();
+}
