@@ -15,20 +15,19 @@ pub struct Suite {
 }
 
 /// Every suite, in the order they run.
-pub const SUITES: [Suite; 3] = [
-    Suite {
-        name: "oversubscription",
-        blas: true,
-    },
-    Suite {
-        name: "blas-tuning",
-        blas: true,
-    },
-    Suite {
-        name: "task-level",
-        blas: true,
-    },
+pub const SUITES: [Suite; 5] = [
+    Suite::new("oversubscription", true),
+    Suite::new("blas-tuning", true),
+    Suite::new("task-level", true),
+    Suite::new("threads-vs-processes", false),
+    Suite::new("array-sharing", false),
 ];
+
+impl Suite {
+    const fn new(name: &'static str, blas: bool) -> Self {
+        Self { name, blas }
+    }
+}
 
 /// Criterion flags of a `--quick` run: Criterion's quick mode (a few doubling iterations, no
 /// warm-up, until the spread is under 5% or a second has passed) without its plots.
