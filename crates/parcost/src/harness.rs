@@ -324,18 +324,30 @@ impl<'a> Group<'a> {
     ) {
         let full_id = format!("{}/{id}", self.name);
         if self.selection.runs(&full_id) {
-            let ((), used) = Usage::measure(|| run(&mut state));
+            let ((), mut used) = Usage::measure(|| run(&mut state));
             if let Err(e) = verify(&state) {
                 fail(self.suite, format!("{full_id}: result check failed: {e}"));
             }
+            let budget = self.selection.sampling_budget();
+            let took = |u: &Usage| Duration::from_nanos(u.wall_ns);
+            if let Some(budget) = budget.filter(|b| took(&used) > *b && took(&used) < 5 * *b) {
+                // The first run pays for first touches and cold caches: judge a warm one.
+                eprintln!(
+                    "parcost {}: {full_id}: first run {:.2} s, over the {:.1} s budget; timing \
+                     a warm run",
+                    self.suite,
+                    took(&used).as_secs_f64(),
+                    budget.as_secs_f64()
+                );
+                used = Usage::measure(|| run(&mut state)).1;
+            }
             self.usage.borrow_mut().insert(full_id.clone(), used);
-            let took = Duration::from_nanos(used.wall_ns);
-            if let Some(budget) = self.selection.sampling_budget().filter(|b| took > *b) {
+            if let Some(budget) = budget.filter(|b| took(&used) > *b) {
                 eprintln!(
                     "parcost {}: {full_id}: one run took {:.2} s, over the {:.1} s sampling \
                      budget: recorded once in the sidecar, not sampled",
                     self.suite,
-                    took.as_secs_f64(),
+                    took(&used).as_secs_f64(),
                     budget.as_secs_f64()
                 );
                 return;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fdio::{FdChannel, FdError, as_bytes, as_bytes_mut};
 use crate::shm::SharedArray;
-use crate::workload::{ArrayJob, BLOCK, sum};
+use crate::workload::{ArrayJob, BLOCK, StreamingSum, sum};
 
 /// The first argument that turns a bench binary into a worker.
 pub const WORKER_FLAG: &str = "--parcost-worker";
@@ -28,6 +28,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Pipe buffers are enlarged to this: larger ones were 2-3x slower here (the L2 is 1 MiB).
 pub const PIPE_SIZE: usize = 1 << 20;
+
+/// A streaming reader takes the pipe's contents in pieces this size, so the writer refills
+/// the pipe while the reader sums a piece that is still in its cache.
+pub const READ_PIECE: usize = 1 << 17;
 
 const LINE_LIMIT: usize = 1 << 16;
 
@@ -528,28 +532,36 @@ impl Serve {
                 echo,
             } => {
                 let n = usize::try_from(elements).map_err(|_| "too many elements")?;
-                self.buffer.resize(n, 0.0);
-                match via {
-                    Via::Pipe => input
-                        .read_exact(as_bytes_mut(&mut self.buffer))
-                        .map_err(io)?,
-                    Via::Socket => {
-                        let socket = self.socket.as_mut().ok_or("no socket was inherited")?;
-                        socket
-                            .read_exact(as_bytes_mut(&mut self.buffer))
-                            .map_err(io)?;
-                    }
+                let source: &mut dyn Read = match via {
+                    Via::Pipe => input,
+                    Via::Socket => self.socket.as_mut().ok_or("no socket was inherited")?,
                     Via::Shared => return refuse(output, "receive by shared memory".into()),
-                }
-                answer_sum(output, sum(&self.buffer))?;
+                };
                 if echo {
-                    match via {
-                        Via::Socket => {
-                            let socket = self.socket.as_mut().ok_or("no socket")?;
-                            socket.write_all(as_bytes(&self.buffer)).map_err(io)?;
-                        }
-                        _ => output.write_all(as_bytes(&self.buffer)).map_err(io)?,
+                    // Keep all of it, to send it back.
+                    self.buffer.resize(n, 0.0);
+                    source
+                        .read_exact(as_bytes_mut(&mut self.buffer))
+                        .map_err(io)?;
+                    answer_sum(output, sum(&self.buffer))?;
+                    let back: &mut dyn Write = match self.socket.as_mut() {
+                        Some(socket) if via == Via::Socket => socket,
+                        _ => output,
+                    };
+                    back.write_all(as_bytes(&self.buffer)).map_err(io)?;
+                } else {
+                    // Sum as it arrives, one cached piece at a time: one pass over the data, as
+                    // a consumer of a stream reads it.
+                    self.buffer.resize(READ_PIECE / 8, 0.0);
+                    let mut total = StreamingSum::default();
+                    let mut left = n;
+                    while left > 0 {
+                        let piece = &mut self.buffer[..left.min(READ_PIECE / 8)];
+                        source.read_exact(as_bytes_mut(piece)).map_err(io)?;
+                        total.add(piece);
+                        left -= piece.len();
                     }
+                    answer_sum(output, total.finish())?;
                 }
                 Ok(())
             }

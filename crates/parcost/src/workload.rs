@@ -249,15 +249,33 @@ mod tests {
 /// array runs at memory speed rather than at the latency of one chain of additions, and the
 /// same on every side of a transport (bit for bit).
 pub fn sum(values: &[f64]) -> f64 {
-    let mut lanes = [0.0_f64; 8];
-    let mut chunks = values.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (lane, x) in lanes.iter_mut().zip(chunk) {
-            *lane += x;
+    let mut s = StreamingSum::default();
+    s.add(values);
+    s.finish()
+}
+
+/// [`sum`] over an array that arrives in pieces: equal to `sum` of the whole, bit for bit, as
+/// long as every piece but the last holds a multiple of 8 values.
+#[derive(Debug, Clone, Default)]
+pub struct StreamingSum {
+    lanes: [f64; 8],
+    tail: f64,
+}
+
+impl StreamingSum {
+    pub fn add(&mut self, values: &[f64]) {
+        let mut chunks = values.chunks_exact(8);
+        for chunk in &mut chunks {
+            for (lane, x) in self.lanes.iter_mut().zip(chunk) {
+                *lane += x;
+            }
         }
+        self.tail += chunks.remainder().iter().sum::<f64>();
     }
-    let tail: f64 = chunks.remainder().iter().sum();
-    lanes.iter().sum::<f64>() + tail
+
+    pub fn finish(&self) -> f64 {
+        self.lanes.iter().sum::<f64>() + self.tail
+    }
 }
 
 /// Elements a block of an [`ArrayJob`]: the unit of work, seeding and partial sums, so the
@@ -435,5 +453,16 @@ mod array_job_tests {
         let v: Vec<f64> = (0..1001).map(f64::from).collect();
         assert_eq!(sum(&v), 500_500.0);
         assert_eq!(sum(&[]), 0.0);
+    }
+
+    #[test]
+    fn a_streamed_sum_equals_the_whole_sum_bit_for_bit() {
+        let mut v = vec![0.0; 100_003];
+        fill_uniform(&mut v, 4);
+        let mut s = StreamingSum::default();
+        for piece in v.chunks(4096) {
+            s.add(piece);
+        }
+        assert_eq!(s.finish().to_bits(), sum(&v).to_bits());
     }
 }
