@@ -2,6 +2,7 @@
 
 mod bench;
 mod layers;
+mod report;
 mod setup;
 mod test;
 
@@ -18,6 +19,9 @@ tasks:
                                 run the suites once per installed OpenBLAS threading layer
   test                          setup, fmt --check, clippy -D warnings, the tests under every
                                 layer, and every benchmark once (cargo bench -- --test)
+  report [--out DIR] [--compare SUMMARY.json | --baseline NAME] [--criterion DIR]
+                                write reports/index.html, summary.json and summary.csv from
+                                Criterion's results, and print the findings
 ";
 
 fn main() -> ExitCode {
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
         "setup" => setup::run(rest).map(|_| ()),
         "bench" => bench::run(rest),
         "test" => test::run(rest),
+        "report" => report::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

@@ -56,6 +56,25 @@ pub fn run(args: &[String]) -> anyhow::Result<OpenBlas> {
     }
 }
 
+/// Makes sure headless Chromium is there for the report's browser test; returns whether it is.
+pub fn ensure_chromium() -> anyhow::Result<bool> {
+    if Path::new("/usr/bin/chromium").exists() {
+        return Ok(true);
+    }
+    match installer() {
+        Some(sudo) => {
+            apt_install(sudo, &["chromium"])?;
+            Ok(Path::new("/usr/bin/chromium").exists())
+        }
+        None => {
+            eprintln!(
+                "note: Chromium is not installed, so the report's browser test is skipped (sudo apt-get install chromium)"
+            );
+            Ok(false)
+        }
+    }
+}
+
 fn report(found: &OpenBlas) {
     eprintln!(
         "OpenBLAS: {} (layers: {})",

@@ -2,6 +2,7 @@
 
 use anyhow::bail;
 
+use crate::bench::SUITES;
 use crate::{cargo, run_checked, setup};
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -9,6 +10,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("`cargo xtask test` takes no arguments, got {arg:?}");
     }
     let openblas = setup::run(&[])?;
+    let browser = setup::ensure_chromium()?;
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run_checked(cargo().args([
         "clippy",
@@ -19,11 +21,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "warnings",
     ]))?;
     // The thread-control code behaves differently under each layer (process-wide count under
-    // pthreads, per calling thread under OpenMP, none under serial): test it under all of them.
-    for layer in &openblas.layers {
+    // pthreads, per calling thread under OpenMP, none under serial): the crates that call BLAS
+    // are tested under all of them, the rest once.
+    for (i, layer) in openblas.layers.iter().enumerate() {
         eprintln!("== cargo test under OpenBLAS layer {}", layer.name);
         let mut cmd = cargo();
-        cmd.args(["test", "--workspace"]);
+        cmd.arg("test");
+        if i == 0 {
+            cmd.arg("--workspace");
+        } else {
+            for suite in SUITES.iter().filter(|s| s.blas) {
+                cmd.args(["--package", suite.name]);
+            }
+            cmd.args(["--package", "parcost"]);
+        }
+        if browser {
+            cmd.env("PARCOST_REQUIRE_BROWSER", "1");
+        }
         layer.apply(&mut cmd);
         run_checked(&mut cmd)?;
     }

@@ -1,0 +1,242 @@
+//! `cargo xtask report`: reads Criterion's results and parcost's sidecars, writes
+//! `reports/index.html`, `summary.json` and `summary.csv`, and prints the findings.
+
+mod charts;
+mod findings;
+mod html;
+mod results;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use summary::{Row, SCHEMA, Summary};
+
+#[derive(Debug, Default)]
+struct Options {
+    out: Option<PathBuf>,
+    criterion: Option<PathBuf>,
+    compare: Vec<PathBuf>,
+    baseline: Option<String>,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let mut opts = Options::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--out" => opts.out = Some(value("--out")?.into()),
+            "--criterion" => opts.criterion = Some(value("--criterion")?.into()),
+            "--compare" => opts.compare.push(value("--compare")?.into()),
+            "--baseline" => opts.baseline = Some(value("--baseline")?),
+            other => {
+                bail!("unknown option {other:?} for `cargo xtask report`; `cargo xtask` lists them")
+            }
+        }
+    }
+    Ok(opts)
+}
+
+/// Builds the summary of one run: rows, limits, findings, recommendations.
+fn summarize(run: &results::Run) -> Summary {
+    let rows: Vec<Row> = run.measurements.iter().map(Row::from_measurement).collect();
+    let limits = findings::limits(&rows);
+    let logical = run.machine.as_ref().map_or(0, |m| m.logical_cores);
+    let machine = summary::machine_out(run, limits);
+    Summary {
+        schema: SCHEMA,
+        findings: findings::findings(&rows, logical),
+        recommendations: findings::recommendations(&rows, logical, limits),
+        machine,
+        results: rows,
+    }
+}
+
+/// `to` relative to the folder `from`, for links that keep working when the tree moves.
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let (from, to): (Vec<Component>, Vec<Component>) =
+        (from.components().collect(), to.components().collect());
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let opts = parse(args)?;
+    let criterion_dir = opts
+        .criterion
+        .clone()
+        .unwrap_or_else(parcost::meta::criterion_dir);
+    let out_dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::workspace_root().join("reports"));
+
+    let run = results::load(&criterion_dir, "new");
+    if run.measurements.is_empty() {
+        bail!(
+            "no benchmark results in {} (run `cargo xtask bench --quick` or `cargo xtask bench` first)",
+            criterion_dir.display()
+        );
+    }
+    for s in &run.skipped {
+        eprintln!("warning: left out {}: {}", s.what, s.why);
+    }
+    let summary = summarize(&run);
+
+    let other = match (&opts.baseline, opts.compare.as_slice()) {
+        (Some(_), [_, ..]) => bail!("use --compare or --baseline, not both"),
+        (Some(name), []) => {
+            let base = results::load(&criterion_dir, name);
+            if base.measurements.is_empty() {
+                bail!(
+                    "no Criterion baseline named {name:?} in {}",
+                    criterion_dir.display()
+                );
+            }
+            Some((format!("baseline {name}"), summarize(&base)))
+        }
+        (None, [path]) => Some((path.display().to_string(), summary::read_other(path)?)),
+        (None, []) => None,
+        (None, [_, _, ..]) => bail!("one --compare file at a time, please"),
+    };
+
+    let out_abs = absolute(&out_dir);
+    let links: BTreeMap<String, String> = run
+        .measurements
+        .iter()
+        .filter_map(|m| {
+            let page = m.criterion_page.as_ref()?;
+            Some((
+                m.full_id.clone(),
+                relative(&out_abs, &absolute(page)).display().to_string(),
+            ))
+        })
+        .collect();
+    let page = html::Page {
+        summary: &summary,
+        skipped: &run.skipped,
+        links: &links,
+        other: other.as_ref().map(|(n, s)| (n.as_str(), s)),
+    };
+    let html_text = html::render(&page)?;
+    let json = serde_json::to_string_pretty(&summary)?;
+    let csv = summary::csv(&summary);
+    write_all(
+        &out_dir,
+        &[
+            ("index.html", html_text.as_bytes()),
+            ("summary.json", json.as_bytes()),
+            ("summary.csv", csv.as_bytes()),
+        ],
+    )?;
+
+    print_terminal(&summary);
+    println!(
+        "report: {} ({} results, {} left out, {:.2} s)",
+        out_dir.join("index.html").display(),
+        summary.results.len(),
+        run.skipped.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Writes every file to a temporary first and renames only when all were written, so a
+/// failure leaves the previous report whole.
+fn write_all(dir: &Path, files: &[(&str, &[u8])]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the report folder {}", dir.display()))?;
+    let mut temps = Vec::new();
+    for (name, bytes) in files {
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        if let Err(e) = std::fs::write(&tmp, bytes) {
+            for t in temps.iter().chain(std::iter::once(&tmp)) {
+                let _ = std::fs::remove_file(t);
+            }
+            bail!(
+                "cannot write the report into {}: {e}; the previous report is untouched",
+                dir.display()
+            );
+        }
+        temps.push(tmp);
+    }
+    if let Some((name, _)) = files.iter().find(|(name, _)| dir.join(name).is_dir()) {
+        for t in &temps {
+            let _ = std::fs::remove_file(t);
+        }
+        bail!(
+            "cannot write the report: {} is a folder; the previous report is untouched",
+            dir.join(name).display()
+        );
+    }
+    for ((name, _), tmp) in files.iter().zip(&temps) {
+        std::fs::rename(tmp, dir.join(name))
+            .with_context(|| format!("cannot replace {}", dir.join(name).display()))?;
+    }
+    Ok(())
+}
+
+fn print_terminal(s: &Summary) {
+    println!("Findings:");
+    for f in &s.findings {
+        println!("  [{}] {}: {}", f.suite, f.title, f.text);
+    }
+    if s.findings.is_empty() {
+        println!("  none could be computed");
+    }
+    println!("Recommendations (best measured; speedup over 1 x all BLAS threads, over all x all):");
+    for r in &s.recommendations {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let best: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"));
+        println!(
+            "  {:<17} {:<10} {:<34} best {:<40} {:>7} {:>7}",
+            r.suite,
+            r.workload,
+            params.join(","),
+            best.join(","),
+            x(r.speedup_vs_default),
+            x(r.speedup_vs_naive)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_climb_and_descend() {
+        assert_eq!(
+            relative(
+                Path::new("/w/reports"),
+                Path::new("/w/target/criterion/a/report/index.html")
+            ),
+            PathBuf::from("../target/criterion/a/report/index.html")
+        );
+        assert_eq!(
+            relative(Path::new("/w"), Path::new("/w/x")),
+            PathBuf::from("x")
+        );
+    }
+}

@@ -1,0 +1,625 @@
+//! The HTML page: one self-contained file, inline CSS and SVG, no script, light and dark.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use super::charts::{self, Axis, Marks, Point, Series};
+use super::findings::crossovers;
+use super::results::Skipped;
+use super::summary::{Finding, Recommendation, Row, Summary};
+
+const CSS: &str = "
+:root { color-scheme: light dark; --bg: #fff; --fg: #1b1b1b; --muted: #666; --line: #ddd; --card: #f7f7f7; --seen: #0a7a2f; --unseen: #8a6d00; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #151515; --fg: #e8e8e8; --muted: #aaa; --line: #333; --card: #1f1f1f; --seen: #5fd38a; --unseen: #e3c25a; }
+  figure svg { filter: invert(0.88) hue-rotate(180deg); }
+}
+body { font: 15px/1.5 system-ui, sans-serif; background: var(--bg); color: var(--fg); max-width: 1100px; margin: 0 auto; padding: 1rem 1.5rem 4rem; }
+h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid var(--line); padding-bottom: 0.2rem; margin-top: 2.5rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 13px; }
+th, td { border-bottom: 1px solid var(--line); padding: 0.2rem 0.6rem; text-align: left; vertical-align: top; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { display: inline-block; margin: 0.5rem 0.5rem 0.5rem 0; }
+figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); }
+.finding { background: var(--card); border-left: 4px solid var(--seen); padding: 0.4rem 0.8rem; margin: 0.4rem 0; }
+.finding.unseen { border-left-color: var(--unseen); }
+.muted { color: var(--muted); } code { font-size: 90%; }
+a { color: inherit; }
+";
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn ms(ns: f64) -> String {
+    format!("{:.3} ms", ns / 1e6)
+}
+
+/// Inputs of the page besides the summary.
+#[derive(Debug)]
+pub struct Page<'a> {
+    pub summary: &'a Summary,
+    pub skipped: &'a [Skipped],
+    /// Criterion's page of a benchmark, relative to the report, by full id.
+    pub links: &'a BTreeMap<String, String>,
+    pub other: Option<(&'a str, &'a Summary)>,
+}
+
+pub fn render(page: &Page) -> anyhow::Result<String> {
+    let s = page.summary;
+    let m = &s.machine;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>parcost report</title><style>{CSS}</style></head><body>\n<h1>parcost: what naive parallelism cost on this machine</h1>\n<p class=\"muted\">Generated from Criterion's results by <code>cargo xtask report</code>. Every figure below was computed from those results; intervals are Criterion's 95% confidence intervals.</p>\n"
+    );
+    h.push_str("<h2 id=\"machine\">Machine</h2><table>");
+    let mut row = |k: &str, v: String| {
+        let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+    };
+    row("CPU", m.cpu.clone());
+    row(
+        "Cores",
+        format!("{} logical, {} physical", m.logical_cores, m.physical_cores),
+    );
+    row("OS", m.os.clone());
+    row("rustc", m.rustc.clone().unwrap_or_else(|| "unknown".into()));
+    row("git", m.git_sha.clone().unwrap_or_else(|| "unknown".into()));
+    row("Measured", m.created.clone());
+    if let Some(o) = &m.openblas {
+        row("OpenBLAS", format!("{} (kernels: {})", o.config, o.core));
+        row("Layers measured", o.layers.join(", "));
+    }
+    row(
+        "Peak DGEMM",
+        m.limits.dgemm_peak_gflops.map_or_else(
+            || "not measured (blas-tuning)".into(),
+            |g| format!("{g:.1} GFLOP/s (best of blas-tuning/matmul)"),
+        ),
+    );
+    row(
+        "memcpy",
+        m.limits.memcpy_gbps.map_or_else(
+            || "not measured (array-sharing)".into(),
+            |g| format!("{g:.2} GB/s (array-sharing/copy at its largest size)"),
+        ),
+    );
+    h.push_str("</table>\n");
+
+    h.push_str("<h2 id=\"findings\">Findings</h2>\n");
+    if s.findings.is_empty() {
+        h.push_str("<p>No finding could be computed from these results.</p>");
+    }
+    for f in &s.findings {
+        finding(&mut h, f);
+    }
+
+    recommendations(&mut h, &s.recommendations);
+
+    let p = m.logical_cores.max(1) as u64;
+    for suite in super::results::SUITES {
+        let rows: Vec<&Row> = s.results.iter().filter(|r| r.suite == suite).collect();
+        let _ = write!(
+            h,
+            "<h2 id=\"{suite}\">{}</h2>\n<p class=\"muted\">{}</p>",
+            esc(suite),
+            esc(about(suite))
+        );
+        if rows.is_empty() {
+            let _ = write!(
+                h,
+                "<p><b>Missing:</b> no results for this suite. Produce them with <code>cargo xtask bench --suite {suite}</code>.</p>"
+            );
+            continue;
+        }
+        for f in s.findings.iter().filter(|f| f.suite == suite) {
+            finding(&mut h, f);
+        }
+        match suite {
+            "oversubscription" => oversubscription(&mut h, &rows)?,
+            "blas-tuning" => {
+                blas_tuning(&mut h, &rows, m.physical_cores, m.limits.dgemm_peak_gflops)?
+            }
+            "task-level" => task_level(&mut h, &s.results, &rows)?,
+            "threads-vs-processes" => threads_vs_processes(&mut h, &rows, p)?,
+            _ => array_sharing(&mut h, &rows, m.limits.memcpy_gbps)?,
+        }
+        table(&mut h, &rows, page.links);
+    }
+
+    if let Some((name, other)) = page.other {
+        compare(&mut h, s, name, other);
+    }
+    if !page.skipped.is_empty() {
+        h.push_str(
+            "<h2 id=\"skipped\">Left out</h2><p>These files or ids could not be used:</p><ul>",
+        );
+        for sk in page.skipped {
+            let _ = write!(
+                h,
+                "<li><code>{}</code>: {}</li>",
+                esc(&sk.what),
+                esc(&sk.why)
+            );
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+fn about(suite: &str) -> &'static str {
+    match suite {
+        "oversubscription" => {
+            "Cost 1: batches of independent BLAS calls on T task threads, each calling BLAS at B threads. Cells show how much slower each cell was than the best; the best is outlined."
+        }
+        "blas-tuning" => {
+            "Cost 2: one large operation at B BLAS threads; the physical core count and one less are marked."
+        }
+        "task-level" => {
+            "Cost 4: about 2 GFLOP of products at each size: serial (1x1), op-level (1xP, the library default), task-level (Px1), naive (PxP)."
+        }
+        "threads-vs-processes" => {
+            "Cost 3: element-wise work over 2^25 values on threads (shared memory) and on worker processes (pipes or shared memory). Bars are speedups over serial."
+        }
+        _ => {
+            "Cost 5: moving an array to a worker that reads all of it, by each transport, against threads and memcpy."
+        }
+    }
+}
+
+fn finding(h: &mut String, f: &Finding) {
+    let _ = writeln!(
+        h,
+        "<div class=\"finding{}\"><b>{}</b>: {}</div>",
+        if f.seen { "" } else { " unseen" },
+        esc(&f.title),
+        esc(&f.text)
+    );
+}
+
+fn recommendations(h: &mut String, recs: &[Recommendation]) {
+    h.push_str("<h2 id=\"recommendations\">Recommendations</h2>\n");
+    if recs.is_empty() {
+        h.push_str("<p>No recommendation: the BLAS suites have no results.</p>");
+        return;
+    }
+    h.push_str("<p class=\"muted\">The best configuration measured for each workload, its speedup over the library default (1 task x all BLAS threads) and over naive (all x all), and the share of the peak DGEMM rate it reached.</p><table><tr><th>suite</th><th>workload</th><th>best</th><th class=\"num\">vs default</th><th class=\"num\">vs naive</th><th class=\"num\">of peak</th></tr>");
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "".to_owned(), f);
+    for r in recs {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let best: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&r.suite),
+            esc(&r.workload),
+            esc(&params.join(", ")),
+            esc(&best.join(", ")),
+            opt(r.speedup_vs_default, &|x| format!("{x:.2}x")),
+            opt(r.speedup_vs_naive, &|x| format!("{x:.2}x")),
+            opt(r.efficiency, &|x| format!("{:.0}%", 100.0 * x)),
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn figure(h: &mut String, svg: anyhow::Result<String>) -> anyhow::Result<()> {
+    let _ = writeln!(h, "<figure>{}</figure>", svg?);
+    Ok(())
+}
+
+fn point(r: &Row, scale: f64) -> Option<Point> {
+    match (r.time_ns, r.single_run_ns) {
+        (Some(t), _) => Some(Point {
+            x: 0.0,
+            y: t.estimate * scale,
+            lo: t.lower * scale,
+            hi: t.upper * scale,
+        }),
+        (None, Some(s)) => Some(Point {
+            x: 0.0,
+            y: s * scale,
+            lo: s * scale,
+            hi: s * scale,
+        }),
+        _ => None,
+    }
+}
+
+/// Rows grouped by the parameters that are not in `grid`.
+fn instances<'a>(rows: &[&'a Row], grid: &[&str]) -> BTreeMap<String, Vec<&'a Row>> {
+    let mut out: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        let key: Vec<String> = std::iter::once(r.workload.clone())
+            .chain(
+                r.params
+                    .iter()
+                    .filter(|(k, _)| !grid.contains(&k.as_str()))
+                    .map(|(k, v)| format!("{k}={v}")),
+            )
+            .collect();
+        out.entry(key.join(" ")).or_default().push(r);
+    }
+    out
+}
+
+fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
+    for (title, cells) in instances(rows, &["tasks", "blas_threads"]) {
+        let tasks: Vec<u64> = cells
+            .iter()
+            .filter_map(|r| r.int("tasks"))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let blas: Vec<u64> = cells
+            .iter()
+            .filter_map(|r| r.int("blas_threads"))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let find = |t: u64, b: u64| {
+            cells
+                .iter()
+                .find(|r| r.int("tasks") == Some(t) && r.int("blas_threads") == Some(b))
+        };
+        let grid: Vec<Vec<Option<f64>>> = blas
+            .iter()
+            .map(|&b| {
+                tasks
+                    .iter()
+                    .map(|&t| find(t, b).and_then(|r| r.typical_ns()))
+                    .collect()
+            })
+            .collect();
+        let single: Vec<Vec<bool>> = blas
+            .iter()
+            .map(|&b| {
+                tasks
+                    .iter()
+                    .map(|&t| find(t, b).is_some_and(|r| r.time_ns.is_none()))
+                    .collect()
+            })
+            .collect();
+        figure(
+            h,
+            charts::heatmap(
+                &format!("{title}: times the best cell"),
+                ("task threads", &tasks),
+                ("BLAS threads", &blas),
+                &grid,
+                &single,
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+fn blas_tuning(
+    h: &mut String,
+    rows: &[&Row],
+    physical: usize,
+    peak: Option<f64>,
+) -> anyhow::Result<()> {
+    let mut marks = Marks::default();
+    if physical > 0 {
+        marks
+            .vertical
+            .push((physical as f64, format!("physical ({physical})")));
+        if physical > 1 {
+            marks.vertical.push((
+                (physical - 1) as f64,
+                format!("physical-1 ({})", physical - 1),
+            ));
+        }
+    }
+    let by_op = instances(rows, &["blas_threads", "layer"]);
+    for (op, cells) in by_op {
+        let flops = cells
+            .iter()
+            .all(|r| r.throughput.as_ref().is_some_and(|t| t.unit == "GFLOP/s"));
+        let mut series = Vec::new();
+        for layer in cells
+            .iter()
+            .filter_map(|r| r.name("layer"))
+            .collect::<BTreeSet<_>>()
+        {
+            let mut points: Vec<Point> = cells
+                .iter()
+                .filter(|r| r.name("layer") == Some(layer))
+                .filter_map(|r| {
+                    let x = r.int("blas_threads")? as f64;
+                    let mut p = point(r, 1e-6)?;
+                    if flops {
+                        // GFLOP/s: the interval of a rate inverts the interval of the time.
+                        let per = r.throughput.as_ref()?.estimate * r.typical_ns()? * 1e-6;
+                        p = Point {
+                            x,
+                            y: per / p.y,
+                            lo: per / p.hi,
+                            hi: per / p.lo,
+                        };
+                    }
+                    p.x = x;
+                    Some(p)
+                })
+                .collect();
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            series.push(Series {
+                name: layer.to_owned(),
+                points,
+            });
+        }
+        let mut m = marks.clone();
+        let y = if flops {
+            if let (Some(peak), true) = (peak, op.starts_with("matmul")) {
+                m.horizontal.push((peak, format!("peak {peak:.0} GFLOP/s")));
+            }
+            Axis::linear("GFLOP/s")
+        } else {
+            Axis::linear("time (ms)")
+        };
+        figure(
+            h,
+            charts::lines(&op, Axis::linear("BLAS threads"), y, &series, &m),
+        )?;
+    }
+    Ok(())
+}
+
+fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> {
+    let cross = crossovers(all);
+    for layer in rows
+        .iter()
+        .filter_map(|r| r.name("layer"))
+        .collect::<BTreeSet<_>>()
+    {
+        let mut series = Vec::new();
+        for variant in ["serial", "op-level", "task-level", "naive"] {
+            let mut points: Vec<Point> = rows
+                .iter()
+                .filter(|r| r.name("layer") == Some(layer) && r.name("variant") == Some(variant))
+                .filter_map(|r| {
+                    let mut p = point(r, 1e-6)?;
+                    p.x = r.int("n")? as f64;
+                    Some(p)
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            series.push(Series {
+                name: variant.to_owned(),
+                points,
+            });
+        }
+        let mut marks = Marks::default();
+        if let Some(c) = cross.get(layer).and_then(|c| c.crossover) {
+            marks.vertical.push((c as f64, format!("crossover n={c}")));
+        }
+        figure(
+            h,
+            charts::lines(
+                &format!("task-level, layer={layer}"),
+                Axis::log("matrix size n"),
+                Axis::log("time for ~2 GFLOP (ms)"),
+                &series,
+                &marks,
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+fn threads_vs_processes(h: &mut String, rows: &[&Row], p: u64) -> anyhow::Result<()> {
+    let jobs: Vec<String> = rows
+        .iter()
+        .map(|r| r.workload.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let workers: BTreeSet<u64> = rows
+        .iter()
+        .filter(|r| r.name("variant") != Some("serial"))
+        .filter_map(|r| r.int("workers"))
+        .collect();
+    for w in workers {
+        let mut series = Vec::new();
+        for variant in ["rayon", "scope", "process-pipe", "process-shared"] {
+            let points = jobs
+                .iter()
+                .map(|job| {
+                    let serial = rows
+                        .iter()
+                        .find(|r| &r.workload == job && r.name("variant") == Some("serial"))?
+                        .time_ns?;
+                    let r = rows.iter().find(|r| {
+                        &r.workload == job
+                            && r.name("variant") == Some(variant)
+                            && r.int("workers") == Some(w)
+                    })?;
+                    let t = r.time_ns?;
+                    Some(Point {
+                        x: 0.0,
+                        y: serial.estimate / t.estimate,
+                        lo: serial.lower / t.upper,
+                        hi: serial.upper / t.lower,
+                    })
+                })
+                .collect();
+            series.push((variant.to_owned(), points));
+        }
+        let marks = Marks {
+            vertical: vec![],
+            horizontal: vec![
+                (1.0, "serial".into()),
+                (w.min(p) as f64, format!("{} cores busy", w.min(p))),
+            ],
+        };
+        figure(
+            h,
+            charts::bars(
+                &format!("speedup over serial, W={w}"),
+                Axis::linear("speedup"),
+                &jobs,
+                &series,
+                &marks,
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+fn array_sharing(h: &mut String, rows: &[&Row], memcpy: Option<f64>) -> anyhow::Result<()> {
+    let rate = |r: &Row| -> Option<Point> {
+        let bytes = r.int("bytes")? as f64;
+        let t = point(r, 1.0)?;
+        Some(Point {
+            x: bytes / (1 << 20) as f64,
+            y: bytes / t.y,
+            lo: bytes / t.hi,
+            hi: bytes / t.lo,
+        })
+    };
+    let mut by_case: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    for r in rows {
+        let name = match r.workload.as_str() {
+            "copy" => "memcpy (limit)".to_owned(),
+            _ => {
+                let mut n = r.name("transport").unwrap_or("?").to_owned();
+                if r.name("pool") == Some("spawn") {
+                    n.push_str(" (spawn)");
+                }
+                if r.name("access") == Some("read-write") {
+                    n.push_str(" (rw)");
+                }
+                n
+            }
+        };
+        if let Some(p) = rate(r) {
+            by_case.entry(name).or_default().push(p);
+        }
+    }
+    let in_process = [
+        "thread-ref",
+        "channel-move",
+        "channel-clone",
+        "memcpy (limit)",
+    ];
+    let mut process = Vec::new();
+    let mut local = Vec::new();
+    for (name, mut points) in by_case {
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let target = if in_process.contains(&name.as_str())
+            || name.contains("(spawn)")
+            || name.contains("(rw)")
+        {
+            &mut local
+        } else {
+            &mut process
+        };
+        target.push(Series { name, points });
+    }
+    let marks = Marks {
+        vertical: vec![],
+        horizontal: memcpy
+            .map(|m| vec![(m, format!("best memcpy {m:.1} GB/s"))])
+            .unwrap_or_default(),
+    };
+    figure(
+        h,
+        charts::lines(
+            "to a persistent worker",
+            Axis::log("MiB"),
+            Axis::log("GB/s"),
+            &process,
+            &marks,
+        ),
+    )?;
+    figure(
+        h,
+        charts::lines(
+            "threads, spawn per task, read-write",
+            Axis::log("MiB"),
+            Axis::log("GB/s"),
+            &local,
+            &marks,
+        ),
+    )?;
+    Ok(())
+}
+
+fn table(h: &mut String, rows: &[&Row], links: &BTreeMap<String, String>) {
+    h.push_str("<details><summary>All results of this suite</summary><table><tr><th>benchmark</th><th class=\"num\">time</th><th class=\"num\">95% interval</th><th class=\"num\">rate</th><th class=\"num\">CPU/wall</th><th class=\"num\">context switches</th></tr>");
+    for r in rows {
+        let id = match links.get(&r.full_id) {
+            Some(l) => format!("<a href=\"{}\">{}</a>", esc(l), esc(&r.full_id)),
+            None => esc(&r.full_id),
+        };
+        let (time, interval) = match (r.time_ns, r.single_run_ns) {
+            (Some(t), _) => (
+                ms(t.estimate),
+                format!("{} to {}", ms(t.lower), ms(t.upper)),
+            ),
+            (None, Some(s)) => (ms(s), "one run, not sampled".into()),
+            _ => (String::new(), String::new()),
+        };
+        let rate = r
+            .throughput
+            .as_ref()
+            .map_or_else(String::new, |t| format!("{:.2} {}", t.estimate, t.unit));
+        let _ = write!(
+            h,
+            "<tr><td><code>{id}</code></td><td class=\"num\">{time}</td><td class=\"num\">{interval}</td><td class=\"num\">{rate}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            r.cpu_per_wall
+                .map_or_else(String::new, |c| format!("{c:.2}")),
+            r.context_switches
+                .map_or_else(String::new, |c| c.to_string()),
+        );
+    }
+    h.push_str("</table></details>\n");
+}
+
+fn compare(h: &mut String, this: &Summary, name: &str, other: &Summary) {
+    let _ = write!(
+        h,
+        "<h2 id=\"compare\">Compared with {}</h2><p>Other run: {}, {} logical / {} physical cores, {}. Ratio is the other run's time over this one's (above 1: this run was faster).</p>",
+        esc(name),
+        esc(&other.machine.cpu),
+        other.machine.logical_cores,
+        other.machine.physical_cores,
+        esc(&other.machine.created)
+    );
+    let others: BTreeMap<&str, &Row> = other
+        .results
+        .iter()
+        .map(|r| (r.full_id.as_str(), r))
+        .collect();
+    h.push_str("<table><tr><th>benchmark</th><th class=\"num\">this run</th><th class=\"num\">other run</th><th class=\"num\">other / this</th></tr>");
+    let mut shared = 0;
+    for r in &this.results {
+        let Some(o) = others.get(r.full_id.as_str()) else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (r.typical_ns(), o.typical_ns()) else {
+            continue;
+        };
+        shared += 1;
+        let _ = write!(
+            h,
+            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td></tr>",
+            esc(&r.full_id),
+            ms(a),
+            ms(b),
+            b / a
+        );
+    }
+    h.push_str("</table>");
+    if shared == 0 {
+        h.push_str("<p>The two runs have no benchmark id in common.</p>");
+    }
+}

@@ -1,0 +1,382 @@
+//! Reading a run: Criterion's estimates and parcost's sidecars, ids parsed by the DESIGN.md
+//! contract. What cannot be read is skipped with its reason, never guessed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parcost::meta::{Machine, SIDECAR_DIR, Sidecar, Usage};
+use serde::{Deserialize, Serialize};
+
+/// The suites, in report order.
+pub const SUITES: [&str; 5] = [
+    "oversubscription",
+    "blas-tuning",
+    "task-level",
+    "threads-vs-processes",
+    "array-sharing",
+];
+
+/// A parameter value: a plain integer or a lower-case name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Int(u64),
+    Name(String),
+}
+
+impl Value {
+    pub fn int(&self) -> Option<u64> {
+        match self {
+            Self::Int(i) => Some(*i),
+            Self::Name(_) => None,
+        }
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Name(s) => Some(s),
+            Self::Int(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Int(i) => write!(f, "{i}"),
+            Self::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A point estimate with its 95% interval, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub estimate: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// What a rate is counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Floating-point operations (Criterion's `Elements` in the BLAS suites).
+    Flop(u64),
+    /// Array elements.
+    Elements(u64),
+    Bytes(u64),
+}
+
+/// One measured variant.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub suite: String,
+    pub workload: String,
+    pub params: BTreeMap<String, Value>,
+    pub full_id: String,
+    /// Criterion's estimate; `None` for a variant run once (over the sampling budget).
+    pub time: Option<Estimate>,
+    /// The one run of a variant that was not sampled, in nanoseconds.
+    pub single_run_ns: Option<f64>,
+    pub counted: Option<Counted>,
+    pub usage: Option<Usage>,
+    /// Criterion's page for this benchmark, if it wrote one.
+    pub criterion_page: Option<PathBuf>,
+}
+
+impl Measurement {
+    /// The time to compare by: Criterion's estimate, else the single run.
+    pub fn typical_ns(&self) -> Option<f64> {
+        self.time.map(|t| t.estimate).or(self.single_run_ns)
+    }
+}
+
+/// Something left out of the report, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub what: String,
+    pub why: String,
+}
+
+/// Everything one run left behind.
+#[derive(Debug, Default)]
+pub struct Run {
+    pub machine: Option<Machine>,
+    pub openblas_config: Option<String>,
+    pub openblas_core: Option<String>,
+    pub layers: Vec<String>,
+    pub measurements: Vec<Measurement>,
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Deserialize)]
+struct BenchmarkJson {
+    full_id: String,
+    directory_name: String,
+    #[serde(default)]
+    throughput: Option<BTreeMap<String, u64>>,
+}
+
+#[derive(Deserialize)]
+struct Interval {
+    lower_bound: f64,
+    upper_bound: f64,
+}
+
+#[derive(Deserialize)]
+struct Stat {
+    confidence_interval: Interval,
+    point_estimate: f64,
+}
+
+#[derive(Deserialize)]
+struct EstimatesJson {
+    mean: Stat,
+    #[serde(default)]
+    slope: Option<Stat>,
+}
+
+/// Splits a full id into suite, workload and its `key=value` parameters, or says which part of
+/// the contract it breaks.
+pub fn parse_id(full_id: &str) -> Result<(String, String, BTreeMap<String, Value>), String> {
+    let mut parts = full_id.splitn(3, '/');
+    let suite = parts.next().unwrap_or_default();
+    if !SUITES.contains(&suite) {
+        return Err(format!("unknown suite {suite:?}"));
+    }
+    let workload = parts
+        .next()
+        .filter(|w| !w.is_empty())
+        .ok_or("no workload")?;
+    if !is_name(workload) {
+        return Err(format!("workload {workload:?} is not a lower-case name"));
+    }
+    let rest = parts.next().ok_or("no parameters")?;
+    let mut params = BTreeMap::new();
+    for token in rest.split(['/', ',', ' ']).filter(|t| !t.is_empty()) {
+        let (key, value) = token
+            .split_once('=')
+            .ok_or_else(|| format!("token {token:?} is not key=value"))?;
+        if !is_name(key) {
+            return Err(format!("key {key:?} is not a lower-case name"));
+        }
+        let value = match value.parse::<u64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) if is_name(value) => Value::Name(value.to_owned()),
+            Err(_) => {
+                return Err(format!(
+                    "value {value:?} of {key} is neither an integer nor a name"
+                ));
+            }
+        };
+        if params.insert(key.to_owned(), value).is_some() {
+            return Err(format!("key {key:?} appears twice"));
+        }
+    }
+    Ok((suite.to_owned(), workload.to_owned(), params))
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Reads every benchmark under `criterion_dir` from its `which` folder (`new` or a baseline
+/// name), and the sidecars.
+pub fn load(criterion_dir: &Path, which: &str) -> Run {
+    let mut run = Run::default();
+    let mut files = Vec::new();
+    collect_benchmarks(criterion_dir, which, &mut files, 0);
+    files.sort();
+    let sidecars = load_sidecars(criterion_dir, &mut run);
+    // Ids Criterion has a folder for, read or not: only the others were run once and live in
+    // the sidecars alone.
+    let mut sampled = std::collections::HashSet::new();
+    for bench_file in files {
+        if let Some(id) = std::fs::read_to_string(&bench_file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<BenchmarkJson>(&t).ok())
+        {
+            sampled.insert(id.full_id);
+        }
+        match read_measurement(criterion_dir, &bench_file, &sidecars) {
+            Ok(m) => run.measurements.push(m),
+            Err(why) => run.skipped.push(Skipped {
+                what: bench_file.display().to_string(),
+                why,
+            }),
+        }
+    }
+    if which == "new" {
+        for (id, usage) in &sidecars {
+            if sampled.contains(id) {
+                continue;
+            }
+            match parse_id(id) {
+                Ok((suite, workload, params)) => run.measurements.push(Measurement {
+                    suite,
+                    workload,
+                    params,
+                    full_id: id.clone(),
+                    time: None,
+                    single_run_ns: Some(usage.wall_ns as f64),
+                    counted: None,
+                    usage: Some(*usage),
+                    criterion_page: None,
+                }),
+                Err(why) => run.skipped.push(Skipped {
+                    what: format!("sidecar entry {id}"),
+                    why,
+                }),
+            }
+        }
+    }
+    run.measurements.sort_by(|a, b| a.full_id.cmp(&b.full_id));
+    run
+}
+
+fn collect_benchmarks(dir: &Path, which: &str, out: &mut Vec<PathBuf>, depth: usize) {
+    if depth > 4 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if !path.is_dir()
+            || path
+                .file_name()
+                .is_some_and(|n| n == SIDECAR_DIR || n == "report")
+        {
+            continue;
+        }
+        let candidate = path.join(which).join("benchmark.json");
+        if candidate.is_file() {
+            out.push(candidate);
+        } else {
+            collect_benchmarks(&path, which, out, depth + 1);
+        }
+    }
+}
+
+fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Usage> {
+    let mut usage = BTreeMap::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(criterion_dir.join(SIDECAR_DIR))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    for path in files {
+        match Sidecar::read(&path) {
+            Ok(sidecar) => {
+                let newer = run
+                    .machine
+                    .as_ref()
+                    .is_none_or(|m| m.created_unix <= sidecar.machine.created_unix);
+                if newer {
+                    run.machine = Some(sidecar.machine.clone());
+                }
+                if let Some(info) = &sidecar.openblas {
+                    run.openblas_config
+                        .get_or_insert_with(|| info.config.clone());
+                    run.openblas_core.get_or_insert_with(|| info.core.clone());
+                    let layer = info.layer.name().to_owned();
+                    if !run.layers.contains(&layer) {
+                        run.layers.push(layer);
+                    }
+                }
+                usage.extend(sidecar.variants);
+            }
+            Err(e) => run.skipped.push(Skipped {
+                what: path.display().to_string(),
+                why: e.to_string(),
+            }),
+        }
+    }
+    usage
+}
+
+fn read_measurement(
+    criterion_dir: &Path,
+    bench_file: &Path,
+    sidecars: &BTreeMap<String, Usage>,
+) -> Result<Measurement, String> {
+    let text = std::fs::read_to_string(bench_file).map_err(|e| format!("unreadable: {e}"))?;
+    let bench: BenchmarkJson =
+        serde_json::from_str(&text).map_err(|e| format!("not Criterion's benchmark.json: {e}"))?;
+    let estimates_file = bench_file.with_file_name("estimates.json");
+    let text = std::fs::read_to_string(&estimates_file)
+        .map_err(|e| format!("{}: unreadable: {e}", estimates_file.display()))?;
+    let estimates: EstimatesJson = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: not Criterion's estimates: {e}",
+            estimates_file.display()
+        )
+    })?;
+    let (suite, workload, params) = parse_id(&bench.full_id)
+        .map_err(|e| format!("id {:?} breaks the contract: {e}", bench.full_id))?;
+    // Criterion's typical value: the slope of a linear sampling, else the mean.
+    let stat = estimates.slope.as_ref().unwrap_or(&estimates.mean);
+    let time = Estimate {
+        estimate: stat.point_estimate,
+        lower: stat.confidence_interval.lower_bound,
+        upper: stat.confidence_interval.upper_bound,
+    };
+    if !(time.estimate.is_finite() && time.estimate > 0.0 && time.lower <= time.upper) {
+        return Err(format!("estimate {time:?} is not a time"));
+    }
+    let counted = bench.throughput.as_ref().and_then(|t| {
+        let (kind, &n) = t.iter().next()?;
+        match (kind.as_str(), suite.as_str()) {
+            ("Bytes" | "BytesDecimal", _) => Some(Counted::Bytes(n)),
+            ("Elements", "threads-vs-processes") => Some(Counted::Elements(n)),
+            ("Elements", "oversubscription") if workload == "svd" => Some(Counted::Elements(n)),
+            ("Elements", _) => Some(Counted::Flop(n)),
+            _ => None,
+        }
+    });
+    let page = criterion_dir
+        .join(&bench.directory_name)
+        .join("report/index.html");
+    Ok(Measurement {
+        suite,
+        workload,
+        params,
+        usage: sidecars.get(&bench.full_id).copied(),
+        full_id: bench.full_id,
+        time: Some(time),
+        single_run_ns: None,
+        counted,
+        criterion_page: page.is_file().then_some(page),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_by_the_contract() {
+        let (suite, workload, params) =
+            parse_id("oversubscription/matmul/layer=openmp,n=256,pairs=64/tasks=4,blas_threads=2")
+                .expect("valid");
+        assert_eq!(
+            (suite.as_str(), workload.as_str()),
+            ("oversubscription", "matmul")
+        );
+        assert_eq!(params["layer"], Value::Name("openmp".into()));
+        assert_eq!(params["blas_threads"], Value::Int(2));
+        for bad in [
+            "nosuch/matmul/n=1",
+            "task-level/matmul",
+            "task-level/matmul/n",
+            "task-level/matmul/n=1,n=2",
+            "task-level/Matmul/n=1",
+            "task-level/matmul/n=1.5",
+        ] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
+    }
+}

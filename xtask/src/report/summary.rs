@@ -1,0 +1,273 @@
+//! `summary.json` and `summary.csv`: the report's machine-readable export (the DESIGN.md schema).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::results::{Counted, Estimate, Measurement, Run, Value};
+
+/// Bumped on any change of the fields below.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema: u32,
+    pub machine: MachineOut,
+    pub results: Vec<Row>,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    #[serde(default)]
+    pub recommendations: Vec<Recommendation>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MachineOut {
+    pub cpu: String,
+    pub logical_cores: usize,
+    pub physical_cores: usize,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rustc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_sha: Option<String>,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openblas: Option<OpenBlasOut>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpenBlasOut {
+    pub config: String,
+    pub core: String,
+    pub layers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dgemm_peak_gflops: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memcpy_gbps: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub suite: String,
+    pub workload: String,
+    pub params: BTreeMap<String, Value>,
+    pub full_id: String,
+    /// Criterion's typical estimate and 95% interval; absent for a variant run only once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ns: Option<Estimate>,
+    /// The one run of a variant over the sampling budget (no interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_run_ns: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<Throughput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_per_wall: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_switches: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Throughput {
+    pub unit: String,
+    pub estimate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finding {
+    pub suite: String,
+    pub title: String,
+    pub text: String,
+    pub ratio: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub seen: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub suite: String,
+    pub workload: String,
+    pub params: BTreeMap<String, Value>,
+    pub best: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speedup_vs_default: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speedup_vs_naive: Option<f64>,
+    /// Fraction of the machine's limit (peak DGEMM rate) reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efficiency: Option<f64>,
+}
+
+impl Row {
+    pub fn from_measurement(m: &Measurement) -> Self {
+        let ns = m.typical_ns();
+        let throughput = match (m.counted, ns) {
+            (Some(c), Some(ns)) if ns > 0.0 => Some(match c {
+                Counted::Flop(n) => Throughput {
+                    unit: "GFLOP/s".into(),
+                    estimate: n as f64 / ns,
+                },
+                Counted::Bytes(n) => Throughput {
+                    unit: "GB/s".into(),
+                    estimate: n as f64 / ns,
+                },
+                Counted::Elements(n) if m.workload == "svd" => Throughput {
+                    unit: "SVD/s".into(),
+                    estimate: n as f64 / ns * 1e9,
+                },
+                Counted::Elements(n) => Throughput {
+                    unit: "Melem/s".into(),
+                    estimate: n as f64 / ns * 1e3,
+                },
+            }),
+            _ => None,
+        };
+        Self {
+            suite: m.suite.clone(),
+            workload: m.workload.clone(),
+            params: m.params.clone(),
+            full_id: m.full_id.clone(),
+            time_ns: m.time,
+            single_run_ns: m.single_run_ns,
+            throughput,
+            cpu_per_wall: m.usage.map(|u| u.cpu_per_wall),
+            context_switches: m.usage.map(|u| u.context_switches),
+        }
+    }
+
+    pub fn int(&self, key: &str) -> Option<u64> {
+        self.params.get(key).and_then(Value::int)
+    }
+
+    pub fn name(&self, key: &str) -> Option<&str> {
+        self.params.get(key).and_then(Value::name)
+    }
+
+    pub fn typical_ns(&self) -> Option<f64> {
+        self.time_ns.map(|t| t.estimate).or(self.single_run_ns)
+    }
+}
+
+/// The machine block from the run's sidecars.
+pub fn machine_out(run: &Run, limits: Limits) -> MachineOut {
+    let m = run.machine.as_ref();
+    MachineOut {
+        cpu: m.map_or_else(|| "unknown (no sidecar)".into(), |m| m.cpu.clone()),
+        logical_cores: m.map_or(0, |m| m.logical_cores),
+        physical_cores: m.map_or(0, |m| m.physical_cores),
+        os: m.map_or_else(String::new, |m| m.os.clone()),
+        rustc: m.and_then(|m| m.rustc.clone()),
+        git_sha: m.and_then(|m| m.git_sha.clone()),
+        created: m.map_or_else(String::new, |m| iso8601(m.created_unix)),
+        openblas: run.openblas_config.as_ref().map(|config| OpenBlasOut {
+            config: config.clone(),
+            core: run.openblas_core.clone().unwrap_or_default(),
+            layers: run.layers.clone(),
+        }),
+        limits,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` from seconds since the epoch (the civil calendar, no time zones).
+pub fn iso8601(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The rows as CSV: one line a measured variant.
+pub fn csv(summary: &Summary) -> String {
+    let mut out = String::from(
+        "suite,workload,params,full_id,time_ns,time_lower_ns,time_upper_ns,single_run_ns,throughput,throughput_unit,cpu_per_wall,context_switches\n",
+    );
+    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+    for r in &summary.results {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let fields = [
+            r.suite.clone(),
+            r.workload.clone(),
+            params.join(";"),
+            r.full_id.clone(),
+            opt(r.time_ns.map(|t| t.estimate)),
+            opt(r.time_ns.map(|t| t.lower)),
+            opt(r.time_ns.map(|t| t.upper)),
+            opt(r.single_run_ns),
+            opt(r.throughput.as_ref().map(|t| t.estimate)),
+            r.throughput
+                .as_ref()
+                .map(|t| t.unit.clone())
+                .unwrap_or_default(),
+            opt(r.cpu_per_wall),
+            r.context_switches
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+        ];
+        let quoted: Vec<String> = fields
+            .iter()
+            .map(|f| {
+                if f.contains([',', '"', '\n']) {
+                    format!("\"{}\"", f.replace('"', "\"\""))
+                } else {
+                    f.clone()
+                }
+            })
+            .collect();
+        out.push_str(&quoted.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Reads another run's `summary.json` for `--compare`.
+pub fn read_other(path: &Path) -> anyhow::Result<Summary> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read --compare file {}: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("--compare file {} is not JSON: {e}", path.display()))?;
+    let schema = value.get("schema").and_then(serde_json::Value::as_u64);
+    anyhow::ensure!(
+        schema == Some(u64::from(SCHEMA)),
+        "--compare file {} has summary schema {}, this report reads schema {SCHEMA}",
+        path.display(),
+        schema.map_or_else(|| "none".to_owned(), |s| s.to_string())
+    );
+    serde_json::from_value(value).map_err(|e| {
+        anyhow::anyhow!(
+            "--compare file {} is not a parcost summary: {e}",
+            path.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_795_564_800), "2026-11-25T00:00:00Z");
+        assert_eq!(iso8601(951_782_400 + 3661), "2000-02-29T01:01:01Z");
+    }
+}

@@ -1,0 +1,296 @@
+//! `cargo xtask report` on committed result trees: a complete run, a partial one, a corrupt
+//! one, a baseline, and the ways it must fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-report-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn report(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("report")
+        .args(args)
+        .output()
+        .expect("xtask runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn run_fixture(fixture: &str, out: &Path, extra: &[&str]) -> Output {
+    let criterion = fixtures().join(fixture);
+    let mut args = vec![
+        "--criterion",
+        criterion.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    report(&args)
+}
+
+#[test]
+fn a_complete_run_gives_every_section_findings_and_recommendations() {
+    let out = temp("complete");
+    let o = run_fixture("complete", &out, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = summary(&out);
+    assert_eq!(s["schema"], 1);
+    let results = s["results"].as_array().expect("results");
+    for suite in [
+        "oversubscription",
+        "blas-tuning",
+        "task-level",
+        "threads-vs-processes",
+        "array-sharing",
+    ] {
+        assert!(
+            results.iter().any(|r| r["suite"] == suite),
+            "{suite} has results"
+        );
+    }
+    // Every sampled row carries Criterion's estimate inside its interval.
+    for r in results {
+        if let Some(t) = r.get("time_ns") {
+            let (e, l, u) = (
+                t["estimate"].as_f64().unwrap_or(0.0),
+                t["lower"].as_f64().unwrap_or(0.0),
+                t["upper"].as_f64().unwrap_or(0.0),
+            );
+            assert!(l <= e && e <= u, "{r}");
+        } else {
+            assert!(
+                r["single_run_ns"].as_f64().is_some(),
+                "a row without an estimate was run once: {r}"
+            );
+        }
+    }
+    let peak = s["machine"]["limits"]["dgemm_peak_gflops"]
+        .as_f64()
+        .expect("peak");
+    let best_matmul = results
+        .iter()
+        .filter(|r| r["suite"] == "blas-tuning" && r["workload"] == "matmul")
+        .filter_map(|r| r["throughput"]["estimate"].as_f64())
+        .fold(0.0, f64::max);
+    assert_eq!(
+        peak, best_matmul,
+        "the peak is the best measured matmul rate"
+    );
+    assert!(s["machine"]["limits"]["memcpy_gbps"].as_f64().is_some());
+
+    let findings = s["findings"].as_array().expect("findings");
+    assert!(!findings.is_empty());
+    for f in findings {
+        let (r, l, u) = (
+            f["ratio"].as_f64().expect("ratio"),
+            f["lower"].as_f64().expect("lower"),
+            f["upper"].as_f64().expect("upper"),
+        );
+        assert!(l <= r && r <= u, "{f}");
+        let seen = f["seen"].as_bool().expect("seen");
+        let said = f["text"].as_str().expect("text");
+        assert_eq!(said.starts_with("Not seen"), !seen, "{said}");
+    }
+    let recs = s["recommendations"].as_array().expect("recommendations");
+    assert!(recs.iter().any(|r| r["suite"] == "task-level"));
+    assert!(recs.iter().any(|r| r["suite"] == "oversubscription"));
+
+    let html = std::fs::read_to_string(out.join("index.html")).expect("html");
+    for id in [
+        "machine",
+        "findings",
+        "recommendations",
+        "oversubscription",
+        "blas-tuning",
+        "task-level",
+        "threads-vs-processes",
+        "array-sharing",
+    ] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
+    }
+    assert!(!html.contains("<script"), "no JavaScript");
+    for fetch in ["src=\"http", "href=\"http", "url(", "@import", "<link"] {
+        assert!(!html.contains(fetch), "nothing fetched: {fetch}");
+    }
+    assert!(html.matches("<svg").count() >= 10, "charts drawn");
+    assert!(!html.contains("Missing:"));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).expect("csv");
+    assert_eq!(csv.lines().count(), results.len() + 1);
+    let stdout = text(&o.stdout);
+    assert!(
+        stdout.contains("Findings:")
+            && stdout.contains("Recommendations")
+            && stdout.contains("index.html"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_partial_run_shows_the_missing_suites_with_their_command() {
+    let out = temp("partial");
+    let o = run_fixture("partial", &out, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(out.join("index.html")).expect("html");
+    assert!(html.contains("cargo xtask bench --suite oversubscription"));
+    assert!(html.contains("cargo xtask bench --suite array-sharing"));
+    let s = summary(&out);
+    assert!(
+        s["results"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["suite"] == "task-level")
+    );
+    assert!(
+        s["machine"]["limits"].get("dgemm_peak_gflops").is_none(),
+        "no made-up limit"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn corrupt_files_and_bad_ids_are_named_and_left_out() {
+    let out = temp("corrupt");
+    let o = run_fixture("corrupt", &out, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("warning: left out") && err.contains("estimates.json"),
+        "{err}"
+    );
+    assert!(err.contains("breaks the contract"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let html = std::fs::read_to_string(out.join("index.html")).expect("html");
+    assert!(html.contains("id=\"skipped\""));
+    let corrupt_rows = summary(&out)["results"].as_array().expect("rows").len();
+    let whole = temp("corrupt-whole");
+    assert!(run_fixture("partial", &whole, &[]).status.success());
+    let whole_rows = summary(&whole)["results"].as_array().expect("rows").len();
+    assert_eq!(
+        corrupt_rows + 1,
+        whole_rows,
+        "exactly the corrupt benchmark is left out"
+    );
+    let _ = std::fs::remove_dir_all(out);
+    let _ = std::fs::remove_dir_all(whole);
+}
+
+#[test]
+fn a_criterion_baseline_is_compared_side_by_side() {
+    let out = temp("baseline");
+    let o = run_fixture("partial", &out, &["--baseline", "base"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(out.join("index.html")).expect("html");
+    assert!(html.contains("Compared with baseline base"));
+    let o = run_fixture("partial", &out, &["--baseline", "nope"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("no Criterion baseline named \"nope\""));
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn another_summary_is_compared_and_another_schema_refused() {
+    let first = temp("first");
+    assert!(run_fixture("complete", &first, &[]).status.success());
+    let out = temp("compared");
+    let other = first.join("summary.json");
+    let o = run_fixture(
+        "partial",
+        &out,
+        &["--compare", other.to_str().expect("utf-8")],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(out.join("index.html")).expect("html");
+    assert!(html.contains("Compared with") && html.contains("other / this"));
+
+    let mut s = summary(&first);
+    s["schema"] = 2.into();
+    let bad = first.join("schema2.json");
+    std::fs::write(&bad, s.to_string()).expect("write");
+    let o = run_fixture(
+        "partial",
+        &out,
+        &["--compare", bad.to_str().expect("utf-8")],
+    );
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("has summary schema 2, this report reads schema 1"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let _ = std::fs::remove_dir_all(first);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn no_results_is_one_line_naming_the_command() {
+    let empty = temp("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let out = temp("empty-out");
+    let o = report(&[
+        "--criterion",
+        empty.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cargo xtask bench"), "{err}");
+    assert!(!out.join("index.html").exists());
+    let _ = std::fs::remove_dir_all(empty);
+}
+
+#[test]
+fn an_unwritable_output_is_a_clear_error_and_the_old_report_stays_whole() {
+    let out = temp("readonly");
+    assert!(run_fixture("partial", &out, &[]).status.success());
+    let before = std::fs::read(out.join("index.html")).expect("old report");
+    // A folder where a file must go: no file of the new report may replace the old one.
+    std::fs::remove_file(out.join("summary.json")).expect("rm");
+    std::fs::create_dir(out.join("summary.json")).expect("mkdir");
+    let o = run_fixture("complete", &out, &[]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("summary.json") && err.contains("untouched"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        std::fs::read(out.join("index.html")).expect("still there"),
+        before
+    );
+    let leftovers = std::fs::read_dir(&out)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(leftovers, 0, "no temporary left");
+    let o = report(&[
+        "--criterion",
+        fixtures().join("partial").to_str().expect("utf-8"),
+        "--out",
+        "/proc/parcost-report",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("/proc/parcost-report"));
+    let _ = std::fs::remove_dir_all(out);
+}
