@@ -498,9 +498,14 @@ impl Forked {
     }
 
     fn fork(&self) -> Result<ForkedChild, TransportError> {
+        self.fork_child(self.shape == Shape::Persistent)
+    }
+
+    /// Forks a child over the array: `persistent` ones serve commands until their command
+    /// pipe closes, the others sum once and exit.
+    fn fork_child(&self, persistent: bool) -> Result<ForkedChild, TransportError> {
         let (cmd_read, cmd_write) = pipe()?;
         let (ans_read, ans_write) = pipe()?;
-        let persistent = self.shape == Shape::Persistent;
         // SAFETY: the child runs only `forked_child`, which keeps the rules above.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
@@ -551,12 +556,6 @@ impl Forked {
     }
 }
 
-impl ForkedChild {
-    fn set_timeout(&mut self, timeout: Duration) {
-        self.answers.set_timeout(timeout);
-    }
-}
-
 impl Drop for ForkedChild {
     fn drop(&mut self) {
         self.commands = None;
@@ -599,52 +598,17 @@ impl Transport for Forked {
     fn round_trip(&mut self) -> Result<Vec<f64>, TransportError> {
         let mut back = vec![0.0; self.data.len()];
         if self.shape == Shape::SpawnPerTask {
-            // A one-shot child only sums; a persistent one can echo.
-            let mut child = self.fork_echo()?;
-            child.set_timeout(DEFAULT_TIMEOUT);
-            child
-                .answers
-                .read_exact(as_bytes_mut(&mut back))
-                .map_err(|source| TransportError::Fork {
-                    pid: child.pid,
-                    what: format!("did not echo: {source}"),
-                })?;
+            // A one-shot child only sums: echo through a serving child, asked once.
+            let mut once = Self {
+                shape: Shape::Persistent,
+                data: Vec::new(),
+                child: Some(self.fork_child(true)?),
+            };
+            once.ask(CMD_ECHO, as_bytes_mut(&mut back))?;
             return Ok(back);
         }
         self.ask(CMD_ECHO, as_bytes_mut(&mut back))?;
         Ok(back)
-    }
-}
-
-impl Forked {
-    fn fork_echo(&self) -> Result<ForkedChild, TransportError> {
-        // A child that serves commands, asked once to echo.
-        let (cmd_read, cmd_write) = pipe()?;
-        let (ans_read, ans_write) = pipe()?;
-        // SAFETY: as in `fork`.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        if pid == 0 {
-            // SAFETY: freshly forked child.
-            unsafe {
-                forked_child(
-                    &self.data,
-                    cmd_read.as_raw_fd(),
-                    ans_write.as_raw_fd(),
-                    true,
-                )
-            }
-        }
-        drop((cmd_read, ans_write));
-        // SAFETY: one byte from a live local.
-        unsafe { libc::write(cmd_write.as_raw_fd(), (&CMD_ECHO as *const u8).cast(), 1) };
-        Ok(ForkedChild {
-            pid,
-            commands: Some(cmd_write),
-            answers: FdChannel::new(ans_read, DEFAULT_TIMEOUT)?,
-        })
     }
 }
 

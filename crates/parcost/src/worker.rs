@@ -63,21 +63,25 @@ pub enum Request {
     Hold { elements: u64 },
     /// Send `len` f64s of the held array from `offset` on the pipe.
     Slice { offset: u64, len: u64 },
-    /// Run `job` over blocks `first_block..first_block + blocks` of an array of `elements`
-    /// values: input and output on the pipe, or in the shared array laid out as
-    /// `[input: elements][output: elements]`.
-    Compute {
-        job: ArrayJob,
-        seed: u64,
-        first_block: u64,
-        blocks: u64,
-        elements: u64,
-        via: Via,
-    },
+    /// Run an array job over some of its blocks.
+    Compute(Compute),
     /// Tests: do nothing for `ms` milliseconds before answering.
     Sleep { ms: u64 },
     /// Tests: answer with a line that is not an answer.
     Garble,
+}
+
+/// Run `job` over blocks `first_block..first_block + blocks` of an array of `elements` values:
+/// input and output on the pipe, or in the shared array laid out as
+/// `[input: elements][output: elements]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Compute {
+    pub job: ArrayJob,
+    pub seed: u64,
+    pub first_block: u64,
+    pub blocks: u64,
+    pub elements: u64,
+    pub via: Via,
 }
 
 /// A worker's answer.
@@ -395,7 +399,7 @@ fn describe(request: &Request) -> String {
         Request::SharedEcho => "sending the shared array back".into(),
         Request::Hold { elements } => format!("taking {elements} values to hold"),
         Request::Slice { offset, len } => format!("serving {len} values at {offset}"),
-        Request::Compute { job, blocks, .. } => format!("{} over {blocks} blocks", job.name()),
+        Request::Compute(c) => format!("{} over {} blocks", c.job.name(), c.blocks),
         Request::Sleep { ms } => format!("sleeping {ms} ms"),
         Request::Garble => "garbling".into(),
     }
@@ -608,14 +612,7 @@ impl Serve {
                 answer_sum(output, 0.0)?;
                 output.write_all(as_bytes(&self.held[lo..hi])).map_err(io)
             }
-            Request::Compute {
-                job,
-                seed,
-                first_block,
-                blocks,
-                elements,
-                via,
-            } => self.compute(job, seed, first_block, blocks, elements, via, input, output),
+            Request::Compute(c) => self.compute(&c, input, output),
             Request::Sleep { ms } => {
                 std::thread::sleep(Duration::from_millis(ms));
                 answer_sum(output, 0.0)
@@ -624,21 +621,16 @@ impl Serve {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn compute(
         &mut self,
-        job: ArrayJob,
-        seed: u64,
-        first_block: u64,
-        blocks: u64,
-        elements: u64,
-        via: Via,
+        c: &Compute,
         input: &mut impl Read,
         output: &mut File,
     ) -> Result<(), String> {
         let io = |e: std::io::Error| format!("pipe: {e}");
-        let elements = elements as usize;
-        let (first, blocks) = (first_block as usize, blocks as usize);
+        let (job, seed, via) = (c.job, c.seed, c.via);
+        let elements = c.elements as usize;
+        let (first, blocks) = (c.first_block as usize, c.blocks as usize);
         let lo = (first * BLOCK).min(elements);
         let hi = ((first + blocks) * BLOCK).min(elements);
         let out_len = job.output_len(hi - lo, blocks);

@@ -9,7 +9,7 @@ use std::path::Path;
 use parcost::blas::TaskPool;
 use parcost::fdio::{as_bytes, as_bytes_mut};
 use parcost::shm::SharedArray;
-use parcost::worker::{Request, Spawn, Via, Worker, WorkerError};
+use parcost::worker::{Compute, Request, Spawn, Via, Worker, WorkerError};
 use parcost::workload::{ArrayJob, blocks_of, share};
 use rayon::prelude::*;
 
@@ -214,12 +214,12 @@ impl Runner {
 }
 
 fn compute(job: ArrayJob, seed: u64, elements: usize, blocks: Range<usize>, via: Via) -> Request {
-    Request::Compute {
+    Request::Compute(Compute {
         job,
         seed,
         first_block: blocks.start as u64,
         blocks: blocks.len() as u64,
         elements: elements as u64,
         via,
-    }
+    })
 }

@@ -2,6 +2,7 @@
 //! text). Log axes are drawn in log10 space with labels of the real values.
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -140,6 +141,22 @@ fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> Resu
     Ok(buf)
 }
 
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+fn legend<'a, 'b>(chart: &mut Chart<'a, 'b>) -> Result<()>
+where
+    'b: 'a,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 11))
+        .draw()
+        .map_err(err)
+}
+
 /// Lines with error bars over x.
 pub fn lines(title: &str, x: Axis, y: Axis, series: &[Series], marks: &Marks) -> Result<String> {
     svg(|root| {
@@ -237,14 +254,7 @@ pub fn lines(title: &str, x: Axis, y: Axis, series: &[Series], marks: &Marks) ->
                 }))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 11))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -351,14 +361,7 @@ pub fn bars(
                 )))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 11))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
