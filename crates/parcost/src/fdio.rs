@@ -119,8 +119,9 @@ impl FdChannel {
                 iov_base: bytes.as_ptr() as *mut libc::c_void,
                 iov_len: bytes.len(),
             };
+            let flags = libc::SPLICE_F_GIFT | libc::SPLICE_F_NONBLOCK;
             // SAFETY: one iovec over a live slice; the pipe only reads the pages.
-            let n = unsafe { libc::vmsplice(self.raw_fd(), &iov, 1, libc::SPLICE_F_NONBLOCK) };
+            let n = unsafe { libc::vmsplice(self.raw_fd(), &iov, 1, flags) };
             if n >= 0 {
                 bytes = &bytes[n as usize..];
                 continue;

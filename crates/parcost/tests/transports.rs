@@ -198,6 +198,10 @@ fn a_worker_killed_mid_transfer_is_an_error_and_leaves_nothing_behind() {
     assert!(text.contains("signal: 9"), "{text}");
     drop(w);
     assert!(!process_exists(pid), "no zombie");
+    assert!(
+        leftovers(Some(std::process::id())).is_empty(),
+        "nothing left in /dev/shm"
+    );
 }
 
 #[test]
