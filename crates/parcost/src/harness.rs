@@ -120,6 +120,11 @@ impl Selection {
         self.quick
     }
 
+    /// Criterion's `--test`: every benchmark once, as a smoke test, nothing measured.
+    pub fn is_test(&self) -> bool {
+        self.mode == Mode::Test
+    }
+
     /// How long one run may take and still be sampled; `None` under `--test`, where every
     /// benchmark runs once whatever its length.
     pub fn sampling_budget(&self) -> Option<Duration> {
@@ -259,11 +264,12 @@ impl Suite {
         eprintln!("parcost {}: skipped {what}: {why}", self.name);
     }
 
-    /// Ends the run: Criterion's summary, then the sidecar with every variant's CPU usage.
+    /// Ends the run: Criterion's summary, then the sidecar with every variant's CPU usage
+    /// (not after `--test`, which measures nothing).
     pub fn finish(self) {
         self.criterion.final_summary();
         let variants = std::mem::take(&mut *self.usage.borrow_mut());
-        if variants.is_empty() {
+        if variants.is_empty() || self.selection.is_test() {
             return;
         }
         let layer = self.layer().map(BlasLayer::name);
@@ -389,6 +395,7 @@ mod tests {
         assert!(selection(&format!("--exact {id}")).runs(id));
         assert!(!selection("--list").runs(id));
         assert_eq!(selection("--test --quick").sampling_budget(), None);
+        assert!(selection("--test").is_test() && !selection("--quick").is_test());
         assert_eq!(
             selection("--quick").sampling_budget(),
             Some(QUICK_SAMPLING_BUDGET)
