@@ -19,7 +19,8 @@ h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid var(--line); padding
 table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 0.2rem 0.6rem; text-align: left; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { display: inline-block; margin: 0.5rem 0.5rem 0.5rem 0; }
+figure { display: inline-block; margin: 0.5rem 0.5rem 0.5rem 0; vertical-align: middle; }
+table.usage { display: inline-table; vertical-align: middle; }
 figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); }
 .finding { background: var(--card); border-left: 4px solid var(--seen); padding: 0.4rem 0.8rem; margin: 0.4rem 0; }
 .finding.unseen { border-left-color: var(--unseen); }
@@ -294,6 +295,22 @@ fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
                 &single,
             ),
         )?;
+        // Why a cell is slow: busy cores (spinning counts) and context switches of one run.
+        h.push_str("<table class=\"usage\"><tr><th>CPU/wall, switches</th>");
+        for t in &tasks {
+            let _ = write!(h, "<th class=\"num\">{t} tasks</th>");
+        }
+        h.push_str("</tr>");
+        for &b in blas.iter().rev() {
+            let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
+            for &t in &tasks {
+                let usage = find(t, b).and_then(|r| Some((r.cpu_per_wall?, r.context_switches?)));
+                let text = usage.map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
+                let _ = write!(h, "<td class=\"num\">{text}</td>");
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>\n");
     }
     Ok(())
 }
