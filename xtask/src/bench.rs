@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: every suite, the BLAS ones once per installed OpenBLAS layer.
+//! `cargo xtask bench`: every suite, the BLAS ones once per installed OpenBLAS layer, then the
+//! report.
 
 use std::time::{Duration, Instant};
 
@@ -140,7 +141,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "Criterion's results are in {}",
         parcost::meta::criterion_dir().display()
     );
-    Ok(())
+    if criterion_args
+        .iter()
+        .any(|a| a == "--test" || a == "--list")
+    {
+        return Ok(());
+    }
+    // The report reads what the suites wrote (it never runs a benchmark).
+    crate::report::run(&[])
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ tasks:
   setup                         find OpenBLAS; install it with apt-get when missing (root or
                                 passwordless sudo), else print the command for your system
   bench [--quick] [--suite NAME]... [--layer NAME]... [-- CRITERION_ARGS]
-                                run the suites once per installed OpenBLAS threading layer
+                                run the suites once per installed OpenBLAS threading layer,
+                                then write the report (as `cargo xtask report`)
   test                          setup, fmt --check, clippy -D warnings, the tests under every
                                 layer, and every benchmark once (cargo bench -- --test)
   report [--out DIR] [--compare SUMMARY.json | --baseline NAME] [--criterion DIR]
