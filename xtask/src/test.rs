@@ -1,9 +1,64 @@
 //! `cargo xtask test`: everything CI checks, in the order a failure is cheapest to find.
 
-use anyhow::bail;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
 
 use crate::bench::SUITES;
 use crate::{cargo, run_checked, setup};
+
+/// Tests counted from what the runners print: libtest's `test result:` lines and Criterion's
+/// `Success` of each benchmark run once.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn read(&mut self, line: &str) {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let number = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .strip_suffix(word)?
+                            .split_whitespace()
+                            .last()?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            };
+            self.passed += number(" passed");
+            self.failed += number(" failed");
+        } else if line.trim() == "Success" {
+            self.passed += 1;
+        }
+    }
+}
+
+/// Runs a test command, passing its output through while counting its tests.
+fn run_counting(cmd: &mut Command, tally: &mut Tally) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.unwrap_or_default();
+            println!("{line}");
+            tally.read(&line);
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for {shown}"))?;
+    anyhow::ensure!(status.success(), "{shown} failed ({status})");
+    Ok(())
+}
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(arg) = args.first() {
@@ -23,6 +78,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     // The thread-control code behaves differently under each layer (process-wide count under
     // pthreads, per calling thread under OpenMP, none under serial): the crates that call BLAS
     // are tested under all of them, the rest once.
+    let mut tally = Tally::default();
     for (i, layer) in openblas.layers.iter().enumerate() {
         eprintln!("== cargo test under OpenBLAS layer {}", layer.name);
         let mut cmd = cargo();
@@ -39,10 +95,34 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             cmd.env("PARCOST_REQUIRE_BROWSER", "1");
         }
         layer.apply(&mut cmd);
-        run_checked(&mut cmd)?;
+        run_counting(&mut cmd, &mut tally)?;
     }
     eprintln!("== every benchmark once (cargo bench -- --test)");
-    run_checked(cargo().args(["bench", "--workspace", "--", "--test"]))?;
-    eprintln!("cargo xtask test: all passed");
+    run_counting(
+        cargo().args(["bench", "--workspace", "--", "--test"]),
+        &mut tally,
+    )?;
+    println!("xtask: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_libtest_and_criterion_lines() {
+        let mut t = Tally::default();
+        t.read("test result: ok. 32 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.18s");
+        t.read("test result: FAILED. 10 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
+        t.read("Success");
+        t.read("Testing task-level/matmul/n=32");
+        assert_eq!(
+            t,
+            Tally {
+                passed: 43,
+                failed: 1
+            }
+        );
+    }
 }
