@@ -218,6 +218,8 @@ fn another_summary_is_compared_and_another_schema_refused() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let html = std::fs::read_to_string(out.join("index.html")).expect("html");
     assert!(html.contains("Compared with") && html.contains("other / this"));
+    assert!(html.contains("Recommendations side by side"));
+    assert!(html.contains("task-level matmul (layer=openmp, n=256, pairs=60)"));
 
     let mut s = summary(&first);
     s["schema"] = 2.into();

@@ -611,6 +611,36 @@ fn compare(h: &mut String, this: &Summary, name: &str, other: &Summary) {
         other.machine.physical_cores,
         esc(&other.machine.created)
     );
+    // Recommendations are keyed by workload, not by thread counts, so runs on machines with
+    // different core counts meet here even where no benchmark id is shared.
+    let key = |r: &Recommendation| {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{} {} ({})", r.suite, r.workload, params.join(", "))
+    };
+    let best = |r: &Recommendation| {
+        let b: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let x = r
+            .speedup_vs_default
+            .map_or_else(String::new, |x| format!(", {x:.2}x over default"));
+        format!("{}{x}", b.join(", "))
+    };
+    let theirs: BTreeMap<String, &Recommendation> =
+        other.recommendations.iter().map(|r| (key(r), r)).collect();
+    h.push_str("<h3>Recommendations side by side</h3><table><tr><th>workload</th><th>this run</th><th>other run</th></tr>");
+    for r in &this.recommendations {
+        let k = key(r);
+        let o = theirs
+            .get(&k)
+            .map_or_else(|| "not measured".to_owned(), |o| best(o));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&k),
+            esc(&best(r)),
+            esc(&o)
+        );
+    }
+    h.push_str("</table><h3>Benchmarks in both runs</h3>");
     let others: BTreeMap<&str, &Row> = other
         .results
         .iter()
