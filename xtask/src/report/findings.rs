@@ -106,15 +106,35 @@ fn describe(params: &BTreeMap<String, Value>) -> String {
         .join(", ")
 }
 
+fn by_time(a: &&Row, b: &&Row) -> std::cmp::Ordering {
+    a.typical_ns()
+        .partial_cmp(&b.typical_ns())
+        .unwrap_or(std::cmp::Ordering::Equal)
+}
+
+/// The fastest and the slowest variants that Criterion sampled (single runs have no interval).
 fn best_sampled<'a>(rows: &[&'a Row]) -> Option<&'a Row> {
     rows.iter()
         .copied()
         .filter(|r| r.time_ns.is_some())
-        .min_by(|a, b| {
-            a.typical_ns()
-                .partial_cmp(&b.typical_ns())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
+        .min_by(by_time)
+}
+
+fn worst_sampled<'a>(rows: &[&'a Row]) -> Option<&'a Row> {
+    rows.iter()
+        .copied()
+        .filter(|r| r.time_ns.is_some())
+        .max_by(by_time)
+}
+
+/// The 3 findings with the largest ratios.
+fn top3(mut findings: Vec<Finding>) -> impl Iterator<Item = Finding> {
+    findings.sort_by(|a, b| {
+        b.ratio
+            .partial_cmp(&a.ratio)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    findings.into_iter().take(3)
 }
 
 fn cell(rows: &[&Row], tasks: u64, blas: u64) -> Option<Row> {
@@ -142,17 +162,7 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
             .unwrap_or(1);
         let naive = cell(&cells, max_tasks, p)
             .filter(|r| r.time_ns.is_some())
-            .or_else(|| {
-                cells
-                    .iter()
-                    .filter(|r| r.time_ns.is_some())
-                    .max_by(|a, b| {
-                        a.typical_ns()
-                            .partial_cmp(&b.typical_ns())
-                            .unwrap_or(std::cmp::Ordering::Equal)
-                    })
-                    .map(|r| (*r).clone())
-            });
+            .or_else(|| worst_sampled(&cells).cloned());
         let Some(naive) = naive else { continue };
         let (Some(bt), Some(naive_t)) = (best.time_ns, naive.time_ns) else {
             continue;
@@ -177,12 +187,7 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
             &format!(" on {workload} ({})", describe(&params)),
         ));
     }
-    over.sort_by(|a, b| {
-        b.ratio
-            .partial_cmp(&a.ratio)
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    all.extend(over.into_iter().take(3));
+    all.extend(top3(over));
 
     // BLAS tuning: the best thread count against the default (P threads).
     let mut tuning = Vec::new();
@@ -195,12 +200,7 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
         };
         let b = best.int("blas_threads").unwrap_or(0);
         if b == p {
-            let worst = cells.iter().filter(|r| r.time_ns.is_some()).max_by(|a, b| {
-                a.typical_ns()
-                    .partial_cmp(&b.typical_ns())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
-            if let Some(w) = worst.filter(|w| w.full_id != best.full_id) {
+            if let Some(w) = worst_sampled(&cells).filter(|w| w.full_id != best.full_id) {
                 if let Some(wt) = w.time_ns {
                     tuning.push(slower(
                         "blas-tuning",
@@ -226,12 +226,7 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
             &format!(" ({})", describe(&params)),
         ));
     }
-    tuning.sort_by(|a, b| {
-        b.ratio
-            .partial_cmp(&a.ratio)
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    all.extend(tuning.into_iter().take(3));
+    all.extend(top3(tuning));
 
     // Task level: where task-level (P x 1) stops beating op-level (1 x P).
     for (layer, cross) in crossovers(rows) {
