@@ -78,10 +78,6 @@ impl FdChannel {
         })
     }
 
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-    }
-
     pub fn raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }

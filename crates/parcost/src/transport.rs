@@ -5,11 +5,12 @@ use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::fdio::{FdChannel, FdError, as_bytes, as_bytes_mut};
 use crate::shm::SharedArray;
-use crate::worker::{DEFAULT_TIMEOUT, Request, Spawn, Via, Worker, WorkerError};
+use crate::worker::{
+    DEFAULT_TIMEOUT, REAP_GRACE, Request, Spawn, Via, Worker, WorkerError, reap_pid,
+};
 use crate::workload::sum;
 
 /// Every way of moving an array the array-sharing suite measures.
@@ -143,6 +144,11 @@ pub trait Transport: fmt::Debug {
     }
     /// The array as the other side received it (round-trip tests).
     fn round_trip(&mut self) -> Result<Vec<f64>, TransportError>;
+    /// The process on the other side while one is running (tests kill it to check what is
+    /// cleaned up); `None` in-process and between the exchanges of a process per task.
+    fn pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Opens `kind` in `shape` for a copy of `data`; workers run `exe` (a binary that calls
@@ -290,6 +296,9 @@ impl Transport for Streamed {
         let (_, back) = self.exchange_with(true)?;
         back.ok_or(TransportError::ThreadGone)
     }
+    fn pid(&self) -> Option<u32> {
+        self.worker.as_ref().map(Worker::pid)
+    }
 }
 
 /// mmap-file and memfd-inherited: the array lives in memory both processes map.
@@ -405,14 +414,18 @@ impl Transport for Mapped {
         }
         Ok(back)
     }
+    fn pid(&self) -> Option<u32> {
+        self.worker.as_ref().map(Worker::pid)
+    }
 }
 
 /// fork-cow: a child forked after the array exists reads the parent's pages copy-on-write.
 ///
 /// The parent has other threads (OpenBLAS's, Criterion's), so between fork and exit the child
-/// may only do what is async-signal-safe: it reads the array (plain loads), and uses `read`,
-/// `write`, `close_range` and `_exit`. It allocates nothing, takes no lock, never unwinds, and
-/// runs no Rust I/O or destructor.
+/// may only do what is async-signal-safe: it reads the array (plain loads), and uses `dup2`,
+/// `read`, `write` (each retried on EINTR), `close_range` (or `getrlimit` and `close`, fd by
+/// fd, where the kernel lacks it) and `_exit`. It allocates nothing, takes no lock, never
+/// unwinds, and runs no Rust I/O or destructor.
 #[derive(Debug)]
 struct Forked {
     shape: Shape,
@@ -440,6 +453,51 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// The calling thread's errno (reading it allocates nothing and takes no lock).
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Closes every fd from `first` up. Async-signal-safe: runs in the forked child.
+///
+/// `close_range` (Linux 5.9) does it in one call; before it, each fd below the `RLIMIT_NOFILE`
+/// soft limit is closed one by one, a system call each (`getrlimit` is a bare system call in
+/// glibc and musl: no lock, no allocation).
+fn close_fds_from(first: u32) {
+    // SAFETY: close_range takes three integers and only closes this process's fds.
+    if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) } == 0 {
+        return;
+    }
+    close_fds_one_by_one(first);
+}
+
+/// [`close_fds_from`] without `close_range`.
+fn close_fds_one_by_one(first: u32) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a live rlimit.
+    let end = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        // An fd is below the soft limit that was in force when it was opened; a limit lowered
+        // since is the one case this misses, and a huge or infinite one is capped (1M fds).
+        u32::try_from(limit.rlim_cur)
+            .unwrap_or(u32::MAX)
+            .min(1 << 20)
+    } else {
+        // Nothing better is known; Linux's default soft limit.
+        1024
+    };
+    for fd in first..end {
+        let Ok(fd) = i32::try_from(fd) else { break };
+        // SAFETY: closes an fd of this process (EBADF if none is open there). No retry on
+        // EINTR: Linux releases the fd even then.
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
+
 /// The forked child's whole life; see [`Forked`] for the rules it keeps.
 ///
 /// # Safety
@@ -448,14 +506,22 @@ unsafe fn forked_child(data: &[f64], cmd: i32, ans: i32, persistent: bool) -> ! 
     // SAFETY (whole body): only async-signal-safe calls on fds this child owns.
     unsafe {
         // Keep stdio and our two pipes; every other inherited fd would hold other workers'
-        // pipes open.
-        libc::dup2(cmd, 0);
-        libc::dup2(ans, 1);
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        // pipes open. Without its pipes on 0 and 1 the child cannot serve: it leaves.
+        for (from, to) in [(cmd, 0), (ans, 1)] {
+            while libc::dup2(from, to) < 0 {
+                if errno() != libc::EINTR {
+                    libc::_exit(4);
+                }
+            }
+        }
+        close_fds_from(3);
         let write_all = |bytes: &[u8]| {
             let mut done = 0;
             while done < bytes.len() {
                 let n = libc::write(1, bytes[done..].as_ptr().cast(), bytes.len() - done);
+                if n < 0 && errno() == libc::EINTR {
+                    continue;
+                }
                 if n <= 0 {
                     libc::_exit(3);
                 }
@@ -465,7 +531,14 @@ unsafe fn forked_child(data: &[f64], cmd: i32, ans: i32, persistent: bool) -> ! 
         loop {
             let command = if persistent {
                 let mut c = 0u8;
-                if libc::read(0, (&mut c as *mut u8).cast(), 1) != 1 {
+                let n = loop {
+                    let n = libc::read(0, (&mut c as *mut u8).cast(), 1);
+                    if n >= 0 || errno() != libc::EINTR {
+                        break n;
+                    }
+                };
+                // EOF (or a broken pipe): the parent is done with us.
+                if n != 1 {
                     libc::_exit(0);
                 }
                 c
@@ -558,25 +631,9 @@ impl Forked {
 
 impl Drop for ForkedChild {
     fn drop(&mut self) {
+        // A closed command pipe tells a persistent child to exit; a one-shot one exits anyway.
         self.commands = None;
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        loop {
-            let mut status = 0;
-            // SAFETY: waits for our own child without blocking.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r != 0 {
-                return;
-            }
-            if std::time::Instant::now() > deadline {
-                // SAFETY: signals and then reaps our own child.
-                unsafe {
-                    libc::kill(self.pid, libc::SIGKILL);
-                    libc::waitpid(self.pid, &mut status, 0);
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        reap_pid(self.pid, REAP_GRACE);
     }
 }
 
@@ -609,6 +666,9 @@ impl Transport for Forked {
         }
         self.ask(CMD_ECHO, as_bytes_mut(&mut back))?;
         Ok(back)
+    }
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| u32::try_from(c.pid).ok())
     }
 }
 
@@ -672,6 +732,9 @@ impl Transport for Proxied {
     fn round_trip(&mut self) -> Result<Vec<f64>, TransportError> {
         self.fetch_all()?;
         Ok(self.received.clone())
+    }
+    fn pid(&self) -> Option<u32> {
+        Some(self.server.pid())
     }
 }
 
@@ -768,5 +831,61 @@ impl Transport for InProcess {
                 Ok(self.array().to_vec())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback for kernels without `close_range`, run where it runs: in a forked child.
+    #[test]
+    fn the_fd_by_fd_fallback_closes_every_fd_above_stdio() {
+        let (low, _other_end) = pipe().expect("pipe");
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills a live rlimit.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        // The highest fd the fallback closes, so both ends of its range are checked.
+        let top = libc::c_int::try_from(limit.rlim_cur.min(1 << 20) - 1).expect("fd");
+        // SAFETY: duplicates an fd we own onto the lowest free number from `top`.
+        let high = unsafe { libc::fcntl(low.as_raw_fd(), libc::F_DUPFD_CLOEXEC, top) };
+        assert!(high >= top, "{}", std::io::Error::last_os_error());
+        // SAFETY: a fresh fd from fcntl.
+        let high = unsafe { OwnedFd::from_raw_fd(high) };
+        let fds = [low.as_raw_fd(), high.as_raw_fd()];
+        // SAFETY: fcntl with integer arguments only.
+        let stdio = [0, 1, 2].map(|fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+        // SAFETY: the child makes only async-signal-safe calls (fcntl, getrlimit, close, _exit).
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "{}", std::io::Error::last_os_error());
+        if pid == 0 {
+            close_fds_one_by_one(3);
+            // SAFETY: as above.
+            let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+            let code = if fds.iter().any(|&fd| open(fd)) {
+                1
+            } else if [0, 1, 2].map(open) != stdio {
+                2
+            } else {
+                0
+            };
+            // SAFETY: leaves the forked child without running anything of the parent's.
+            unsafe { libc::_exit(code) }
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "status {status}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "1: an fd above 2 stayed open; 2: stdio changed"
+        );
     }
 }

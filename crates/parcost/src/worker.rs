@@ -2,13 +2,15 @@
 //! over its stdin and stdout (one JSON line a request or answer, raw array bytes after it).
 //!
 //! Every wait on a worker is bounded (a dead, hung or garbled worker is an error naming what
-//! happened), and a worker is always reaped: dropping its handle closes its stdin, waits a
-//! moment, then kills and waits (no zombies).
+//! happened), and a worker is always reaped: dropping its handle closes its stdin, waits for the
+//! worker to exit (blocked in the kernel, never in a sleep loop: a process started per
+//! benchmark iteration is reaped inside the timing), kills it if it has not exited within
+//! [`REAP_GRACE`], and waits for it (no zombies).
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -231,19 +233,155 @@ impl Spawn {
     }
 }
 
-/// Kills (if needed) and waits for a child, so it never lingers as a zombie.
+/// How long a child whose stdin (or command pipe) is closed gets to exit before it is killed.
+pub const REAP_GRACE: Duration = Duration::from_secs(2);
+
+/// Waits for a child to exit (killing it after [`REAP_GRACE`]) and reaps it, so it never
+/// lingers as a zombie.
 fn reap(child: &mut Child) -> Option<ExitStatus> {
-    let deadline = Instant::now() + Duration::from_secs(2);
+    reap_with(child, REAP_GRACE)
+}
+
+/// [`reap`] with another grace period (tests).
+fn reap_with(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    if !wait_for_exit(child.id(), grace) {
+        let _ = child.kill();
+    }
+    // Blocks only until the kernel has finished the exit (or the kill) seen above.
+    child.wait().ok()
+}
+
+/// [`reap`] for a child known only by its pid (a forked one): waits for it to exit, kills it
+/// after `grace`, and reaps it.
+pub(crate) fn reap_pid(pid: i32, grace: Duration) {
+    let Ok(id) = u32::try_from(pid) else {
+        return;
+    };
+    if !wait_for_exit(id, grace) {
+        kill(pid);
+    }
+    wait_blocking(pid);
+}
+
+/// Waits until the child `pid` (ours, not yet reaped) has exited, for at most `timeout`; true
+/// if it has (or no longer exists). It does not reap: the caller's `waitpid` does.
+///
+/// The wait blocks in the kernel, so a reap returns as soon as the child is gone rather than at
+/// the next tick of a sleep loop: a benchmark that starts a process per iteration times this.
+/// It polls a pidfd; a kernel without pidfds (before Linux 5.3) gets a thread blocked in
+/// `waitid` instead.
+pub(crate) fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    match pidfd_open(pid) {
+        Ok(pidfd) => match poll_readable(&pidfd, deadline) {
+            Ok(exited) => exited,
+            // Not expected from a valid pidfd; the thread needs nothing from it.
+            Err(_) => wait_in_thread(pid, deadline),
+        },
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => true,
+        Err(_) => wait_in_thread(pid, deadline),
+    }
+}
+
+/// A pidfd for `pid` (readable once the process has exited).
+fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(std::io::Error::other)?;
+    // SAFETY: a fresh fd from pidfd_open that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Polls `fd` until it is readable (true) or `deadline` passes (false); retries on EINTR.
+fn poll_readable(fd: &OwnedFd, deadline: Instant) -> std::io::Result<bool> {
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-            _ => {
-                let _ = child.kill();
-                return child.wait().ok();
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Rounded up: a poll that ends a little early would only go round again.
+        let ms = libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n > 0 {
+            return Ok(true);
+        }
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
             }
+        } else if Instant::now() >= deadline {
+            return Ok(false);
         }
     }
+}
+
+/// [`wait_for_exit`] without pidfds: a helper thread blocks in `waitid(WNOWAIT)` (which does not
+/// reap) and reports the exit on a channel this thread waits on with the deadline. On timeout the
+/// helper stays blocked until the caller kills and reaps the child, then ends by itself.
+fn wait_in_thread(pid: u32, deadline: Instant) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let helper = std::thread::Builder::new()
+        .name("parcost-reap".into())
+        .spawn(move || {
+            let _ = tx.send(wait_exited_no_reap(pid));
+        });
+    let Ok(helper) = helper else {
+        // No thread to wait with: the caller kills and reaps, which is bounded too.
+        return false;
+    };
+    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(exited) => {
+            let _ = helper.join();
+            exited
+        }
+        Err(_) => false,
+    }
+}
+
+/// Blocks until the child `pid` has exited, leaving it waitable; false if it cannot be waited
+/// for (ECHILD: someone else reaped it).
+fn wait_exited_no_reap(pid: libc::id_t) -> bool {
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid, and waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child; `info` is live for the call.
+        let r = unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if r == 0 {
+            return true;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// Sends SIGKILL to our child `pid`.
+fn kill(pid: i32) {
+    // SAFETY: kill takes two integers; `pid` is a child of ours that has not been reaped, so
+    // the number cannot belong to another process yet.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// Reaps our child `pid`, blocking until it has exited; retries on EINTR.
+fn wait_blocking(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is live for the call.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
 }
 
 /// A running worker process.
@@ -268,11 +406,6 @@ impl Worker {
             doing: "a request".into(),
             message: "its stdin is already closed".into(),
         })
-    }
-
-    /// The parent's end of the worker's stdout (answers and array bytes come from there).
-    pub fn from_worker(&mut self) -> &mut FdChannel {
-        &mut self.from_worker
     }
 
     /// Sends a request line.
@@ -338,16 +471,8 @@ impl Worker {
             FdError::Timeout(_) => None,
             // A closed pipe means the worker is exiting: give it a moment to be reaped.
             _ => {
-                let deadline = Instant::now() + Duration::from_secs(1);
-                loop {
-                    match self.child.try_wait() {
-                        Ok(Some(status)) => break Some(status),
-                        Ok(None) if Instant::now() < deadline => {
-                            std::thread::sleep(Duration::from_millis(1))
-                        }
-                        _ => break None,
-                    }
-                }
+                wait_for_exit(pid, Duration::from_secs(1));
+                self.child.try_wait().ok().flatten()
             }
         };
         match exited {
@@ -426,8 +551,12 @@ pub fn serve_if_worker() {
 struct Serve {
     socket: Option<File>,
     shared: Option<SharedArray>,
+    /// The proxy server's array ([`Request::Hold`]); nothing else writes it.
     held: Vec<f64>,
+    /// Scratch for arrays received (kept between requests to avoid reallocating).
     buffer: Vec<f64>,
+    /// Scratch for the output of [`Request::Compute`] on the pipe.
+    computed: Vec<f64>,
 }
 
 fn parse_fd(value: Option<OsString>, name: &str) -> Result<i32, String> {
@@ -444,6 +573,7 @@ impl Serve {
             shared: None,
             held: Vec::new(),
             buffer: Vec::new(),
+            computed: Vec::new(),
         };
         let mut shared_fd = None;
         let mut shared_elements = None;
@@ -639,14 +769,14 @@ impl Serve {
                 let mut data = std::mem::take(&mut self.buffer);
                 data.resize(if job.reads_input() { hi - lo } else { 0 }, 0.0);
                 input.read_exact(as_bytes_mut(&mut data)).map_err(io)?;
-                let mut out = std::mem::take(&mut self.held);
+                // Its own scratch: a proxy server's held array must survive a compute.
+                let mut out = std::mem::take(&mut self.computed);
                 out.resize(out_len, 0.0);
                 job.run_blocks(seed, first, &data, &mut out);
-                send_answer(output, &Answer::default())?;
-                output.write_all(as_bytes(&out)).map_err(io)?;
                 self.buffer = data;
-                self.held = out;
-                Ok(())
+                self.computed = out;
+                send_answer(output, &Answer::default())?;
+                output.write_all(as_bytes(&self.computed)).map_err(io)
             }
             Via::Shared => {
                 let Some(map) = self.shared.as_mut() else {
@@ -696,4 +826,68 @@ pub fn current_exe() -> Result<PathBuf, WorkerError> {
 /// Whether a process still exists (as a zombie too): tests check workers are reaped.
 pub fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper(seconds: &str) -> Child {
+        Command::new("sleep").arg(seconds).spawn().expect("sleep")
+    }
+
+    #[test]
+    fn this_kernel_has_pidfds() {
+        // Otherwise every reap here would take the helper-thread path, and the tests below
+        // would check only that one.
+        assert!(pidfd_open(std::process::id()).is_ok());
+    }
+
+    /// Both ways of waiting (pidfd, helper thread) see a prompt exit well before the deadline,
+    /// give up at the deadline on a child that stays, and leave the reaping to the caller.
+    #[test]
+    fn waits_see_an_exit_and_give_up_at_the_deadline() {
+        /// Waits for a pid with a timeout.
+        type Wait = fn(u32, Duration) -> bool;
+        let ways: [(&str, Wait); 2] = [
+            ("pidfd", wait_for_exit),
+            ("thread", |pid, timeout| {
+                wait_in_thread(pid, Instant::now() + timeout)
+            }),
+        ];
+        for (name, wait) in ways {
+            let mut quick = sleeper("0.1");
+            let start = Instant::now();
+            assert!(wait(quick.id(), Duration::from_secs(30)), "{name}");
+            assert!(start.elapsed() < Duration::from_secs(20), "{name}");
+            assert!(process_exists(quick.id()), "{name}: not reaped by the wait");
+            assert!(quick.try_wait().expect("try_wait").is_some(), "{name}");
+            assert!(!process_exists(quick.id()), "{name}: reaped by the caller");
+
+            let mut stays = sleeper("30");
+            let start = Instant::now();
+            assert!(!wait(stays.id(), Duration::from_millis(100)), "{name}");
+            assert!(start.elapsed() >= Duration::from_millis(100), "{name}");
+            let _ = stays.kill();
+            let _ = stays.wait();
+        }
+    }
+
+    #[test]
+    fn reaping_kills_a_child_that_stays_and_leaves_no_zombie() {
+        #[expect(clippy::zombie_processes, reason = "reap_pid reaps it by its pid")]
+        let stays = sleeper("30");
+        let pid = i32::try_from(stays.id()).expect("pid");
+        let start = Instant::now();
+        reap_pid(pid, Duration::from_millis(100));
+        assert!(start.elapsed() < Duration::from_secs(20));
+        assert!(!process_exists(stays.id()));
+
+        let mut stays = sleeper("30");
+        let start = Instant::now();
+        let status = reap_with(&mut stays, Duration::from_millis(100));
+        assert!(start.elapsed() < Duration::from_secs(20));
+        assert_eq!(status.and_then(|s| s.code()), None, "killed: {status:?}");
+        assert!(!process_exists(stays.id()));
+    }
 }

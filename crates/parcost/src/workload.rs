@@ -350,14 +350,6 @@ impl ArrayJob {
 }
 
 impl ArrayJob {
-    /// Output values one block produces.
-    pub fn output_per_block(self) -> usize {
-        match self {
-            Self::SumSquares => 1,
-            Self::Elementwise | Self::Fill => BLOCK,
-        }
-    }
-
     /// Runs `blocks` of an array of `elements` values, reading from the whole `input` (empty for
     /// [`ArrayJob::Fill`]) and writing into `out`, which holds exactly those blocks' outputs.
     pub fn run_range(

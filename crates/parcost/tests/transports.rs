@@ -3,10 +3,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use parcost::shm::leftovers;
+use parcost::fdio::{as_bytes, as_bytes_mut};
+use parcost::shm::{SharedArray, leftovers};
 use parcost::transport::{self, Shape, TransportError, TransportKind};
-use parcost::worker::{Request, Spawn, Via, WorkerError, process_exists};
-use parcost::workload::{fill_uniform, sum};
+use parcost::worker::{Compute, Request, Spawn, Via, WorkerError, process_exists};
+use parcost::workload::{ArrayJob, BLOCK, fill_uniform, sum};
 use proptest::prelude::*;
 
 /// Held by every test that creates shared files, so a test that looks for leftovers in /dev/shm
@@ -211,21 +212,213 @@ fn a_worker_killed_mid_transfer_is_an_error_and_leaves_nothing_behind() {
     assert!(!process_exists(pid), "no zombie");
 }
 
+/// Kills `pid` with SIGKILL as soon as it has touched part of its shared mapping (its
+/// `RssShmem` is above zero: it is reading the shared array), and returns the kB it had
+/// touched; `None` if it never touched any within 20 s or is gone.
+fn kill_once_reading(pid: u32) -> Option<u64> {
+    let status = format!("/proc/{pid}/status");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(&status).ok()?;
+        let kb = text
+            .lines()
+            .find_map(|l| l.strip_prefix("RssShmem:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())?;
+        if kb > 0 {
+            // SAFETY: signals the worker this test started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            return Some(kb);
+        }
+    }
+    None
+}
+
 #[test]
-fn shared_files_are_gone_after_a_dead_worker_or_a_panic() {
+fn a_worker_killed_while_reading_shared_memory_leaves_no_file_and_no_zombie() {
     let _shm = shm_tests();
-    let data = random(1 << 16, 1);
-    let result = std::panic::catch_unwind(|| {
+    let me = std::process::id();
+    let elements = 16 << 20; // 128 MiB: the worker takes a while to read it
+    let data = vec![0.25_f64; elements];
+    // The kill may land after the worker has read everything; then try again.
+    for attempt in 1..=5 {
         let mut t = transport::open(TransportKind::MmapFile, Shape::Persistent, exe(), &data)
             .expect("open");
-        t.exchange().expect("exchange");
-        panic!("mid-benchmark");
-    });
-    assert!(result.is_err());
+        let pid = t.pid().expect("a worker");
+        let killer = std::thread::spawn(move || kill_once_reading(pid));
+        let result = t.exchange();
+        let touched_kb = killer.join().expect("killer");
+        let Err(err) = result else {
+            eprintln!("attempt {attempt}: the worker finished reading before the kill");
+            continue;
+        };
+        // The transport still exists: its file must already be gone, so that not even a
+        // SIGKILL of the parent now could leave it behind.
+        assert_eq!(
+            leftovers(Some(me)),
+            Vec::<std::path::PathBuf>::new(),
+            "no file of the transfer in /dev/shm while the transport lives"
+        );
+        drop(t);
+        assert_eq!(
+            leftovers(Some(me)),
+            Vec::<std::path::PathBuf>::new(),
+            "no file of the transfer in /dev/shm after the transport"
+        );
+        assert!(!process_exists(pid), "worker {pid} reaped (no zombie)");
+        // What the parent was told, and that the kill did land mid-read.
+        let text = err.to_string();
+        assert!(text.contains("signal: 9"), "{text}");
+        let touched_kb = touched_kb.expect("the worker was killed while reading");
+        assert!(
+            touched_kb < (elements * 8 / 1024) as u64,
+            "killed after reading {touched_kb} kB: mid-read"
+        );
+        return;
+    }
+    panic!("the worker always finished reading before it could be killed");
+}
+
+#[test]
+fn a_panic_before_the_shared_file_is_unlinked_still_removes_it() {
+    let _shm = shm_tests();
+    let elements = 1 << 16;
+    let mut seen = None;
+    // What the mmap-file transport does when it starts, with a panic where it would unlink the
+    // file (once the worker has mapped it).
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let shared = SharedArray::named(elements).expect("named");
+        let path = shared.path().expect("a named file").to_owned();
+        let mut worker = Spawn::new(exe()).start().expect("spawn");
+        worker
+            .send(&Request::OpenShared {
+                path: path.to_string_lossy().into_owned(),
+                elements: elements as u64,
+            })
+            .expect("send");
+        worker.answer("mapping the shared file").expect("mapped");
+        assert!(path.exists(), "not unlinked yet");
+        seen = Some((path, worker.pid()));
+        panic!("between mapping the shared file and unlinking it");
+    }));
+    assert!(result.is_err(), "it panicked");
+    let (path, pid) = seen.expect("the panic came after the worker mapped the file");
     assert!(
-        leftovers(Some(std::process::id())).is_empty(),
-        "no leftover in /dev/shm"
+        !path.exists(),
+        "{} is left after the unwind",
+        path.display()
     );
+    assert!(
+        !process_exists(pid),
+        "worker {pid} reaped during the unwind"
+    );
+}
+
+/// The syscall a thread of this process is blocked in (its number), `None` while it runs.
+fn blocked_in(tid: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Dropping a worker waits for it to exit blocked in the kernel (poll on a pidfd, or, without
+/// pidfds, on a channel from a thread blocked in waitid), never in a sleep loop: a sleep would
+/// be timed in every `pool=spawn` benchmark.
+#[test]
+fn dropping_a_worker_waits_for_its_exit_without_sleeping() {
+    let mut w = Spawn::new(exe()).start().expect("spawn");
+    let pid = w.pid();
+    // The worker sleeps before it reads the end of its stdin: its drop waits that long.
+    let busy = Duration::from_millis(400);
+    w.send(&Request::Sleep {
+        ms: busy.as_millis() as u64,
+    })
+    .expect("send");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dropper = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        let _ = tx.send(unsafe { libc::gettid() });
+        let start = Instant::now();
+        drop(w);
+        start.elapsed()
+    });
+    let tid = rx.recv().expect("tid");
+    let mut calls = std::collections::BTreeMap::<i64, usize>::new();
+    while !dropper.is_finished() {
+        if let Some(nr) = blocked_in(tid) {
+            *calls.entry(nr).or_default() += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let took = dropper.join().expect("dropper");
+    assert!(!process_exists(pid), "reaped");
+    assert!(took < Duration::from_secs(2), "exited by itself: {took:?}");
+    let sleeps = [libc::SYS_nanosleep, libc::SYS_clock_nanosleep];
+    let waits = [
+        libc::SYS_ppoll,
+        libc::SYS_waitid,
+        libc::SYS_wait4,
+        libc::SYS_futex,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    let waits = [waits.as_slice(), &[libc::SYS_poll]].concat();
+    assert!(
+        !calls.keys().any(|nr| sleeps.contains(nr)),
+        "the dropping thread slept (syscall: samples): {calls:?}"
+    );
+    let waited: usize = calls
+        .iter()
+        .filter(|(nr, _)| waits.contains(nr))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        waited >= 10,
+        "the dropping thread waited in poll, waitid or futex (syscall: samples): {calls:?}"
+    );
+}
+
+/// The proxy server's array is the worker's held array: a compute on the same worker returns
+/// its result and leaves the held array as it was.
+#[test]
+fn a_compute_leaves_a_proxy_servers_array_alone() {
+    let held = random(3 * BLOCK + 5, 4);
+    let mut w = Spawn::new(exe()).start().expect("spawn");
+    w.send(&Request::Hold {
+        elements: held.len() as u64,
+    })
+    .expect("hold");
+    w.send_bytes(as_bytes(&held), "taking the array to hold")
+        .expect("send");
+    w.answer_sum("taking the array to hold").expect("held");
+
+    let input = random(2 * BLOCK, 5);
+    w.send(&Request::Compute(Compute {
+        job: ArrayJob::Elementwise,
+        seed: 0,
+        first_block: 0,
+        blocks: 2,
+        elements: input.len() as u64,
+        via: Via::Pipe,
+    }))
+    .expect("compute");
+    w.send_bytes(as_bytes(&input), "taking its share")
+        .expect("send");
+    w.answer("computing").expect("computed");
+    let mut out = vec![0.0; input.len()];
+    w.read_bytes(as_bytes_mut(&mut out), "sending the result")
+        .expect("result");
+    let mut expected = vec![0.0; input.len()];
+    ArrayJob::Elementwise.run_blocks(0, 0, &input, &mut expected);
+    assert_eq!(bits(&out), bits(&expected), "the compute's result");
+
+    w.send(&Request::Slice {
+        offset: 0,
+        len: held.len() as u64,
+    })
+    .expect("slice");
+    w.answer("serving the held array").expect("served");
+    let mut back = vec![0.0; held.len()];
+    w.read_bytes(as_bytes_mut(&mut back), "serving the held array")
+        .expect("held array");
+    assert_eq!(bits(&back), bits(&held), "the held array after a compute");
 }
 
 #[test]
