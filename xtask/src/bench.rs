@@ -5,8 +5,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::layers::Layer;
-use crate::{cargo, run_checked, setup};
+use std::process::Command;
+
+use parcost::kernel::KernelPolicy;
+
+use crate::{cargo, kernels, run_checked, setup};
 
 /// A suite crate (its bench has the same name) and whether it calls BLAS.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +42,7 @@ struct Options {
     quick: bool,
     suites: Vec<String>,
     layers: Vec<String>,
+    kernel: KernelPolicy,
     criterion: Vec<String>,
 }
 
@@ -48,14 +52,19 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => opts.quick = true,
-            "--suite" | "--layer" => {
+            "--suite" | "--layer" | "--kernel" => {
                 let Some(value) = it.next() else {
                     bail!("{arg} needs a value");
                 };
-                if arg == "--suite" {
-                    opts.suites.push(value.clone());
-                } else {
-                    opts.layers.push(value.clone());
+                match arg.as_str() {
+                    "--suite" => opts.suites.push(value.clone()),
+                    "--layer" => opts.layers.push(value.clone()),
+                    _ => {
+                        opts.kernel = match value.parse() {
+                            Ok(k) => k,
+                            Err(never) => match never {},
+                        }
+                    }
                 }
             }
             "--" => {
@@ -87,7 +96,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .collect();
 
     let mut build = cargo();
-    build.args(["bench", "--no-run"]);
+    build.args(["bench", "--quiet", "--no-run"]);
     for s in &suites {
         build.args(["--package", s.name]);
     }
@@ -99,37 +108,72 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     criterion_args.extend(opts.criterion.iter().cloned());
 
+    // The kernel each layer runs with, chosen from a trial of every kernel (BLAS suites only).
+    let chosen = if suites.iter().any(|s| s.blas) {
+        kernels::choose(&layers, &opts.kernel)?
+    } else {
+        Vec::new()
+    };
+
     let started = Instant::now();
     let mut timings: Vec<(String, Duration)> = Vec::new();
+    let mut run = |label: String, bench: &str, package: &str, env: &dyn Fn(&mut Command)| {
+        eprintln!("== {label}");
+        let mut cmd = cargo();
+        cmd.args([
+            "bench",
+            "--quiet",
+            "--package",
+            package,
+            "--bench",
+            bench,
+            "--",
+        ])
+        .args(&criterion_args);
+        env(&mut cmd);
+        let t = Instant::now();
+        run_checked(&mut cmd)?;
+        timings.push((label, t.elapsed()));
+        anyhow::Ok(())
+    };
     for suite in &suites {
-        let runs: Vec<Option<&Layer>> = if suite.blas {
-            layers.iter().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        for layer in runs {
-            let label = match layer {
-                Some(l) => format!("{} under {}", suite.name, l.name),
-                None => suite.name.to_owned(),
-            };
-            eprintln!("== {label}");
-            let mut cmd = cargo();
-            cmd.args([
-                "bench",
-                "--quiet",
-                "--package",
+        if !suite.blas {
+            run(suite.name.to_owned(), suite.name, suite.name, &|_| {})?;
+            continue;
+        }
+        for (layer, kernel) in layers.iter().zip(&chosen) {
+            run(
+                format!("{} under {}", suite.name, layer.name),
                 suite.name,
-                "--bench",
                 suite.name,
-                "--",
-            ])
-            .args(&criterion_args);
-            if let Some(layer) = layer {
-                layer.apply(&mut cmd);
+                &|cmd| {
+                    layer.apply(cmd);
+                    kernel.apply(cmd);
+                },
+            )?;
+        }
+        if suite.name != "blas-tuning" {
+            continue;
+        }
+        // Cost 0: the kernel sweep, one process a kernel, under the first layer (the kernel's
+        // speed does not depend on the threading runtime).
+        if let (Some(layer), Some(kernel)) = (layers.first(), chosen.first()) {
+            let used = kernel
+                .decision
+                .coretype
+                .as_deref()
+                .or(kernel.decision.library_core.as_deref());
+            for name in kernel.survey.sweep_kernels(opts.quick, used) {
+                run(
+                    format!("blas-tuning kernel sweep: {name} under {}", layer.name),
+                    "blas-kernel",
+                    suite.name,
+                    &|cmd| {
+                        layer.apply(cmd);
+                        kernel.apply_sweep(cmd, &name);
+                    },
+                )?;
             }
-            let t = Instant::now();
-            run_checked(&mut cmd)?;
-            timings.push((label, t.elapsed()));
         }
     }
     eprintln!("\nbench times:");
@@ -162,9 +206,15 @@ mod tests {
     #[test]
     fn options_parse() {
         let o = parse(&args(
-            "--quick --suite task-level --layer openmp -- --save-baseline a",
+            "--quick --suite task-level --layer openmp --kernel skylakex -- --save-baseline a",
         ))
         .expect("ok");
+        assert_eq!(o.kernel, KernelPolicy::Named("skylakex".into()));
+        assert_eq!(
+            parse(&args("--kernel library")).expect("ok").kernel,
+            KernelPolicy::Library
+        );
+        assert_eq!(parse(&[]).expect("ok").kernel, KernelPolicy::Auto);
         assert!(o.quick);
         assert_eq!(o.suites, ["task-level"]);
         assert_eq!(o.layers, ["openmp"]);

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's tasks in plain Rust, one module a task.
 
 mod bench;
+mod kernels;
 mod layers;
 mod report;
 mod setup;
@@ -15,9 +16,13 @@ usage: cargo xtask <task> [options]
 tasks:
   setup                         find OpenBLAS; install it with apt-get when missing (root or
                                 passwordless sudo), else print the command for your system
-  bench [--quick] [--suite NAME]... [--layer NAME]... [-- CRITERION_ARGS]
-                                run the suites once per installed OpenBLAS threading layer,
-                                then write the report (as `cargo xtask report`)
+  bench [--quick] [--suite NAME]... [--layer NAME]... [--kernel auto|library|NAME]
+        [-- CRITERION_ARGS]     run the suites once per installed OpenBLAS threading layer,
+                                then write the report (as `cargo xtask report`). Every
+                                OpenBLAS kernel is tried first; --kernel auto (the default)
+                                runs the fastest that computed right, unless OPENBLAS_CORETYPE
+                                is set (then that one), library what OpenBLAS chooses, NAME
+                                that kernel (e.g. SkylakeX)
   test                          setup, fmt --check, clippy -D warnings, the tests under every
                                 layer, and every benchmark once (cargo bench -- --test)
   report [--out DIR] [--compare SUMMARY.json | --baseline NAME] [--criterion DIR]

@@ -48,12 +48,24 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
 /// Builds the summary of one run: rows, limits, findings, recommendations.
 fn summarize(run: &results::Run) -> Summary {
     let rows: Vec<Row> = run.measurements.iter().map(Row::from_measurement).collect();
-    let limits = findings::limits(&rows);
+    let theoretical = run
+        .machine
+        .as_ref()
+        .and_then(|m| m.peak)
+        .map(|p| p.theoretical_gflops);
+    let limits = findings::limits(&rows, theoretical);
     let logical = run.machine.as_ref().map_or(0, |m| m.logical_cores);
     let machine = summary::machine_out(run, limits);
+    // Cost 0 first: the kernel decides what every other figure means.
+    let mut all_findings = machine
+        .openblas
+        .as_ref()
+        .map(|o| findings::kernel_findings(&rows, logical, &o.core, &o.kernel))
+        .unwrap_or_default();
+    all_findings.extend(findings::findings(&rows, logical));
     Summary {
         schema: SCHEMA,
-        findings: findings::findings(&rows, logical),
+        findings: all_findings,
         recommendations: findings::recommendations(&rows, logical, limits),
         machine,
         results: rows,
@@ -197,6 +209,18 @@ fn write_all(dir: &Path, files: &[(&str, &[u8])]) -> anyhow::Result<()> {
 }
 
 fn print_terminal(s: &Summary) {
+    if let Some(o) = &s.machine.openblas {
+        let peak = s
+            .machine
+            .limits
+            .theoretical_peak_gflops
+            .map(|t| format!("; theoretical peak {t:.0} GFLOP/s"))
+            .unwrap_or_default();
+        println!(
+            "Kernel: the suites ran {} ({}); OpenBLAS itself chooses {}{peak}",
+            o.kernel, o.kernel_source, o.core
+        );
+    }
     println!("Findings:");
     for f in &s.findings {
         println!("  [{}] {}: {}", f.suite, f.title, f.text);

@@ -49,7 +49,32 @@ fn a_complete_run_gives_every_section_findings_and_recommendations() {
     let o = run_fixture("complete", &out, &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let s = summary(&out);
-    assert_eq!(s["schema"], 1);
+    assert_eq!(s["schema"], 2);
+    // The machine block names both kernels, the CPU's features, its clock and the peak.
+    let m = &s["machine"];
+    assert_eq!(
+        m["openblas"]["core"], "Cooperlake",
+        "the library's own choice"
+    );
+    assert_eq!(m["openblas"]["kernel"], "SkylakeX", "what the suites ran");
+    assert_eq!(m["openblas"]["kernel_source"], "auto");
+    assert!(
+        m["cpu_features"]["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "avx512f"))
+    );
+    assert!(m["peak"]["clock_ghz"].as_f64().is_some_and(|c| c > 1.0));
+    assert!(
+        m["limits"]["theoretical_peak_gflops"]
+            .as_f64()
+            .is_some_and(|t| t > 100.0)
+    );
+    let trials = m["kernel_trials"].as_array().expect("the kernel trials");
+    assert!(
+        trials
+            .iter()
+            .any(|t| t["verdict"].as_str().is_some_and(|v| v.contains("SIGILL")))
+    );
     let results = s["results"].as_array().expect("results");
     for suite in [
         "oversubscription",
@@ -222,8 +247,8 @@ fn another_summary_is_compared_and_another_schema_refused() {
     assert!(html.contains("task-level matmul (layer=openmp, n=256, pairs=60)"));
 
     let mut s = summary(&first);
-    s["schema"] = 2.into();
-    let bad = first.join("schema2.json");
+    s["schema"] = 99.into();
+    let bad = first.join("schema99.json");
     std::fs::write(&bad, s.to_string()).expect("write");
     let o = run_fixture(
         "partial",
@@ -233,7 +258,7 @@ fn another_summary_is_compared_and_another_schema_refused() {
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(
-        err.contains("has summary schema 2, this report reads schema 1"),
+        err.contains("has summary schema 99, this report reads schema 2"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");

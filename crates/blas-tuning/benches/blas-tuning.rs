@@ -4,8 +4,6 @@
 //! Ids: `blas-tuning/<matmul|svd|solve|cholesky>/layer=L,n=N/blas_threads=B`.
 
 use blas_tuning::{Op, Problem};
-use criterion::Throughput;
-use parcost::blas::BlasThreads;
 use parcost::harness::{Suite, distinct, fail, params};
 
 const SEED: u64 = 0x5eed_0002;
@@ -27,22 +25,8 @@ fn main() {
     };
     for (op, n) in Op::SUITE {
         let problem = Problem::new(op, n, SEED);
-        let reference = problem.reference();
-        let mut group = suite.group(op.name());
-        if let Some(flop) = op.flop(n) {
-            group.throughput(Throughput::Elements(flop));
-        }
         let workload = params(&[("layer", &layer), ("n", &n)]);
-        for &b in &threads {
-            let _blas = BlasThreads::set(b).unwrap_or_else(|e| fail("blas-tuning", e));
-            group.bench(
-                &format!("{workload}/{}", params(&[("blas_threads", &b)])),
-                problem.output(),
-                |out| problem.run(out),
-                |out| Problem::check(out, &reference),
-            );
-        }
-        group.finish();
+        blas_tuning::sweep(&mut suite, &problem, &workload, &threads);
     }
     suite.finish();
 }

@@ -1,9 +1,12 @@
 //! Cost 2, BLAS tuning: one large operation at a time, swept over BLAS thread counts. This crate
 //! holds the four operations it times.
 
+use criterion::Throughput;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Axis};
-use ndarray_linalg::{Cholesky, JobSvd, SVDDC, Solve, UPLO};
+use ndarray_linalg::{CholeskyInto, FactorizeInto, JobSvd, SVDDCInplace, Solve, UPLO};
+use parcost::blas::BlasThreads;
+use parcost::harness::{Suite, fail, params};
 use parcost::workload::{BLAS_TOLERANCE, Mismatch, random_matrix};
 
 /// The operations swept, each at the size the suite uses.
@@ -59,6 +62,14 @@ pub struct Problem {
     b: Array2<f64>,
 }
 
+/// What a LAPACK routine overwrites: a fresh copy for every run, made outside the timed region
+/// ([`Problem::input`]).
+#[derive(Debug, Clone)]
+pub struct Input {
+    a: Array2<f64>,
+    rhs: Array1<f64>,
+}
+
 impl Problem {
     pub fn new(op: Op, n: usize, seed: u64) -> Self {
         let mut a = random_matrix(n, seed);
@@ -84,44 +95,147 @@ impl Problem {
         Self { op, n, a, b }
     }
 
-    /// An output of the right shape, allocated once outside the timed loop.
-    pub fn output(&self) -> Array2<f64> {
-        match self.op {
-            Op::Matmul | Op::Cholesky => Array2::zeros((self.n, self.n)),
-            Op::Svd | Op::Solve => Array2::zeros((self.n, 1)),
+    /// Whether the routine overwrites its input (every LAPACK op here does), so each run
+    /// needs a fresh [`Input`]: run it with [`Problem::factor`], else with [`Problem::multiply`].
+    pub fn consumes_input(&self) -> bool {
+        self.op != Op::Matmul
+    }
+
+    /// A fresh copy of what the routine overwrites.
+    pub fn input(&self) -> Input {
+        Input {
+            a: self.a.clone(),
+            rhs: match self.op {
+                Op::Solve => self.b.column(0).to_owned(),
+                _ => Array1::zeros(0),
+            },
         }
     }
 
-    /// Runs the op on the calling thread, with whatever BLAS thread count is set. A LAPACK error
-    /// leaves NaNs, which the check rejects.
-    pub fn run(&self, out: &mut Array2<f64>) {
+    /// An output of the right shape for [`Problem::multiply`], allocated outside the timed loop.
+    pub fn output(&self) -> Array2<f64> {
+        Array2::zeros((self.n, self.n))
+    }
+
+    /// `out = A B` (dgemm) with whatever BLAS thread count is set.
+    pub fn multiply(&self, out: &mut Array2<f64>) {
+        general_mat_mul(1.0, &self.a, &self.b, 0.0, out);
+    }
+
+    /// Runs a LAPACK op in place on `input` (no copy: ndarray-linalg's `svddc`, `solve` and
+    /// `cholesky` would copy the matrix first) and returns what is checked: the singular
+    /// values, the solution or the factor, as a matrix. A LAPACK error gives NaNs, which the
+    /// check rejects.
+    pub fn factor(&self, input: Input) -> Array2<f64> {
+        let Input { mut a, mut rhs } = input;
         let column = |v: Array1<f64>| v.insert_axis(Axis(1));
         let result = match self.op {
             Op::Matmul => {
-                general_mat_mul(1.0, &self.a, &self.b, 0.0, out);
-                return;
+                let mut out = self.output();
+                self.multiply(&mut out);
+                Ok(out)
             }
-            Op::Svd => self.a.svddc(JobSvd::Some).map(|(_, s, _)| column(s)),
-            Op::Solve => self.a.solve(&self.b.column(0).to_owned()).map(column),
-            Op::Cholesky => self.a.cholesky(UPLO::Lower),
+            Op::Svd => a.svddc_inplace(JobSvd::Some).map(|(_, s, _)| column(s)),
+            Op::Solve => a
+                .factorize_into()
+                .and_then(|lu| lu.solve_inplace(&mut rhs).map(|_| ()))
+                .map(|()| column(rhs)),
+            Op::Cholesky => a.cholesky_into(UPLO::Lower),
         };
-        match result {
-            Ok(r) => *out = r,
-            Err(_) => out.fill(f64::NAN),
+        result.unwrap_or_else(|_| Array2::from_elem((self.n, 1), f64::NAN))
+    }
+
+    /// Runs the op once, whatever its kind (for references and tests).
+    pub fn run_once(&self) -> Array2<f64> {
+        if self.consumes_input() {
+            self.factor(self.input())
+        } else {
+            let mut out = self.output();
+            self.multiply(&mut out);
+            out
         }
     }
 
     /// The serial reference: the same op at one BLAS thread.
     pub fn reference(&self) -> Array2<f64> {
         let _one = parcost::blas::BlasThreads::set(1).ok();
-        let mut out = self.output();
-        self.run(&mut out);
-        out
+        self.run_once()
     }
 
     pub fn check(out: &Array2<f64>, reference: &Array2<f64>) -> Result<(), Mismatch> {
         BLAS_TOLERANCE.check_arrays(out, reference)
     }
+
+    /// Checks an output without BLAS (Freivalds' test): for random vectors `x`, `C x` must equal
+    /// `A (B x)` for a product and `L (L^T x)` must equal `A x` for a Cholesky factor, each side
+    /// computed by plain loops. A wrong kernel's output fails with near certainty, in O(n^2).
+    /// Other ops are not checked this way (`Ok`).
+    pub fn check_independently(&self, out: &Array2<f64>) -> Result<(), Mismatch> {
+        for seed in [11, 12] {
+            let x = random_matrix(self.n, seed).row(0).to_owned();
+            let (got, want) = match self.op {
+                Op::Matmul => (mat_vec(out, &x), mat_vec(&self.a, &mat_vec(&self.b, &x))),
+                Op::Cholesky => (
+                    mat_vec(out, &mat_vec(&out.t().to_owned(), &x)),
+                    mat_vec(&self.a, &x),
+                ),
+                Op::Svd | Op::Solve => return Ok(()),
+            };
+            BLAS_TOLERANCE.check_arrays(&got, &want)?;
+        }
+        Ok(())
+    }
+}
+
+/// Benchmarks `problem` at each BLAS thread count in `threads`, under
+/// `blas-tuning/<op>/<workload>/blas_threads=B`: checked first against its serial reference
+/// (and, for matmul and Cholesky, against a check without BLAS), then timed with only the
+/// routine inside the timed region.
+pub fn sweep(suite: &mut Suite, problem: &Problem, workload: &str, threads: &[usize]) {
+    let name = suite.name();
+    let reference = problem.reference();
+    if let Err(e) = problem.check_independently(&reference) {
+        fail(
+            name,
+            format!(
+                "{} n={}: the serial reference fails a check without BLAS: {e}",
+                problem.op.name(),
+                problem.n
+            ),
+        );
+    }
+    let mut group = suite.group(problem.op.name());
+    if let Some(flop) = problem.op.flop(problem.n) {
+        group.throughput(Throughput::Elements(flop));
+    }
+    for &b in threads {
+        let _blas = BlasThreads::set(b).unwrap_or_else(|e| fail(name, e));
+        let id = format!("{workload}/{}", params(&[("blas_threads", &b)]));
+        if problem.consumes_input() {
+            group.bench_batched(
+                &id,
+                || problem.input(),
+                |input| problem.factor(input),
+                |out| Problem::check(out, &reference),
+            );
+        } else {
+            group.bench(
+                &id,
+                problem.output(),
+                |out| problem.multiply(out),
+                |out| Problem::check(out, &reference),
+            );
+        }
+    }
+    group.finish();
+}
+
+/// `m x` by a plain loop, so no BLAS is involved.
+fn mat_vec(m: &Array2<f64>, x: &Array1<f64>) -> Array1<f64> {
+    m.rows()
+        .into_iter()
+        .map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum())
+        .collect()
 }
 
 #[cfg(test)]
@@ -168,13 +282,17 @@ mod tests {
                 let p = Problem::new(op, 300, 5);
                 let reference = p.reference();
                 let _threads = BlasThreads::set(3).expect("set");
-                let mut out = p.output();
-                p.run(&mut out);
+                let mut out = p.run_once();
                 Problem::check(&out, &reference).expect("threaded matches serial");
+                p.check_independently(&out)
+                    .expect("and an independent check");
                 out[[0, 0]] += 1e-3;
                 assert!(Problem::check(&out, &reference).is_err(), "{op:?}");
+                if matches!(op, Op::Matmul | Op::Cholesky) {
+                    assert!(p.check_independently(&out).is_err(), "{op:?} independently");
+                }
                 assert!(
-                    Problem::check(&p.output(), &reference).is_err(),
+                    Problem::check(&(&reference * 0.0), &reference).is_err(),
                     "{op:?} never run"
                 );
             }

@@ -10,6 +10,10 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "suites")]
+use crate::kernel;
+use crate::kernel::KernelSource;
+
+#[cfg(feature = "suites")]
 // Linked through openblas-src (`system`): Debian's libopenblas.so.0, whichever layer the dynamic
 // loader picks (see `cargo xtask bench`, which points LD_LIBRARY_PATH at each one).
 unsafe extern "C" {
@@ -96,9 +100,16 @@ pub enum BlasError {
 pub struct BlasInfo {
     /// `openblas_get_config()`, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64".
     pub config: String,
-    /// `openblas_get_corename()`: the kernel set chosen for this CPU.
+    /// `openblas_get_corename()`: the kernel set running in this process.
     pub core: String,
     pub layer: BlasLayer,
+    /// Who chose `core`: OpenBLAS, the user's `OPENBLAS_CORETYPE`, or `cargo xtask bench`.
+    #[serde(default)]
+    pub kernel_source: KernelSource,
+    /// The kernel OpenBLAS chooses by itself here, when known (a process started with
+    /// `OPENBLAS_CORETYPE` cannot see it; `cargo xtask bench` tells it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library_core: Option<String>,
 }
 
 #[cfg(feature = "suites")]
@@ -111,10 +122,19 @@ impl BlasInfo {
                 c_string(openblas_get_corename()),
             )
         };
+        let kernel_source = KernelSource::from_env();
+        let library_core = match kernel_source {
+            KernelSource::Library => Some(core.clone()),
+            _ => std::env::var(kernel::LIBRARY_CORE_VAR)
+                .ok()
+                .filter(|c| !c.is_empty()),
+        };
         Ok(Self {
             config,
             core,
             layer: BlasLayer::loaded()?,
+            kernel_source,
+            library_core,
         })
     }
 }

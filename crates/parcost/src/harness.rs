@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, Throughput};
+use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 
 use crate::blas::{BlasInfo, BlasLayer};
 use crate::meta::{Machine, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir};
@@ -165,6 +165,9 @@ pub fn distinct(values: impl IntoIterator<Item = usize>) -> Vec<usize> {
 /// One suite's run: a Criterion instance and the usage records of the variants it measured.
 pub struct Suite {
     name: &'static str,
+    /// Told apart from the suite's main sidecar: `kernel-<core>` for the kernel sweep.
+    sidecar_tag: Option<String>,
+    machine: Machine,
     criterion: Criterion,
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
     openblas: Option<BlasInfo>,
@@ -184,15 +187,25 @@ impl Suite {
     /// A suite that calls BLAS: its ids and sidecar carry the layer OpenBLAS reports.
     pub fn with_blas(name: &'static str) -> Self {
         let info = BlasInfo::loaded().unwrap_or_else(|e| fail(name, e));
-        Self::new(name, Some(info))
+        Self::new(name, Some(info), None)
+    }
+
+    /// A part of suite `name` that runs once per OpenBLAS kernel (`OPENBLAS_CORETYPE` set per
+    /// process): its sidecar is the kernel's own, so the runs do not overwrite each other.
+    pub fn kernel_sweep(name: &'static str) -> Self {
+        let info = BlasInfo::loaded().unwrap_or_else(|e| fail(name, e));
+        let tag = format!("kernel-{}", crate::kernel::token(&info.core));
+        Self::new(name, Some(info), Some(tag))
     }
 
     /// A suite that never calls BLAS.
     pub fn without_blas(name: &'static str) -> Self {
-        Self::new(name, None)
+        Self::new(name, None, None)
     }
 
-    fn new(name: &'static str, openblas: Option<BlasInfo>) -> Self {
+    fn new(name: &'static str, openblas: Option<BlasInfo>, sidecar_tag: Option<String>) -> Self {
+        // Before anything runs: the clock and FMA rate of a quiet machine.
+        let machine = Machine::detect();
         let topology = Topology::detect();
         // Sized for a 2-core machine: a full run of every suite in minutes. Command-line flags
         // (`--quick`, `--sample-size`, `--nresamples`, ...) override these. Without its rayon
@@ -206,8 +219,19 @@ impl Suite {
             .configure_from_args();
         match &openblas {
             Some(info) => eprintln!(
-                "parcost {name}: OpenBLAS layer {} ({}, core {}), {} logical / {} physical cores",
-                info.layer, info.config, info.core, topology.logical, topology.physical
+                "parcost {name}: OpenBLAS layer {} ({}), kernel {} (chosen by {}{}), {} logical / \
+                 {} physical cores",
+                info.layer,
+                info.config,
+                info.core,
+                info.kernel_source.name(),
+                info.library_core
+                    .as_ref()
+                    .filter(|c| !crate::kernel::same(c, &info.core))
+                    .map(|c| format!("; OpenBLAS itself chooses {c}"))
+                    .unwrap_or_default(),
+                topology.logical,
+                topology.physical
             ),
             None => eprintln!(
                 "parcost {name}: {} logical / {} physical cores",
@@ -216,6 +240,8 @@ impl Suite {
         }
         Self {
             name,
+            sidecar_tag,
+            machine,
             criterion,
             usage: Rc::default(),
             openblas,
@@ -236,6 +262,11 @@ impl Suite {
     /// `P`: the logical cores online.
     pub fn logical_cores(&self) -> usize {
         self.topology.logical
+    }
+
+    /// The OpenBLAS kernel running (`None` for suites without BLAS).
+    pub fn kernel(&self) -> Option<&str> {
+        self.openblas.as_ref().map(|i| i.core.as_str())
     }
 
     pub fn physical_cores(&self) -> usize {
@@ -273,12 +304,19 @@ impl Suite {
             return;
         }
         let layer = self.layer().map(BlasLayer::name);
-        let path = Sidecar::path(&criterion_dir(), self.name, layer);
+        let path = Sidecar::path(
+            &criterion_dir(),
+            self.name,
+            self.sidecar_tag.as_deref(),
+            layer,
+        );
+        let tag = self.sidecar_tag;
         let sidecar = Sidecar {
             schema: SIDECAR_SCHEMA,
             suite: self.name.to_owned(),
-            machine: Machine::detect(),
+            machine: self.machine,
             openblas: self.openblas.clone(),
+            tag,
             variants,
         };
         if let Err(e) = sidecar.merge_into(&path) {
@@ -334,33 +372,85 @@ impl<'a> Group<'a> {
             if let Err(e) = verify(&state) {
                 fail(self.suite, format!("{full_id}: result check failed: {e}"));
             }
-            let budget = self.selection.sampling_budget();
-            let took = |u: &Usage| Duration::from_nanos(u.wall_ns);
-            if let Some(budget) = budget.filter(|b| took(&used) > *b && took(&used) < 5 * *b) {
-                // The first run pays for first touches and cold caches: judge a warm one.
-                eprintln!(
-                    "parcost {}: {full_id}: first run {:.2} s, over the {:.1} s budget; timing \
-                     a warm run",
-                    self.suite,
-                    took(&used).as_secs_f64(),
-                    budget.as_secs_f64()
-                );
+            if self.over_budget(&full_id, &used, true) {
                 used = Usage::measure(|| run(&mut state)).1;
             }
             self.usage.borrow_mut().insert(full_id.clone(), used);
-            if let Some(budget) = budget.filter(|b| took(&used) > *b) {
-                eprintln!(
-                    "parcost {}: {full_id}: one run took {:.2} s, over the {:.1} s sampling \
-                     budget: recorded once in the sidecar, not sampled",
-                    self.suite,
-                    took(&used).as_secs_f64(),
-                    budget.as_secs_f64()
-                );
+            if self.over_budget(&full_id, &used, false) {
                 return;
             }
         }
         self.inner
             .bench_function(id, |b| b.iter(|| run(std::hint::black_box(&mut state))));
+    }
+
+    /// Benchmarks a routine that consumes its input (LAPACK overwrites the matrix it factors):
+    /// `setup` makes a fresh input outside the timed region, and the output `run` returns is
+    /// dropped outside it too, so only the routine is timed. Checked and budgeted as
+    /// [`Group::bench`].
+    pub fn bench_batched<I, O>(
+        &mut self,
+        id: &str,
+        mut setup: impl FnMut() -> I,
+        mut run: impl FnMut(I) -> O,
+        mut verify: impl FnMut(&O) -> Result<(), Mismatch>,
+    ) {
+        let full_id = format!("{}/{id}", self.name);
+        if self.selection.runs(&full_id) {
+            let input = setup();
+            let (out, mut used) = Usage::measure(|| run(input));
+            if let Err(e) = verify(&out) {
+                fail(self.suite, format!("{full_id}: result check failed: {e}"));
+            }
+            drop(out);
+            if self.over_budget(&full_id, &used, true) {
+                let input = setup();
+                let (out, warm) = Usage::measure(|| run(input));
+                drop(out);
+                used = warm;
+            }
+            self.usage.borrow_mut().insert(full_id.clone(), used);
+            if self.over_budget(&full_id, &used, false) {
+                return;
+            }
+        }
+        self.inner.bench_function(id, |b| {
+            b.iter_batched(&mut setup, &mut run, BatchSize::LargeInput);
+        });
+    }
+
+    /// Whether one run took longer than the sampling budget. `first`: the first run, which pays
+    /// for first touches and cold caches, so a warm run is judged instead when it is within 5x
+    /// of the budget (then this returns true: time a warm run).
+    fn over_budget(&self, full_id: &str, used: &Usage, first: bool) -> bool {
+        let Some(budget) = self.selection.sampling_budget() else {
+            return false;
+        };
+        let took = Duration::from_nanos(used.wall_ns);
+        if first {
+            if took > budget && took < 5 * budget {
+                eprintln!(
+                    "parcost {}: {full_id}: first run {:.2} s, over the {:.1} s budget; timing \
+                     a warm run",
+                    self.suite,
+                    took.as_secs_f64(),
+                    budget.as_secs_f64()
+                );
+                return true;
+            }
+            return false;
+        }
+        if took > budget {
+            eprintln!(
+                "parcost {}: {full_id}: one run took {:.2} s, over the {:.1} s sampling budget: \
+                 recorded once in the sidecar, not sampled",
+                self.suite,
+                took.as_secs_f64(),
+                budget.as_secs_f64()
+            );
+            return true;
+        }
+        false
     }
 
     pub fn finish(self) {

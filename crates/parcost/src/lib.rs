@@ -1,6 +1,9 @@
 //! parcost's core: what every suite needs to measure the cost of naive parallelism honestly.
 //!
 //! - [`blas`]: OpenBLAS's thread count and threading layer, a restoring guard, task pools.
+//! - [`cpu`]: the CPU's vector features, its measured clock and the theoretical DGEMM peak.
+//! - [`kernel`], [`kernel_trial`]: which OpenBLAS kernels this CPU can run, a trial of each in a
+//!   child process, and the choice of one.
 //! - [`topology`]: logical and physical cores from the kernel's files.
 //! - [`workload`]: seeded inputs, shared workloads and the check against a serial reference.
 //! - [`meta`]: the machine and per-variant CPU usage, written as a sidecar to Criterion's files.
@@ -15,11 +18,15 @@
 extern crate blas_src;
 
 pub mod blas;
+pub mod cpu;
 #[cfg(feature = "suites")]
 pub mod fdio;
 pub mod fsutil;
 #[cfg(feature = "suites")]
 pub mod harness;
+pub mod kernel;
+#[cfg(feature = "suites")]
+pub mod kernel_trial;
 pub mod meta;
 #[cfg(feature = "suites")]
 pub mod shm;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::blas::BlasInfo;
+use crate::cpu::{CpuFeatures, Peak};
 use crate::fsutil::write_atomically;
 use crate::topology::Topology;
 
@@ -36,12 +37,22 @@ pub struct Machine {
     pub git_sha: Option<String>,
     /// Seconds since the Unix epoch when the metadata was taken.
     pub created_unix: u64,
+    /// The vector features that decide which BLAS kernels can run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_features: Option<CpuFeatures>,
+    /// The measured clock and the theoretical DGEMM peak of the physical cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak: Option<Peak>,
 }
 
 impl Machine {
+    /// This machine, with its clock and FMA throughput measured (about 0.2 s).
     pub fn detect() -> Self {
         let topology = Topology::detect();
+        let features = CpuFeatures::detect();
         Self {
+            peak: Peak::measure(&features, topology.physical),
+            cpu_features: Some(features),
             cpu: cpu_model().unwrap_or_else(|| "unknown CPU".to_owned()),
             logical_cores: topology.logical,
             physical_cores: topology.physical,
@@ -173,6 +184,10 @@ pub struct Sidecar {
     /// The OpenBLAS the suite ran with; absent for suites that never call BLAS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub openblas: Option<BlasInfo>,
+    /// A part of the suite run on its own (`kernel-<core>` for the kernel sweep), whose
+    /// OpenBLAS is not the one the rest of the suites ran with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     /// Criterion full id -> CPU use of one extra run of that variant.
     pub variants: BTreeMap<String, Usage>,
 }
@@ -199,13 +214,19 @@ pub enum SidecarError {
 }
 
 impl Sidecar {
-    /// The file a suite's sidecar goes to: one per suite and layer, so runs under different
-    /// layers do not overwrite each other.
-    pub fn path(criterion_dir: &Path, suite: &str, layer: Option<&str>) -> PathBuf {
-        let name = match layer {
-            Some(layer) => format!("{suite}.{layer}.json"),
-            None => format!("{suite}.json"),
-        };
+    /// The file a suite's sidecar goes to: one per suite and layer (and per kernel for the
+    /// kernel sweep, `tag`), so runs under different layers do not overwrite each other.
+    pub fn path(
+        criterion_dir: &Path,
+        suite: &str,
+        tag: Option<&str>,
+        layer: Option<&str>,
+    ) -> PathBuf {
+        let name = [Some(suite), tag, layer, Some("json")]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(".");
         criterion_dir.join(SIDECAR_DIR).join(name)
     }
 
@@ -308,7 +329,16 @@ mod tests {
     #[test]
     fn sidecar_round_trips_and_merges() {
         let dir = std::env::temp_dir().join(format!("parcost-sidecar-{}", std::process::id()));
-        let path = Sidecar::path(&dir, "suite", Some("openmp"));
+        let path = Sidecar::path(&dir, "suite", None, Some("openmp"));
+        assert!(
+            path.ends_with("parcost/suite.openmp.json"),
+            "{}",
+            path.display()
+        );
+        assert!(
+            Sidecar::path(&dir, "s", Some("kernel-zen"), Some("serial"))
+                .ends_with("parcost/s.kernel-zen.serial.json")
+        );
         let usage = |w| Usage {
             wall_ns: w,
             cpu_ns: w,
@@ -322,6 +352,7 @@ mod tests {
             suite: "suite".into(),
             machine: Machine::detect(),
             openblas: None,
+            tag: None,
             variants: BTreeMap::new(),
         };
         first.variants.insert("a".into(), usage(1));

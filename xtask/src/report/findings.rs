@@ -56,12 +56,18 @@ fn slower(
     }
 }
 
-/// The limits: the best DGEMM rate of `blas-tuning/matmul`, and the memcpy rate at the largest
-/// size measured (smaller copies run from cache and are no limit for moving arrays).
-pub fn limits(rows: &[Row]) -> Limits {
+/// The limits: the best DGEMM rate of `blas-tuning/matmul` with the kernel the suites ran (the
+/// kernel sweep aside), the memcpy rate at the largest size measured (smaller copies run from
+/// cache and are no limit for moving arrays), and the theoretical peak the machine block
+/// computed.
+pub fn limits(rows: &[Row], theoretical_peak_gflops: Option<f64>) -> Limits {
     let sampled = |suite: &'static str, workload: &'static str| {
-        rows.iter()
-            .filter(move |r| r.suite == suite && r.workload == workload && r.time_ns.is_some())
+        rows.iter().filter(move |r| {
+            r.suite == suite
+                && r.workload == workload
+                && r.time_ns.is_some()
+                && !r.params.contains_key("kernel")
+        })
     };
     let dgemm = sampled("blas-tuning", "matmul")
         .filter_map(|r| r.throughput.as_ref().map(|t| t.estimate))
@@ -71,6 +77,7 @@ pub fn limits(rows: &[Row]) -> Limits {
         .and_then(|r| r.throughput.as_ref().map(|t| t.estimate));
     Limits {
         dgemm_peak_gflops: dgemm,
+        theoretical_peak_gflops,
         memcpy_gbps: memcpy,
     }
 }
@@ -92,7 +99,11 @@ fn groups<'a>(
     grid: &[&str],
 ) -> BTreeMap<(String, BTreeMap<String, Value>), Vec<&'a Row>> {
     let mut out: BTreeMap<_, Vec<&Row>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.suite == suite) {
+    // The kernel sweep compares kernels, not thread counts: see `kernel_findings`.
+    for r in rows
+        .iter()
+        .filter(|r| r.suite == suite && !r.params.contains_key("kernel"))
+    {
         out.entry(group_key(r, grid)).or_default().push(r);
     }
     out
@@ -200,20 +211,20 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
         };
         let b = best.int("blas_threads").unwrap_or(0);
         if b == p {
-            if let Some(w) = worst_sampled(&cells).filter(|w| w.full_id != best.full_id) {
-                if let Some(wt) = w.time_ns {
-                    tuning.push(slower(
-                        "blas-tuning",
-                        format!("{workload} ({})", describe(&params)),
-                        &format!(
-                            "{workload} at {} BLAS threads",
-                            w.int("blas_threads").unwrap_or(0)
-                        ),
-                        &format!("at the default {p} (the best here)"),
-                        ratio(&wt, &bt),
-                        &format!(" ({})", describe(&params)),
-                    ));
-                }
+            if let Some(w) = worst_sampled(&cells).filter(|w| w.full_id != best.full_id)
+                && let Some(wt) = w.time_ns
+            {
+                tuning.push(slower(
+                    "blas-tuning",
+                    format!("{workload} ({})", describe(&params)),
+                    &format!(
+                        "{workload} at {} BLAS threads",
+                        w.int("blas_threads").unwrap_or(0)
+                    ),
+                    &format!("at the default {p} (the best here)"),
+                    ratio(&wt, &bt),
+                    &format!(" ({})", describe(&params)),
+                ));
             }
             continue;
         }
@@ -264,37 +275,36 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
     if let (Some(serial), Some(rayon)) = (
         at("elementwise", "serial", 1),
         at("elementwise", "rayon", p),
-    ) {
-        if let (Some(st), Some(rt)) = (serial.time_ns, rayon.time_ns) {
-            let mut f = slower(
-                "threads-vs-processes",
-                "threads on element-wise work".into(),
-                "serial",
-                &format!("a rayon pool of {p}"),
-                ratio(&st, &rt),
-                " on y = sin(x) * exp(-x) over the whole array",
-            );
-            f.text = format!(
-                "{} A speedup of {:.2} on {p} cores is {:.0}% of linear.",
-                f.text,
-                f.ratio,
-                100.0 * f.ratio / p as f64
-            );
-            all.push(f);
-        }
+    ) && let (Some(st), Some(rt)) = (serial.time_ns, rayon.time_ns)
+    {
+        let mut f = slower(
+            "threads-vs-processes",
+            "threads on element-wise work".into(),
+            "serial",
+            &format!("a rayon pool of {p}"),
+            ratio(&st, &rt),
+            " on y = sin(x) * exp(-x) over the whole array",
+        );
+        f.text = format!(
+            "{} A speedup of {:.2} on {p} cores is {:.0}% of linear.",
+            f.text,
+            f.ratio,
+            100.0 * f.ratio / p as f64
+        );
+        all.push(f);
     }
     for job in ["elementwise", "sum-squares"] {
-        if let (Some(pipe), Some(rayon)) = (at(job, "process-pipe", p), at(job, "rayon", p)) {
-            if let (Some(pt), Some(rt)) = (pipe.time_ns, rayon.time_ns) {
-                all.push(slower(
-                    "threads-vs-processes",
-                    format!("processes with pipes on {job}"),
-                    &format!("{p} worker processes fed through pipes"),
-                    &format!("{p} rayon threads"),
-                    ratio(&pt, &rt),
-                    &format!(" on {job}"),
-                ));
-            }
+        if let (Some(pipe), Some(rayon)) = (at(job, "process-pipe", p), at(job, "rayon", p))
+            && let (Some(pt), Some(rt)) = (pipe.time_ns, rayon.time_ns)
+        {
+            all.push(slower(
+                "threads-vs-processes",
+                format!("processes with pipes on {job}"),
+                &format!("{p} worker processes fed through pipes"),
+                &format!("{p} rayon threads"),
+                ratio(&pt, &rt),
+                &format!(" on {job}"),
+            ));
         }
     }
 
@@ -432,10 +442,7 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
                     .zip(best.typical_ns())
                     .map(|(c, b)| c / b)
             };
-            let efficiency = match (&best.throughput, limits.dgemm_peak_gflops) {
-                (Some(t), Some(peak)) if t.unit == "GFLOP/s" => Some(t.estimate / peak),
-                _ => None,
-            };
+            let (efficiency, efficiency_theoretical) = efficiencies(best, limits);
             let mut chosen = BTreeMap::new();
             for key in ["tasks", "blas_threads", "variant"] {
                 if let Some(v) = best.params.get(key) {
@@ -450,6 +457,7 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
                 speedup_vs_default: speedup(1, p),
                 speedup_vs_naive: speedup(p, p),
                 efficiency,
+                efficiency_theoretical,
             });
         }
     }
@@ -458,6 +466,7 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
             continue;
         };
         let default = cell_blas(&cells, p).and_then(|c| c.typical_ns());
+        let (efficiency, efficiency_theoretical) = efficiencies(best, limits);
         let mut chosen = BTreeMap::new();
         if let Some(v) = best.params.get("blas_threads") {
             chosen.insert("blas_threads".to_owned(), v.clone());
@@ -469,13 +478,153 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
             best: chosen,
             speedup_vs_default: default.zip(best.typical_ns()).map(|(d, b)| d / b),
             speedup_vs_naive: None,
-            efficiency: match (&best.throughput, limits.dgemm_peak_gflops) {
-                (Some(t), Some(peak)) if t.unit == "GFLOP/s" => Some(t.estimate / peak),
-                _ => None,
-            },
+            efficiency,
+            efficiency_theoretical,
         });
     }
     out
+}
+
+/// A rate as fractions of the best DGEMM measured and of the theoretical peak.
+fn efficiencies(best: &Row, limits: Limits) -> (Option<f64>, Option<f64>) {
+    let Some(rate) = best
+        .throughput
+        .as_ref()
+        .filter(|t| t.unit == "GFLOP/s")
+        .map(|t| t.estimate)
+    else {
+        return (None, None);
+    };
+    (
+        limits.dgemm_peak_gflops.map(|p| rate / p),
+        limits.theoretical_peak_gflops.map(|p| rate / p),
+    )
+}
+
+/// Cost 0, the kernel: OpenBLAS's own kernel (`library`) and the one the suites ran (`used`)
+/// against the fastest kernel of the sweep (`blas-tuning/matmul/...,kernel=K,.../blas_threads=P`:
+/// the largest n, P BLAS threads, what a program calling dgemm gets by default).
+pub fn kernel_findings(
+    rows: &[Row],
+    logical_cores: usize,
+    library: &str,
+    used: &str,
+) -> Vec<Finding> {
+    let p = logical_cores.max(1) as u64;
+    let sweep: Vec<&Row> = rows
+        .iter()
+        .filter(|r| {
+            r.suite == "blas-tuning"
+                && r.workload == "matmul"
+                && r.params.contains_key("kernel")
+                && r.time_ns.is_some()
+        })
+        .collect();
+    let Some(n) = sweep.iter().filter_map(|r| r.int("n")).max() else {
+        return Vec::new();
+    };
+    let at_p: Vec<&Row> = sweep
+        .iter()
+        .copied()
+        .filter(|r| r.int("n") == Some(n) && r.int("blas_threads") == Some(p))
+        .collect();
+    let Some(best) = best_sampled(&at_p) else {
+        return Vec::new();
+    };
+    let kernel_row = |k: &str| {
+        at_p.iter().copied().find(|r| {
+            r.name("kernel")
+                .is_some_and(|x| parcost::kernel::same(x, k))
+        })
+    };
+    let best_k = best.name("kernel").unwrap_or("?");
+    let best_name = display_kernel(best_k);
+    let context = format!(" (dgemm of {n} x {n} at {p} BLAS threads)");
+    let mut out = Vec::new();
+    let library_row = kernel_row(library);
+    match library_row {
+        Some(lib) if lib.full_id != best.full_id => {
+            let (Some(lt), Some(bt)) = (lib.time_ns, best.time_ns) else {
+                return out;
+            };
+            let mut f = slower(
+                "blas-tuning",
+                "the kernel OpenBLAS chooses".into(),
+                &format!("OpenBLAS's own kernel on this CPU, {library},"),
+                &best_name,
+                ratio(&lt, &bt),
+                &context,
+            );
+            if f.seen {
+                f.text.push_str(&format!(
+                    " In your own programs: OPENBLAS_CORETYPE={best_name} (checked correct here), \
+                     or an OpenBLAS release that knows this CPU."
+                ));
+            }
+            out.push(f);
+        }
+        Some(lib) => {
+            // The library's kernel was the fastest: how far ahead of the next one.
+            let next = at_p
+                .iter()
+                .copied()
+                .filter(|r| r.full_id != lib.full_id)
+                .min_by(by_time);
+            if let (Some(next), Some(lt)) = (next, lib.time_ns)
+                && let Some(nt) = next.time_ns
+            {
+                let next_name = display_kernel(next.name("kernel").unwrap_or("?"));
+                let mut f = slower(
+                    "blas-tuning",
+                    "the kernel OpenBLAS chooses".into(),
+                    &format!("the next fastest kernel, {next_name},"),
+                    &format!("OpenBLAS's own choice, {library}"),
+                    ratio(&nt, &lt),
+                    &context,
+                );
+                f.text = format!(
+                    "OpenBLAS's own kernel, {library}, was the fastest measured on this CPU: {}",
+                    f.text
+                );
+                out.push(f);
+            }
+        }
+        None => {}
+    }
+    if !parcost::kernel::same(used, library)
+        && let Some(u) = kernel_row(used).filter(|u| u.full_id != best.full_id)
+        && let (Some(ut), Some(bt)) = (u.time_ns, best.time_ns)
+    {
+        let mut f = slower(
+            "blas-tuning",
+            "the kernel the suites ran".into(),
+            &format!("{used}, the kernel every suite of this run used,"),
+            &best_name,
+            ratio(&ut, &bt),
+            &context,
+        );
+        if f.seen {
+            let fix = if parcost::kernel::same(best_k, library) {
+                "leave OPENBLAS_CORETYPE unset".to_owned()
+            } else {
+                format!("set OPENBLAS_CORETYPE={best_name}")
+            };
+            f.text.push_str(&format!(
+                " Every figure of this run is of {used}. To measure with {best_name}: cargo xtask \
+                 bench --kernel {best_k}; in your own programs, {fix}."
+            ));
+        }
+        out.push(f);
+    }
+    out
+}
+
+/// A kernel's id token (`skylakex`) as OpenBLAS spells it (`SkylakeX`).
+pub fn display_kernel(token: &str) -> String {
+    parcost::kernel::X86_64_KERNELS
+        .iter()
+        .find(|k| parcost::kernel::same(k.name, token))
+        .map_or_else(|| token.to_owned(), |k| k.name.to_owned())
 }
 
 #[cfg(test)]
@@ -523,5 +672,89 @@ mod tests {
             "{}",
             f.text
         );
+    }
+
+    /// A kernel-sweep row: dgemm of 2048 at `b` BLAS threads under `kernel`, `ms` long.
+    fn sweep_row(kernel: &str, b: u64, ms: f64) -> Row {
+        let id =
+            format!("blas-tuning/matmul/layer=pthreads,kernel={kernel},n=2048/blas_threads={b}");
+        let (_, workload, params) = super::super::results::parse_id(&id).expect("valid id");
+        Row {
+            suite: "blas-tuning".into(),
+            workload,
+            params,
+            full_id: id,
+            time_ns: Some(est(ms * 1e6, ms * 1e4)),
+            single_run_ns: None,
+            throughput: None,
+            cpu_per_wall: None,
+            context_switches: None,
+        }
+    }
+
+    #[test]
+    fn a_library_fallback_is_the_first_finding_with_its_fix() {
+        // The issue's machine: Prescott chosen, SkylakeX 6.7x faster.
+        let rows = [
+            sweep_row("prescott", 2, 760.0),
+            sweep_row("haswell", 2, 220.0),
+            sweep_row("skylakex", 2, 113.0),
+            sweep_row("skylakex", 1, 224.0),
+        ];
+        let f = kernel_findings(&rows, 2, "Prescott", "SkylakeX");
+        assert_eq!(f.len(), 1, "the suites ran the best: {f:?}");
+        assert!(f[0].seen && (f[0].ratio - 760.0 / 113.0).abs() < 1e-9);
+        assert!(
+            f[0].text
+                .contains("OpenBLAS's own kernel on this CPU, Prescott,")
+                && f[0].text.contains("OPENBLAS_CORETYPE=SkylakeX"),
+            "{}",
+            f[0].text
+        );
+        // The user's kernel kept: a second finding says what it cost and how to measure better.
+        let f = kernel_findings(&rows, 2, "Prescott", "Haswell");
+        assert_eq!(f.len(), 2);
+        assert!(
+            f[1].text.contains("Every figure of this run is of Haswell")
+                && f[1].text.contains("--kernel skylakex"),
+            "{}",
+            f[1].text
+        );
+    }
+
+    #[test]
+    fn a_library_that_chose_best_says_so() {
+        let rows = [
+            sweep_row("cooperlake", 2, 100.0),
+            sweep_row("haswell", 2, 166.0),
+        ];
+        let f = kernel_findings(&rows, 2, "Cooperlake", "Cooperlake");
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].text
+                .starts_with("OpenBLAS's own kernel, Cooperlake, was the fastest"),
+            "{}",
+            f[0].text
+        );
+        assert!(kernel_findings(&[], 2, "Cooperlake", "Cooperlake").is_empty());
+    }
+
+    #[test]
+    fn kernel_rows_stay_out_of_the_thread_sweeps_and_the_peak() {
+        let mut plain = sweep_row("x", 2, 50.0);
+        plain.params.remove("kernel");
+        plain.full_id = "blas-tuning/matmul/layer=pthreads,n=2048/blas_threads=2".into();
+        plain.throughput = Some(super::super::summary::Throughput {
+            unit: "GFLOP/s".into(),
+            estimate: 80.0,
+        });
+        let mut fast = sweep_row("cooperlake", 2, 10.0);
+        fast.throughput = Some(super::super::summary::Throughput {
+            unit: "GFLOP/s".into(),
+            estimate: 200.0,
+        });
+        let rows = [plain, fast];
+        assert_eq!(limits(&rows, None).dgemm_peak_gflops, Some(80.0));
+        assert_eq!(groups(&rows, "blas-tuning", &["blas_threads"]).len(), 1);
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::charts::{self, Axis, Marks, Point, Series};
 use super::findings::crossovers;
 use super::results::Skipped;
-use super::summary::{Finding, Recommendation, Row, Summary};
+use super::summary::{Finding, Limits, MachineOut, Recommendation, Row, Summary};
 
 const CSS: &str = "
 :root { color-scheme: light dark; --bg: #fff; --fg: #1b1b1b; --muted: #666; --line: #ddd; --card: #f7f7f7; --seen: #0a7a2f; --unseen: #8a6d00; }
@@ -70,15 +70,69 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     row("rustc", m.rustc.clone().unwrap_or_else(|| "unknown".into()));
     row("git", m.git_sha.clone().unwrap_or_else(|| "unknown".into()));
     row("Measured", m.created.clone());
+    if let Some(f) = &m.cpu_features {
+        let what = f.family_model().unwrap_or_else(|| f.arch.clone());
+        let flags = if f.checked() {
+            f.flags.iter().cloned().collect::<Vec<_>>().join(" ")
+        } else {
+            "not checked on this architecture".to_owned()
+        };
+        row("CPU features", format!("{what}: {flags}"));
+    }
+    if let Some(peak) = &m.peak {
+        row(
+            "Clock",
+            format!(
+                "{:.2} GHz, measured (a chain of dependent adds on one core)",
+                peak.clock_ghz
+            ),
+        );
+        row(
+            "Theoretical peak",
+            format!(
+                "{:.1} GFLOP/s = {} physical cores x {} FLOP/cycle x {:.2} GHz (features imply {}; \
+                 an FMA loop reached {:.1} a cycle)",
+                peak.theoretical_gflops,
+                peak.cores,
+                peak.flop_per_cycle,
+                peak.clock_ghz,
+                peak.implied_flop_per_cycle,
+                peak.measured_flop_per_cycle
+            ),
+        );
+    }
     if let Some(o) = &m.openblas {
-        row("OpenBLAS", format!("{} (kernels: {})", o.config, o.core));
+        row("OpenBLAS", o.config.clone());
+        let kernel = if parcost::kernel::same(&o.kernel, &o.core) {
+            format!("{} (OpenBLAS's own choice)", o.kernel)
+        } else {
+            format!(
+                "{} ({}); OpenBLAS itself chooses {}",
+                o.kernel,
+                match o.kernel_source.as_str() {
+                    "environment" => "OPENBLAS_CORETYPE from the environment",
+                    "auto" => "chosen by cargo xtask bench: the fastest that passed its check",
+                    "named" => "cargo xtask bench --kernel",
+                    _ => "the library's choice",
+                },
+                o.core
+            )
+        };
+        row("Kernel the suites ran", kernel);
         row("Layers measured", o.layers.join(", "));
     }
     row(
-        "Peak DGEMM",
+        "Best DGEMM measured",
         m.limits.dgemm_peak_gflops.map_or_else(
             || "not measured (blas-tuning)".into(),
-            |g| format!("{g:.1} GFLOP/s (best of blas-tuning/matmul)"),
+            |g| {
+                let of = m
+                    .limits
+                    .theoretical_peak_gflops
+                    .map(|t| format!(", {:.0}% of the theoretical peak", 100.0 * g / t))
+                    .unwrap_or_default();
+                format!("{g:.1} GFLOP/s (best of blas-tuning/matmul with that kernel{of})")
+            },
         ),
     );
     row(
@@ -122,7 +176,8 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         match suite {
             "oversubscription" => oversubscription(&mut h, &rows)?,
             "blas-tuning" => {
-                blas_tuning(&mut h, &rows, m.physical_cores, m.limits.dgemm_peak_gflops)?
+                blas_tuning(&mut h, &rows, m.physical_cores, m.limits)?;
+                kernels(&mut h, &rows, m)?;
             }
             "task-level" => task_level(&mut h, &s.results, &rows)?,
             "threads-vs-processes" => threads_vs_processes(&mut h, &rows, p)?,
@@ -188,14 +243,14 @@ fn recommendations(h: &mut String, recs: &[Recommendation]) {
         h.push_str("<p>No recommendation: the BLAS suites have no results.</p>");
         return;
     }
-    h.push_str("<p class=\"muted\">The best configuration measured for each workload, its speedup over the library default (1 task x all BLAS threads) and over naive (all x all), and the share of the peak DGEMM rate it reached.</p><table><tr><th>suite</th><th>workload</th><th>best</th><th class=\"num\">vs default</th><th class=\"num\">vs naive</th><th class=\"num\">of peak</th></tr>");
+    h.push_str("<p class=\"muted\">The best configuration measured for each workload, its speedup over the library default (1 task x all BLAS threads) and over naive (all x all), and the share it reached of the best DGEMM rate measured and of the theoretical peak.</p><table><tr><th>suite</th><th>workload</th><th>best</th><th class=\"num\">vs default</th><th class=\"num\">vs naive</th><th class=\"num\">of best DGEMM</th><th class=\"num\">of theoretical peak</th></tr>");
     let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "".to_owned(), f);
     for r in recs {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let best: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&r.suite),
             esc(&r.workload),
             esc(&params.join(", ")),
@@ -203,6 +258,7 @@ fn recommendations(h: &mut String, recs: &[Recommendation]) {
             opt(r.speedup_vs_default, &|x| format!("{x:.2}x")),
             opt(r.speedup_vs_naive, &|x| format!("{x:.2}x")),
             opt(r.efficiency, &|x| format!("{:.0}%", 100.0 * x)),
+            opt(r.efficiency_theoretical, &|x| format!("{:.0}%", 100.0 * x)),
         );
     }
     h.push_str("</table>\n");
@@ -319,8 +375,14 @@ fn blas_tuning(
     h: &mut String,
     rows: &[&Row],
     physical: usize,
-    peak: Option<f64>,
+    limits: Limits,
 ) -> anyhow::Result<()> {
+    let rows: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| !r.params.contains_key("kernel"))
+        .collect();
+    let rows = rows.as_slice();
     let mut marks = Marks::default();
     if physical > 0 {
         marks
@@ -372,8 +434,15 @@ fn blas_tuning(
         }
         let mut m = marks.clone();
         let y = if flops {
-            if let (Some(peak), true) = (peak, op.starts_with("matmul")) {
-                m.horizontal.push((peak, format!("peak {peak:.0} GFLOP/s")));
+            if op.starts_with("matmul") {
+                if let Some(peak) = limits.dgemm_peak_gflops {
+                    m.horizontal
+                        .push((peak, format!("best measured {peak:.0} GFLOP/s")));
+                }
+                if let Some(t) = limits.theoretical_peak_gflops {
+                    m.horizontal
+                        .push((t, format!("theoretical peak {t:.0} GFLOP/s")));
+                }
             }
             Axis::linear("GFLOP/s")
         } else {
@@ -385,6 +454,102 @@ fn blas_tuning(
         )?;
     }
     Ok(())
+}
+
+/// Cost 0: every kernel of the sweep, GFLOP/s at 1 and P BLAS threads, and every trial.
+fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> {
+    let sweep: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.params.contains_key("kernel"))
+        .collect();
+    let _ = write!(
+        h,
+        "<h3 id=\"kernels\">The kernel (cost 0)</h3><p class=\"muted\">The same products and \
+         factorisations under each OpenBLAS kernel this CPU can run, one process a kernel \
+         (OPENBLAS_CORETYPE), each checked before it was timed. FLOP counted: 2n^3 for a product, \
+         n^3/3 for a Cholesky factorisation, 2n^3/3 + 2n^2 for a solve.</p>"
+    );
+    for (op, cells) in instances(&sweep, &["kernel", "blas_threads", "layer"]) {
+        let mut kernels: Vec<&str> = cells.iter().filter_map(|r| r.name("kernel")).collect();
+        kernels.sort_by_key(|k| {
+            parcost::kernel::X86_64_KERNELS
+                .iter()
+                .position(|s| parcost::kernel::same(s.name, k))
+                .unwrap_or(usize::MAX)
+        });
+        kernels.dedup();
+        let threads: BTreeSet<u64> = cells.iter().filter_map(|r| r.int("blas_threads")).collect();
+        let series: Vec<(String, Vec<Option<Point>>)> = threads
+            .iter()
+            .map(|&b| {
+                let points = kernels
+                    .iter()
+                    .map(|k| {
+                        let r = cells.iter().find(|r| {
+                            r.name("kernel") == Some(k) && r.int("blas_threads") == Some(b)
+                        })?;
+                        rate_point(r)
+                    })
+                    .collect();
+                (
+                    format!("{b} BLAS thread{}", if b == 1 { "" } else { "s" }),
+                    points,
+                )
+            })
+            .collect();
+        let categories: Vec<String> = kernels
+            .iter()
+            .map(|k| super::findings::display_kernel(k))
+            .collect();
+        let mut marks = Marks::default();
+        if let Some(t) = m.limits.theoretical_peak_gflops {
+            marks
+                .horizontal
+                .push((t, format!("theoretical peak {t:.0} GFLOP/s")));
+        }
+        figure(
+            h,
+            charts::bars(&op, Axis::linear("GFLOP/s"), &categories, &series, &marks),
+        )?;
+    }
+    if !m.kernel_trials.is_empty() {
+        h.push_str(
+            "<table><tr><th>layer</th><th>kernel asked for</th><th>loaded</th><th>trial</th></tr>",
+        );
+        for t in &m.kernel_trials {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&t.layer),
+                esc(t
+                    .requested
+                    .as_deref()
+                    .unwrap_or("(none: the library's choice)")),
+                esc(t.loaded.as_deref().unwrap_or("")),
+                esc(&t.verdict)
+            );
+        }
+        h.push_str("</table>");
+    }
+    Ok(())
+}
+
+/// GFLOP/s of a row with its interval (a rate's interval inverts the time's).
+fn rate_point(r: &Row) -> Option<Point> {
+    let rate = r
+        .throughput
+        .as_ref()
+        .filter(|t| t.unit == "GFLOP/s")?
+        .estimate;
+    let t = r.time_ns?;
+    let work = rate * t.estimate;
+    Some(Point {
+        x: 0.0,
+        y: rate,
+        lo: work / t.upper,
+        hi: work / t.lower,
+    })
 }
 
 fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> {

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use parcost::blas::BlasInfo;
+use parcost::kernel::Survey;
 use parcost::meta::{Machine, SIDECAR_DIR, Sidecar, Usage};
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +105,10 @@ pub struct Skipped {
 pub struct Run {
     pub machine: Option<Machine>,
     pub openblas_config: Option<String>,
-    pub openblas_core: Option<String>,
+    /// The OpenBLAS the suites ran with (the kernel sweep's runs aside).
+    pub openblas: Option<BlasInfo>,
+    /// The kernel trials of `cargo xtask bench`, one a layer.
+    pub surveys: Vec<Survey>,
     pub layers: Vec<String>,
     pub measurements: Vec<Measurement>,
     pub skipped: Vec<Skipped>,
@@ -261,6 +266,9 @@ fn collect_benchmarks(dir: &Path, which: &str, out: &mut Vec<PathBuf>, depth: us
     }
 }
 
+/// The kernel surveys `parcost-kernels` writes beside the sidecars: `kernels.<layer>.json`.
+const SURVEY_PREFIX: &str = "kernels.";
+
 fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Usage> {
     let mut usage = BTreeMap::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(criterion_dir.join(SIDECAR_DIR))
@@ -269,6 +277,22 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Usage>
     files.retain(|p| p.extension().is_some_and(|e| e == "json"));
     files.sort();
     for path in files {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(SURVEY_PREFIX))
+        {
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<Survey>(&t).map_err(|e| e.to_string()))
+            {
+                Ok(survey) => run.surveys.push(survey),
+                Err(why) => run.skipped.push(Skipped {
+                    what: path.display().to_string(),
+                    why: format!("not a kernel survey: {why}"),
+                }),
+            }
+            continue;
+        }
         match Sidecar::read(&path) {
             Ok(sidecar) => {
                 let newer = run
@@ -278,10 +302,10 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Usage>
                 if newer {
                     run.machine = Some(sidecar.machine.clone());
                 }
-                if let Some(info) = &sidecar.openblas {
+                if let Some(info) = sidecar.openblas.as_ref().filter(|_| sidecar.tag.is_none()) {
                     run.openblas_config
                         .get_or_insert_with(|| info.config.clone());
-                    run.openblas_core.get_or_insert_with(|| info.core.clone());
+                    run.openblas.get_or_insert_with(|| info.clone());
                     let layer = info.layer.name().to_owned();
                     if !run.layers.contains(&layer) {
                         run.layers.push(layer);

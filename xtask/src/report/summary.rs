@@ -5,10 +5,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use parcost::cpu::{CpuFeatures, Peak};
+
 use super::results::{Counted, Estimate, Measurement, Run, Value};
 
-/// Bumped on any change of the fields below.
-pub const SCHEMA: u32 = 1;
+/// Bumped on any change of the fields below. 2: `openblas.core` is the library's own choice,
+/// `openblas.kernel` the one the suites ran; `cpu`, `peak` and `kernel_trials` added.
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
@@ -34,20 +37,51 @@ pub struct MachineOut {
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openblas: Option<OpenBlasOut>,
+    /// The CPU's family, model and the vector features that decide the BLAS kernels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_features: Option<CpuFeatures>,
+    /// The measured clock and the theoretical DGEMM peak of the physical cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak: Option<Peak>,
+    /// Every OpenBLAS kernel tried in a child process before the run, per layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_trials: Vec<KernelTrialOut>,
     pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OpenBlasOut {
     pub config: String,
+    /// The kernel OpenBLAS chooses by itself on this machine ("unknown" when no run said).
     pub core: String,
+    /// The kernel the suites ran with.
+    pub kernel: String,
+    /// Who chose `kernel`: `library`, `environment` (the user's OPENBLAS_CORETYPE), `auto`
+    /// (`cargo xtask bench`: the fastest that passed its trial) or `named` (`--kernel NAME`).
+    pub kernel_source: String,
     pub layers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KernelTrialOut {
+    pub layer: String,
+    /// The `OPENBLAS_CORETYPE` asked for; absent for the library's own choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<String>,
+    /// `passed`, or what went wrong.
+    pub verdict: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Limits {
+    /// The best DGEMM rate measured with the kernel the suites ran (`blas-tuning/matmul`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dgemm_peak_gflops: Option<f64>,
+    /// Physical cores x FLOP per cycle x measured clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theoretical_peak_gflops: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memcpy_gbps: Option<f64>,
 }
@@ -99,9 +133,12 @@ pub struct Recommendation {
     pub speedup_vs_default: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speedup_vs_naive: Option<f64>,
-    /// Fraction of the machine's limit (peak DGEMM rate) reached.
+    /// Fraction of the best DGEMM rate measured in the run (`limits.dgemm_peak_gflops`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub efficiency: Option<f64>,
+    /// Fraction of the theoretical peak (`limits.theoretical_peak_gflops`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efficiency_theoretical: Option<f64>,
 }
 
 impl Row {
@@ -165,11 +202,36 @@ pub fn machine_out(run: &Run, limits: Limits) -> MachineOut {
         rustc: m.and_then(|m| m.rustc.clone()),
         git_sha: m.and_then(|m| m.git_sha.clone()),
         created: m.map_or_else(String::new, |m| iso8601(m.created_unix)),
-        openblas: run.openblas_config.as_ref().map(|config| OpenBlasOut {
-            config: config.clone(),
-            core: run.openblas_core.clone().unwrap_or_default(),
-            layers: run.layers.clone(),
+        openblas: run.openblas.as_ref().map(|info| {
+            // What the library chooses: the sidecar knows when the suites ran under it (or
+            // `cargo xtask bench` said), else the survey's trial of it.
+            let library = info.library_core.clone().or_else(|| {
+                run.surveys
+                    .iter()
+                    .find_map(|s| s.library().and_then(|t| t.loaded.clone()))
+            });
+            OpenBlasOut {
+                config: run.openblas_config.clone().unwrap_or_default(),
+                core: library.unwrap_or_else(|| "unknown".into()),
+                kernel: info.core.clone(),
+                kernel_source: info.kernel_source.name().to_owned(),
+                layers: run.layers.clone(),
+            }
         }),
+        cpu_features: m.and_then(|m| m.cpu_features.clone()),
+        peak: m.and_then(|m| m.peak),
+        kernel_trials: run
+            .surveys
+            .iter()
+            .flat_map(|s| {
+                s.trials.iter().map(|t| KernelTrialOut {
+                    layer: s.layer.clone(),
+                    requested: t.requested.clone(),
+                    loaded: t.loaded.clone(),
+                    verdict: t.verdict.to_string(),
+                })
+            })
+            .collect(),
         limits,
     }
 }

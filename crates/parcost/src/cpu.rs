@@ -1,0 +1,407 @@
+//! The CPU underneath the BLAS: the vector features that decide which OpenBLAS kernels can run
+//! here, the clock measured rather than read, and the theoretical DGEMM peak those imply.
+//!
+//! A "% of peak" is only as honest as its peak: the best DGEMM a run measured says how fast the
+//! loaded kernels go, not how fast the machine could go (Debian's OpenBLAS 0.3.21 fell back to
+//! SSE3 kernels on an AVX-512 Xeon and ran at a seventh of its speed). The theoretical peak here
+//! comes from the hardware alone: cores x FLOP per cycle x clock.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The `/proc/cpuinfo` flags that decide which BLAS kernels can run and how wide they are, in
+/// the order they are shown. `pni` is reported as `sse3`.
+pub const RELEVANT_FLAGS: [&str; 15] = [
+    "sse3",
+    "ssse3",
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512dq",
+    "avx512cd",
+    "avx512bw",
+    "avx512vl",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+];
+
+/// What the CPU is and which of the [`RELEVANT_FLAGS`] it offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuFeatures {
+    /// `x86_64`, `aarch64`, ...: only x86-64 is checked; elsewhere `flags` is empty.
+    pub arch: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<u32>,
+    pub flags: BTreeSet<String>,
+}
+
+impl CpuFeatures {
+    /// This machine's CPU, from `/proc/cpuinfo`.
+    pub fn detect() -> Self {
+        let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        Self::from_cpuinfo(std::env::consts::ARCH, &text)
+    }
+
+    /// Parses the first processor of a `/proc/cpuinfo` text (every core of a machine is the same
+    /// kind here: hybrid P/E-core CPUs report the same flags on both).
+    pub fn from_cpuinfo(arch: &str, text: &str) -> Self {
+        let field = |name: &str| {
+            text.lines()
+                .take_while(|l| !l.trim().is_empty())
+                .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let flags = if arch == "x86_64" {
+            field("flags")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(|f| if f == "pni" { "sse3" } else { f })
+                .filter(|f| RELEVANT_FLAGS.contains(f))
+                .map(str::to_owned)
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        Self {
+            arch: arch.to_owned(),
+            vendor: field("vendor_id"),
+            family: field("cpu family").and_then(|v| v.parse().ok()),
+            model: field("model").and_then(|v| v.parse().ok()),
+            flags,
+        }
+    }
+
+    pub fn has(&self, flag: &str) -> bool {
+        self.flags.contains(flag)
+    }
+
+    /// Whether the kernels' features were checked at all (only on x86-64).
+    pub fn checked(&self) -> bool {
+        self.arch == "x86_64"
+    }
+
+    /// The widest vector of doubles the features allow: 8 with AVX-512F, 4 with AVX, 2 (SSE2,
+    /// part of x86-64) otherwise.
+    pub fn vector_doubles(&self) -> u32 {
+        if self.has("avx512f") {
+            8
+        } else if self.has("avx") {
+            4
+        } else {
+            2
+        }
+    }
+
+    /// Double-precision FLOP per cycle per core the features imply, assuming two vector FMA
+    /// units (every x86 core with FMA since Haswell and Zen 2 has two; some AVX-512 parts have
+    /// one, and Zen 4 splits a 512-bit FMA in two, which the measured throughput shows). Without
+    /// FMA: one add and one multiply per cycle.
+    pub fn implied_flop_per_cycle(&self) -> u32 {
+        let width = self.vector_doubles();
+        if self.has("fma") {
+            2 * 2 * width
+        } else {
+            2 * width
+        }
+    }
+
+    /// `"family 6 model 207"`, or `None` when the text had neither.
+    pub fn family_model(&self) -> Option<String> {
+        Some(format!("family {} model {}", self.family?, self.model?))
+    }
+}
+
+/// The machine's theoretical DGEMM peak and what it is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Peak {
+    /// The clock of one busy core, measured with a chain of dependent integer adds.
+    pub clock_ghz: f64,
+    /// What the features imply ([`CpuFeatures::implied_flop_per_cycle`]).
+    pub implied_flop_per_cycle: u32,
+    /// What a loop of independent FMAs at the widest vector reached, per cycle of that clock.
+    pub measured_flop_per_cycle: f64,
+    /// The per-cycle figure the peak uses: the implied one, halved while the measured loop
+    /// stays below 75% of it (one FMA unit, or 512-bit ops split in two).
+    pub flop_per_cycle: u32,
+    pub cores: usize,
+    /// `cores x flop_per_cycle x clock_ghz`.
+    pub theoretical_gflops: f64,
+}
+
+impl Peak {
+    /// The peak from its parts: see [`Peak::flop_per_cycle`].
+    pub fn from_parts(
+        features: &CpuFeatures,
+        cores: usize,
+        clock_ghz: f64,
+        measured_flop_per_cycle: f64,
+    ) -> Self {
+        let implied = features.implied_flop_per_cycle();
+        let mut flop_per_cycle = implied;
+        while flop_per_cycle > 2 && measured_flop_per_cycle < 0.75 * f64::from(flop_per_cycle) {
+            flop_per_cycle /= 2;
+        }
+        Self {
+            clock_ghz,
+            implied_flop_per_cycle: implied,
+            measured_flop_per_cycle,
+            flop_per_cycle,
+            cores,
+            theoretical_gflops: cores as f64 * f64::from(flop_per_cycle) * clock_ghz,
+        }
+    }
+
+    /// Measures the clock and the FMA throughput of one core (about 0.2 s), for `cores` cores.
+    ///
+    /// `None` where there is no measuring loop (not x86-64).
+    pub fn measure(features: &CpuFeatures, cores: usize) -> Option<Self> {
+        let clock_ghz = measure_clock_ghz()?;
+        let fma_gflops = measure_fma_gflops(features)?;
+        Some(Self::from_parts(
+            features,
+            cores,
+            clock_ghz,
+            fma_gflops / clock_ghz,
+        ))
+    }
+}
+
+/// The best of a few short runs of `f`, which returns (units of work, elapsed): the highest rate
+/// is the one least disturbed by the host.
+fn best_rate(mut f: impl FnMut(u64) -> (f64, Duration)) -> f64 {
+    // Calibrate the iteration count to about 20 ms a run, then keep the best of five.
+    let mut iterations = 1u64 << 10;
+    loop {
+        let (_, took) = f(iterations);
+        if took >= Duration::from_millis(5) || iterations >= 1 << 40 {
+            break;
+        }
+        iterations *= 4;
+    }
+    let (_, took) = f(iterations);
+    let scale = (0.02 / took.as_secs_f64().max(1e-6)).clamp(1.0, 64.0);
+    let iterations = (iterations as f64 * scale) as u64;
+    (0..5)
+        .map(|_| {
+            let (work, took) = f(iterations);
+            work / took.as_secs_f64().max(1e-9)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The clock in GHz: a chain of dependent 64-bit adds retires one add per cycle on every x86-64
+/// core (an FMA chain's latency is 4 or 5 cycles depending on the core, which would need a table).
+pub fn measure_clock_ghz() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let rate = best_rate(|iterations| {
+            let start = Instant::now();
+            let x = x86::add_chain(iterations);
+            let took = start.elapsed();
+            std::hint::black_box(x);
+            ((iterations * x86::ADDS_PER_ITERATION) as f64, took)
+        });
+        Some(rate / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// FLOP per second of one core running independent FMAs at the widest vector it has.
+pub fn measure_fma_gflops(features: &CpuFeatures) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let width = features.vector_doubles();
+        let fma = features.has("fma");
+        let rate = best_rate(|iterations| {
+            let start = Instant::now();
+            let flop = x86::fma_throughput(iterations, width, fma);
+            (flop as f64, start.elapsed())
+        });
+        Some(rate / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = features;
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! The two measuring loops; `unsafe` only where a feature the CPU was checked for is used.
+
+    use std::arch::x86_64::*;
+
+    pub const ADDS_PER_ITERATION: u64 = 64;
+
+    /// `iterations x 64` dependent adds.
+    pub fn add_chain(iterations: u64) -> u64 {
+        let mut x: u64 = 0;
+        let mut n = iterations.max(1);
+        // SAFETY: register-only arithmetic and a loop; no memory is touched.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                ".rept 64",
+                "add {x}, 1",
+                ".endr",
+                "dec {n}",
+                "jnz 2b",
+                x = inout(reg) x,
+                n = inout(reg) n,
+                options(nomem, nostack),
+            );
+        }
+        let _ = n;
+        x
+    }
+
+    /// Twelve independent accumulator chains: more than FMA latency (4-5) x units (2), so the
+    /// units never wait. Returns the FLOP done.
+    pub fn fma_throughput(iterations: u64, width: u32, fma: bool) -> u64 {
+        let chains = 12;
+        match (width, fma) {
+            (8, true) if std::arch::is_x86_feature_detected!("avx512f") => {
+                // SAFETY: AVX-512F was just detected.
+                unsafe { fma512(iterations) };
+                iterations * chains * 8 * 2
+            }
+            (4 | 8, true) if std::arch::is_x86_feature_detected!("fma") => {
+                // SAFETY: FMA (and so AVX) was just detected.
+                unsafe { fma256(iterations) };
+                iterations * chains * 4 * 2
+            }
+            _ => {
+                // SAFETY: SSE2 is part of x86-64.
+                unsafe { sse2_mul_add_on(iterations) };
+                iterations * chains * 2 * 2
+            }
+        }
+    }
+
+    macro_rules! chains {
+        ($load:expr, $op:expr, $store:expr, $iterations:expr) => {{
+            let mut acc = [$load(1.0); 12];
+            let (a, b) = (
+                std::hint::black_box($load(0.999_999)),
+                std::hint::black_box($load(1e-9)),
+            );
+            for _ in 0..$iterations {
+                for x in &mut acc {
+                    *x = $op(*x, a, b);
+                }
+            }
+            let mut sink = 0.0;
+            for x in acc {
+                sink += $store(x);
+            }
+            std::hint::black_box(sink);
+        }};
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn fma512(iterations: u64) {
+        chains!(
+            _mm512_set1_pd,
+            |x, a, b| _mm512_fmadd_pd(x, a, b),
+            _mm512_reduce_add_pd,
+            iterations
+        );
+    }
+
+    #[target_feature(enable = "avx,fma")]
+    fn fma256(iterations: u64) {
+        chains!(
+            _mm256_set1_pd,
+            |x, a, b| _mm256_fmadd_pd(x, a, b),
+            |x| {
+                let mut out = [0.0; 4];
+                // SAFETY: `out` holds four doubles; the store needs no alignment.
+                unsafe { _mm256_storeu_pd(out.as_mut_ptr(), x) };
+                out.iter().sum::<f64>()
+            },
+            iterations
+        );
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn sse2_mul_add_on(iterations: u64) {
+        chains!(
+            _mm_set1_pd,
+            |x, a, b| _mm_add_pd(_mm_mul_pd(x, a), b),
+            |x| {
+                let mut out = [0.0; 2];
+                // SAFETY: `out` holds two doubles; the store needs no alignment.
+                unsafe { _mm_storeu_pd(out.as_mut_ptr(), x) };
+                out.iter().sum::<f64>()
+            },
+            iterations
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const ZEN5: &str = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\n\
+        model\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse sse2 pni ssse3 fma sse4_1 sse4_2 \
+        avx avx2 avx512f avx512dq avx512cd avx512bw avx512vl avx512_bf16\n\nprocessor\t: 1\n";
+
+    #[test]
+    fn cpuinfo_gives_the_flags_that_matter() {
+        let f = CpuFeatures::from_cpuinfo("x86_64", ZEN5);
+        assert_eq!(f.vendor.as_deref(), Some("AuthenticAMD"));
+        assert_eq!(f.family_model().as_deref(), Some("family 26 model 2"));
+        assert!(f.has("sse3") && f.has("avx512_bf16") && !f.has("pni") && !f.has("fpu"));
+        assert_eq!(f.vector_doubles(), 8);
+        assert_eq!(f.implied_flop_per_cycle(), 32);
+        let old = CpuFeatures::from_cpuinfo("x86_64", "flags : sse sse2 pni ssse3\n");
+        assert_eq!((old.vector_doubles(), old.implied_flop_per_cycle()), (2, 4));
+        let arm = CpuFeatures::from_cpuinfo("aarch64", "Features : fp asimd\n");
+        assert!(!arm.checked() && arm.flags.is_empty());
+    }
+
+    #[test]
+    fn the_peak_halves_when_the_loop_shows_half_the_units() {
+        let f = CpuFeatures::from_cpuinfo("x86_64", ZEN5);
+        let full = Peak::from_parts(&f, 2, 3.0, 30.5);
+        assert_eq!(full.flop_per_cycle, 32);
+        assert!((full.theoretical_gflops - 192.0).abs() < 1e-9);
+        // Zen 4: 512-bit FMAs run as two 256-bit halves.
+        assert_eq!(Peak::from_parts(&f, 2, 3.0, 15.8).flop_per_cycle, 16);
+    }
+
+    #[test]
+    fn the_clock_and_fma_rate_are_plausible() {
+        let f = CpuFeatures::detect();
+        let Some(peak) = Peak::measure(&f, 1) else {
+            return;
+        };
+        // Loose bounds: other tests run beside this one on a 2-core machine.
+        assert!(
+            (0.2..8.0).contains(&peak.clock_ghz),
+            "clock {} GHz",
+            peak.clock_ghz
+        );
+        assert!(
+            peak.measured_flop_per_cycle > 0.5
+                && peak.measured_flop_per_cycle < 1.5 * f64::from(peak.implied_flop_per_cycle),
+            "{peak:?}"
+        );
+    }
+}
