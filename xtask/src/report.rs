@@ -54,19 +54,30 @@ fn summarize(run: &results::Run) -> Summary {
         .and_then(|m| m.peak)
         .map(|p| p.theoretical_gflops);
     let limits = findings::limits(&rows, theoretical);
-    let logical = run.machine.as_ref().map_or(0, |m| m.logical_cores);
     let machine = summary::machine_out(run, limits);
-    // Cost 0 first: the kernel decides what every other figure means.
-    let mut all_findings = machine
-        .openblas
-        .as_ref()
-        .map(|o| findings::kernel_findings(&rows, logical, &o.core, &o.kernel))
-        .unwrap_or_default();
-    all_findings.extend(findings::findings(&rows, logical));
+    // P comes from the sidecars only: without one it is unknown, and every finding that
+    // compares against P threads is left out rather than judged against a guess.
+    let logical = run.machine.as_ref().map_or(0, |m| m.logical_cores);
+    let (findings, recommendations) = if logical == 0 {
+        (Vec::new(), Vec::new())
+    } else {
+        // Cost 0 first: the kernel decides what every other figure means.
+        let mut all = machine
+            .openblas
+            .as_ref()
+            .map(|o| findings::kernel_findings(&rows, logical, &o.core, &o.kernel))
+            .unwrap_or_default();
+        all.extend(findings::findings(
+            &rows,
+            logical,
+            machine.capacity("threads-vs-processes"),
+        ));
+        (all, findings::recommendations(&rows, logical, limits))
+    };
     Summary {
         schema: SCHEMA,
-        findings: all_findings,
-        recommendations: findings::recommendations(&rows, logical, limits),
+        findings,
+        recommendations,
         machine,
         results: rows,
     }
@@ -113,6 +124,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for s in &run.skipped {
         eprintln!("warning: left out {}: {}", s.what, s.why);
     }
+    if run.machine.is_none() {
+        eprintln!(
+            "warning: no parcost sidecar in {}: the machine and P are unknown, so no finding or \
+             recommendation is drawn (run the suites with `cargo xtask bench`)",
+            criterion_dir.join(parcost::meta::SIDECAR_DIR).display()
+        );
+    }
+    if !run.stale.is_empty() {
+        eprintln!(
+            "note: left out {} results of earlier runs than their suite's latest (listed at the \
+             end of the report)",
+            run.stale.len()
+        );
+    }
     let summary = summarize(&run);
 
     let other = match (&opts.baseline, opts.compare.as_slice()) {
@@ -147,6 +172,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let page = html::Page {
         summary: &summary,
         skipped: &run.skipped,
+        stale: &run.stale,
         links: &links,
         other: other.as_ref().map(|(n, s)| (n.as_str(), s)),
     };
@@ -221,6 +247,25 @@ fn print_terminal(s: &Summary) {
             o.kernel, o.kernel_source, o.core
         );
     }
+    let noisy: Vec<_> = s.machine.noise.iter().filter(|n| n.flagged).collect();
+    if !s.machine.noise.is_empty() {
+        if noisy.is_empty() {
+            println!(
+                "Noise: quiet enough for every suite (calibrations within 10%, foreign load under 10%)"
+            );
+        }
+        for n in noisy {
+            println!(
+                "Noise: {} {}: capacity {:.2} then {:.2}, foreign load {:.0}%: rerun with `{}`",
+                n.suite,
+                n.layer.as_deref().unwrap_or(""),
+                n.capacity_before,
+                n.capacity_after,
+                100.0 * n.foreign_load,
+                n.rerun.as_deref().unwrap_or("")
+            );
+        }
+    }
     println!("Findings:");
     for f in &s.findings {
         println!("  [{}] {}: {}", f.suite, f.title, f.text);
@@ -228,19 +273,28 @@ fn print_terminal(s: &Summary) {
     if s.findings.is_empty() {
         println!("  none could be computed");
     }
-    println!("Recommendations (best measured; speedup over 1 x all BLAS threads, over all x all):");
+    println!(
+        "Recommendations (the fastest only when it beat the default beyond both intervals; \
+         speedup of the fastest over 1 x all BLAS threads):"
+    );
     for r in &s.recommendations {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let best: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"));
+        let verdict = if r.seen {
+            ""
+        } else if r.fastest == r.default {
+            " (the default was fastest)"
+        } else {
+            " (the default: as good here)"
+        };
         println!(
-            "  {:<17} {:<10} {:<34} best {:<40} {:>7} {:>7}",
+            "  {:<17} {:<10} {:<34} use {:<34} {}{verdict}",
             r.suite,
             r.workload,
             params.join(","),
             best.join(","),
-            x(r.speedup_vs_default),
-            x(r.speedup_vs_naive)
+            r.speedup_vs_default
+                .map_or_else(|| "-".to_owned(), html::times),
         );
     }
 }

@@ -321,3 +321,126 @@ fn an_unwritable_output_is_a_clear_error_and_the_old_report_stays_whole() {
     assert!(text(&o.stderr).contains("/proc/parcost-report"));
     let _ = std::fs::remove_dir_all(out);
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// One run's record in a sidecar: a run started `ago_ms` before now, with a noisy host.
+fn with_runs(sidecar: &Path, edit: impl Fn(&str, &mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sidecar).expect("read")).expect("json");
+    let ids: Vec<String> = v["variants"]
+        .as_object()
+        .expect("variants")
+        .keys()
+        .cloned()
+        .collect();
+    for id in ids {
+        edit(&id, &mut v["variants"][&id]);
+    }
+    edit("", &mut v);
+    std::fs::write(sidecar, v.to_string()).expect("write");
+}
+
+#[test]
+fn only_each_suites_latest_run_counts_and_its_noise_is_shown() {
+    let tree = temp("stale-tree");
+    copy_tree(&fixtures().join("partial"), &tree);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let latest = now_ms - 60_000;
+    let older = latest - 86_400_000;
+    let old_id =
+        "task-level/matmul/layer=openmp,n=128,pairs=477/variant=task-level,tasks=2,blas_threads=1";
+    let once_id =
+        "task-level/matmul/layer=openmp,n=256,pairs=60/variant=serial,tasks=1,blas_threads=1";
+    with_runs(&tree.join("parcost/task-level.openmp.json"), |id, v| {
+        if id.is_empty() {
+            let cal = |c: f64| serde_json::json!({"threads": 2, "single_rate": 1.0, "parallel_rate": c, "capacity": c});
+            v["runs"] = serde_json::json!({
+                latest.to_string(): {"started_ms": latest, "quick": true, "noise": {
+                    "before": cal(1.95), "after": cal(1.4), "wall_s": 30.0,
+                    "steal": 0.01, "foreign_load": 0.25}},
+                older.to_string(): {"started_ms": older, "quick": false}
+            });
+        } else {
+            v["run"] = (if id == old_id { older } else { latest }).into();
+            v["sampled"] = (id != once_id).into();
+        }
+    });
+    let out = temp("stale-out");
+    let o = report(&[
+        "--criterion",
+        tree.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = summary(&out);
+    let row = |id: &str| {
+        s["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .find(|r| r["full_id"] == id)
+            .cloned()
+    };
+    assert!(row(old_id).is_none(), "an earlier run's result is left out");
+    let once = row(once_id).expect("the latest run's single run");
+    assert!(
+        once.get("time_ns").is_none() && once["single_run_ns"].as_f64().is_some(),
+        "over budget in the latest run: Criterion's older estimate is not used: {once}"
+    );
+    assert!(text(&o.stderr).contains("left out 1 results of earlier runs"));
+    let html = std::fs::read_to_string(out.join("index.html")).expect("html");
+    assert!(html.contains("Earlier runs left out") && html.contains(old_id));
+    let noise = s["machine"]["noise"].as_array().expect("noise");
+    let n = noise
+        .iter()
+        .find(|n| n["suite"] == "task-level" && n["layer"] == "openmp")
+        .expect("the openmp run's noise");
+    assert_eq!(n["flagged"], true);
+    assert_eq!(
+        n["rerun"],
+        "cargo xtask bench --suite task-level --layer openmp"
+    );
+    assert!(html.contains("cargo xtask bench --suite task-level --layer openmp"));
+    let _ = std::fs::remove_dir_all(tree);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn without_a_sidecar_no_finding_pretends_p_is_one() {
+    let tree = temp("nosidecar-tree");
+    copy_tree(&fixtures().join("partial"), &tree);
+    std::fs::remove_dir_all(tree.join("parcost")).expect("remove the sidecars");
+    let out = temp("nosidecar-out");
+    let o = report(&[
+        "--criterion",
+        tree.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no parcost sidecar"),
+        "{}",
+        text(&o.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["findings"].as_array().map(Vec::len), Some(0));
+    assert_eq!(s["recommendations"].as_array().map(Vec::len), Some(0));
+    let _ = std::fs::remove_dir_all(tree);
+    let _ = std::fs::remove_dir_all(out);
+}

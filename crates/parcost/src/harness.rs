@@ -12,7 +12,8 @@ use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 
 use crate::blas::{BlasInfo, BlasLayer};
-use crate::meta::{Machine, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir};
+use crate::meta::{Machine, RunInfo, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir};
+use crate::noise::{Noise, NoiseProbe};
 use crate::topology::Topology;
 use crate::workload::Mismatch;
 
@@ -125,6 +126,11 @@ impl Selection {
         self.mode == Mode::Test
     }
 
+    /// Whether anything will be measured (not `--test`, `--list` or `--ignored`).
+    pub fn measures(&self) -> bool {
+        self.mode == Mode::Measure
+    }
+
     /// How long one run may take and still be sampled; `None` under `--test`, where every
     /// benchmark runs once whatever its length.
     pub fn sampling_budget(&self) -> Option<Duration> {
@@ -168,6 +174,9 @@ pub struct Suite {
     /// Told apart from the suite's main sidecar: `kernel-<core>` for the kernel sweep.
     sidecar_tag: Option<String>,
     machine: Machine,
+    /// This run's key in the sidecar: its start, in ms since the epoch.
+    run: u64,
+    noise: Option<NoiseProbe>,
     criterion: Criterion,
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
     openblas: Option<BlasInfo>,
@@ -207,6 +216,11 @@ impl Suite {
         // Before anything runs: the clock and FMA rate of a quiet machine.
         let machine = Machine::detect();
         let topology = Topology::detect();
+        let selection = Selection::from_args(std::env::args().skip(1));
+        // A smoke test (`--test`) or a listing measures nothing: no calibration either.
+        let noise = selection
+            .measures()
+            .then(|| NoiseProbe::start(topology.logical));
         // Sized for a 2-core machine: a full run of every suite in minutes. Command-line flags
         // (`--quick`, `--sample-size`, `--nresamples`, ...) override these. Without its rayon
         // feature Criterion bootstraps on one thread: 10k resamples (not 100k) keep that to a
@@ -242,11 +256,13 @@ impl Suite {
             name,
             sidecar_tag,
             machine,
+            run: crate::meta::now_ms(),
+            noise,
             criterion,
             usage: Rc::default(),
             openblas,
             topology,
-            selection: Rc::new(Selection::from_args(std::env::args().skip(1))),
+            selection: Rc::new(selection),
         }
     }
 
@@ -297,11 +313,29 @@ impl Suite {
 
     /// Ends the run: Criterion's summary, then the sidecar with every variant's CPU usage
     /// (not after `--test`, which measures nothing).
-    pub fn finish(self) {
+    pub fn finish(mut self) {
         self.criterion.final_summary();
-        let variants = std::mem::take(&mut *self.usage.borrow_mut());
+        let noise = self.noise.take().and_then(NoiseProbe::finish);
+        if let Some(n) = noise.filter(Noise::flagged) {
+            eprintln!(
+                "parcost {}: the machine was noisy during this run (capacity {:.2} then {:.2} \
+                 on {} threads, {:.0}% foreign load, {:.0}% steal): rerun it with `cargo xtask \
+                 bench --suite {}`",
+                self.name,
+                n.before.capacity,
+                n.after.capacity,
+                n.before.threads,
+                100.0 * n.foreign_load,
+                100.0 * n.steal,
+                self.name
+            );
+        }
+        let mut variants = std::mem::take(&mut *self.usage.borrow_mut());
         if variants.is_empty() || self.selection.is_test() {
             return;
+        }
+        for usage in variants.values_mut() {
+            usage.run = Some(self.run);
         }
         let layer = self.layer().map(BlasLayer::name);
         let path = Sidecar::path(
@@ -310,14 +344,19 @@ impl Suite {
             self.sidecar_tag.as_deref(),
             layer,
         );
-        let tag = self.sidecar_tag;
+        let run = RunInfo {
+            started_ms: self.run,
+            quick: self.selection.is_quick(),
+            noise,
+        };
         let sidecar = Sidecar {
             schema: SIDECAR_SCHEMA,
             suite: self.name.to_owned(),
             machine: self.machine,
             openblas: self.openblas.clone(),
-            tag,
+            tag: self.sidecar_tag,
             variants,
+            runs: [(self.run, run)].into_iter().collect(),
         };
         if let Err(e) = sidecar.merge_into(&path) {
             fail(self.name, e);
@@ -375,8 +414,10 @@ impl<'a> Group<'a> {
             if self.over_budget(&full_id, &used, true) {
                 used = Usage::measure(|| run(&mut state)).1;
             }
+            let once = self.over_budget(&full_id, &used, false);
+            used.sampled = Some(!once);
             self.usage.borrow_mut().insert(full_id.clone(), used);
-            if self.over_budget(&full_id, &used, false) {
+            if once {
                 return;
             }
         }
@@ -409,8 +450,10 @@ impl<'a> Group<'a> {
                 drop(out);
                 used = warm;
             }
+            let once = self.over_budget(&full_id, &used, false);
+            used.sampled = Some(!once);
             self.usage.borrow_mut().insert(full_id.clone(), used);
-            if self.over_budget(&full_id, &used, false) {
+            if once {
                 return;
             }
         }

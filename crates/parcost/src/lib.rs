@@ -7,6 +7,7 @@
 //! - [`topology`]: logical and physical cores from the kernel's files.
 //! - [`workload`]: seeded inputs, shared workloads and the check against a serial reference.
 //! - [`meta`]: the machine and per-variant CPU usage, written as a sidecar to Criterion's files.
+//! - [`noise`]: the machine's delivered parallel capacity, steal and foreign load around a suite.
 //! - [`harness`]: the Criterion frame a suite's bench runs in.
 //! - [`worker`], [`transport`], [`shm`], [`fdio`]: worker processes, the ways to move an array
 //!   to them, shared memory, and I/O with deadlines.
@@ -28,6 +29,7 @@ pub mod kernel;
 #[cfg(feature = "suites")]
 pub mod kernel_trial;
 pub mod meta;
+pub mod noise;
 #[cfg(feature = "suites")]
 pub mod shm;
 pub mod topology;

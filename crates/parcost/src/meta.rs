@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::blas::BlasInfo;
 use crate::cpu::{CpuFeatures, Peak};
 use crate::fsutil::write_atomically;
+use crate::noise::Noise;
 use crate::topology::Topology;
 
 /// Bumped whenever a field of [`Sidecar`] changes meaning.
@@ -115,6 +116,36 @@ pub struct Usage {
     pub involuntary_switches: u64,
     /// Voluntary plus involuntary context switches.
     pub context_switches: u64,
+    /// The run (its [`RunInfo`] key in the sidecar) that measured this variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
+    /// Whether Criterion sampled the variant in that run; `false`: it was over the sampling
+    /// budget and this one run is its only figure (Criterion's files for it are older).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<bool>,
+}
+
+/// One run of a suite (under one layer): when it started and what the machine did meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Milliseconds since the Unix epoch when the run started; also its key.
+    pub started_ms: u64,
+    /// Criterion's `--quick`.
+    pub quick: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<Noise>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// CPU time of this process and of the children it reaped.
+pub fn own_cpu() -> Duration {
+    rusage_total().cpu
 }
 
 #[derive(Clone, Copy)]
@@ -170,6 +201,8 @@ impl Usage {
             voluntary_switches: voluntary,
             involuntary_switches: involuntary,
             context_switches: voluntary + involuntary,
+            run: None,
+            sampled: None,
         };
         (out, usage)
     }
@@ -190,6 +223,16 @@ pub struct Sidecar {
     pub tag: Option<String>,
     /// Criterion full id -> CPU use of one extra run of that variant.
     pub variants: BTreeMap<String, Usage>,
+    /// The runs the variants came from, by [`RunInfo::started_ms`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runs: BTreeMap<u64, RunInfo>,
+}
+
+impl Sidecar {
+    /// The latest run recorded, if any run is.
+    pub fn latest_run(&self) -> Option<&RunInfo> {
+        self.runs.values().max_by_key(|r| r.started_ms)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,7 +303,14 @@ impl Sidecar {
             for (id, usage) in old.variants {
                 self.variants.entry(id).or_insert(usage);
             }
+            for (started, run) in old.runs {
+                self.runs.entry(started).or_insert(run);
+            }
         }
+        // Only the runs some variant still comes from.
+        let used: std::collections::BTreeSet<u64> =
+            self.variants.values().filter_map(|u| u.run).collect();
+        self.runs.retain(|started, _| used.contains(started));
         let text = serde_json::to_string_pretty(&self).map_err(|source| SidecarError::Parse {
             path: path.to_owned(),
             source,
@@ -346,6 +396,8 @@ mod tests {
             voluntary_switches: 1,
             involuntary_switches: 2,
             context_switches: 3,
+            run: None,
+            sampled: None,
         };
         let mut first = Sidecar {
             schema: SIDECAR_SCHEMA,
@@ -354,6 +406,7 @@ mod tests {
             openblas: None,
             tag: None,
             variants: BTreeMap::new(),
+            runs: BTreeMap::new(),
         };
         first.variants.insert("a".into(), usage(1));
         first.variants.insert("b".into(), usage(2));

@@ -1,6 +1,8 @@
-//! Cost 4: serial, op-level, task-level and naive over matrix sizes at equal total work.
+//! Cost 4: serial, op-level, task-level and naive over matrix sizes at about equal total work,
+//! with at least 4P products at every size.
 //!
-//! Ids: `task-level/matmul/layer=L,n=N,pairs=K/variant=V,tasks=T,blas_threads=B`.
+//! Ids: `task-level/matmul/layer=L,n=N,pairs=K/variant=V,tasks=T,blas_threads=B`; the work of a
+//! batch is `2 n^3 K` FLOP (about 2 GFLOP, more where 4P products exceed it).
 
 use criterion::Throughput;
 use parcost::blas::TaskPool;
@@ -36,7 +38,7 @@ fn main() {
         }
     }
     for n in SIZES {
-        let pairs = pairs_for(n);
+        let pairs = pairs_for(n, p);
         let batch = MatmulBatch::new(n, pairs, SEED);
         let reference = batch.reference();
         let mut group = suite.group("matmul");

@@ -69,14 +69,25 @@ pub fn limits(rows: &[Row], theoretical_peak_gflops: Option<f64>) -> Limits {
                 && !r.params.contains_key("kernel")
         })
     };
-    let dgemm = sampled("blas-tuning", "matmul")
-        .filter_map(|r| r.throughput.as_ref().map(|t| t.estimate))
-        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    // The fastest matmul's rate, and its interval (a rate's interval inverts the time's).
+    let dgemm_peak = sampled("blas-tuning", "matmul")
+        .filter_map(|r| {
+            let rate = r.throughput.as_ref()?.estimate;
+            let t = r.time_ns?;
+            let work = rate * t.estimate;
+            Some(Estimate {
+                estimate: rate,
+                lower: work / t.upper,
+                upper: work / t.lower,
+            })
+        })
+        .max_by(|a, b| a.estimate.total_cmp(&b.estimate));
     let memcpy = sampled("array-sharing", "copy")
         .max_by_key(|r| r.int("bytes"))
         .and_then(|r| r.throughput.as_ref().map(|t| t.estimate));
     Limits {
-        dgemm_peak_gflops: dgemm,
+        dgemm_peak_gflops: dgemm_peak.map(|e| e.estimate),
+        dgemm_peak,
         theoretical_peak_gflops,
         memcpy_gbps: memcpy,
     }
@@ -154,8 +165,9 @@ fn cell(rows: &[&Row], tasks: u64, blas: u64) -> Option<Row> {
         .map(|r| (*r).clone())
 }
 
-/// Findings, most telling first, at most 3 a suite.
-pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
+/// Findings, most telling first, at most 3 a suite. `capacity`: the parallel speedup the
+/// machine delivered in its calibrations around threads-vs-processes, to judge speedups by.
+pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Vec<Finding> {
     let p = logical_cores.max(1) as u64;
     let mut all = Vec::new();
 
@@ -244,10 +256,16 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
         let Some((n, r)) = cross.best_win else {
             continue;
         };
-        let until = match cross.crossover {
-            Some(c) => format!("; from n={c} on, op-level was as fast or faster"),
-            None => "; it never lost at the sizes measured".to_owned(),
+        let mut until = match cross.crossover {
+            Some(c) => format!("; from n={c} on, op-level was not slower at any size measured"),
+            None => "; it was ahead at the largest size measured".to_owned(),
         };
+        if cross.crossings > 1 {
+            until.push_str(&format!(
+                " (the curves cross {} times: the winner changes back and forth with size)",
+                cross.crossings
+            ));
+        }
         let mut f = slower(
             "task-level",
             format!("crossover under {layer}"),
@@ -285,8 +303,17 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
             ratio(&st, &rt),
             " on y = sin(x) * exp(-x) over the whole array",
         );
+        let calibrated = capacity
+            .map(|c| {
+                format!(
+                    ", and {:.0}% of the {c:.2}x this machine delivered to a scalar loop on {p} \
+                     threads around the suite",
+                    100.0 * f.ratio / c
+                )
+            })
+            .unwrap_or_default();
         f.text = format!(
-            "{} A speedup of {:.2} on {p} cores is {:.0}% of linear.",
+            "{} A speedup of {:.2} on {p} cores is {:.0}% of linear{calibrated}.",
             f.text,
             f.ratio,
             100.0 * f.ratio / p as f64
@@ -374,8 +401,12 @@ fn cell_blas<'a>(rows: &[&'a Row], blas: u64) -> Option<&'a Row> {
 pub struct Crossover {
     /// The size where op-level (1 x P) over task-level (P x 1) was largest, and that ratio.
     pub best_win: Option<(u64, (f64, f64, f64))>,
-    /// The smallest size from which task-level no longer wins (its interval not above 1).
+    /// The smallest size from which op-level is not slower at any larger size (the ratio's
+    /// interval never wholly above 1 again).
     pub crossover: Option<u64>,
+    /// How often the winner changes with size, counting only sizes where the intervals
+    /// separate: more than 1 means the curves cross more than once.
+    pub crossings: usize,
 }
 
 /// Per layer: op-level over task-level at each size, and the crossover.
@@ -412,93 +443,135 @@ pub fn crossovers(rows: &[Row]) -> BTreeMap<String, Crossover> {
                     .partial_cmp(&b.1.0)
                     .unwrap_or(std::cmp::Ordering::Equal)
             });
-            let crossover = by_n.iter().find(|(_, r)| r.1 <= 1.0).map(|(n, _)| *n);
+            // Scanning down from the largest size: the crossover is where op-level last was
+            // not slower before a size where it was.
+            let crossover = by_n
+                .iter()
+                .rev()
+                .take_while(|(_, r)| r.1 <= 1.0)
+                .last()
+                .map(|(n, _)| *n);
+            let winners: Vec<i8> = by_n
+                .iter()
+                .filter_map(|(_, r)| {
+                    if r.1 > 1.0 {
+                        Some(1)
+                    } else if r.2 < 1.0 {
+                        Some(-1)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let crossings = winners.windows(2).filter(|w| w[0] != w[1]).count();
             (
                 layer,
                 Crossover {
                     best_win,
                     crossover,
+                    crossings,
                 },
             )
         })
         .collect()
 }
 
-/// The best configuration measured for each workload instance, against the library default
-/// (1 task x P BLAS threads) and naive (P x P).
+/// `slow / fast` as an estimate with its conservative interval.
+fn ratio_of(slow: &Estimate, fast: &Estimate) -> Estimate {
+    let (estimate, lower, upper) = ratio(slow, fast);
+    Estimate {
+        estimate,
+        lower,
+        upper,
+    }
+}
+
+/// The recommended configuration for each workload instance: the fastest measured when it
+/// separates from the library default by its interval (the findings' rule), else the default.
 pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Vec<Recommendation> {
     let p = logical_cores.max(1) as u64;
     let mut out = Vec::new();
-    for suite in ["oversubscription", "task-level"] {
-        for ((workload, params), cells) in
-            groups(rows, suite, &["tasks", "blas_threads", "variant"])
-        {
-            let Some(best) = best_sampled(&cells) else {
+    let grids: [(&str, &[&str]); 3] = [
+        ("oversubscription", &["tasks", "blas_threads"]),
+        ("task-level", &["tasks", "blas_threads", "variant"]),
+        ("blas-tuning", &["blas_threads"]),
+    ];
+    for (suite, grid) in grids {
+        for ((workload, params), cells) in groups(rows, suite, grid) {
+            let Some(fastest) = best_sampled(&cells) else {
                 continue;
             };
-            let speedup = |t: u64, b: u64| {
-                cell(&cells, t, b)
-                    .and_then(|c| c.typical_ns())
-                    .zip(best.typical_ns())
-                    .map(|(c, b)| c / b)
+            let find = |t: Option<u64>, b: u64| {
+                cells
+                    .iter()
+                    .copied()
+                    .find(|r| r.int("blas_threads") == Some(b) && r.int("tasks") == t)
+                    .filter(|r| r.time_ns.is_some())
             };
-            let (efficiency, efficiency_theoretical) = efficiencies(best, limits);
-            let mut chosen = BTreeMap::new();
-            for key in ["tasks", "blas_threads", "variant"] {
-                if let Some(v) = best.params.get(key) {
-                    chosen.insert(key.to_owned(), v.clone());
-                }
-            }
+            let tasks = |t: u64| (suite != "blas-tuning").then_some(t);
+            let default = find(tasks(1), p);
+            let naive = (suite != "blas-tuning")
+                .then(|| find(tasks(p), p))
+                .flatten();
+            let config = |r: &Row| -> BTreeMap<String, Value> {
+                grid.iter()
+                    .filter_map(|k| Some(((*k).to_owned(), r.params.get(*k)?.clone())))
+                    .collect()
+            };
+            let speedup_vs_default =
+                default.and_then(|d| Some(ratio_of(&d.time_ns?, &fastest.time_ns?)));
+            let seen = default.is_some_and(|d| d.full_id != fastest.full_id)
+                && speedup_vs_default.is_some_and(|r| r.lower > 1.0);
+            let best = if seen || default.is_none() {
+                config(fastest)
+            } else {
+                default.map(config).unwrap_or_default()
+            };
+            let (efficiency, efficiency_theoretical) = efficiencies(fastest, limits);
             out.push(Recommendation {
                 suite: suite.into(),
                 workload,
                 params,
-                best: chosen,
-                speedup_vs_default: speedup(1, p),
-                speedup_vs_naive: speedup(p, p),
+                best,
+                fastest: config(fastest),
+                default: default.map(config).unwrap_or_default(),
+                seen,
+                speedup_vs_default,
+                speedup_vs_naive: naive
+                    .and_then(|n| Some(ratio_of(&n.time_ns?, &fastest.time_ns?))),
                 efficiency,
                 efficiency_theoretical,
             });
         }
     }
-    for ((workload, params), cells) in groups(rows, "blas-tuning", &["blas_threads"]) {
-        let Some(best) = best_sampled(&cells) else {
-            continue;
-        };
-        let default = cell_blas(&cells, p).and_then(|c| c.typical_ns());
-        let (efficiency, efficiency_theoretical) = efficiencies(best, limits);
-        let mut chosen = BTreeMap::new();
-        if let Some(v) = best.params.get("blas_threads") {
-            chosen.insert("blas_threads".to_owned(), v.clone());
-        }
-        out.push(Recommendation {
-            suite: "blas-tuning".into(),
-            workload,
-            params,
-            best: chosen,
-            speedup_vs_default: default.zip(best.typical_ns()).map(|(d, b)| d / b),
-            speedup_vs_naive: None,
-            efficiency,
-            efficiency_theoretical,
-        });
-    }
     out
 }
 
-/// A rate as fractions of the best DGEMM measured and of the theoretical peak.
-fn efficiencies(best: &Row, limits: Limits) -> (Option<f64>, Option<f64>) {
-    let Some(rate) = best
-        .throughput
-        .as_ref()
-        .filter(|t| t.unit == "GFLOP/s")
-        .map(|t| t.estimate)
-    else {
+/// A rate as shares of the best DGEMM measured and of the theoretical peak, with intervals
+/// (the rate's interval inverts the time's; the measured peak's own interval widens it).
+fn efficiencies(row: &Row, limits: Limits) -> (Option<Estimate>, Option<Estimate>) {
+    let (Some(rate), Some(t)) = (
+        row.throughput
+            .as_ref()
+            .filter(|t| t.unit == "GFLOP/s")
+            .map(|t| t.estimate),
+        row.time_ns,
+    ) else {
         return (None, None);
     };
-    (
-        limits.dgemm_peak_gflops.map(|p| rate / p),
-        limits.theoretical_peak_gflops.map(|p| rate / p),
-    )
+    let work = rate * t.estimate;
+    let r = Estimate {
+        estimate: rate,
+        lower: work / t.upper,
+        upper: work / t.lower,
+    };
+    let measured = limits.dgemm_peak.map(|peak| ratio_of(&r, &peak));
+    let theoretical = limits.theoretical_peak_gflops.map(|peak| Estimate {
+        estimate: r.estimate / peak,
+        lower: r.lower / peak,
+        upper: r.upper / peak,
+    });
+    (measured, theoretical)
 }
 
 /// Cost 0, the kernel: OpenBLAS's own kernel (`library`) and the one the suites ran (`used`)
@@ -756,5 +829,93 @@ mod tests {
         let rows = [plain, fast];
         assert_eq!(limits(&rows, None).dgemm_peak_gflops, Some(80.0));
         assert_eq!(groups(&rows, "blas-tuning", &["blas_threads"]).len(), 1);
+    }
+
+    fn tuning_row(b: u64, ms: f64, half: f64) -> Row {
+        let id = format!("blas-tuning/matmul/layer=openmp,n=2048/blas_threads={b}");
+        let (_, workload, params) = super::super::results::parse_id(&id).expect("valid id");
+        Row {
+            suite: "blas-tuning".into(),
+            workload,
+            params,
+            full_id: id,
+            time_ns: Some(est(ms * 1e6, half * 1e6)),
+            single_run_ns: None,
+            throughput: Some(super::super::summary::Throughput {
+                unit: "GFLOP/s".into(),
+                estimate: 17.18 / ms * 1e3 / 1e3,
+            }),
+            cpu_per_wall: None,
+            context_switches: None,
+        }
+    }
+
+    #[test]
+    fn a_non_default_is_recommended_only_when_it_separates() {
+        let limits = Limits {
+            theoretical_peak_gflops: Some(268.0),
+            ..Limits::default()
+        };
+        // 4 threads "faster" than the default 2 by noise: the default stays.
+        let noisy = [tuning_row(2, 100.0, 8.0), tuning_row(4, 88.0, 8.0)];
+        let r = &recommendations(&noisy, 2, limits)[0];
+        assert!(!r.seen);
+        assert_eq!(r.best, r.default);
+        assert_eq!(r.fastest["blas_threads"], Value::Int(4));
+        let s = r.speedup_vs_default.expect("a speedup");
+        assert!(s.lower < 1.0 && s.upper > 1.0, "{s:?}");
+        // Clearly faster: recommended, with its interval.
+        let clear = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
+        let r = &recommendations(&clear, 2, limits)[0];
+        assert!(r.seen);
+        assert_eq!(r.best["blas_threads"], Value::Int(4));
+        let e = r.efficiency_theoretical.expect("a share of the peak");
+        assert!(e.lower < e.estimate && e.estimate < e.upper, "{e:?}");
+    }
+
+    fn level_row(variant: &str, n: u64, ms: f64) -> Row {
+        let (t, b) = if variant == "op-level" {
+            (1, 2)
+        } else {
+            (2, 1)
+        };
+        let id = format!(
+            "task-level/matmul/layer=openmp,n={n},pairs=8/variant={variant},tasks={t},blas_threads={b}"
+        );
+        let (_, workload, params) = super::super::results::parse_id(&id).expect("valid id");
+        Row {
+            suite: "task-level".into(),
+            workload,
+            params,
+            full_id: id,
+            time_ns: Some(est(ms, ms * 0.01)),
+            single_run_ns: None,
+            throughput: None,
+            cpu_per_wall: None,
+            context_switches: None,
+        }
+    }
+
+    #[test]
+    fn the_crossover_holds_for_every_larger_size_and_multiple_crossings_are_counted() {
+        // op-level over task-level: 2.0, 0.8 (op wins), 1.5 (task wins again), 1.0, 0.9 (op).
+        let ratios = [(32, 2.0), (64, 0.8), (128, 1.5), (256, 1.0), (512, 0.9)];
+        let rows: Vec<Row> = ratios
+            .iter()
+            .flat_map(|&(n, r)| {
+                [
+                    level_row("op-level", n, 100.0 * r),
+                    level_row("task-level", n, 100.0),
+                ]
+            })
+            .collect();
+        let c = &crossovers(&rows)["openmp"];
+        assert_eq!(
+            c.crossover,
+            Some(256),
+            "not 64: task-level wins again at 128"
+        );
+        assert_eq!(c.crossings, 3, "task, op, task, op");
+        assert_eq!(c.best_win.map(|(n, _)| n), Some(32));
     }
 }

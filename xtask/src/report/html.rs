@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::charts::{self, Axis, Marks, Point, Series};
 use super::findings::crossovers;
-use super::results::Skipped;
-use super::summary::{Finding, Limits, MachineOut, Recommendation, Row, Summary};
+use super::results::{Estimate, Skipped};
+use super::summary::{Finding, Limits, MachineOut, NoiseOut, Recommendation, Row, Summary};
 
 const CSS: &str = "
 :root { color-scheme: light dark; --bg: #fff; --fg: #1b1b1b; --muted: #666; --line: #ddd; --card: #f7f7f7; --seen: #0a7a2f; --unseen: #8a6d00; }
@@ -44,6 +44,8 @@ fn ms(ns: f64) -> String {
 pub struct Page<'a> {
     pub summary: &'a Summary,
     pub skipped: &'a [Skipped],
+    /// Results of earlier runs, left out.
+    pub stale: &'a [Skipped],
     /// Criterion's page of a benchmark, relative to the report, by full id.
     pub links: &'a BTreeMap<String, String>,
     pub other: Option<(&'a str, &'a Summary)>,
@@ -143,6 +145,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         ),
     );
     h.push_str("</table>\n");
+    noise(&mut h, &m.noise);
 
     h.push_str("<h2 id=\"findings\">Findings</h2>\n");
     if s.findings.is_empty() {
@@ -203,8 +206,84 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         }
         h.push_str("</ul>");
     }
+    if !page.stale.is_empty() {
+        let _ = write!(
+            h,
+            "<h2 id=\"stale\">Earlier runs left out</h2><details><summary>{} results are older \
+             than their suite's latest run, so they are not mixed with it</summary><ul>",
+            page.stale.len()
+        );
+        for sk in page.stale {
+            let _ = write!(
+                h,
+                "<li><code>{}</code>: {}</li>",
+                esc(&sk.what),
+                esc(&sk.why)
+            );
+        }
+        h.push_str("</ul></details>");
+    }
     h.push_str("</body></html>\n");
     Ok(h)
+}
+
+/// The machine's noise around each suite: how far to trust its figures.
+fn noise(h: &mut String, runs: &[NoiseOut]) {
+    if runs.is_empty() {
+        return;
+    }
+    let flagged: Vec<&NoiseOut> = runs.iter().filter(|n| n.flagged).collect();
+    let verdict = if flagged.is_empty() {
+        "The machine was quiet enough for every suite: its calibrations agree within 10% and \
+         other processes used under 10% of the CPUs."
+            .to_owned()
+    } else {
+        format!(
+            "{} of {} suite runs ran on a noisy machine (calibrations 10% apart or over 10% \
+             foreign load): their figures are suspect; rerun them with the command shown.",
+            flagged.len(),
+            runs.len()
+        )
+    };
+    let _ = write!(
+        h,
+        "<h2 id=\"noise\">Noise</h2><p>{}</p><p class=\"muted\">Capacity: the speedup a fixed \
+         scalar loop got on all cores at once over one core, before and after each suite (P on \
+         a quiet machine of real cores; less on SMT siblings or a busy host). Steal: time the \
+         hypervisor gave to other guests. Foreign load: CPU time of other processes.</p>\
+         <table><tr><th>suite</th><th>run</th><th class=\"num\">capacity before</th>\
+         <th class=\"num\">after</th><th class=\"num\">steal</th><th class=\"num\">foreign \
+         load</th><th>verdict</th></tr>",
+        esc(&verdict)
+    );
+    for n in runs {
+        let name = [
+            Some(n.suite.as_str()),
+            n.part.as_deref(),
+            n.layer.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" / ");
+        let verdict = match &n.rerun {
+            Some(cmd) => format!("<b>rerun</b>: <code>{}</code>", esc(cmd)),
+            None => "ok".to_owned(),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{:.2}</td>\
+             <td class=\"num\">{:.1}%</td><td class=\"num\">{:.1}%</td><td>{verdict}</td></tr>",
+            esc(&name),
+            esc(&n.started),
+            if n.quick { " (quick)" } else { "" },
+            n.capacity_before,
+            n.capacity_after,
+            100.0 * n.steal,
+            100.0 * n.foreign_load,
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 fn about(suite: &str) -> &'static str {
@@ -216,7 +295,7 @@ fn about(suite: &str) -> &'static str {
             "Cost 2: one large operation at B BLAS threads; the physical core count and one less are marked."
         }
         "task-level" => {
-            "Cost 4: about 2 GFLOP of products at each size: serial (1x1), op-level (1xP, the library default), task-level (Px1), naive (PxP)."
+            "Cost 4: a batch of independent products at each size, about 2 GFLOP and at least 4P products (more work at the largest sizes, stated below), run four ways: serial (1x1), op-level (1xP, the library default), task-level (Px1), naive (PxP). Rates are GFLOP/s of the whole batch."
         }
         "threads-vs-processes" => {
             "Cost 3: element-wise work over 2^25 values on threads (shared memory) and on worker processes (pipes or shared memory). Bars are speedups over serial."
@@ -243,25 +322,55 @@ fn recommendations(h: &mut String, recs: &[Recommendation]) {
         h.push_str("<p>No recommendation: the BLAS suites have no results.</p>");
         return;
     }
-    h.push_str("<p class=\"muted\">The best configuration measured for each workload, its speedup over the library default (1 task x all BLAS threads) and over naive (all x all), and the share it reached of the best DGEMM rate measured and of the theoretical peak.</p><table><tr><th>suite</th><th>workload</th><th>best</th><th class=\"num\">vs default</th><th class=\"num\">vs naive</th><th class=\"num\">of best DGEMM</th><th class=\"num\">of theoretical peak</th></tr>");
-    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "".to_owned(), f);
+    h.push_str("<p class=\"muted\">What to use for each workload: the fastest configuration measured when it beat the library default (1 task x all BLAS threads; all BLAS threads in blas-tuning) beyond both 95% intervals, else the default, which is as good here. Speedups over the default and over naive (all x all), and the share of the best DGEMM rate measured and of the theoretical peak the fastest reached, each with its interval.</p><table><tr><th>suite</th><th>workload</th><th>use</th><th class=\"num\">fastest vs default</th><th class=\"num\">vs naive</th><th class=\"num\">of best DGEMM</th><th class=\"num\">of theoretical peak</th></tr>");
     for r in recs {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let best: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let use_it = if r.seen || r.fastest == r.default {
+            config(&r.best)
+        } else {
+            format!(
+                "{} (the default: as good here; the fastest, {}, did not separate)",
+                config(&r.best),
+                config(&r.fastest)
+            )
+        };
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&r.suite),
             esc(&r.workload),
             esc(&params.join(", ")),
-            esc(&best.join(", ")),
-            opt(r.speedup_vs_default, &|x| format!("{x:.2}x")),
-            opt(r.speedup_vs_naive, &|x| format!("{x:.2}x")),
-            opt(r.efficiency, &|x| format!("{:.0}%", 100.0 * x)),
-            opt(r.efficiency_theoretical, &|x| format!("{:.0}%", 100.0 * x)),
+            esc(&use_it),
+            r.speedup_vs_default.map(times).unwrap_or_default(),
+            r.speedup_vs_naive.map(times).unwrap_or_default(),
+            r.efficiency.map(percent).unwrap_or_default(),
+            r.efficiency_theoretical.map(percent).unwrap_or_default(),
         );
     }
     h.push_str("</table>\n");
+}
+
+/// `tasks=2, blas_threads=1`.
+fn config(c: &BTreeMap<String, super::results::Value>) -> String {
+    c.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A ratio with its interval: `1.52x (1.40 to 1.66)`.
+pub fn times(e: Estimate) -> String {
+    format!("{:.2}x ({:.2} to {:.2})", e.estimate, e.lower, e.upper)
+}
+
+/// A share with its interval: `82% (79 to 85)`.
+pub fn percent(e: Estimate) -> String {
+    format!(
+        "{:.0}% ({:.0} to {:.0})",
+        100.0 * e.estimate,
+        100.0 * e.lower,
+        100.0 * e.upper
+    )
 }
 
 fn figure(h: &mut String, svg: anyhow::Result<String>) -> anyhow::Result<()> {
@@ -554,6 +663,25 @@ fn rate_point(r: &Row) -> Option<Point> {
 
 fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> {
     let cross = crossovers(all);
+    // The work of each size, from the ids: 2 n^3 FLOP a product.
+    let work: BTreeMap<u64, u64> = rows
+        .iter()
+        .filter_map(|r| Some((r.int("n")?, r.int("pairs")?)))
+        .collect();
+    let sizes: Vec<String> = work
+        .iter()
+        .map(|(n, k)| {
+            format!(
+                "n={n}: {k} products, {:.1} GFLOP",
+                2.0 * (*n as f64).powi(3) * *k as f64 / 1e9
+            )
+        })
+        .collect();
+    let _ = write!(
+        h,
+        "<p class=\"muted\">Work per size: {}.</p>",
+        esc(&sizes.join("; "))
+    );
     for layer in rows
         .iter()
         .filter_map(|r| r.name("layer"))
@@ -565,9 +693,16 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
                 .iter()
                 .filter(|r| r.name("layer") == Some(layer) && r.name("variant") == Some(variant))
                 .filter_map(|r| {
-                    let mut p = point(r, 1e-6)?;
-                    p.x = r.int("n")? as f64;
-                    Some(p)
+                    // GFLOP/s of the batch: its interval inverts the time's.
+                    let n = r.int("n")? as f64;
+                    let flop = 2.0 * n.powi(3) * r.int("pairs")? as f64;
+                    let t = point(r, 1.0)?;
+                    Some(Point {
+                        x: n,
+                        y: flop / t.y,
+                        lo: flop / t.hi,
+                        hi: flop / t.lo,
+                    })
                 })
                 .collect();
             if points.is_empty() {
@@ -588,7 +723,7 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
             charts::lines(
                 &format!("task-level, layer={layer}"),
                 Axis::log("matrix size n"),
-                Axis::log("time for ~2 GFLOP (ms)"),
+                Axis::linear("GFLOP/s of the batch"),
                 &series,
                 &marks,
             ),
@@ -783,11 +918,11 @@ fn compare(h: &mut String, this: &Summary, name: &str, other: &Summary) {
         format!("{} {} ({})", r.suite, r.workload, params.join(", "))
     };
     let best = |r: &Recommendation| {
-        let b: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let x = r
             .speedup_vs_default
-            .map_or_else(String::new, |x| format!(", {x:.2}x over default"));
-        format!("{}{x}", b.join(", "))
+            .filter(|_| r.seen)
+            .map_or_else(String::new, |x| format!(", {} over default", times(x)));
+        format!("{}{x}", config(&r.best))
     };
     let theirs: BTreeMap<String, &Recommendation> =
         other.recommendations.iter().map(|r| (key(r), r)).collect();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use parcost::blas::BlasInfo;
 use parcost::kernel::Survey;
-use parcost::meta::{Machine, SIDECAR_DIR, Sidecar, Usage};
+use parcost::meta::{Machine, RunInfo, SIDECAR_DIR, Sidecar, Usage};
 use serde::{Deserialize, Serialize};
 
 /// The suites, in report order.
@@ -112,6 +112,28 @@ pub struct Run {
     pub layers: Vec<String>,
     pub measurements: Vec<Measurement>,
     pub skipped: Vec<Skipped>,
+    /// Results of earlier runs than their suite's latest, left out.
+    pub stale: Vec<Skipped>,
+    /// The latest run of each sidecar (suite, layer, tag) and the noise it saw.
+    pub runs: Vec<SuiteRun>,
+}
+
+/// The latest run of one suite under one layer (or one part of it, `tag`).
+#[derive(Debug, Clone)]
+pub struct SuiteRun {
+    pub suite: String,
+    pub layer: Option<String>,
+    pub tag: Option<String>,
+    pub info: RunInfo,
+}
+
+/// A variant's record in its sidecar, and whether it belongs to its sidecar's latest run.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    usage: Usage,
+    current: bool,
+    /// When the latest run of its sidecar started (ms since the epoch), if recorded.
+    run_started_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -195,6 +217,8 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
     collect_benchmarks(criterion_dir, which, &mut files, 0);
     files.sort();
     let sidecars = load_sidecars(criterion_dir, &mut run);
+    let suites_with_sidecars: std::collections::HashSet<String> =
+        run.runs.iter().map(|r| r.suite.clone()).collect();
     // Ids Criterion has a folder for, read or not: only the others were run once and live in
     // the sidecars alone.
     let mut sampled = std::collections::HashSet::new();
@@ -206,7 +230,39 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
             sampled.insert(id.full_id);
         }
         match read_measurement(criterion_dir, &bench_file, &sidecars) {
-            Ok(m) => run.measurements.push(m),
+            Ok(m) if which != "new" => run.measurements.push(m),
+            Ok(m) => match sidecars.get(&m.full_id) {
+                // Over the sampling budget in its latest run: Criterion's files are older.
+                Some(rec) if rec.current && rec.usage.sampled == Some(false) => {}
+                Some(rec) if rec.current => {
+                    let modified_ms =
+                        std::fs::metadata(bench_file.with_file_name("estimates.json"))
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map(|d| d.as_millis() as u64);
+                    match (modified_ms, rec.run_started_ms) {
+                        (Some(modified), Some(started)) if modified + 1_000 < started => {
+                            run.stale.push(stale(
+                                &m.full_id,
+                                "Criterion's files are older than its latest run",
+                            ))
+                        }
+                        _ => run.measurements.push(m),
+                    }
+                }
+                Some(_) => run.stale.push(stale(
+                    &m.full_id,
+                    "from an earlier run than its suite's latest",
+                )),
+                None if suites_with_sidecars.contains(&m.suite) => run.stale.push(stale(
+                    &m.full_id,
+                    "in no run parcost recorded (an older version's id)",
+                )),
+                None => {
+                    run.measurements.push(m);
+                }
+            },
             Err(why) => run.skipped.push(Skipped {
                 what: bench_file.display().to_string(),
                 why,
@@ -214,8 +270,10 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
         }
     }
     if which == "new" {
-        for (id, usage) in &sidecars {
-            if sampled.contains(id) {
+        for (id, rec) in &sidecars {
+            let usage = rec.usage;
+            let once = usage.sampled == Some(false) || !sampled.contains(id);
+            if !rec.current || !once {
                 continue;
             }
             match parse_id(id) {
@@ -227,7 +285,7 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
                     time: None,
                     single_run_ns: Some(usage.wall_ns as f64),
                     counted: None,
-                    usage: Some(*usage),
+                    usage: Some(usage),
                     criterion_page: None,
                 }),
                 Err(why) => run.skipped.push(Skipped {
@@ -269,7 +327,14 @@ fn collect_benchmarks(dir: &Path, which: &str, out: &mut Vec<PathBuf>, depth: us
 /// The kernel surveys `parcost-kernels` writes beside the sidecars: `kernels.<layer>.json`.
 const SURVEY_PREFIX: &str = "kernels.";
 
-fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Usage> {
+fn stale(id: &str, why: &str) -> Skipped {
+    Skipped {
+        what: id.to_owned(),
+        why: why.to_owned(),
+    }
+}
+
+fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Record> {
     let mut usage = BTreeMap::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(criterion_dir.join(SIDECAR_DIR))
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
@@ -311,7 +376,27 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Usage>
                         run.layers.push(layer);
                     }
                 }
-                usage.extend(sidecar.variants);
+                let latest = sidecar.latest_run().copied();
+                if let Some(info) = latest {
+                    run.runs.push(SuiteRun {
+                        suite: sidecar.suite.clone(),
+                        layer: sidecar.openblas.as_ref().map(|o| o.layer.name().to_owned()),
+                        tag: sidecar.tag.clone(),
+                        info,
+                    });
+                }
+                for (id, u) in sidecar.variants {
+                    // A sidecar without runs predates run records: all of it counts as current.
+                    let current = latest.is_none_or(|l| u.run == Some(l.started_ms));
+                    usage.insert(
+                        id,
+                        Record {
+                            usage: u,
+                            current,
+                            run_started_ms: latest.map(|l| l.started_ms),
+                        },
+                    );
+                }
             }
             Err(e) => run.skipped.push(Skipped {
                 what: path.display().to_string(),
@@ -325,7 +410,7 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Usage>
 fn read_measurement(
     criterion_dir: &Path,
     bench_file: &Path,
-    sidecars: &BTreeMap<String, Usage>,
+    sidecars: &BTreeMap<String, Record>,
 ) -> Result<Measurement, String> {
     let text = std::fs::read_to_string(bench_file).map_err(|e| format!("unreadable: {e}"))?;
     let bench: BenchmarkJson =
@@ -368,7 +453,7 @@ fn read_measurement(
         suite,
         workload,
         params,
-        usage: sidecars.get(&bench.full_id).copied(),
+        usage: sidecars.get(&bench.full_id).map(|r| r.usage),
         full_id: bench.full_id,
         time: Some(time),
         single_run_ns: None,

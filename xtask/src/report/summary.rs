@@ -10,7 +10,8 @@ use parcost::cpu::{CpuFeatures, Peak};
 use super::results::{Counted, Estimate, Measurement, Run, Value};
 
 /// Bumped on any change of the fields below. 2: `openblas.core` is the library's own choice,
-/// `openblas.kernel` the one the suites ran; `cpu`, `peak` and `kernel_trials` added.
+/// `openblas.kernel` the one the suites ran; `cpu_features`, `peak`, `kernel_trials` and
+/// `noise` added; recommendations carry intervals, `seen`, `fastest` and `default`.
 pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +47,9 @@ pub struct MachineOut {
     /// Every OpenBLAS kernel tried in a child process before the run, per layer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel_trials: Vec<KernelTrialOut>,
+    /// The machine's noise around each suite's latest run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noise: Vec<NoiseOut>,
     pub limits: Limits,
 }
 
@@ -60,6 +64,42 @@ pub struct OpenBlasOut {
     /// (`cargo xtask bench`: the fastest that passed its trial) or `named` (`--kernel NAME`).
     pub kernel_source: String,
     pub layers: Vec<String>,
+}
+
+/// One suite run's noise: the parallel capacity calibrated before and after it, steal and the
+/// CPU time of other processes, and whether to rerun it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NoiseOut {
+    pub suite: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// `kernel-<name>` for a run of the kernel sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    pub started: String,
+    pub quick: bool,
+    pub threads: usize,
+    pub capacity_before: f64,
+    pub capacity_after: f64,
+    pub steal: f64,
+    pub foreign_load: f64,
+    /// The calibrations disagree by more than 10%, or other processes used more than 10% of
+    /// the CPUs: the suite's figures are suspect.
+    pub flagged: bool,
+    /// The command that reruns this suite, when flagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<String>,
+}
+
+impl MachineOut {
+    /// The lowest capacity calibrated for `suite` (the speedup the machine delivered then).
+    pub fn capacity(&self, suite: &str) -> Option<f64> {
+        self.noise
+            .iter()
+            .filter(|n| n.suite == suite)
+            .map(|n| n.capacity_before.min(n.capacity_after))
+            .min_by(f64::total_cmp)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +119,9 @@ pub struct Limits {
     /// The best DGEMM rate measured with the kernel the suites ran (`blas-tuning/matmul`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dgemm_peak_gflops: Option<f64>,
+    /// The same with its 95% interval, in GFLOP/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dgemm_peak: Option<Estimate>,
     /// Physical cores x FLOP per cycle x measured clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theoretical_peak_gflops: Option<f64>,
@@ -123,22 +166,34 @@ pub struct Finding {
     pub seen: bool,
 }
 
+/// What to use for one workload instance, judged by the same rule as the findings: a
+/// configuration other than the default is recommended only when its interval separates from
+/// the default's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Recommendation {
     pub suite: String,
     pub workload: String,
     pub params: BTreeMap<String, Value>,
+    /// The configuration to use: `fastest` when `seen`, else the default.
     pub best: BTreeMap<String, Value>,
+    /// The fastest configuration measured (by its estimate).
+    pub fastest: BTreeMap<String, Value>,
+    /// The library default: 1 task x P BLAS threads (P BLAS threads in blas-tuning).
+    pub default: BTreeMap<String, Value>,
+    /// `fastest` is not the default and was faster than it beyond both 95% intervals.
+    pub seen: bool,
+    /// The default's time over the fastest's, with the conservative interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub speedup_vs_default: Option<f64>,
+    pub speedup_vs_default: Option<Estimate>,
+    /// Naive (P tasks x P BLAS threads) over the fastest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub speedup_vs_naive: Option<f64>,
-    /// Fraction of the best DGEMM rate measured in the run (`limits.dgemm_peak_gflops`).
+    pub speedup_vs_naive: Option<Estimate>,
+    /// The fastest's rate as a share of the best DGEMM rate measured in the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub efficiency: Option<f64>,
-    /// Fraction of the theoretical peak (`limits.theoretical_peak_gflops`).
+    pub efficiency: Option<Estimate>,
+    /// The fastest's rate as a share of the theoretical peak.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub efficiency_theoretical: Option<f64>,
+    pub efficiency_theoretical: Option<Estimate>,
 }
 
 impl Row {
@@ -229,6 +284,35 @@ pub fn machine_out(run: &Run, limits: Limits) -> MachineOut {
                     requested: t.requested.clone(),
                     loaded: t.loaded.clone(),
                     verdict: t.verdict.to_string(),
+                })
+            })
+            .collect(),
+        noise: run
+            .runs
+            .iter()
+            .filter_map(|r| {
+                let n = r.info.noise?;
+                let flagged = n.flagged();
+                Some(NoiseOut {
+                    suite: r.suite.clone(),
+                    layer: r.layer.clone(),
+                    part: r.tag.clone(),
+                    started: iso8601(r.info.started_ms / 1000),
+                    quick: r.info.quick,
+                    threads: n.before.threads,
+                    capacity_before: n.before.capacity,
+                    capacity_after: n.after.capacity,
+                    steal: n.steal,
+                    foreign_load: n.foreign_load,
+                    flagged,
+                    rerun: flagged.then(|| {
+                        let layer = r
+                            .layer
+                            .as_ref()
+                            .map(|l| format!(" --layer {l}"))
+                            .unwrap_or_default();
+                        format!("cargo xtask bench --suite {}{layer}", r.suite)
+                    }),
                 })
             })
             .collect(),
