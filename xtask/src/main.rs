@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's tasks in plain Rust, one module a task.
 
 mod bench;
+mod flags;
 mod kernels;
 mod layers;
 mod report;
@@ -10,45 +11,17 @@ mod test;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const HELP: &str = "\
-usage: cargo xtask <task> [options]
-
-tasks:
-  setup                         find OpenBLAS; install it with apt-get when missing (root or
-                                passwordless sudo), else print the command for your system
-  bench [--quick] [--suite NAME]... [--layer NAME]... [--kernel auto|library|NAME]
-        [-- CRITERION_ARGS]     run the suites once per installed OpenBLAS threading layer,
-                                then write the report (as `cargo xtask report`). Every
-                                OpenBLAS kernel is tried first; --kernel auto (the default)
-                                runs the fastest that computed right, unless OPENBLAS_CORETYPE
-                                is set (then that one), library what OpenBLAS chooses, NAME
-                                that kernel (e.g. SkylakeX)
-  test                          setup, fmt --check, clippy -D warnings, the tests under every
-                                layer, and every benchmark once (cargo bench -- --test)
-  report [--out DIR] [--compare SUMMARY.json | --baseline NAME] [--criterion DIR]
-                                write reports/index.html, summary.json and summary.csv from
-                                Criterion's results, and print the findings
-";
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((task, rest)) = args.split_first() else {
-        print!("{HELP}");
-        return ExitCode::SUCCESS;
-    };
-    let result = match task.as_str() {
-        "setup" => setup::run(rest).map(|_| ()),
-        "bench" => bench::run(rest),
-        "test" => test::run(rest),
-        "report" => report::run(rest),
-        "help" | "-h" | "--help" => {
-            print!("{HELP}");
+    let result = flags::parse(std::env::args_os().skip(1)).and_then(|task| match task {
+        flags::Task::Help => {
+            print!("{}", flags::HELP);
             Ok(())
         }
-        other => Err(anyhow::anyhow!(
-            "unknown task {other:?}; `cargo xtask` lists the tasks"
-        )),
-    };
+        flags::Task::Setup => setup::run().map(|_| ()),
+        flags::Task::Bench(b) => b.run(),
+        flags::Task::Test => test::run(),
+        flags::Task::Report(r) => r.run(),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -14,10 +14,7 @@ const DEBIAN_PACKAGES: [&str; 3] = [
     "libopenblas0-serial",
 ];
 
-pub fn run(args: &[String]) -> anyhow::Result<OpenBlas> {
-    if let Some(arg) = args.first() {
-        bail!("`cargo xtask setup` takes no arguments, got {arg:?}");
-    }
+pub fn run() -> anyhow::Result<OpenBlas> {
     let dirs = layers::search_dirs();
     if let Some(found) = layers::find(&dirs) {
         let missing = layers::missing_debian_layers(&found);

@@ -3,10 +3,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use crate::bench::SUITES;
 use crate::{cargo, run_checked, setup};
+use parcost::id::SUITES;
 
 /// Tests counted from what the runners print: libtest's `test result:` lines and Criterion's
 /// `Success` of each benchmark run once.
@@ -60,11 +60,8 @@ fn run_counting(cmd: &mut Command, tally: &mut Tally) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(arg) = args.first() {
-        bail!("`cargo xtask test` takes no arguments, got {arg:?}");
-    }
-    let openblas = setup::run(&[])?;
+pub fn run() -> anyhow::Result<()> {
+    let openblas = setup::run()?;
     let browser = setup::ensure_chromium()?;
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run_checked(cargo().args([
@@ -86,7 +83,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         if i == 0 {
             cmd.arg("--workspace");
         } else {
-            for suite in SUITES.iter().filter(|s| s.blas) {
+            for suite in SUITES.iter().filter(|s| s.uses_blas) {
                 cmd.args(["--package", suite.name]);
             }
             cmd.args(["--package", "parcost"]);

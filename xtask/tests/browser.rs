@@ -62,7 +62,8 @@ fn the_report_loads_in_chromium_with_sized_charts_and_no_errors() {
     let work = std::env::temp_dir().join(format!("xtask-browser-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let out = work.join("report");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/complete");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/report/tests/fixtures/complete");
     let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["report", "--criterion"])
         .arg(&fixture)

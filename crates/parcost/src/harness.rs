@@ -151,14 +151,7 @@ pub fn fail(suite: &str, message: impl Display) -> ! {
     std::process::exit(2)
 }
 
-/// `key=value` tokens joined by `,`: one level of a benchmark id.
-pub fn params(pairs: &[(&str, &dyn Display)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
+pub use crate::id::params;
 
 /// The values of a sweep in ascending order, each once (with P = 1, `{1, P, 2P}` is `{1, 2}`).
 pub fn distinct(values: impl IntoIterator<Item = usize>) -> Vec<usize> {
@@ -512,7 +505,6 @@ mod tests {
             "layer=openmp,n=256,pairs=64"
         );
     }
-
     fn selection(args: &str) -> Selection {
         Selection::from_args(args.split_whitespace().map(String::from))
     }

@@ -8,6 +8,7 @@
 //! - [`workload`]: seeded inputs, shared workloads and the check against a serial reference.
 //! - [`meta`]: the machine and per-variant CPU usage, written as a sidecar to Criterion's files.
 //! - [`noise`]: the machine's delivered parallel capacity, steal and foreign load around a suite.
+//! - [`id`]: the benchmark-id vocabulary (suites, keys) that suites, report and xtask share.
 //! - [`harness`]: the Criterion frame a suite's bench runs in.
 //! - [`worker`], [`transport`], [`shm`], [`fdio`]: worker processes, the ways to move an array
 //!   to them, shared memory, and I/O with deadlines.
@@ -25,6 +26,7 @@ pub mod fdio;
 pub mod fsutil;
 #[cfg(feature = "suites")]
 pub mod harness;
+pub mod id;
 pub mod kernel;
 #[cfg(feature = "suites")]
 pub mod kernel_trial;

@@ -9,47 +9,7 @@ use parcost::kernel::Survey;
 use parcost::meta::{Machine, RunInfo, SIDECAR_DIR, Sidecar, Usage};
 use serde::{Deserialize, Serialize};
 
-/// The suites, in report order.
-pub const SUITES: [&str; 5] = [
-    "oversubscription",
-    "blas-tuning",
-    "task-level",
-    "threads-vs-processes",
-    "array-sharing",
-];
-
-/// A parameter value: a plain integer or a lower-case name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Value {
-    Int(u64),
-    Name(String),
-}
-
-impl Value {
-    pub fn int(&self) -> Option<u64> {
-        match self {
-            Self::Int(i) => Some(*i),
-            Self::Name(_) => None,
-        }
-    }
-
-    pub fn name(&self) -> Option<&str> {
-        match self {
-            Self::Name(s) => Some(s),
-            Self::Int(_) => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Int(i) => write!(f, "{i}"),
-            Self::Name(s) => f.write_str(s),
-        }
-    }
-}
+pub use parcost::id::Value;
 
 /// A point estimate with its 95% interval, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -163,50 +123,9 @@ struct EstimatesJson {
     slope: Option<Stat>,
 }
 
-/// Splits a full id into suite, workload and its `key=value` parameters, or says which part of
-/// the contract it breaks.
+/// Splits a full id into suite, workload and its `key=value` parameters ([`parcost::id::parse`]).
 pub fn parse_id(full_id: &str) -> Result<(String, String, BTreeMap<String, Value>), String> {
-    let mut parts = full_id.splitn(3, '/');
-    let suite = parts.next().unwrap_or_default();
-    if !SUITES.contains(&suite) {
-        return Err(format!("unknown suite {suite:?}"));
-    }
-    let workload = parts
-        .next()
-        .filter(|w| !w.is_empty())
-        .ok_or("no workload")?;
-    if !is_name(workload) {
-        return Err(format!("workload {workload:?} is not a lower-case name"));
-    }
-    let rest = parts.next().ok_or("no parameters")?;
-    let mut params = BTreeMap::new();
-    for token in rest.split(['/', ',', ' ']).filter(|t| !t.is_empty()) {
-        let (key, value) = token
-            .split_once('=')
-            .ok_or_else(|| format!("token {token:?} is not key=value"))?;
-        if !is_name(key) {
-            return Err(format!("key {key:?} is not a lower-case name"));
-        }
-        let value = match value.parse::<u64>() {
-            Ok(i) => Value::Int(i),
-            Err(_) if is_name(value) => Value::Name(value.to_owned()),
-            Err(_) => {
-                return Err(format!(
-                    "value {value:?} of {key} is neither an integer nor a name"
-                ));
-            }
-        };
-        if params.insert(key.to_owned(), value).is_some() {
-            return Err(format!("key {key:?} appears twice"));
-        }
-    }
-    Ok((suite.to_owned(), workload.to_owned(), params))
-}
-
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    parcost::id::parse(full_id).map(|id| (id.suite, id.workload, id.params))
 }
 
 /// Reads every benchmark under `criterion_dir` from its `which` folder (`new` or a baseline
@@ -460,32 +379,4 @@ fn read_measurement(
         counted,
         criterion_page: page.is_file().then_some(page),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_parse_by_the_contract() {
-        let (suite, workload, params) =
-            parse_id("oversubscription/matmul/layer=openmp,n=256,pairs=64/tasks=4,blas_threads=2")
-                .expect("valid");
-        assert_eq!(
-            (suite.as_str(), workload.as_str()),
-            ("oversubscription", "matmul")
-        );
-        assert_eq!(params["layer"], Value::Name("openmp".into()));
-        assert_eq!(params["blas_threads"], Value::Int(2));
-        for bad in [
-            "nosuch/matmul/n=1",
-            "task-level/matmul",
-            "task-level/matmul/n",
-            "task-level/matmul/n=1,n=2",
-            "task-level/Matmul/n=1",
-            "task-level/matmul/n=1.5",
-        ] {
-            assert!(parse_id(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -3,30 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use super::charts::{self, Axis, Marks, Point, Series};
-use super::findings::crossovers;
-use super::results::{Estimate, Skipped};
-use super::summary::{Finding, Limits, MachineOut, NoiseOut, Recommendation, Row, Summary};
+use crate::charts::{self, Axis, Marks, Point, Series};
+use crate::findings::crossovers;
+use crate::results::{Estimate, Skipped};
+use crate::summary::{Finding, Limits, MachineOut, NoiseOut, Recommendation, Row, Summary};
 
-const CSS: &str = "
-:root { color-scheme: light dark; --bg: #fff; --fg: #1b1b1b; --muted: #666; --line: #ddd; --card: #f7f7f7; --seen: #0a7a2f; --unseen: #8a6d00; }
-@media (prefers-color-scheme: dark) {
-  :root { --bg: #151515; --fg: #e8e8e8; --muted: #aaa; --line: #333; --card: #1f1f1f; --seen: #5fd38a; --unseen: #e3c25a; }
-  figure svg { filter: invert(0.88) hue-rotate(180deg); }
-}
-body { font: 15px/1.5 system-ui, sans-serif; background: var(--bg); color: var(--fg); max-width: 1100px; margin: 0 auto; padding: 1rem 1.5rem 4rem; }
-h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid var(--line); padding-bottom: 0.2rem; margin-top: 2.5rem; }
-table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 13px; }
-th, td { border-bottom: 1px solid var(--line); padding: 0.2rem 0.6rem; text-align: left; vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { display: inline-block; margin: 0.5rem 0.5rem 0.5rem 0; vertical-align: middle; }
-table.usage { display: inline-table; vertical-align: middle; }
-figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); }
-.finding { background: var(--card); border-left: 4px solid var(--seen); padding: 0.4rem 0.8rem; margin: 0.4rem 0; }
-.finding.unseen { border-left-color: var(--unseen); }
-.muted { color: var(--muted); } code { font-size: 90%; }
-a { color: inherit; }
-";
+/// The page's style: light and dark, full-width figures.
+const CSS: &str = include_str!("page.css");
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -158,7 +141,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     recommendations(&mut h, &s.recommendations);
 
     let p = m.logical_cores.max(1) as u64;
-    for suite in super::results::SUITES {
+    for suite in parcost::id::SUITES.map(|s| s.name) {
         let rows: Vec<&Row> = s.results.iter().filter(|r| r.suite == suite).collect();
         let _ = write!(
             h,
@@ -287,23 +270,7 @@ fn noise(h: &mut String, runs: &[NoiseOut]) {
 }
 
 fn about(suite: &str) -> &'static str {
-    match suite {
-        "oversubscription" => {
-            "Cost 1: batches of independent BLAS calls on T task threads, each calling BLAS at B threads. Cells show how much slower each cell was than the best; the best is outlined."
-        }
-        "blas-tuning" => {
-            "Cost 2: one large operation at B BLAS threads; the physical core count and one less are marked."
-        }
-        "task-level" => {
-            "Cost 4: a batch of independent products at each size, about 2 GFLOP and at least 4P products (more work at the largest sizes, stated below), run four ways: serial (1x1), op-level (1xP, the library default), task-level (Px1), naive (PxP). Rates are GFLOP/s of the whole batch."
-        }
-        "threads-vs-processes" => {
-            "Cost 3: element-wise work over 2^25 values on threads (shared memory) and on worker processes (pipes or shared memory). Bars are speedups over serial."
-        }
-        _ => {
-            "Cost 5: moving an array to a worker that reads all of it, by each transport, against threads and memcpy."
-        }
-    }
+    parcost::id::suite(suite).map_or("", |s| s.about)
 }
 
 fn finding(h: &mut String, f: &Finding) {
@@ -351,7 +318,7 @@ fn recommendations(h: &mut String, recs: &[Recommendation]) {
 }
 
 /// `tasks=2, blas_threads=1`.
-fn config(c: &BTreeMap<String, super::results::Value>) -> String {
+fn config(c: &BTreeMap<String, crate::results::Value>) -> String {
     c.iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
@@ -609,7 +576,7 @@ fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> 
             .collect();
         let categories: Vec<String> = kernels
             .iter()
-            .map(|k| super::findings::display_kernel(k))
+            .map(|k| crate::findings::display_kernel(k))
             .collect();
         let mut marks = Marks::default();
         if let Some(t) = m.limits.theoretical_peak_gflops {

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::results::{Estimate, Value};
-use super::summary::{Finding, Limits, Recommendation, Row};
+use crate::results::{Estimate, Value};
+use crate::summary::{Finding, Limits, Recommendation, Row};
 
 /// A ratio with its interval: (estimate, lower, upper).
 pub type Ratio = (f64, f64, f64);
@@ -751,7 +751,7 @@ mod tests {
     fn sweep_row(kernel: &str, b: u64, ms: f64) -> Row {
         let id =
             format!("blas-tuning/matmul/layer=pthreads,kernel={kernel},n=2048/blas_threads={b}");
-        let (_, workload, params) = super::super::results::parse_id(&id).expect("valid id");
+        let (_, workload, params) = crate::results::parse_id(&id).expect("valid id");
         Row {
             suite: "blas-tuning".into(),
             workload,
@@ -817,12 +817,12 @@ mod tests {
         let mut plain = sweep_row("x", 2, 50.0);
         plain.params.remove("kernel");
         plain.full_id = "blas-tuning/matmul/layer=pthreads,n=2048/blas_threads=2".into();
-        plain.throughput = Some(super::super::summary::Throughput {
+        plain.throughput = Some(crate::summary::Throughput {
             unit: "GFLOP/s".into(),
             estimate: 80.0,
         });
         let mut fast = sweep_row("cooperlake", 2, 10.0);
-        fast.throughput = Some(super::super::summary::Throughput {
+        fast.throughput = Some(crate::summary::Throughput {
             unit: "GFLOP/s".into(),
             estimate: 200.0,
         });
@@ -833,7 +833,7 @@ mod tests {
 
     fn tuning_row(b: u64, ms: f64, half: f64) -> Row {
         let id = format!("blas-tuning/matmul/layer=openmp,n=2048/blas_threads={b}");
-        let (_, workload, params) = super::super::results::parse_id(&id).expect("valid id");
+        let (_, workload, params) = crate::results::parse_id(&id).expect("valid id");
         Row {
             suite: "blas-tuning".into(),
             workload,
@@ -841,7 +841,7 @@ mod tests {
             full_id: id,
             time_ns: Some(est(ms * 1e6, half * 1e6)),
             single_run_ns: None,
-            throughput: Some(super::super::summary::Throughput {
+            throughput: Some(crate::summary::Throughput {
                 unit: "GFLOP/s".into(),
                 estimate: 17.18 / ms * 1e3 / 1e3,
             }),
@@ -882,7 +882,7 @@ mod tests {
         let id = format!(
             "task-level/matmul/layer=openmp,n={n},pairs=8/variant={variant},tasks={t},blas_threads={b}"
         );
-        let (_, workload, params) = super::super::results::parse_id(&id).expect("valid id");
+        let (_, workload, params) = crate::results::parse_id(&id).expect("valid id");
         Row {
             suite: "task-level".into(),
             workload,

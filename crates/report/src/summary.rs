@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use parcost::cpu::{CpuFeatures, Peak};
 
-use super::results::{Counted, Estimate, Measurement, Run, Value};
+use crate::results::{Counted, Estimate, Measurement, Run, Value};
 
 /// Bumped on any change of the fields below. 2: `openblas.core` is the library's own choice,
 /// `openblas.kernel` the one the suites ran; `cpu_features`, `peak`, `kernel_trials` and

@@ -1,0 +1,269 @@
+//! The benchmark-id vocabulary, defined once: the suites, the keys of their parameters, and how
+//! an id is built and read back. Suites build their ids with it, the report parses them with
+//! it, and `cargo xtask` runs the suites it lists.
+//!
+//! An id is `<suite>/<workload>/<key=value,...>/<key=value,...>`: every parameter of a
+//! measurement is a `key=value` token (tokens separated by `/`, `,` or spaces), values are
+//! plain integers or lower-case names with `-`.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use serde::{Deserialize, Serialize};
+
+/// One suite: a crate under `crates/` whose bench has the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuiteInfo {
+    pub name: &'static str,
+    /// The tutorial's cost it measures (0: the BLAS kernel itself, a part of blas-tuning).
+    pub cost: u8,
+    /// Whether it calls BLAS, and so runs once per OpenBLAS layer (and kernel).
+    pub uses_blas: bool,
+    /// What it asks, in one line.
+    pub question: &'static str,
+    /// How to read its figures, in the report.
+    pub about: &'static str,
+}
+
+pub const OVERSUBSCRIPTION: SuiteInfo = SuiteInfo {
+    name: "oversubscription",
+    cost: 1,
+    uses_blas: true,
+    question: "What happens when task threads each call a multithreaded BLAS op?",
+    about: "Cost 1: batches of independent BLAS calls on T task threads, each calling BLAS at B \
+            threads. Cells show how much slower each cell was than the best; the best is outlined.",
+};
+
+pub const BLAS_TUNING: SuiteInfo = SuiteInfo {
+    name: "blas-tuning",
+    cost: 2,
+    uses_blas: true,
+    question: "Is the default BLAS thread count the best one, per operation? And the kernel?",
+    about: "Cost 2: one large operation at B BLAS threads; the physical core count and one less \
+            are marked. FLOP counted: 2n^3 for a product, n^3/3 for a Cholesky factorisation, \
+            2n^3/3 + 2n^2 for a solve; the SVD has no standard count.",
+};
+
+pub const TASK_LEVEL: SuiteInfo = SuiteInfo {
+    name: "task-level",
+    cost: 4,
+    uses_blas: true,
+    question: "At which matrix size does BLAS at 1 thread + a task pool stop beating BLAS threading?",
+    about: "Cost 4: a batch of independent products at each size, about 2 GFLOP and at least 4P \
+            products (more work at the largest sizes, stated below), run four ways: serial (1x1), \
+            op-level (1xP, the library default), task-level (Px1), naive (PxP). Rates are \
+            GFLOP/s of the whole batch.",
+};
+
+pub const THREADS_VS_PROCESSES: SuiteInfo = SuiteInfo {
+    name: "threads-vs-processes",
+    cost: 3,
+    uses_blas: false,
+    question: "Threads share the array for free; what do processes pay to get it?",
+    about: "Cost 3: element-wise work over 2^25 values on threads (shared memory) and on worker \
+            processes (pipes or shared memory). Bars are speedups over serial.",
+};
+
+pub const ARRAY_SHARING: SuiteInfo = SuiteInfo {
+    name: "array-sharing",
+    cost: 5,
+    uses_blas: false,
+    question: "What does sending an array to another process cost, and reading one it shares?",
+    about: "Cost 5: sending an array a worker has not seen (end to end, until it answers with a \
+            sum that proves it read all of it) and reading one that already lives in shared \
+            memory, by each transport, against threads and memcpy.",
+};
+
+/// Every suite, in the order they run and are reported.
+pub const SUITES: [SuiteInfo; 5] = [
+    OVERSUBSCRIPTION,
+    BLAS_TUNING,
+    TASK_LEVEL,
+    THREADS_VS_PROCESSES,
+    ARRAY_SHARING,
+];
+
+/// The suite named `name`.
+pub fn suite(name: &str) -> Option<&'static SuiteInfo> {
+    SUITES.iter().find(|s| s.name == name)
+}
+
+/// The keys of id parameters used across suites.
+pub mod key {
+    /// The linear-algebra library and its threading runtime (OpenBLAS's `pthreads`, `openmp`,
+    /// `serial`), as MKL calls its builds "threading layers".
+    pub const LAYER: &str = "layer";
+    /// The OpenBLAS kernel (core type), where a sweep varies it.
+    pub const KERNEL: &str = "kernel";
+    pub const N: &str = "n";
+    pub const PAIRS: &str = "pairs";
+    pub const MATRICES: &str = "matrices";
+    pub const TASKS: &str = "tasks";
+    pub const BLAS_THREADS: &str = "blas_threads";
+    pub const WORKERS: &str = "workers";
+    pub const ELEMENTS: &str = "elements";
+    pub const BYTES: &str = "bytes";
+    pub const TRANSPORT: &str = "transport";
+    pub const VARIANT: &str = "variant";
+    pub const POOL: &str = "pool";
+}
+
+/// `key=value` tokens joined by `,`: one level of a benchmark id.
+pub fn params(pairs: &[(&str, &dyn Display)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A parameter value: a plain integer or a lower-case name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Int(u64),
+    Name(String),
+}
+
+impl Value {
+    pub fn int(&self) -> Option<u64> {
+        match self {
+            Self::Int(i) => Some(*i),
+            Self::Name(_) => None,
+        }
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Name(s) => Some(s),
+            Self::Int(_) => None,
+        }
+    }
+}
+
+impl Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Int(i) => write!(f, "{i}"),
+            Self::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+/// An id read back: its suite, workload and every parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedId {
+    pub suite: String,
+    pub workload: String,
+    pub params: BTreeMap<String, Value>,
+}
+
+/// Splits a full id into suite, workload and its `key=value` parameters, or says which part of
+/// the contract it breaks.
+pub fn parse(full_id: &str) -> Result<ParsedId, String> {
+    let mut parts = full_id.splitn(3, '/');
+    let suite = parts.next().unwrap_or_default();
+    if self::suite(suite).is_none() {
+        return Err(format!("unknown suite {suite:?}"));
+    }
+    let workload = parts
+        .next()
+        .filter(|w| !w.is_empty())
+        .ok_or("no workload")?;
+    if !is_name(workload) {
+        return Err(format!("workload {workload:?} is not a lower-case name"));
+    }
+    let rest = parts.next().ok_or("no parameters")?;
+    let mut params = BTreeMap::new();
+    for token in rest.split(['/', ',', ' ']).filter(|t| !t.is_empty()) {
+        let (key, value) = token
+            .split_once('=')
+            .ok_or_else(|| format!("token {token:?} is not key=value"))?;
+        if !is_name(key) {
+            return Err(format!("key {key:?} is not a lower-case name"));
+        }
+        let value = match value.parse::<u64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) if is_name(value) => Value::Name(value.to_owned()),
+            Err(_) => {
+                return Err(format!(
+                    "value {value:?} of {key} is neither an integer nor a name"
+                ));
+            }
+        };
+        if params.insert(key.to_owned(), value).is_some() {
+            return Err(format!("key {key:?} appears twice"));
+        }
+    }
+    Ok(ParsedId {
+        suite: suite.to_owned(),
+        workload: workload.to_owned(),
+        params,
+    })
+}
+
+/// A name as ids spell them: lower-case letters, digits, `-` and `_`.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ids_parse_by_the_contract() {
+        let id =
+            parse("oversubscription/matmul/layer=openmp,n=256,pairs=64/tasks=4,blas_threads=2")
+                .expect("valid");
+        assert_eq!(
+            (id.suite.as_str(), id.workload.as_str()),
+            ("oversubscription", "matmul")
+        );
+        assert_eq!(id.params[key::LAYER], Value::Name("openmp".into()));
+        assert_eq!(id.params[key::BLAS_THREADS], Value::Int(2));
+        for bad in [
+            "nosuch/matmul/n=1",
+            "task-level/matmul",
+            "task-level/matmul/n",
+            "task-level/matmul/n=1,n=2",
+            "task-level/Matmul/n=1",
+            "task-level/matmul/n=1.5",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9-]{0,8}"
+    }
+
+    proptest! {
+        /// Whatever `params` builds, `parse` reads back.
+        #[test]
+        fn params_round_trip(
+            suite in 0..SUITES.len(),
+            workload in name(),
+            ints in proptest::collection::btree_map(name(), 0u64..1 << 40, 0..4),
+            names in proptest::collection::btree_map(name(), name(), 0..3),
+        ) {
+            let mut all: BTreeMap<String, Value> = ints.into_iter().map(|(k, v)| (k, Value::Int(v))).collect();
+            for (k, v) in names {
+                // A name that is all digits would read back as an integer.
+                if v.parse::<u64>().is_err() {
+                    all.entry(k).or_insert(Value::Name(v));
+                }
+            }
+            prop_assume!(!all.is_empty());
+            let pairs: Vec<(&str, &dyn Display)> = all.iter().map(|(k, v)| (k.as_str(), v as &dyn Display)).collect();
+            let id = format!("{}/{workload}/{}", SUITES[suite].name, params(&pairs));
+            let parsed = parse(&id).expect("parses");
+            prop_assert_eq!(parsed.suite, SUITES[suite].name);
+            prop_assert_eq!(parsed.workload, workload);
+            prop_assert_eq!(parsed.params, all);
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! parcost's report: reads Criterion's results and parcost's sidecars (never runs a benchmark),
+//! and writes `index.html`, `summary.json` and `summary.csv`, all or none.
+//!
+//! The stages are separate: [`results`] reads a run, [`summary`], [`findings`] and [`verdict`]
+//! compute every number, and [`html`] (with [`charts`]) and [`terminal`] only format them.
+
+pub mod charts;
+pub mod findings;
+pub mod html;
+pub mod results;
+pub mod summary;
+pub mod terminal;
+pub mod verdict;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use summary::Row;
+pub use summary::{SCHEMA, Summary};
+
+/// What to read and where to write.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Criterion's output folder (`target/criterion`).
+    pub criterion_dir: PathBuf,
+    pub out_dir: PathBuf,
+    /// Another run's `summary.json` to put beside this one.
+    pub compare: Option<PathBuf>,
+    /// A Criterion baseline to put beside this run.
+    pub baseline: Option<String>,
+}
+
+/// Why no report was written; the previous one, if any, is untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "no benchmark results in {0} (run `cargo xtask bench --quick` or `cargo xtask bench` first)"
+    )]
+    NoResults(PathBuf),
+    #[error("use --compare or --baseline, not both")]
+    CompareAndBaseline,
+    #[error("no Criterion baseline named {name:?} in {dir}")]
+    NoBaseline { name: String, dir: PathBuf },
+    #[error("{0}")]
+    Compare(String),
+    #[error("drawing the report: {0}")]
+    Render(String),
+    #[error("{0}")]
+    Write(String),
+}
+
+/// A report written, and what the reader should be told about it.
+#[derive(Debug)]
+pub struct Written {
+    pub summary: Summary,
+    pub index: PathBuf,
+    /// One line each: files and ids left out, a missing sidecar, earlier runs left out.
+    pub warnings: Vec<String>,
+    pub left_out: usize,
+    pub took: Duration,
+}
+
+/// Builds the summary of one run: rows, limits, findings, recommendations.
+fn summarize(run: &results::Run) -> Summary {
+    let rows: Vec<Row> = run.measurements.iter().map(Row::from_measurement).collect();
+    let theoretical = run
+        .machine
+        .as_ref()
+        .and_then(|m| m.peak)
+        .map(|p| p.theoretical_gflops);
+    let limits = findings::limits(&rows, theoretical);
+    let machine = summary::machine_out(run, limits);
+    // P comes from the sidecars only: without one it is unknown, and every finding that
+    // compares against P threads is left out rather than judged against a guess.
+    let logical = run.machine.as_ref().map_or(0, |m| m.logical_cores);
+    let (findings, recommendations) = if logical == 0 {
+        (Vec::new(), Vec::new())
+    } else {
+        // Cost 0 first: the kernel decides what every other figure means.
+        let mut all = machine
+            .openblas
+            .as_ref()
+            .map(|o| findings::kernel_findings(&rows, logical, &o.core, &o.kernel))
+            .unwrap_or_default();
+        all.extend(findings::findings(
+            &rows,
+            logical,
+            machine.capacity("threads-vs-processes"),
+        ));
+        (all, findings::recommendations(&rows, logical, limits))
+    };
+    Summary {
+        schema: SCHEMA,
+        findings,
+        recommendations,
+        machine,
+        results: rows,
+    }
+}
+
+/// `to` relative to the folder `from`, for links that keep working when the tree moves.
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let (from, to): (Vec<Component>, Vec<Component>) =
+        (from.components().collect(), to.components().collect());
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Reads the run under `opts.criterion_dir` and writes the report into `opts.out_dir`.
+pub fn write(opts: &Options) -> Result<Written, ReportError> {
+    let started = Instant::now();
+    let criterion_dir = &opts.criterion_dir;
+    let out_dir = &opts.out_dir;
+    let run = results::load(criterion_dir, "new");
+    if run.measurements.is_empty() {
+        return Err(ReportError::NoResults(criterion_dir.clone()));
+    }
+    let mut warnings: Vec<String> = run
+        .skipped
+        .iter()
+        .map(|s| format!("left out {}: {}", s.what, s.why))
+        .collect();
+    if run.machine.is_none() {
+        warnings.push(format!(
+            "no parcost sidecar in {}: the machine and P are unknown, so no finding or \
+             recommendation is drawn (run the suites with `cargo xtask bench`)",
+            criterion_dir.join(parcost::meta::SIDECAR_DIR).display()
+        ));
+    }
+    if !run.stale.is_empty() {
+        warnings.push(format!(
+            "left out {} results of earlier runs than their suite's latest (listed at the end \
+             of the report)",
+            run.stale.len()
+        ));
+    }
+    let summary = summarize(&run);
+
+    let other = match (&opts.baseline, &opts.compare) {
+        (Some(_), Some(_)) => return Err(ReportError::CompareAndBaseline),
+        (Some(name), None) => {
+            let base = results::load(criterion_dir, name);
+            if base.measurements.is_empty() {
+                return Err(ReportError::NoBaseline {
+                    name: name.clone(),
+                    dir: criterion_dir.clone(),
+                });
+            }
+            Some((format!("baseline {name}"), summarize(&base)))
+        }
+        (None, Some(path)) => Some((
+            path.display().to_string(),
+            summary::read_other(path).map_err(|e| ReportError::Compare(format!("{e:#}")))?,
+        )),
+        (None, None) => None,
+    };
+
+    let out_abs = absolute(out_dir);
+    let links: BTreeMap<String, String> = run
+        .measurements
+        .iter()
+        .filter_map(|m| {
+            let page = m.criterion_page.as_ref()?;
+            Some((
+                m.full_id.clone(),
+                relative(&out_abs, &absolute(page)).display().to_string(),
+            ))
+        })
+        .collect();
+    let page = html::Page {
+        summary: &summary,
+        skipped: &run.skipped,
+        stale: &run.stale,
+        links: &links,
+        other: other.as_ref().map(|(n, s)| (n.as_str(), s)),
+    };
+    let html_text = html::render(&page).map_err(|e| ReportError::Render(format!("{e:#}")))?;
+    let json =
+        serde_json::to_string_pretty(&summary).map_err(|e| ReportError::Render(e.to_string()))?;
+    let csv = summary::csv(&summary);
+    write_all(
+        out_dir,
+        &[
+            ("index.html", html_text.as_bytes()),
+            ("summary.json", json.as_bytes()),
+            ("summary.csv", csv.as_bytes()),
+        ],
+    )?;
+    Ok(Written {
+        summary,
+        index: out_dir.join("index.html"),
+        warnings,
+        left_out: run.skipped.len(),
+        took: started.elapsed(),
+    })
+}
+
+/// Writes every file to a temporary in `dir` first and moves them into place only when all
+/// were written, so a failure leaves the previous report whole.
+fn write_all(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), ReportError> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        ReportError::Write(format!(
+            "cannot create the report folder {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let untouched = |e: &dyn std::fmt::Display| {
+        ReportError::Write(format!(
+            "cannot write the report into {}: {e}; the previous report is untouched",
+            dir.display()
+        ))
+    };
+    let mut temps = Vec::new();
+    for (name, bytes) in files {
+        if dir.join(name).is_dir() {
+            return Err(ReportError::Write(format!(
+                "cannot write the report: {} is a folder; the previous report is untouched",
+                dir.join(name).display()
+            )));
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .tempfile_in(dir)
+            .map_err(|e| untouched(&e))?;
+        tmp.write_all(bytes).map_err(|e| untouched(&e))?;
+        temps.push((name, tmp));
+    }
+    for (name, tmp) in temps {
+        tmp.persist(dir.join(name)).map_err(|e| {
+            ReportError::Write(format!("cannot replace {}: {e}", dir.join(name).display()))
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_climb_and_descend() {
+        assert_eq!(
+            relative(
+                Path::new("/w/reports"),
+                Path::new("/w/target/criterion/a/report/index.html")
+            ),
+            PathBuf::from("../target/criterion/a/report/index.html")
+        );
+        assert_eq!(
+            relative(Path::new("/w"), Path::new("/w/x")),
+            PathBuf::from("x")
+        );
+    }
+}

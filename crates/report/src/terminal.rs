@@ -1,0 +1,89 @@
+//! The summary as a terminal shows it at the end of `cargo xtask bench` or `report`: the
+//! verdict first, then the noise, the findings and the recommendations.
+
+use std::fmt::Write;
+
+use crate::html;
+use crate::summary::Summary;
+
+/// `writeln!` into a `String`, which cannot fail.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// The summary as the terminal shows it after a run: kernel, noise, findings, recommendations.
+pub fn render(s: &Summary) -> String {
+    let mut out = String::new();
+    if let Some(o) = &s.machine.openblas {
+        let peak = s
+            .machine
+            .limits
+            .theoretical_peak_gflops
+            .map(|t| format!("; theoretical peak {t:.0} GFLOP/s"))
+            .unwrap_or_default();
+        outln!(
+            out,
+            "Kernel: the suites ran {} ({}); OpenBLAS itself chooses {}{peak}",
+            o.kernel,
+            o.kernel_source,
+            o.core
+        );
+    }
+    let noisy: Vec<_> = s.machine.noise.iter().filter(|n| n.flagged).collect();
+    if !s.machine.noise.is_empty() {
+        if noisy.is_empty() {
+            outln!(
+                out,
+                "Noise: quiet enough for every suite (calibrations within 10%, foreign load under 10%)"
+            );
+        }
+        for n in noisy {
+            outln!(
+                out,
+                "Noise: {} {}: capacity {:.2} then {:.2}, foreign load {:.0}%: rerun with `{}`",
+                n.suite,
+                n.layer.as_deref().unwrap_or(""),
+                n.capacity_before,
+                n.capacity_after,
+                100.0 * n.foreign_load,
+                n.rerun.as_deref().unwrap_or("")
+            );
+        }
+    }
+    outln!(out, "Findings:");
+    for f in &s.findings {
+        outln!(out, "  [{}] {}: {}", f.suite, f.title, f.text);
+    }
+    if s.findings.is_empty() {
+        outln!(out, "  none could be computed");
+    }
+    outln!(
+        out,
+        "Recommendations (the fastest only when it beat the default beyond both intervals; \
+         speedup of the fastest over 1 x all BLAS threads):"
+    );
+    for r in &s.recommendations {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let best: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let verdict = if r.seen {
+            ""
+        } else if r.fastest == r.default {
+            " (the default was fastest)"
+        } else {
+            " (the default: as good here)"
+        };
+        outln!(
+            out,
+            "  {:<17} {:<10} {:<34} use {:<34} {}{verdict}",
+            r.suite,
+            r.workload,
+            params.join(","),
+            best.join(","),
+            r.speedup_vs_default
+                .map_or_else(|| "-".to_owned(), html::times),
+        );
+    }
+    out
+}

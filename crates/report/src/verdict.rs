@@ -1,0 +1,1 @@
+//! The verdict: what to set on this machine, computed from the summary.

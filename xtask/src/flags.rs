@@ -1,0 +1,205 @@
+//! Every task and option of `cargo xtask`, declared once: the help text and the parser
+//! (`lexopt`: `--out DIR` and `--out=DIR` alike). Parsing only checks what was typed; the
+//! tasks do the rest.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use parcost::kernel::KernelPolicy;
+
+pub const HELP: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  setup     find OpenBLAS; install it with apt-get when missing (root or passwordless sudo),
+            else print the command for your system
+  bench     run the suites (the BLAS ones once per installed OpenBLAS threading layer), then
+            write the report (as `cargo xtask report`). Every OpenBLAS kernel is tried first.
+              --quick              rough numbers fast (Criterion's --quick)
+              --suite NAME         only this suite (repeatable)
+              --layer NAME         only this OpenBLAS layer (repeatable)
+              --kernel auto|library|NAME
+                                   auto (default): the fastest kernel that computed right,
+                                   unless OPENBLAS_CORETYPE is set (then that one); library:
+                                   what OpenBLAS chooses; NAME: that kernel (e.g. SkylakeX)
+              --resume             skip the suite runs an interrupted bench finished
+              --verbose            show Criterion's own output (else it goes to a log file)
+              -- ARGS              passed to Criterion (a filter, --save-baseline NAME, ...)
+  test      setup, fmt --check, clippy -D warnings, the tests under every layer, and every
+            benchmark once (cargo bench -- --test)
+  report    write reports/index.html, summary.json and summary.csv from Criterion's results,
+            and print the verdict, findings and recommendations
+              --out DIR            write into DIR instead of reports/
+              --criterion DIR      read Criterion's results from DIR
+              --compare FILE       put another run's summary.json beside this one
+              --baseline NAME      put a Criterion baseline beside this run
+";
+
+/// A task and its options.
+#[derive(Debug, PartialEq)]
+pub enum Task {
+    Help,
+    Setup,
+    Bench(Bench),
+    Test,
+    Report(Report),
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Bench {
+    pub quick: bool,
+    pub suites: Vec<String>,
+    pub layers: Vec<String>,
+    pub kernel: KernelPolicy,
+    pub resume: bool,
+    pub verbose: bool,
+    pub criterion: Vec<String>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Report {
+    pub out: Option<PathBuf>,
+    pub criterion: Option<PathBuf>,
+    pub compare: Option<PathBuf>,
+    pub baseline: Option<String>,
+}
+
+/// Parses `cargo xtask`'s arguments (without the program name).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Task> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let task = match parser.next()? {
+        None => return Ok(Task::Help),
+        Some(Value(v)) => v.string()?,
+        Some(Short('h') | Long("help")) => return Ok(Task::Help),
+        Some(other) => bail!("{}; `cargo xtask` lists the tasks", other.unexpected()),
+    };
+    let unexpected = |arg: lexopt::Arg, task: &str| {
+        anyhow::anyhow!(
+            "{} for `cargo xtask {task}`; `cargo xtask` lists the options",
+            arg.unexpected()
+        )
+    };
+    let parsed = match task.as_str() {
+        "help" => Task::Help,
+        "setup" | "test" => {
+            if let Some(arg) = parser.next()? {
+                return Err(unexpected(arg, &task));
+            }
+            if task == "setup" {
+                Task::Setup
+            } else {
+                Task::Test
+            }
+        }
+        "bench" => {
+            let mut b = Bench::default();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("quick") => b.quick = true,
+                    Long("resume") => b.resume = true,
+                    Long("verbose") => b.verbose = true,
+                    Long("suite") => b.suites.push(parser.value()?.string()?),
+                    Long("layer") => b.layers.push(parser.value()?.string()?),
+                    Long("kernel") => {
+                        b.kernel = match parser.value()?.string()?.parse() {
+                            Ok(k) => k,
+                            Err(never) => match never {},
+                        }
+                    }
+                    // After `--` (and any bare word): Criterion's own arguments.
+                    Value(v) => b.criterion.push(v.string()?),
+                    other => return Err(unexpected(other, "bench")),
+                }
+            }
+            for name in &b.suites {
+                if parcost::id::suite(name).is_none() {
+                    bail!(
+                        "unknown suite {name:?}; the suites are: {}",
+                        parcost::id::SUITES.map(|s| s.name).join(", ")
+                    );
+                }
+            }
+            Task::Bench(b)
+        }
+        "report" => {
+            let mut r = Report::default();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("out") => r.out = Some(parser.value()?.into()),
+                    Long("criterion") => r.criterion = Some(parser.value()?.into()),
+                    Long("compare") if r.compare.is_some() => {
+                        bail!("one --compare file at a time, please")
+                    }
+                    Long("compare") => r.compare = Some(parser.value()?.into()),
+                    Long("baseline") => r.baseline = Some(parser.value()?.string()?),
+                    other => return Err(unexpected(other, "report")),
+                }
+            }
+            if r.compare.is_some() && r.baseline.is_some() {
+                bail!("use --compare or --baseline, not both");
+            }
+            Task::Report(r)
+        }
+        other => bail!("unknown task {other:?}; `cargo xtask` lists the tasks"),
+    };
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> anyhow::Result<Task> {
+        parse(s.split_whitespace().map(OsString::from))
+    }
+
+    #[test]
+    fn bench_options_parse() {
+        let Task::Bench(b) = parse_str(
+            "bench --quick --suite task-level --layer openmp --kernel skylakex --resume -- --save-baseline a",
+        )
+        .expect("ok") else {
+            panic!("a bench task");
+        };
+        assert!(b.quick && b.resume && !b.verbose);
+        assert_eq!(b.suites, ["task-level"]);
+        assert_eq!(b.layers, ["openmp"]);
+        assert_eq!(b.kernel, KernelPolicy::Named("skylakex".into()));
+        assert_eq!(b.criterion, ["--save-baseline", "a"]);
+        let Task::Bench(b) = parse_str("bench --kernel=library").expect("ok") else {
+            panic!("a bench task");
+        };
+        assert_eq!(b.kernel, KernelPolicy::Library);
+    }
+
+    #[test]
+    fn report_takes_equals_and_spaces() {
+        let expected = Task::Report(Report {
+            out: Some("x".into()),
+            ..Report::default()
+        });
+        assert_eq!(parse_str("report --out=x").expect("ok"), expected);
+        assert_eq!(parse_str("report --out x").expect("ok"), expected);
+    }
+
+    #[test]
+    fn bad_input_is_one_line_naming_it() {
+        for (args, needle) in [
+            ("bench --suite nope", "unknown suite \"nope\""),
+            ("bench --suite", "--suite"),
+            ("bench --fast", "--fast"),
+            ("report --compare a --baseline b", "not both"),
+            ("report --compare a --compare b", "one --compare"),
+            ("setup extra", "extra"),
+            ("frobnicate", "unknown task"),
+        ] {
+            let e = format!("{:#}", parse_str(args).expect_err(args));
+            assert!(e.contains(needle), "{args}: {e}");
+            assert!(!e.contains('\n'), "{args}: {e}");
+        }
+        assert_eq!(parse_str("").expect("help"), Task::Help);
+        assert_eq!(parse_str("--help").expect("help"), Task::Help);
+    }
+}
