@@ -42,6 +42,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         h,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>parcost report</title><style>{CSS}</style></head><body>\n<h1>parcost: what naive parallelism cost on this machine</h1>\n<p class=\"muted\">Generated from Criterion's results by <code>cargo xtask report</code>. Every figure below was computed from those results; intervals are Criterion's 95% confidence intervals.</p>\n"
     );
+    verdict(&mut h, &s.verdict, m);
     h.push_str("<h2 id=\"machine\">Machine</h2><table>");
     let mut row = |k: &str, v: String| {
         let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
@@ -208,6 +209,46 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     }
     h.push_str("</body></html>\n");
     Ok(h)
+}
+
+/// The verdict, first on the page: what to set, each line linked to its evidence.
+fn verdict(h: &mut String, v: &crate::verdict::Verdict, m: &MachineOut) {
+    if v.lines.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<section id=\"verdict\" class=\"verdict\"><h2>What to set on this machine</h2>\
+         <p class=\"muted\">{} ({} logical / {} physical cores), measured {}. Advice stands only \
+         where the 95% intervals separated; lines marked <i>(not separated)</i> say so.</p><ul>",
+        esc(&m.cpu),
+        m.logical_cores,
+        m.physical_cores,
+        esc(&m.created)
+    );
+    for l in &v.lines {
+        let _ = write!(
+            h,
+            "<li class=\"{}\">{}{} <a class=\"evidence\" href=\"#{}\">evidence</a></li>",
+            esc(&l.topic),
+            esc(&l.text),
+            if l.seen {
+                ""
+            } else {
+                " <i>(not separated)</i>"
+            },
+            esc(&l.evidence)
+        );
+    }
+    h.push_str("</ul>");
+    if !v.setup.is_empty() {
+        let _ = write!(
+            h,
+            "<pre class=\"setup\"><code>{}</code></pre>",
+            esc(&v.setup.join("\n"))
+        );
+    }
+    h.push_str("</section>\n");
 }
 
 /// The machine's noise around each suite: how far to trust its figures.

@@ -90,10 +90,16 @@ fn summarize(run: &results::Run) -> Summary {
         ));
         (all, findings::recommendations(&rows, logical, limits))
     };
+    let verdict = if logical == 0 {
+        verdict::Verdict::default()
+    } else {
+        verdict::verdict(&machine, &rows)
+    };
     Summary {
         schema: SCHEMA,
         findings,
         recommendations,
+        verdict,
         machine,
         results: rows,
     }

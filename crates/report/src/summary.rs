@@ -23,6 +23,9 @@ pub struct Summary {
     pub findings: Vec<Finding>,
     #[serde(default)]
     pub recommendations: Vec<Recommendation>,
+    /// What to set on this machine, first on the page and in the terminal.
+    #[serde(default)]
+    pub verdict: crate::verdict::Verdict,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

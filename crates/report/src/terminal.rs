@@ -16,6 +16,20 @@ macro_rules! outln {
 /// The summary as the terminal shows it after a run: kernel, noise, findings, recommendations.
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
+    if !s.verdict.lines.is_empty() {
+        outln!(out, "What to set on this machine:");
+        for l in &s.verdict.lines {
+            outln!(
+                out,
+                "  {}{}",
+                l.text,
+                if l.seen { "" } else { " (not separated)" }
+            );
+        }
+        for line in &s.verdict.setup {
+            outln!(out, "    {line}");
+        }
+    }
     if let Some(o) = &s.machine.openblas {
         let peak = s
             .machine
