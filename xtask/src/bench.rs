@@ -1,13 +1,12 @@
 //! `cargo xtask bench`: every suite, the BLAS ones once per installed OpenBLAS layer, then the
 //! report.
 
-use std::time::{Duration, Instant};
-
 use std::process::Command;
+use std::time::Instant;
 
 use parcost::id::{SUITES, SuiteInfo};
 
-use crate::{cargo, flags, kernels, run_checked, setup};
+use crate::{cargo, flags, kernels, progress, run_checked, setup};
 
 /// Criterion flags of a `--quick` run: Criterion's quick mode (a few doubling iterations, no
 /// warm-up, until the spread is under 5% or a second has passed) without its plots.
@@ -43,10 +42,10 @@ impl flags::Bench {
             Vec::new()
         };
 
-        let started = Instant::now();
-        let mut timings: Vec<(String, Duration)> = Vec::new();
-        let mut run = |label: String, bench: &str, package: &str, env: &dyn Fn(&mut Command)| {
-            eprintln!("== {label}");
+        // The plan: every suite run (one a layer for the BLAS suites, one a kernel for the
+        // sweep), each a `cargo bench` of its own.
+        let mut steps: Vec<(String, Command)> = Vec::new();
+        let bench = |package: &str, bench: &str| {
             let mut cmd = cargo();
             cmd.args([
                 "bench",
@@ -58,32 +57,23 @@ impl flags::Bench {
                 "--",
             ])
             .args(&criterion_args);
-            env(&mut cmd);
-            let t = Instant::now();
-            run_checked(&mut cmd)?;
-            timings.push((label, t.elapsed()));
-            anyhow::Ok(())
+            cmd
         };
         for suite in &suites {
             if !suite.uses_blas {
-                run(suite.name.to_owned(), suite.name, suite.name, &|_| {})?;
+                steps.push((suite.name.to_owned(), bench(suite.name, suite.name)));
                 continue;
             }
             for (layer, kernel) in layers.iter().zip(&chosen) {
-                run(
-                    format!("{} under {}", suite.name, layer.name),
-                    suite.name,
-                    suite.name,
-                    &|cmd| {
-                        layer.apply(cmd);
-                        kernel.apply(cmd);
-                    },
-                )?;
+                let mut cmd = bench(suite.name, suite.name);
+                layer.apply(&mut cmd);
+                kernel.apply(&mut cmd);
+                steps.push((format!("{} under {}", suite.name, layer.name), cmd));
             }
-            if suite.name != "blas-tuning" {
+            if suite.name != parcost::id::BLAS_TUNING.name {
                 continue;
             }
-            // Cost 0: the kernel sweep, one process a kernel, under the first layer (the kernel's
+            // Cost 0: the kernel sweep, one process a kernel, under the first layer (a kernel's
             // speed does not depend on the threading runtime).
             if let (Some(layer), Some(kernel)) = (layers.first(), chosen.first()) {
                 let used = kernel
@@ -92,23 +82,48 @@ impl flags::Bench {
                     .as_deref()
                     .or(kernel.decision.library_core.as_deref());
                 for name in kernel.survey.sweep_kernels(opts.quick, used) {
-                    run(
-                        format!("blas-tuning kernel sweep: {name} under {}", layer.name),
-                        "blas-kernel",
-                        suite.name,
-                        &|cmd| {
-                            layer.apply(cmd);
-                            kernel.apply_sweep(cmd, &name);
-                        },
-                    )?;
+                    let mut cmd = bench(suite.name, "blas-kernel");
+                    layer.apply(&mut cmd);
+                    kernel.apply_sweep(&mut cmd, &name);
+                    steps.push((
+                        format!("blas-tuning kernel {name} under {}", layer.name),
+                        cmd,
+                    ));
                 }
             }
         }
+        let fingerprint = format!(
+            "{:?}",
+            (
+                &opts.quick,
+                &opts.suites,
+                &opts.layers,
+                &opts.kernel,
+                &opts.criterion
+            )
+        );
+        let files = progress::Files::new(&parcost::meta::criterion_dir());
+        let mut progress = progress::Progress::start(
+            files.clone(),
+            steps.iter().map(|(l, _)| l.clone()).collect(),
+            fingerprint,
+            opts.resume,
+            opts.verbose,
+        )?;
+        let started = Instant::now();
+        for (label, cmd) in &mut steps {
+            progress.run(label, cmd)?;
+        }
+        let times = progress.finish()?;
         eprintln!("\nbench times:");
-        for (label, took) in &timings {
-            eprintln!("  {:>7.1} s  {label}", took.as_secs_f64());
+        for (label, took) in &times {
+            eprintln!(
+                "  {:>7.1} s  {label} ({} benchmarks)",
+                took.seconds, took.benchmarks
+            );
         }
         eprintln!("  {:>7.1} s  in all", started.elapsed().as_secs_f64());
+        eprintln!("Criterion's output: {}", files.log().display());
         eprintln!(
             "Criterion's results are in {}",
             parcost::meta::criterion_dir().display()

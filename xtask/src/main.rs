@@ -4,6 +4,7 @@ mod bench;
 mod flags;
 mod kernels;
 mod layers;
+mod progress;
 mod report;
 mod setup;
 mod test;
