@@ -1,27 +1,92 @@
-//! Cost 5: moving an array of B bytes to another process (which reads all of it and answers
-//! its sum), every transport, against threads and a plain memcpy.
+//! Cost 5: what a worker pays to get an `f64` array of B bytes, by every transport, against a
+//! thread and a plain memcpy, under the two questions of sharing.
 //!
-//! Ids: `array-sharing/sum/transport=T,pool=persistent|spawn,access=read|read-write/bytes=B`
-//! and `array-sharing/copy/transport=memcpy/bytes=B`.
+//! Ids (every case at B = 1 MiB, 64 MiB, and 800 MB outside `--quick`):
+//! - `array-sharing/send/transport=T[,variant=V],pool=persistent|spawn/bytes=B`: the parent
+//!   holds an array the worker has not seen, in its own memory (each iteration writes a new
+//!   generation into its first and last element). Timed: from that write until the worker has
+//!   read all of the array and its answer (the sum and the two ends it saw) is back.
+//!   - `pipe`, `pipe-vmsplice`, `socket`: the bytes cross into the worker's own buffer (all of
+//!     them, then it sums).
+//!   - `mmap-file`, `memfd-inherited`: the parent copies its array into the shared mapping (a
+//!     memcpy), the worker sums the mapping.
+//!   - `fork-cow` (`pool=spawn` only): the parent forks; the child reads the pages it shares
+//!     copy-on-write, answers and exits; the parent reaps it (a blocking wait).
+//!   - `ipc-channel,variant=bytes`: `IpcBytesSender::send`, the worker's `recv` returns a `Vec`
+//!     holding all of it; `variant=shared-memory`: `IpcSharedMemory::from_bytes` (a new memfd
+//!     with the array copied in) sent as an fd, the worker maps and sums it.
+//!   - `iceoryx2`: the parent loans a sample in shared memory, writes its array into it and
+//!     publishes it; the worker takes it, sums it and returns it.
+//!   - `thread`: the parent copies its array into a buffer that a reused thread then sums.
+//!
+//!   `pool=spawn` (pipe, memfd-inherited, fork-cow) starts and reaps the worker inside every
+//!   iteration; `pool=persistent` reuses one started before the timing.
+//! - `array-sharing/read-shared/transport=T[,variant=V],pool=persistent/bytes=B`: the array
+//!   already lives in memory both sides map; each iteration the parent writes only the new
+//!   generation into it there. Timed: from that write until the worker's answer is back, so it
+//!   is the worker reading all of it plus what the transport does per message to hand it over:
+//!   a request line (`mmap-file`, `memfd-inherited`), an fd to the existing region that the
+//!   worker maps anew (`ipc-channel,variant=shared-memory`), a loan and publish of the sample
+//!   that already holds the array (`iceoryx2`), the parent's own array handed to a reused
+//!   `thread` by reference. A producer that writes its array straight into the mapping pays its
+//!   own writes and then this: there is no separate in-place send. Pipes and sockets have
+//!   nothing already shared, and a forked child's snapshot never sees a new generation: they
+//!   have no read-shared row.
+//! - `array-sharing/copy/transport=memcpy/bytes=B`: a memcpy of the array into memory that is
+//!   already mapped, the physical reference (a shared-memory send costs at least one).
+//!
+//! Before any timing each case runs once and must answer the exact sum of the parent's array
+//! with the new generation (the generation itself is checked in every iteration). Process
+//! workers answer their requests on a pipe, the same for every transport.
 
-use array_sharing::{Access, SIZES, cases, memcpy};
+use array_sharing::{SIZES, case_id, cases, expected, memcpy};
 use criterion::Throughput;
-use parcost::harness::{Suite, fail, params};
-use parcost::transport::{self, Transport};
-use parcost::workload::{Tolerance, fill_uniform, sum};
+use parcost::harness::{Selection, Suite, fail};
+use parcost::id::{ARRAY_SHARING, key, params};
+use parcost::transport::{self, Question, Spec, Transport};
+use parcost::workload::{Mismatch, Tolerance, fill_uniform, sum};
 
-const SUITE: &str = "array-sharing";
+const SUITE: &str = ARRAY_SHARING.name;
 const SEED: u64 = 0x5eed_0005;
 
+/// One case's state: the transport and what its last exchange answered.
 struct Moved {
-    transport: Box<dyn Transport>,
+    /// `None` for a case Criterion does not run (filtered out, or `--list`).
+    transport: Option<Box<dyn Transport>>,
+    generation: u64,
     sum: f64,
+}
+
+impl Moved {
+    fn exchange(&mut self) {
+        let Some(transport) = self.transport.as_mut() else {
+            fail(
+                SUITE,
+                "a case was run that was not opened (a filter Criterion reads otherwise)",
+            );
+        };
+        self.generation += 1;
+        self.sum = transport
+            .exchange(self.generation)
+            .unwrap_or_else(|e| fail(SUITE, e));
+    }
+
+    /// The parent's array is the original with the last generation, and the worker's sum is
+    /// that array's, bit for bit.
+    fn verify(&self, data: &[f64]) -> Result<(), Mismatch> {
+        let expected = expected(data, self.generation);
+        let array = self.transport.as_ref().map_or(&[][..], |t| t.array());
+        Tolerance::Exact.check(array.iter().copied(), expected.iter().copied())?;
+        Tolerance::Exact.check([self.sum], [sum(&expected)])
+    }
 }
 
 fn main() {
     parcost::worker::serve_if_worker();
     let mut suite = Suite::without_blas(SUITE);
     let exe = parcost::worker::current_exe().unwrap_or_else(|e| fail(SUITE, e));
+    // What Criterion will run: a case it filters out is not opened (no worker, no copies).
+    let selection = Selection::from_args(std::env::args().skip(1));
     for bytes in SIZES {
         if bytes > 64 << 20 && suite.is_quick() {
             suite.skip(
@@ -30,63 +95,52 @@ fn main() {
             );
             continue;
         }
-        let mut data = vec![0.0; bytes / 8];
-        fill_uniform(&mut data, SEED);
-        let size = params(&[("bytes", &bytes)]);
+        let size = params(&[(key::BYTES, &bytes)]);
+        let copy_id = format!("{}/{size}", params(&[(key::TRANSPORT, &"memcpy")]));
+        let runs = |workload: &dyn std::fmt::Display, id: &str| {
+            selection.runs(&format!("{SUITE}/{workload}/{id}"))
+        };
+        let cases: Vec<(Spec, String)> = Question::ALL
+            .into_iter()
+            .flat_map(cases)
+            .map(|spec| (spec, format!("{}/{size}", case_id(&spec))))
+            .collect();
+        let any_runs = runs(&"copy", &copy_id) || cases.iter().any(|(s, id)| runs(&s.question, id));
+        // Every case is registered (so `--list` names them all), but only those Criterion will
+        // run get an array and a transport.
+        let mut data = Vec::new();
+        if any_runs {
+            data = vec![0.0; bytes / 8];
+            fill_uniform(&mut data, SEED);
+        }
 
         let mut group = suite.group("copy");
         group.throughput(Throughput::Bytes(bytes as u64));
         group.bench(
-            &format!("{}/{size}", params(&[("transport", &"memcpy")])),
+            &copy_id,
             vec![0.0; data.len()],
             |dst| memcpy(dst, &data),
             |dst| Tolerance::Exact.check(dst.iter().copied(), data.iter().copied()),
         );
         group.finish();
 
-        let mut group = suite.group("sum");
-        group.throughput(Throughput::Bytes(bytes as u64));
-        for case in cases(bytes) {
-            let id = params(&[
-                ("transport", &case.kind),
-                ("pool", &case.shape.name()),
-                ("access", &case.access.name()),
-            ]);
-            let opened = transport::open(case.kind, case.shape, &exe, &data)
-                .unwrap_or_else(|e| fail(SUITE, format!("{id}: {e}")));
-            let moved = Moved {
-                transport: opened,
-                sum: f64::NAN,
-            };
-            let write = case.access == Access::ReadWrite;
-            group.bench(
-                &format!("{id}/{size}"),
-                moved,
-                |m| {
-                    let result = if write {
-                        m.transport.exchange_write()
-                    } else {
-                        m.transport.exchange()
-                    };
-                    m.sum = result.unwrap_or_else(|e| fail(SUITE, e));
-                },
-                |m| {
-                    // One run has happened: read-only sides must see the data, read-write
-                    // ones must have added 1 to every element, visible here.
-                    let expected: Vec<f64> = if write {
-                        data.iter().map(|x| x + 1.0).collect()
-                    } else {
-                        data.clone()
-                    };
-                    Tolerance::Exact.check(
-                        m.transport.array().iter().copied(),
-                        expected.iter().copied(),
-                    )?;
-                    Tolerance::Exact.check([m.sum], [sum(&expected)])
-                },
-            );
+        for question in Question::ALL {
+            let mut group = suite.group(question.name());
+            group.throughput(Throughput::Bytes(bytes as u64));
+            for (spec, id) in cases.iter().filter(|(s, _)| s.question == question) {
+                let transport = runs(&question, id).then(|| {
+                    transport::open(*spec, &exe, &data)
+                        .unwrap_or_else(|e| fail(SUITE, format!("{spec}: {e}")))
+                });
+                let moved = Moved {
+                    transport,
+                    generation: 0,
+                    sum: f64::NAN,
+                };
+                group.bench(id, moved, Moved::exchange, |m| m.verify(&data));
+            }
+            group.finish();
         }
-        group.finish();
     }
     suite.finish();
 }

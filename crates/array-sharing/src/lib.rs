@@ -1,7 +1,12 @@
-//! Cost 5, sharing: the ways to get an array to another process, against threads that share
-//! it. The transports are `parcost::transport`; this crate picks the cases and sizes.
+//! Cost 5, sharing: what a worker process pays to get an array, against a thread, under the two
+//! questions of sharing: *send* (the worker gets an array it has not seen, from the parent's
+//! own memory) and *read-shared* (the worker reads an array that already lives in shared
+//! memory). The transports are `parcost::transport`; this crate picks the cases, sizes and ids.
 
-use parcost::transport::{Shape, TransportKind};
+use std::fmt::Display;
+
+use parcost::id::{key, params};
+use parcost::transport::{Question, Spec, stamp};
 
 pub const MIB: usize = 1 << 20;
 
@@ -9,56 +14,35 @@ pub const MIB: usize = 1 << 20;
 /// `--quick`).
 pub const SIZES: [usize; 3] = [MIB, 64 * MIB, 800_000_000];
 
-/// The largest array worth reading through the proxy: one round trip a 4 KiB slice.
-pub const PROXY_MAX_BYTES: usize = MIB;
-
-/// Whether the other side only reads the array or also writes it back in place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    /// Shared transports only: the child adds 1 to every element, the parent sees it.
-    ReadWrite,
+/// Every case measured at `bytes` under `question`: every combination parcost's transports
+/// support (see [`Spec::check`] for those left out and why: a pipe or socket has nothing
+/// already shared, a forked child's snapshot never sees a new generation, a process per task is
+/// measured for one streamed, one mapped and the forked transport).
+pub fn cases(question: Question) -> Vec<Spec> {
+    Spec::all()
+        .into_iter()
+        .filter(|s| s.question == question)
+        .collect()
 }
 
-impl Access {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::ReadWrite => "read-write",
-        }
+/// The level of a benchmark id below `<suite>/<question>/` that names the case:
+/// `transport=T[,variant=V],pool=P`.
+pub fn case_id(spec: &Spec) -> String {
+    let mut pairs: Vec<(&str, &dyn Display)> = vec![(key::TRANSPORT, &spec.kind)];
+    if let Some(v) = &spec.variant {
+        pairs.push((key::VARIANT, v));
     }
+    let pool = spec.shape.name();
+    pairs.push((key::POOL, &pool));
+    params(&pairs)
 }
 
-/// One measured way of moving the array.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Case {
-    pub kind: TransportKind,
-    pub shape: Shape,
-    pub access: Access,
-}
-
-/// Every case measured at `bytes`: each transport persistent and read-only, a process per task
-/// where the transport has one, read-write for the shared ones, the proxy on small arrays only.
-pub fn cases(bytes: usize) -> Vec<Case> {
-    let mut out = Vec::new();
-    for kind in TransportKind::ALL {
-        if kind == TransportKind::Proxy && bytes > PROXY_MAX_BYTES {
-            continue;
-        }
-        let case = |shape, access| Case {
-            kind,
-            shape,
-            access,
-        };
-        out.push(case(Shape::Persistent, Access::Read));
-        if kind.can_spawn_per_task() {
-            out.push(case(Shape::SpawnPerTask, Access::Read));
-        }
-        if kind.is_shared() {
-            out.push(case(Shape::Persistent, Access::ReadWrite));
-        }
-    }
-    out
+/// The array a case must hold after the exchange of `generation`: `data` with the generation in
+/// its first and last element.
+pub fn expected(data: &[f64], generation: u64) -> Vec<f64> {
+    let mut v = data.to_vec();
+    stamp(&mut v, generation);
+    v
 }
 
 /// The physical reference: a plain copy of the array into memory that is already mapped.
@@ -69,29 +53,63 @@ pub fn memcpy(dst: &mut [f64], src: &[f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parcost::transport::{Shape, TransportKind};
 
     #[test]
-    fn cases_cover_every_transport_and_keep_the_proxy_small() {
-        let small = cases(MIB);
+    fn both_questions_are_asked_of_the_transports_that_can_answer_them() {
+        let send: Vec<String> = cases(Question::Send).iter().map(case_id).collect();
         for kind in TransportKind::ALL {
-            assert!(small.iter().any(|c| c.kind == kind), "{kind}");
+            let token = format!("transport={kind},");
+            assert!(send.iter().any(|id| id.starts_with(&token)), "{kind} sends");
+        }
+        for variant in ["bytes", "shared-memory"] {
+            let id = format!("transport=ipc-channel,variant={variant},pool=persistent");
+            assert!(send.contains(&id), "{id}");
+        }
+        let shared: Vec<String> = cases(Question::ReadShared).iter().map(case_id).collect();
+        for kind in ["mmap-file", "memfd-inherited", "iceoryx2", "thread"] {
+            let id = format!("transport={kind},pool=persistent");
+            assert!(shared.contains(&id), "{id}");
         }
         assert!(
-            !cases(64 * MIB)
-                .iter()
-                .any(|c| c.kind == TransportKind::Proxy)
+            shared.contains(&"transport=ipc-channel,variant=shared-memory,pool=persistent".into())
         );
-        let rw: Vec<_> = small
-            .iter()
-            .filter(|c| c.access == Access::ReadWrite)
-            .map(|c| c.kind)
-            .collect();
-        assert_eq!(rw, [TransportKind::MmapFile, TransportKind::MemfdInherited]);
-        let spawned = small
-            .iter()
-            .filter(|c| c.shape == Shape::SpawnPerTask)
-            .count();
-        assert_eq!(spawned, 3);
+        for none in ["pipe", "socket", "fork-cow"] {
+            let token = format!("transport={none},");
+            assert!(!shared.iter().any(|id| id.starts_with(&token)), "{none}");
+        }
+        assert!(
+            cases(Question::ReadShared)
+                .iter()
+                .all(|s| s.shape == Shape::Persistent),
+            "read-shared is a reused worker's question"
+        );
+    }
+
+    #[test]
+    fn ids_are_key_value_tokens_in_lower_case() {
+        for question in Question::ALL {
+            for spec in cases(question) {
+                let id = case_id(&spec);
+                for token in id.split(',') {
+                    let (k, v) = token.split_once('=').expect("key=value");
+                    assert!(!k.is_empty() && !v.is_empty(), "{id}");
+                    assert!(
+                        token.chars().all(|c| c.is_ascii_lowercase()
+                            || c.is_ascii_digit()
+                            || "=-_".contains(c)),
+                        "{id}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_expected_array_carries_the_generation_at_both_ends() {
+        assert_eq!(expected(&[0.5, 0.25, 0.125], 9), [9.0, 0.25, 9.0]);
+        assert_eq!(expected(&[0.5], 2), [2.0]);
+        assert!(expected(&[], 2).is_empty());
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl SharedArray {
 
     /// A named file `/dev/shm/parcost-<pid>-<n>` of `elements` f64s.
     pub fn named(elements: usize) -> std::io::Result<Self> {
+        sweep_at_exit();
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let path = Path::new(SHM_DIR).join(format!(
             "{SHM_PREFIX}{}-{}",
@@ -138,20 +139,62 @@ impl Drop for SharedArray {
     }
 }
 
-/// Files of this process (or any, with `None`) left in /dev/shm.
-pub fn leftovers(pid: Option<u32>) -> Vec<PathBuf> {
-    let prefix = match pid {
-        Some(pid) => format!("{SHM_PREFIX}{pid}-"),
-        None => SHM_PREFIX.to_owned(),
-    };
-    std::fs::read_dir(SHM_DIR)
+/// Files in /dev/shm whose names start with `prefix`.
+pub fn named_with_prefix(prefix: &str) -> Vec<PathBuf> {
+    entries_with_prefix(Path::new(SHM_DIR), prefix)
+}
+
+fn entries_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
         .map(|dir| {
             dir.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
                 .map(|e| e.path())
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn own_prefix(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("{SHM_PREFIX}{pid}-"),
+        None => SHM_PREFIX.to_owned(),
+    }
+}
+
+/// Makes sure that whatever files of this process are left in /dev/shm and the temporary folder
+/// are removed when it exits through `exit` (as `harness::fail` does, which runs no destructor).
+/// Registered once per process; a process killed by a signal runs nothing.
+pub fn sweep_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        extern "C" fn sweep() {
+            let me = Some(std::process::id());
+            for path in leftovers(me) {
+                let _ = std::fs::remove_file(path);
+            }
+            for path in temp_leftovers(me) {
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
+        // SAFETY: `sweep` takes nothing, returns nothing and cannot unwind (file-system calls
+        // whose errors it ignores).
+        unsafe {
+            libc::atexit(sweep);
+        }
+    });
+}
+
+/// Files of this process (or any, with `None`) left in /dev/shm: parcost's own and those of
+/// the libraries it names (iceoryx2's).
+pub fn leftovers(pid: Option<u32>) -> Vec<PathBuf> {
+    named_with_prefix(&own_prefix(pid))
+}
+
+/// Folders and files of this process (or any) left in the temporary folder (`TMPDIR`, else
+/// /tmp): ipc-channel's server sockets and iceoryx2's nodes live in folders parcost names so.
+pub fn temp_leftovers(pid: Option<u32>) -> Vec<PathBuf> {
+    entries_with_prefix(&std::env::temp_dir(), &own_prefix(pid))
 }
 
 #[cfg(test)]

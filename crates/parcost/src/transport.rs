@@ -1,17 +1,71 @@
 //! The ways to get an `f64` array to another process (or thread), one type each behind
-//! [`Transport`]: the other side reads all of the array and answers its sum.
+//! [`Transport`], under the two questions of sharing ([`Question`]):
+//!
+//! - *send*: the parent holds an array the worker has not seen, in its own memory. One exchange
+//!   is everything until the worker has read all of it and answered: the bytes crossing a pipe
+//!   or socket into the worker's own buffer, a memcpy into a shared mapping, a fresh shared
+//!   region, a fork.
+//! - *read-shared*: the array already lives in memory both sides map; one exchange is the
+//!   worker reading all of it and answering (plus whatever the transport does per message to
+//!   hand it over).
+//!
+//! Every exchange carries a generation: the parent writes it into the first and last element
+//! (in its own memory for a send, in the shared array for read-shared) and the worker answers
+//! the sum of all it read together with the two ends it saw ([`Reading`]). An exchange whose
+//! worker saw another generation is an error ([`TransportError::Stale`]), in every timed
+//! iteration; the sum is checked against the parent's array outside the timing.
+//!
+//! Worker processes are the running binary re-executed ([`crate::worker`]); requests and
+//! answers travel on its stdin and stdout for every transport, so the per-exchange control
+//! costs the same everywhere. [`Transport::worker_cpu`] reads the CPU time of a live worker.
 
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::fdio::{FdChannel, FdError, as_bytes, as_bytes_mut};
+use serde::{Deserialize, Serialize};
+
+use crate::fdio::{FdChannel, FdError, as_bytes};
 use crate::shm::SharedArray;
-use crate::worker::{
-    DEFAULT_TIMEOUT, REAP_GRACE, Request, Spawn, Via, Worker, WorkerError, reap_pid,
-};
+use crate::worker::{DEFAULT_TIMEOUT, REAP_GRACE, Request, Spawn, Via, Worker, WorkerError};
 use crate::workload::sum;
+
+mod iox2;
+mod ipc;
+
+pub(crate) use iox2::Iox2End;
+pub(crate) use ipc::IpcEnd;
+
+/// The two things a program sharing an array with a worker pays for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Question {
+    /// The worker gets an array it has not seen, from the parent's own memory.
+    Send,
+    /// The worker reads an array that already lives in shared memory.
+    ReadShared,
+}
+
+impl Question {
+    pub const ALL: [Self; 2] = [Self::Send, Self::ReadShared];
+
+    /// The workload level of a benchmark id.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Send => "send",
+            Self::ReadShared => "read-shared",
+        }
+    }
+}
+
+impl fmt::Display for Question {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Every way of moving an array the array-sharing suite measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,30 +80,30 @@ pub enum TransportKind {
     MmapFile,
     /// A memfd the worker inherits across exec and maps.
     MemfdInherited,
-    /// A child forked after the array exists reads it copy-on-write.
+    /// A child forked while the parent holds the array reads it copy-on-write.
     ForkCow,
-    /// A server process holds the array and answers requests for slices of it.
-    Proxy,
-    /// In-process: a thread reads the array by reference.
-    ThreadRef,
-    /// In-process: a crossbeam channel moves the `Vec` to a thread and back (no copy).
-    ChannelMove,
-    /// In-process: a crossbeam channel sends the thread a clone.
-    ChannelClone,
+    /// Servo's `ipc-channel`: bytes over its Unix-socket channels, or a memfd region passed as an
+    /// fd ([`Variant`]).
+    IpcChannel,
+    /// `iceoryx2` publish-subscribe: the parent loans a sample in shared memory, writes it and
+    /// publishes; the worker subscribes.
+    Iceoryx2,
+    /// In-process: one reused thread (send: it gets a fresh copy; read-shared: it reads the
+    /// parent's array by reference).
+    Thread,
 }
 
 impl TransportKind {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 9] = [
         Self::Pipe,
         Self::PipeVmsplice,
         Self::Socket,
         Self::MmapFile,
         Self::MemfdInherited,
         Self::ForkCow,
-        Self::Proxy,
-        Self::ThreadRef,
-        Self::ChannelMove,
-        Self::ChannelClone,
+        Self::IpcChannel,
+        Self::Iceoryx2,
+        Self::Thread,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,10 +114,9 @@ impl TransportKind {
             Self::MmapFile => "mmap-file",
             Self::MemfdInherited => "memfd-inherited",
             Self::ForkCow => "fork-cow",
-            Self::Proxy => "proxy",
-            Self::ThreadRef => "thread-ref",
-            Self::ChannelMove => "channel-move",
-            Self::ChannelClone => "channel-clone",
+            Self::IpcChannel => "ipc-channel",
+            Self::Iceoryx2 => "iceoryx2",
+            Self::Thread => "thread",
         }
     }
 
@@ -73,16 +126,6 @@ impl TransportKind {
             .find(|k| k.name() == name)
             .ok_or_else(|| TransportError::Unknown(name.to_owned()))
     }
-
-    /// Whether the other side can write into the parent's array (read-write mode).
-    pub fn is_shared(self) -> bool {
-        matches!(self, Self::MmapFile | Self::MemfdInherited)
-    }
-
-    /// Whether the transport has a process per task shape as well as a persistent one.
-    pub fn can_spawn_per_task(self) -> bool {
-        matches!(self, Self::Pipe | Self::MemfdInherited | Self::ForkCow)
-    }
 }
 
 impl fmt::Display for TransportKind {
@@ -91,10 +134,35 @@ impl fmt::Display for TransportKind {
     }
 }
 
+/// How a transport with more than one way moves the array (ipc-channel only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// `IpcBytesSender`: the bytes cross a socket into a `Vec` the receiver allocates.
+    Bytes,
+    /// `IpcSharedMemory`: a memfd region travels as an fd and the receiver maps it.
+    SharedMemory,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bytes => "bytes",
+            Self::SharedMemory => "shared-memory",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Whether the other side lives across iterations or is started for each one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shape {
-    /// Started once, reused (a process pool).
+    /// Started once, reused (a process pool, or one thread).
     Persistent,
     /// Started, used and reaped in every exchange (what starting a process costs).
     SpawnPerTask,
@@ -109,80 +177,273 @@ impl Shape {
     }
 }
 
+/// One measured way: a question, a transport (and its variant), a worker shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Spec {
+    pub question: Question,
+    pub kind: TransportKind,
+    pub variant: Option<Variant>,
+    pub shape: Shape,
+}
+
+impl Spec {
+    pub fn new(question: Question, kind: TransportKind, shape: Shape) -> Self {
+        Self {
+            question,
+            kind,
+            variant: None,
+            shape,
+        }
+    }
+
+    pub fn with_variant(mut self, variant: Variant) -> Self {
+        self.variant = Some(variant);
+        self
+    }
+
+    /// Every combination [`open`] supports, in a fixed order.
+    pub fn all() -> Vec<Self> {
+        let mut out = Vec::new();
+        for question in Question::ALL {
+            for kind in TransportKind::ALL {
+                for shape in [Shape::Persistent, Shape::SpawnPerTask] {
+                    let variants: &[Option<Variant>] = match kind {
+                        TransportKind::IpcChannel => {
+                            &[Some(Variant::Bytes), Some(Variant::SharedMemory)]
+                        }
+                        _ => &[None],
+                    };
+                    for &variant in variants {
+                        let spec = Self {
+                            question,
+                            kind,
+                            variant,
+                            shape,
+                        };
+                        if spec.check().is_ok() {
+                            out.push(spec);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether [`open`] supports this combination; if not, why.
+    pub fn check(&self) -> Result<(), TransportError> {
+        use TransportKind as K;
+        let no = |why| Err(TransportError::Unsupported(*self, why));
+        match (self.kind, self.variant) {
+            (K::IpcChannel, None) => {
+                return no("ipc-channel without a variant (bytes or shared-memory)");
+            }
+            (K::IpcChannel, Some(_)) => {}
+            (_, Some(_)) => return no("a variant: only ipc-channel has more than one way"),
+            (_, None) => {}
+        }
+        if self.question == Question::ReadShared {
+            match self.kind {
+                // Nothing is already shared: every exchange moves the bytes.
+                K::Pipe | K::PipeVmsplice | K::Socket => {
+                    return no("read-shared: a pipe or socket holds nothing already shared");
+                }
+                K::ForkCow => {
+                    return no(
+                        "read-shared: a forked child's copy-on-write snapshot never sees a new generation",
+                    );
+                }
+                K::IpcChannel if self.variant == Some(Variant::Bytes) => {
+                    return no("read-shared: ipc-channel's bytes are copied through a socket");
+                }
+                _ => {}
+            }
+        }
+        match (self.shape, self.kind) {
+            (Shape::Persistent, K::ForkCow) => {
+                no("a persistent worker: a forked child keeps the snapshot it was forked with")
+            }
+            (Shape::SpawnPerTask, K::Pipe | K::MemfdInherited | K::ForkCow)
+                if self.question == Question::Send =>
+            {
+                Ok(())
+            }
+            (Shape::SpawnPerTask, _) => no("a process per task"),
+            (Shape::Persistent, _) => Ok(()),
+        }
+    }
+}
+
+/// `question/transport=T[,variant=V],pool=P`: how benchmark ids name a spec.
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/transport={}", self.question, self.kind)?;
+        if let Some(v) = self.variant {
+            write!(f, ",variant={v}")?;
+        }
+        write!(f, ",pool={}", self.shape.name())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error(
-        "unknown transport {0:?}; the transports are: pipe, pipe-vmsplice, socket, mmap-file, memfd-inherited, fork-cow, proxy, thread-ref, channel-move, channel-clone"
+        "unknown transport {0:?}; the transports are: pipe, pipe-vmsplice, socket, mmap-file, memfd-inherited, fork-cow, ipc-channel, iceoryx2, thread"
     )]
     Unknown(String),
-    #[error("{0} does not support {1}")]
-    Unsupported(TransportKind, &'static str),
+    #[error("{0} is not measured: {1}")]
+    Unsupported(Spec, &'static str),
     #[error(transparent)]
     Worker(#[from] WorkerError),
     #[error("{what}: {source}")]
     Fd { what: String, source: FdError },
     #[error("the forked child {pid} {what}")]
     Fork { pid: i32, what: String },
+    #[error(
+        "{spec}: the worker read stale data: generation {generation} was sent, it saw {first} at the start and {last} at the end"
+    )]
+    Stale {
+        spec: Spec,
+        generation: u64,
+        first: f64,
+        last: f64,
+    },
+    #[error("{spec}: the worker did not say which generation it saw")]
+    NoGeneration { spec: Spec },
+    #[error("{0}")]
+    Library(String),
     #[error("transport setup: {0}")]
     Io(#[from] std::io::Error),
     #[error("the in-process reader thread is gone")]
     ThreadGone,
 }
 
+/// What the other side read: the sum of the whole array and its two ends (`None` when empty),
+/// which carry the generation the parent stamped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    pub sum: f64,
+    pub ends: Option<[f64; 2]>,
+}
+
+impl Reading {
+    /// Reads all of `data` (plain loads only: a forked child calls it).
+    pub fn of(data: &[f64]) -> Self {
+        let ends = match (data.first(), data.last()) {
+            (Some(&a), Some(&b)) => Some([a, b]),
+            _ => None,
+        };
+        Self {
+            sum: sum(data),
+            ends,
+        }
+    }
+
+    /// [`Reading::of`] an array received as bytes; `scratch` holds a copy if the bytes are not
+    /// aligned for f64 (an allocator's large blocks always are).
+    pub fn of_bytes(bytes: &[u8], scratch: &mut Vec<f64>) -> Result<Self, String> {
+        if !bytes.len().is_multiple_of(8) {
+            return Err(format!(
+                "{} bytes is not a whole number of f64s",
+                bytes.len()
+            ));
+        }
+        // SAFETY: every bit pattern is a valid f64; align_to puts in the middle only whole,
+        // aligned values.
+        let (head, values, tail) = unsafe { bytes.align_to::<f64>() };
+        if head.is_empty() && tail.is_empty() {
+            return Ok(Self::of(values));
+        }
+        scratch.resize(bytes.len() / 8, 0.0);
+        crate::fdio::as_bytes_mut(scratch).copy_from_slice(bytes);
+        Ok(Self::of(scratch))
+    }
+}
+
+/// Writes `generation` into the first and last element of `data` (nothing if it is empty).
+pub fn stamp(data: &mut [f64], generation: u64) {
+    // Exact: generations stay far below 2^53.
+    let g = generation as f64;
+    if let Some(first) = data.first_mut() {
+        *first = g;
+    }
+    if let Some(last) = data.last_mut() {
+        *last = g;
+    }
+}
+
+/// The sum a worker answered, once its ends show it read `generation`.
+fn checked(
+    spec: Spec,
+    reading: Reading,
+    generation: u64,
+    len: usize,
+) -> Result<f64, TransportError> {
+    if len == 0 {
+        return Ok(reading.sum);
+    }
+    let Some([first, last]) = reading.ends else {
+        return Err(TransportError::NoGeneration { spec });
+    };
+    let g = generation as f64;
+    if first != g || last != g {
+        return Err(TransportError::Stale {
+            spec,
+            generation,
+            first,
+            last,
+        });
+    }
+    Ok(reading.sum)
+}
+
 /// One way of getting the array to the other side.
 pub trait Transport: fmt::Debug {
-    fn kind(&self) -> TransportKind;
-    fn shape(&self) -> Shape;
-    /// The array as this side holds it.
+    fn spec(&self) -> Spec;
+    /// The array as the parent holds it: its own memory for a send, the shared array for
+    /// read-shared. After an exchange its ends hold that exchange's generation.
     fn array(&self) -> &[f64];
-    /// The other side reads all of the array; returns the sum it computed.
-    fn exchange(&mut self) -> Result<f64, TransportError>;
-    /// Shared transports: the other side adds 1 to every element in place (this side sees the
-    /// change) and returns the new sum.
-    fn exchange_write(&mut self) -> Result<f64, TransportError> {
-        Err(TransportError::Unsupported(self.kind(), "read-write"))
-    }
-    /// The array as the other side received it (round-trip tests).
-    fn round_trip(&mut self) -> Result<Vec<f64>, TransportError>;
+    /// Stamps `generation` into the array (see [`Transport::array`]), has the other side read
+    /// all of it, and returns the sum it answered; an error if it saw another generation.
+    fn exchange(&mut self, generation: u64) -> Result<f64, TransportError>;
     /// The process on the other side while one is running (tests kill it to check what is
     /// cleaned up); `None` in-process and between the exchanges of a process per task.
     fn pid(&self) -> Option<u32> {
         None
     }
+    /// The CPU time (user plus system) the live worker process has used so far; `None` when no
+    /// worker process is alive (in-process, or between the exchanges of a process per task:
+    /// those are reaped inside the exchange, so `getrusage(RUSAGE_CHILDREN)` counts them) or its
+    /// clock cannot be read. The difference across a run is the worker's part of that run.
+    fn worker_cpu(&self) -> Option<Duration> {
+        None
+    }
 }
 
-/// Opens `kind` in `shape` for a copy of `data`; workers run `exe` (a binary that calls
+/// Opens `spec` for a copy of `data`; workers run `exe` (a binary that calls
 /// [`crate::worker::serve_if_worker`] first).
-pub fn open(
-    kind: TransportKind,
-    shape: Shape,
-    exe: &Path,
-    data: &[f64],
-) -> Result<Box<dyn Transport>, TransportError> {
-    if shape == Shape::SpawnPerTask && !kind.can_spawn_per_task() {
-        return Err(TransportError::Unsupported(kind, "a process per task"));
-    }
+pub fn open(spec: Spec, exe: &Path, data: &[f64]) -> Result<Box<dyn Transport>, TransportError> {
+    spec.check()?;
     let exe = exe.to_path_buf();
-    Ok(match kind {
+    Ok(match spec.kind {
         TransportKind::Pipe | TransportKind::PipeVmsplice | TransportKind::Socket => {
-            Box::new(Streamed::new(kind, shape, exe, data.to_vec())?)
+            Box::new(Streamed::new(spec, exe, data.to_vec())?)
         }
         TransportKind::MmapFile | TransportKind::MemfdInherited => {
-            Box::new(Mapped::new(kind, shape, exe, data)?)
+            Box::new(Mapped::new(spec, exe, data)?)
         }
-        TransportKind::ForkCow => Box::new(Forked::new(shape, data.to_vec())?),
-        TransportKind::Proxy => Box::new(Proxied::new(exe, data.to_vec())?),
-        TransportKind::ThreadRef | TransportKind::ChannelMove | TransportKind::ChannelClone => {
-            Box::new(InProcess::new(kind, data.to_vec()))
-        }
+        TransportKind::ForkCow => Box::new(Forked::new(spec, data.to_vec())),
+        TransportKind::IpcChannel => Box::new(ipc::IpcChannel::new(spec, exe, data.to_vec())?),
+        TransportKind::Iceoryx2 => Box::new(iox2::Iceoryx2::new(spec, exe, data.to_vec())?),
+        TransportKind::Thread => Box::new(Threaded::new(spec, data.to_vec())?),
     })
 }
 
-/// Pipe, pipe-vmsplice and socket: the bytes are copied into the worker.
+/// Pipe, pipe-vmsplice and socket (send only): the bytes are copied into the worker's own
+/// buffer; it sums them once all have arrived.
 #[derive(Debug)]
 struct Streamed {
-    kind: TransportKind,
-    shape: Shape,
+    spec: Spec,
     exe: PathBuf,
     data: Vec<f64>,
     worker: Option<Worker>,
@@ -191,21 +452,15 @@ struct Streamed {
 }
 
 impl Streamed {
-    fn new(
-        kind: TransportKind,
-        shape: Shape,
-        exe: PathBuf,
-        data: Vec<f64>,
-    ) -> Result<Self, TransportError> {
+    fn new(spec: Spec, exe: PathBuf, data: Vec<f64>) -> Result<Self, TransportError> {
         let mut this = Self {
-            kind,
-            shape,
+            spec,
             exe,
             data,
             worker: None,
             socket: None,
         };
-        if shape == Shape::Persistent {
+        if spec.shape == Shape::Persistent {
             this.start()?;
         }
         Ok(this)
@@ -214,7 +469,7 @@ impl Streamed {
     fn start(&mut self) -> Result<(), TransportError> {
         let mut spawn = Spawn::new(&self.exe);
         let mut child_end = None;
-        if self.kind == TransportKind::Socket {
+        if self.spec.kind == TransportKind::Socket {
             let (ours, theirs) = UnixStream::pair()?;
             spawn = spawn.inherit("socket", theirs.as_raw_fd());
             self.socket = Some(FdChannel::new(ours, DEFAULT_TIMEOUT)?);
@@ -225,12 +480,21 @@ impl Streamed {
         drop(child_end);
         Ok(())
     }
+}
 
-    fn exchange_with(&mut self, echo: bool) -> Result<(f64, Option<Vec<f64>>), TransportError> {
-        if self.shape == Shape::SpawnPerTask {
+impl Transport for Streamed {
+    fn spec(&self) -> Spec {
+        self.spec
+    }
+    fn array(&self) -> &[f64] {
+        &self.data
+    }
+    fn exchange(&mut self, generation: u64) -> Result<f64, TransportError> {
+        stamp(&mut self.data, generation);
+        if self.spec.shape == Shape::SpawnPerTask {
             self.start()?;
         }
-        let via = if self.kind == TransportKind::Socket {
+        let via = if self.spec.kind == TransportKind::Socket {
             Via::Socket
         } else {
             Via::Pipe
@@ -238,99 +502,69 @@ impl Streamed {
         let request = Request::Receive {
             via,
             elements: self.data.len() as u64,
-            echo,
         };
         let worker = self.worker.as_mut().ok_or(TransportError::ThreadGone)?;
         worker.send(&request)?;
         let bytes = as_bytes(&self.data);
-        let sent = match self.kind {
+        let sent = match self.spec.kind {
             TransportKind::Socket => match self.socket.as_mut() {
                 Some(s) => s.write_all(bytes),
-                None => return Err(TransportError::Unsupported(self.kind, "a missing socket")),
+                None => return Err(TransportError::Unsupported(self.spec, "a missing socket")),
             },
+            // The pages are the pipe's until the worker has read them all, which it has once it
+            // answers: the next stamp comes after that.
             TransportKind::PipeVmsplice => worker.to_worker()?.vmsplice_all(bytes),
             _ => worker.to_worker()?.write_all(bytes),
         };
         if let Err(e) = sent {
             return Err(worker.failure("taking the array", e).into());
         }
-        let total = worker.answer_sum("summing the array")?;
-        let echoed = if echo {
-            let mut back = vec![0.0; self.data.len()];
-            match self.socket.as_mut() {
-                Some(s) => {
-                    s.read_exact(as_bytes_mut(&mut back))
-                        .map_err(|source| TransportError::Fd {
-                            what: "reading the echo".into(),
-                            source,
-                        })?
-                }
-                None => worker.read_bytes(as_bytes_mut(&mut back), "sending the array back")?,
-            }
-            Some(back)
-        } else {
-            None
-        };
-        if self.shape == Shape::SpawnPerTask {
+        let reading = worker.answer_reading("summing the array")?;
+        if self.spec.shape == Shape::SpawnPerTask {
+            // Reaped here, inside the exchange: the id says spawn.
             self.worker = None;
             self.socket = None;
         }
-        Ok((total, echoed))
-    }
-}
-
-impl Transport for Streamed {
-    fn kind(&self) -> TransportKind {
-        self.kind
-    }
-    fn shape(&self) -> Shape {
-        self.shape
-    }
-    fn array(&self) -> &[f64] {
-        &self.data
-    }
-    fn exchange(&mut self) -> Result<f64, TransportError> {
-        Ok(self.exchange_with(false)?.0)
-    }
-    fn round_trip(&mut self) -> Result<Vec<f64>, TransportError> {
-        let (_, back) = self.exchange_with(true)?;
-        back.ok_or(TransportError::ThreadGone)
+        checked(self.spec, reading, generation, self.data.len())
     }
     fn pid(&self) -> Option<u32> {
         self.worker.as_ref().map(Worker::pid)
     }
+    fn worker_cpu(&self) -> Option<Duration> {
+        self.worker.as_ref().and_then(|w| w.cpu_time().ok())
+    }
 }
 
-/// mmap-file and memfd-inherited: the array lives in memory both processes map.
+/// mmap-file and memfd-inherited: memory both processes map. A send copies the parent's array
+/// into it (a memcpy); read-shared writes only the generation into the array that lives there.
 #[derive(Debug)]
 struct Mapped {
-    kind: TransportKind,
-    shape: Shape,
+    spec: Spec,
     exe: PathBuf,
+    /// The parent's own array (send); empty for read-shared, whose array is `shared`.
+    data: Vec<f64>,
     shared: SharedArray,
     worker: Option<Worker>,
 }
 
 impl Mapped {
-    fn new(
-        kind: TransportKind,
-        shape: Shape,
-        exe: PathBuf,
-        data: &[f64],
-    ) -> Result<Self, TransportError> {
-        let mut shared = match kind {
+    fn new(spec: Spec, exe: PathBuf, data: &[f64]) -> Result<Self, TransportError> {
+        let mut shared = match spec.kind {
             TransportKind::MmapFile => SharedArray::named(data.len())?,
             _ => SharedArray::memfd(data.len())?,
         };
         shared.as_mut_slice().copy_from_slice(data);
         let mut this = Self {
-            kind,
-            shape,
+            spec,
             exe,
+            data: match spec.question {
+                Question::Send => data.to_vec(),
+                Question::ReadShared => Vec::new(),
+            },
             shared,
             worker: None,
         };
-        if shape == Shape::Persistent {
+        if spec.shape == Shape::Persistent {
             this.start()?;
         }
         Ok(this)
@@ -338,7 +572,7 @@ impl Mapped {
 
     fn start(&mut self) -> Result<(), TransportError> {
         let spawn = Spawn::new(&self.exe);
-        let mut worker = match self.kind {
+        let mut worker = match self.spec.kind {
             TransportKind::MemfdInherited => spawn
                 .inherit("shared", self.shared.raw_fd())
                 .arg("shared-elements", self.shared.len())
@@ -346,7 +580,7 @@ impl Mapped {
             _ => {
                 let mut worker = spawn.start()?;
                 let path = self.shared.path().map(|p| p.to_string_lossy().into_owned());
-                let path = path.ok_or(TransportError::Unsupported(self.kind, "a second worker"))?;
+                let path = path.ok_or(TransportError::Unsupported(self.spec, "a second worker"))?;
                 worker.send(&Request::OpenShared {
                     path,
                     elements: self.shared.len() as u64,
@@ -357,91 +591,76 @@ impl Mapped {
                 worker
             }
         };
-        // A first answer proves the worker mapped it before we go on.
-        worker.send(&Request::Sleep { ms: 0 })?;
-        worker.answer("starting")?;
+        if self.spec.shape == Shape::Persistent {
+            // A first answer proves the worker mapped it before we go on.
+            worker.send(&Request::Sleep { ms: 0 })?;
+            worker.answer("starting")?;
+        }
         self.worker = Some(worker);
         Ok(())
-    }
-
-    fn ask(&mut self, request: Request, doing: &str) -> Result<f64, TransportError> {
-        if self.shape == Shape::SpawnPerTask {
-            self.start()?;
-        }
-        let worker = self.worker.as_mut().ok_or(TransportError::ThreadGone)?;
-        worker.send(&request)?;
-        let total = worker.answer_sum(doing)?;
-        if self.shape == Shape::SpawnPerTask {
-            self.worker = None;
-        }
-        Ok(total)
     }
 }
 
 impl Transport for Mapped {
-    fn kind(&self) -> TransportKind {
-        self.kind
-    }
-    fn shape(&self) -> Shape {
-        self.shape
+    fn spec(&self) -> Spec {
+        self.spec
     }
     fn array(&self) -> &[f64] {
-        self.shared.as_slice()
+        match self.spec.question {
+            Question::Send => &self.data,
+            Question::ReadShared => self.shared.as_slice(),
+        }
     }
-    fn exchange(&mut self) -> Result<f64, TransportError> {
-        self.ask(
-            Request::SharedSum { write: false },
-            "summing the shared array",
-        )
-    }
-    fn exchange_write(&mut self) -> Result<f64, TransportError> {
-        self.ask(
-            Request::SharedSum { write: true },
-            "writing the shared array",
-        )
-    }
-    fn round_trip(&mut self) -> Result<Vec<f64>, TransportError> {
-        if self.shape == Shape::SpawnPerTask {
+    fn exchange(&mut self, generation: u64) -> Result<f64, TransportError> {
+        match self.spec.question {
+            Question::Send => {
+                stamp(&mut self.data, generation);
+                self.shared.as_mut_slice().copy_from_slice(&self.data);
+            }
+            Question::ReadShared => stamp(self.shared.as_mut_slice(), generation),
+        }
+        if self.spec.shape == Shape::SpawnPerTask {
             self.start()?;
         }
-        let mut back = vec![0.0; self.shared.len()];
         let worker = self.worker.as_mut().ok_or(TransportError::ThreadGone)?;
-        worker.send(&Request::SharedEcho)?;
-        worker.answer("sending the shared array back")?;
-        worker.read_bytes(as_bytes_mut(&mut back), "sending the shared array back")?;
-        if self.shape == Shape::SpawnPerTask {
+        worker.send(&Request::SharedSum)?;
+        let reading = worker.answer_reading("summing the shared array")?;
+        if self.spec.shape == Shape::SpawnPerTask {
             self.worker = None;
         }
-        Ok(back)
+        checked(self.spec, reading, generation, self.shared.len())
     }
     fn pid(&self) -> Option<u32> {
         self.worker.as_ref().map(Worker::pid)
     }
+    fn worker_cpu(&self) -> Option<Duration> {
+        self.worker.as_ref().and_then(|w| w.cpu_time().ok())
+    }
 }
 
-/// fork-cow: a child forked after the array exists reads the parent's pages copy-on-write.
+/// fork-cow (send, a process per exchange): the parent stamps its array and forks; the child
+/// reads the parent's pages copy-on-write, writes its reading and exits; the parent reaps it.
 ///
 /// The parent has other threads (OpenBLAS's, Criterion's), so between fork and exit the child
 /// may only do what is async-signal-safe: it reads the array (plain loads), and uses `dup2`,
-/// `read`, `write` (each retried on EINTR), `close_range` (or `getrlimit` and `close`, fd by
-/// fd, where the kernel lacks it) and `_exit`. It allocates nothing, takes no lock, never
-/// unwinds, and runs no Rust I/O or destructor.
+/// `write` (retried on EINTR), `close_range` (or `getrlimit` and `close`, fd by fd, where the
+/// kernel lacks it) and `_exit`. It allocates nothing, takes no lock, never unwinds, and runs
+/// no Rust I/O or destructor.
 #[derive(Debug)]
 struct Forked {
-    shape: Shape,
+    spec: Spec,
     data: Vec<f64>,
-    child: Option<ForkedChild>,
 }
 
+/// A forked child, reaped on drop (waited for in the kernel, killed after [`REAP_GRACE`]).
 #[derive(Debug)]
 struct ForkedChild {
     pid: i32,
-    commands: Option<OwnedFd>,
     answers: FdChannel,
 }
 
-const CMD_SUM: u8 = b's';
-const CMD_ECHO: u8 = b'e';
+/// What a forked child writes: the bits of its sum, first and last value.
+const FORK_ANSWER: usize = 3 * 8;
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -501,83 +720,46 @@ fn close_fds_one_by_one(first: u32) {
 /// The forked child's whole life; see [`Forked`] for the rules it keeps.
 ///
 /// # Safety
-/// Call only in a freshly forked child, with `cmd` and `ans` its pipe ends.
-unsafe fn forked_child(data: &[f64], cmd: i32, ans: i32, persistent: bool) -> ! {
+/// Call only in a freshly forked child, with `ans` its answer pipe's write end.
+unsafe fn forked_child(data: &[f64], ans: i32) -> ! {
     // SAFETY (whole body): only async-signal-safe calls on fds this child owns.
     unsafe {
-        // Keep stdio and our two pipes; every other inherited fd would hold other workers'
-        // pipes open. Without its pipes on 0 and 1 the child cannot serve: it leaves.
-        for (from, to) in [(cmd, 0), (ans, 1)] {
-            while libc::dup2(from, to) < 0 {
-                if errno() != libc::EINTR {
-                    libc::_exit(4);
-                }
+        // Keep stdio (the answer pipe on 1); every other inherited fd would hold other
+        // workers' pipes open. Without its pipe on 1 the child cannot answer: it leaves.
+        while libc::dup2(ans, 1) < 0 {
+            if errno() != libc::EINTR {
+                libc::_exit(4);
             }
         }
         close_fds_from(3);
-        let write_all = |bytes: &[u8]| {
-            let mut done = 0;
-            while done < bytes.len() {
-                let n = libc::write(1, bytes[done..].as_ptr().cast(), bytes.len() - done);
-                if n < 0 && errno() == libc::EINTR {
-                    continue;
-                }
-                if n <= 0 {
-                    libc::_exit(3);
-                }
-                done += n as usize;
-            }
-        };
-        loop {
-            let command = if persistent {
-                let mut c = 0u8;
-                let n = loop {
-                    let n = libc::read(0, (&mut c as *mut u8).cast(), 1);
-                    if n >= 0 || errno() != libc::EINTR {
-                        break n;
-                    }
-                };
-                // EOF (or a broken pipe): the parent is done with us.
-                if n != 1 {
-                    libc::_exit(0);
-                }
-                c
-            } else {
-                CMD_SUM
-            };
-            if command == CMD_ECHO {
-                write_all(as_bytes(data));
-            } else {
-                write_all(&sum(data).to_bits().to_le_bytes());
-            }
-            if !persistent {
-                libc::_exit(0);
-            }
+        let reading = Reading::of(data);
+        let [first, last] = reading.ends.unwrap_or([f64::NAN; 2]);
+        let mut answer = [0u8; FORK_ANSWER];
+        for (slot, value) in answer.chunks_exact_mut(8).zip([reading.sum, first, last]) {
+            slot.copy_from_slice(&value.to_bits().to_le_bytes());
         }
+        let mut done = 0;
+        while done < answer.len() {
+            let n = libc::write(1, answer[done..].as_ptr().cast(), answer.len() - done);
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            if n <= 0 {
+                libc::_exit(3);
+            }
+            done += n as usize;
+        }
+        libc::_exit(0)
     }
 }
 
 impl Forked {
-    fn new(shape: Shape, data: Vec<f64>) -> Result<Self, TransportError> {
-        let mut this = Self {
-            shape,
-            data,
-            child: None,
-        };
-        if shape == Shape::Persistent {
-            this.child = Some(this.fork()?);
-        }
-        Ok(this)
+    fn new(spec: Spec, data: Vec<f64>) -> Self {
+        Self { spec, data }
     }
 
-    fn fork(&self) -> Result<ForkedChild, TransportError> {
-        self.fork_child(self.shape == Shape::Persistent)
-    }
-
-    /// Forks a child over the array: `persistent` ones serve commands until their command
-    /// pipe closes, the others sum once and exit.
-    fn fork_child(&self, persistent: bool) -> Result<ForkedChild, TransportError> {
-        let (cmd_read, cmd_write) = pipe()?;
+    /// Forks a child over the array as it is now; it answers once and exits.
+    fn fork_child(&self) -> Result<ForkedChild, TransportError> {
         let (ans_read, ans_write) = pipe()?;
         // SAFETY: the child runs only `forked_child`, which keeps the rules above.
         let pid = unsafe { libc::fork() };
@@ -586,214 +768,98 @@ impl Forked {
         }
         if pid == 0 {
             // SAFETY: this is the freshly forked child.
-            unsafe {
-                forked_child(
-                    &self.data,
-                    cmd_read.as_raw_fd(),
-                    ans_write.as_raw_fd(),
-                    persistent,
-                )
-            }
+            unsafe { forked_child(&self.data, ans_write.as_raw_fd()) }
         }
-        drop((cmd_read, ans_write));
+        drop(ans_write);
         Ok(ForkedChild {
             pid,
-            commands: Some(cmd_write),
             answers: FdChannel::new(ans_read, DEFAULT_TIMEOUT)?,
         })
-    }
-
-    fn ask(&mut self, command: u8, out: &mut [u8]) -> Result<(), TransportError> {
-        let mut once = None;
-        let child = match self.shape {
-            Shape::Persistent => self.child.as_mut().ok_or(TransportError::ThreadGone)?,
-            Shape::SpawnPerTask => once.insert(self.fork()?),
-        };
-        if self.shape == Shape::Persistent {
-            let fd = child.commands.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-            // SAFETY: writes one byte from a live local.
-            if unsafe { libc::write(fd, (&command as *const u8).cast(), 1) } != 1 {
-                return Err(TransportError::Fork {
-                    pid: child.pid,
-                    what: "is gone (its command pipe is closed)".into(),
-                });
-            }
-        }
-        child
-            .answers
-            .read_exact(out)
-            .map_err(|source| TransportError::Fork {
-                pid: child.pid,
-                what: format!("did not answer: {source}"),
-            })
     }
 }
 
 impl Drop for ForkedChild {
     fn drop(&mut self) {
-        // A closed command pipe tells a persistent child to exit; a one-shot one exits anyway.
-        self.commands = None;
-        reap_pid(self.pid, REAP_GRACE);
+        crate::worker::reap_pid(self.pid, REAP_GRACE);
     }
 }
 
 impl Transport for Forked {
-    fn kind(&self) -> TransportKind {
-        TransportKind::ForkCow
-    }
-    fn shape(&self) -> Shape {
-        self.shape
+    fn spec(&self) -> Spec {
+        self.spec
     }
     fn array(&self) -> &[f64] {
         &self.data
     }
-    fn exchange(&mut self) -> Result<f64, TransportError> {
-        let mut bits = [0u8; 8];
-        self.ask(CMD_SUM, &mut bits)?;
-        Ok(f64::from_bits(u64::from_le_bytes(bits)))
-    }
-    fn round_trip(&mut self) -> Result<Vec<f64>, TransportError> {
-        let mut back = vec![0.0; self.data.len()];
-        if self.shape == Shape::SpawnPerTask {
-            // A one-shot child only sums: echo through a serving child, asked once.
-            let mut once = Self {
-                shape: Shape::Persistent,
-                data: Vec::new(),
-                child: Some(self.fork_child(true)?),
-            };
-            once.ask(CMD_ECHO, as_bytes_mut(&mut back))?;
-            return Ok(back);
-        }
-        self.ask(CMD_ECHO, as_bytes_mut(&mut back))?;
-        Ok(back)
-    }
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(|c| u32::try_from(c.pid).ok())
+    fn exchange(&mut self, generation: u64) -> Result<f64, TransportError> {
+        stamp(&mut self.data, generation);
+        let mut child = self.fork_child()?;
+        let mut answer = [0u8; FORK_ANSWER];
+        child
+            .answers
+            .read_exact(&mut answer)
+            .map_err(|source| TransportError::Fork {
+                pid: child.pid,
+                what: format!("did not answer: {source}"),
+            })?;
+        // Reaped (a blocking wait) inside the exchange: forking is this transport's send.
+        drop(child);
+        let mut values = answer
+            .chunks_exact(8)
+            .map(|b| f64::from_bits(u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))));
+        let mut next = || values.next().unwrap_or(f64::NAN);
+        let (sum, first, last) = (next(), next(), next());
+        let reading = Reading {
+            sum,
+            ends: (!self.data.is_empty()).then_some([first, last]),
+        };
+        checked(self.spec, reading, generation, self.data.len())
     }
 }
 
-/// Proxy: a server process holds the array; the reader asks for it slice by slice, one round
-/// trip each, as a manager's proxy object is read.
+/// The in-process baselines, on one thread started with the transport and reused: a send
+/// copies the parent's array into a buffer that goes to the thread (memcpy + sum); read-shared
+/// hands the thread the parent's array itself (sum by reference). Either way the `Vec` moves
+/// through a channel and back, which moves a pointer, not the data.
 #[derive(Debug)]
-struct Proxied {
-    server: Worker,
-    data: Vec<f64>,
-    received: Vec<f64>,
-}
-
-/// Values a proxy request returns (4 KiB).
-pub const PROXY_SLICE: usize = 512;
-
-impl Proxied {
-    fn new(exe: PathBuf, data: Vec<f64>) -> Result<Self, TransportError> {
-        let mut server = Spawn::new(exe).start()?;
-        server.send(&Request::Hold {
-            elements: data.len() as u64,
-        })?;
-        server.send_bytes(as_bytes(&data), "taking the array to hold")?;
-        server.answer_sum("taking the array to hold")?;
-        let received = vec![0.0; data.len()];
-        Ok(Self {
-            server,
-            data,
-            received,
-        })
-    }
-
-    fn fetch_all(&mut self) -> Result<(), TransportError> {
-        let total = self.received.len();
-        for (i, chunk) in self.received.chunks_mut(PROXY_SLICE).enumerate() {
-            let offset = (i * PROXY_SLICE) as u64;
-            let len = chunk.len() as u64;
-            debug_assert!(offset as usize + chunk.len() <= total);
-            self.server.send(&Request::Slice { offset, len })?;
-            self.server.answer("serving a slice")?;
-            self.server
-                .read_bytes(as_bytes_mut(chunk), "serving a slice")?;
-        }
-        Ok(())
-    }
-}
-
-impl Transport for Proxied {
-    fn kind(&self) -> TransportKind {
-        TransportKind::Proxy
-    }
-    fn shape(&self) -> Shape {
-        Shape::Persistent
-    }
-    fn array(&self) -> &[f64] {
-        &self.data
-    }
-    fn exchange(&mut self) -> Result<f64, TransportError> {
-        self.fetch_all()?;
-        Ok(sum(&self.received))
-    }
-    fn round_trip(&mut self) -> Result<Vec<f64>, TransportError> {
-        self.fetch_all()?;
-        Ok(self.received.clone())
-    }
-    fn pid(&self) -> Option<u32> {
-        Some(self.server.pid())
-    }
-}
-
-/// The in-process baselines: threads share memory, nothing crosses a process boundary.
-#[derive(Debug)]
-struct InProcess {
-    kind: TransportKind,
-    /// `None` only while the Vec is with the reader thread (channel-move).
+struct Threaded {
+    spec: Spec,
+    /// The parent's array; `None` only while it is with the thread (read-shared).
     data: Option<Vec<f64>>,
+    /// The thread's copy (send); `None` only while it is with the thread.
+    copy: Option<Vec<f64>>,
     to_reader: Option<crossbeam_channel::Sender<Vec<f64>>>,
-    from_reader: crossbeam_channel::Receiver<(Vec<f64>, f64)>,
+    from_reader: crossbeam_channel::Receiver<(Vec<f64>, Reading)>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
-impl InProcess {
-    fn new(kind: TransportKind, data: Vec<f64>) -> Self {
+impl Threaded {
+    fn new(spec: Spec, data: Vec<f64>) -> Result<Self, TransportError> {
         let (to_reader, requests) = crossbeam_channel::bounded::<Vec<f64>>(1);
         let (answers, from_reader) = crossbeam_channel::bounded(1);
-        let reader = (kind != TransportKind::ThreadRef).then(|| {
-            std::thread::spawn(move || {
+        let reader = std::thread::Builder::new()
+            .name("parcost-reader".into())
+            .spawn(move || {
                 for v in requests {
-                    let s = sum(&v);
-                    if answers.send((v, s)).is_err() {
+                    let reading = Reading::of(&v);
+                    if answers.send((v, reading)).is_err() {
                         break;
                     }
                 }
-            })
-        });
-        Self {
-            kind,
+            })?;
+        let copy = (spec.question == Question::Send).then(|| vec![0.0; data.len()]);
+        Ok(Self {
+            spec,
             data: Some(data),
+            copy,
             to_reader: Some(to_reader),
             from_reader,
-            reader,
-        }
-    }
-
-    fn via_channel(&mut self, clone: bool) -> Result<(f64, Vec<f64>), TransportError> {
-        let tx = self.to_reader.as_ref().ok_or(TransportError::ThreadGone)?;
-        let data = self.data.as_ref().ok_or(TransportError::ThreadGone)?;
-        let outgoing = if clone {
-            data.clone()
-        } else {
-            self.data.take().ok_or(TransportError::ThreadGone)?
-        };
-        tx.send(outgoing).map_err(|_| TransportError::ThreadGone)?;
-        let (v, s) = self
-            .from_reader
-            .recv()
-            .map_err(|_| TransportError::ThreadGone)?;
-        if !clone {
-            self.data = Some(v);
-            return Ok((s, Vec::new()));
-        }
-        Ok((s, v))
+            reader: Some(reader),
+        })
     }
 }
 
-impl Drop for InProcess {
+impl Drop for Threaded {
     fn drop(&mut self) {
         self.to_reader = None;
         if let Some(h) = self.reader.take() {
@@ -802,34 +868,115 @@ impl Drop for InProcess {
     }
 }
 
-impl Transport for InProcess {
-    fn kind(&self) -> TransportKind {
-        self.kind
-    }
-    fn shape(&self) -> Shape {
-        Shape::Persistent
+impl Transport for Threaded {
+    fn spec(&self) -> Spec {
+        self.spec
     }
     fn array(&self) -> &[f64] {
         self.data.as_deref().unwrap_or(&[])
     }
-    fn exchange(&mut self) -> Result<f64, TransportError> {
-        match self.kind {
-            TransportKind::ThreadRef => {
-                let data = self.data.as_deref().ok_or(TransportError::ThreadGone)?;
-                std::thread::scope(|s| s.spawn(|| sum(data)).join())
-                    .map_err(|_| TransportError::ThreadGone)
+    fn exchange(&mut self, generation: u64) -> Result<f64, TransportError> {
+        let data = self.data.as_mut().ok_or(TransportError::ThreadGone)?;
+        stamp(data, generation);
+        let len = data.len();
+        let outgoing = match self.spec.question {
+            Question::Send => {
+                let mut copy = self.copy.take().ok_or(TransportError::ThreadGone)?;
+                copy.copy_from_slice(data);
+                copy
             }
-            TransportKind::ChannelMove => Ok(self.via_channel(false)?.0),
-            _ => Ok(self.via_channel(true)?.0),
+            Question::ReadShared => self.data.take().ok_or(TransportError::ThreadGone)?,
+        };
+        let tx = self.to_reader.as_ref().ok_or(TransportError::ThreadGone)?;
+        tx.send(outgoing).map_err(|_| TransportError::ThreadGone)?;
+        let (back, reading) = self
+            .from_reader
+            .recv_timeout(DEFAULT_TIMEOUT)
+            .map_err(|_| TransportError::ThreadGone)?;
+        match self.spec.question {
+            Question::Send => self.copy = Some(back),
+            Question::ReadShared => self.data = Some(back),
         }
+        checked(self.spec, reading, generation, len)
     }
-    fn round_trip(&mut self) -> Result<Vec<f64>, TransportError> {
-        match self.kind {
-            TransportKind::ChannelClone => Ok(self.via_channel(true)?.1),
-            _ => {
-                self.exchange()?;
-                Ok(self.array().to_vec())
-            }
+}
+
+/// Kills a worker whose exchange has run longer than a timeout, for the blocking calls of a
+/// library that take no deadline (ipc-channel's `send`), so that every wait stays bounded: the
+/// kill makes the blocked call fail, and the exchange reports the worker's death.
+///
+/// Arming and disarming are one atomic store each; the watching thread wakes a few times per
+/// timeout, never in the timed path. It must be dropped before its worker is reaped (it kills
+/// by pid).
+#[derive(Debug)]
+struct Watchdog {
+    shared: Arc<Watch>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Watch {
+    origin: Instant,
+    /// Nanoseconds after `origin` at which the running exchange started; 0: none is running.
+    armed_at: AtomicU64,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// Disarms its watchdog on drop (error paths included).
+struct Armed<'a>(&'a Watch);
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        self.0.armed_at.store(0, Ordering::Release);
+    }
+}
+
+impl Watchdog {
+    fn new(pid: u32, timeout: Duration) -> Result<Self, TransportError> {
+        let pid = i32::try_from(pid).map_err(std::io::Error::other)?;
+        let shared = Arc::new(Watch {
+            origin: Instant::now(),
+            armed_at: AtomicU64::new(0),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let watch = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("parcost-watchdog".into())
+            .spawn(move || {
+                let mut stop = watch.stop.lock().unwrap_or_else(|e| e.into_inner());
+                while !*stop {
+                    let at = watch.armed_at.load(Ordering::Acquire);
+                    let now = watch.origin.elapsed().as_nanos() as u64;
+                    if at != 0 && now.saturating_sub(at) > timeout.as_nanos() as u64 {
+                        crate::worker::kill(pid);
+                    }
+                    stop = match watch.wake.wait_timeout(stop, timeout / 4) {
+                        Ok((guard, _)) => guard,
+                        Err(e) => e.into_inner().0,
+                    };
+                }
+            })?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn arm(&self) -> Armed<'_> {
+        let at = (self.shared.origin.elapsed().as_nanos() as u64).max(1);
+        self.shared.armed_at.store(at, Ordering::Release);
+        Armed(&self.shared)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        *self.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -887,5 +1034,129 @@ mod tests {
             0,
             "1: an fd above 2 stayed open; 2: stdio changed"
         );
+    }
+
+    #[test]
+    fn specs_answer_the_questions_their_transports_can() {
+        let all = Spec::all();
+        for kind in TransportKind::ALL {
+            assert!(
+                all.iter()
+                    .any(|s| s.kind == kind && s.question == Question::Send),
+                "{kind} sends"
+            );
+        }
+        let shared: Vec<_> = all
+            .iter()
+            .filter(|s| s.question == Question::ReadShared)
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            shared,
+            [
+                "read-shared/transport=mmap-file,pool=persistent",
+                "read-shared/transport=memfd-inherited,pool=persistent",
+                "read-shared/transport=ipc-channel,variant=shared-memory,pool=persistent",
+                "read-shared/transport=iceoryx2,pool=persistent",
+                "read-shared/transport=thread,pool=persistent",
+            ]
+        );
+        let spawned: Vec<_> = all
+            .iter()
+            .filter(|s| s.shape == Shape::SpawnPerTask)
+            .map(|s| s.kind)
+            .collect();
+        assert_eq!(
+            spawned,
+            [
+                TransportKind::Pipe,
+                TransportKind::MemfdInherited,
+                TransportKind::ForkCow
+            ]
+        );
+        let err = Spec::new(Question::ReadShared, TransportKind::Pipe, Shape::Persistent)
+            .check()
+            .expect_err("a pipe shares nothing");
+        assert!(
+            err.to_string().contains("holds nothing already shared"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_stale_reading_is_an_error_and_a_fresh_one_is_its_sum() {
+        let spec = Spec::new(Question::Send, TransportKind::Pipe, Shape::Persistent);
+        let mut data = vec![0.5; 9];
+        stamp(&mut data, 7);
+        let fresh = Reading::of(&data);
+        assert_eq!(checked(spec, fresh, 7, 9).expect("fresh"), sum(&data));
+        let err = checked(spec, fresh, 8, 9).expect_err("stale");
+        assert!(
+            matches!(err, TransportError::Stale { generation: 8, .. }),
+            "{err}"
+        );
+        assert!(
+            checked(
+                spec,
+                Reading {
+                    sum: 0.0,
+                    ends: None
+                },
+                1,
+                9
+            )
+            .is_err()
+        );
+        assert_eq!(checked(spec, Reading::of(&[]), 3, 0).expect("empty"), 0.0);
+    }
+
+    /// The watchdog leaves alone a worker whose exchanges end in time, and kills one stuck in an
+    /// exchange past the timeout.
+    #[test]
+    fn a_watchdog_kills_only_a_worker_stuck_past_its_timeout() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let timeout = Duration::from_millis(100);
+        let dog = Watchdog::new(child.id(), timeout).expect("watchdog");
+        for _ in 0..10 {
+            drop(dog.arm());
+        }
+        assert!(
+            !crate::worker::wait_for_exit(child.id(), 4 * timeout),
+            "killed while idle"
+        );
+        let armed = dog.arm();
+        let start = Instant::now();
+        // Not reaped by this wait: the watchdog's pid stays ours until it is dropped.
+        assert!(crate::worker::wait_for_exit(
+            child.id(),
+            Duration::from_secs(10)
+        ));
+        assert!(start.elapsed() >= timeout, "{:?}", start.elapsed());
+        drop(armed);
+        drop(dog);
+        let status = child.wait().expect("reaped");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    }
+
+    #[test]
+    fn readings_of_bytes_equal_readings_of_values_aligned_or_not() {
+        let values: Vec<f64> = (0..1001).map(|i| i as f64 * 0.25).collect();
+        let bytes = as_bytes(&values);
+        let mut scratch = Vec::new();
+        assert_eq!(
+            Reading::of_bytes(bytes, &mut scratch),
+            Ok(Reading::of(&values))
+        );
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(bytes);
+        assert_eq!(
+            Reading::of_bytes(&shifted[1..], &mut scratch),
+            Ok(Reading::of(&values))
+        );
+        assert!(Reading::of_bytes(&bytes[..7], &mut scratch).is_err());
     }
 }

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::fdio::{FdChannel, FdError, as_bytes, as_bytes_mut};
 use crate::shm::SharedArray;
-use crate::workload::{ArrayJob, BLOCK, StreamingSum, sum};
+use crate::transport::{Iox2End, IpcEnd, Reading, Variant};
+use crate::workload::{ArrayJob, BLOCK};
 
 /// The first argument that turns a bench binary into a worker.
 pub const WORKER_FLAG: &str = "--parcost-worker";
@@ -30,10 +31,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Pipe buffers are enlarged to this: larger ones were 2-3x slower here (the L2 is 1 MiB).
 pub const PIPE_SIZE: usize = 1 << 20;
-
-/// A streaming reader takes the pipe's contents in pieces this size, so the writer refills
-/// the pipe while the reader sums a piece that is still in its cache.
-pub const READ_PIECE: usize = 1 << 17;
 
 const LINE_LIMIT: usize = 1 << 16;
 
@@ -53,18 +50,27 @@ pub enum Via {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Request {
-    /// `elements` f64s follow on `via`: answer their sum, then send them back if `echo`.
-    Receive { via: Via, elements: u64, echo: bool },
+    /// `elements` f64s follow on `via` (pipe or socket): take all of them into the worker's own
+    /// buffer, then answer their [`Reading`].
+    Receive { via: Via, elements: u64 },
     /// Map the named shared file at `path` (mmap-file).
     OpenShared { path: String, elements: u64 },
-    /// Sum the shared array; with `write`, add 1 to every element first.
-    SharedSum { write: bool },
-    /// Send the shared array back on the pipe, as this worker sees it.
-    SharedEcho,
-    /// Keep the `elements` f64s that follow on the pipe (the proxy server's array).
-    Hold { elements: u64 },
-    /// Send `len` f64s of the held array from `offset` on the pipe.
-    Slice { offset: u64, len: u64 },
+    /// Answer the [`Reading`] of the shared array.
+    SharedSum,
+    /// Set up the ipc-channel end: answer with the name of a one-shot server, then (once the
+    /// parent has connected and sent its receivers) answer again.
+    IpcChannelOpen,
+    /// Receive `elements` f64s on the ipc-channel `variant` and answer their [`Reading`].
+    IpcChannelSum { variant: Variant, elements: u64 },
+    /// Open the iceoryx2 publish-subscribe `service` (nodes under `root`, shared memory named
+    /// with `prefix`) as its subscriber.
+    Iceoryx2Open {
+        root: String,
+        prefix: String,
+        service: String,
+    },
+    /// Take the sample of `elements` f64s the publisher has sent and answer its [`Reading`].
+    Iceoryx2Sum { elements: u64 },
     /// Run an array job over some of its blocks.
     Compute(Compute),
     /// Tests: do nothing for `ms` milliseconds before answering.
@@ -92,8 +98,24 @@ pub struct Answer {
     /// A sum, as its bits (JSON has no NaN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sum_bits: Option<u64>,
+    /// The first and last value of the array summed, as bits: the generation the worker saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_bits: Option<[u64; 2]>,
+    /// A name the parent needs next (the ipc-channel server's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl Answer {
+    fn reading(r: Reading) -> Self {
+        Self {
+            sum_bits: Some(r.sum.to_bits()),
+            ends_bits: r.ends.map(|[a, b]| [a.to_bits(), b.to_bits()]),
+            ..Self::default()
+        }
+    }
 }
 
 /// What can go wrong with a worker process.
@@ -138,6 +160,7 @@ pub enum WorkerError {
 pub struct Spawn {
     exe: PathBuf,
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     inherit: Vec<i32>,
     timeout: Duration,
 }
@@ -148,6 +171,7 @@ impl Spawn {
         Self {
             exe: exe.into(),
             args: Vec::new(),
+            env: Vec::new(),
             inherit: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
         }
@@ -168,6 +192,13 @@ impl Spawn {
         self
     }
 
+    /// An environment variable for the worker (`TMPDIR`, say, to keep its temporary files in a
+    /// folder the parent removes).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -177,6 +208,7 @@ impl Spawn {
         let mut cmd = Command::new(&self.exe);
         cmd.arg(WORKER_FLAG)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -366,8 +398,8 @@ fn wait_exited_no_reap(pid: libc::id_t) -> bool {
     }
 }
 
-/// Sends SIGKILL to our child `pid`.
-fn kill(pid: i32) {
+/// Sends SIGKILL to our child `pid` (which must not have been reaped yet).
+pub(crate) fn kill(pid: i32) {
     // SAFETY: kill takes two integers; `pid` is a child of ours that has not been reaped, so
     // the number cannot belong to another process yet.
     unsafe {
@@ -382,6 +414,31 @@ fn wait_blocking(pid: i32) {
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
         && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
     {}
+}
+
+/// The CPU time (user plus system, all its threads, those that ended included) that the
+/// process `pid` has used so far, read from its CPU-time clock (`clock_getcpuclockid`: exact to
+/// the nanosecond, unlike the clock ticks of `/proc/PID/stat`). For a child that is running or
+/// not yet reaped; a reaped child's time is in `getrusage(RUSAGE_CHILDREN)` instead.
+pub fn process_cpu_time(pid: u32) -> std::io::Result<Duration> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: clock_getcpuclockid writes one clockid_t into a live local.
+    let r = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+    if r != 0 {
+        return Err(std::io::Error::from_raw_os_error(r));
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a live local.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let secs = u64::try_from(ts.tv_sec).map_err(std::io::Error::other)?;
+    let nanos = u32::try_from(ts.tv_nsec).map_err(std::io::Error::other)?;
+    Ok(Duration::new(secs, nanos))
 }
 
 /// A running worker process.
@@ -444,17 +501,25 @@ impl Worker {
         Ok(answer)
     }
 
-    /// Reads the answer and its sum.
-    pub fn answer_sum(&mut self, doing: &str) -> Result<f64, WorkerError> {
+    /// Reads the answer to a request that read an array: its sum and the ends it saw.
+    pub fn answer_reading(&mut self, doing: &str) -> Result<Reading, WorkerError> {
         let answer = self.answer(doing)?;
-        answer
+        let garbage = |what: &str| WorkerError::Garbage {
+            pid: self.pid(),
+            doing: doing.to_owned(),
+            line: format!("an answer without {what}"),
+        };
+        let sum = answer
             .sum_bits
             .map(f64::from_bits)
-            .ok_or_else(|| WorkerError::Garbage {
-                pid: self.pid(),
-                doing: doing.to_owned(),
-                line: "an answer without a sum".into(),
-            })
+            .ok_or_else(|| garbage("a sum"))?;
+        let ends = answer.ends_bits.map(|e| e.map(f64::from_bits));
+        Ok(Reading { sum, ends })
+    }
+
+    /// The CPU time (user plus system, every thread) the worker has used so far.
+    pub fn cpu_time(&self) -> std::io::Result<Duration> {
+        process_cpu_time(self.pid())
     }
 
     /// Reads raw bytes from the worker's stdout.
@@ -518,12 +583,18 @@ impl Drop for Worker {
 
 fn describe(request: &Request) -> String {
     match request {
-        Request::Receive { via, elements, .. } => format!("receiving {elements} values by {via:?}"),
+        Request::Receive { via, elements } => format!("receiving {elements} values by {via:?}"),
         Request::OpenShared { path, .. } => format!("opening {path}"),
-        Request::SharedSum { write } => format!("summing the shared array (write: {write})"),
-        Request::SharedEcho => "sending the shared array back".into(),
-        Request::Hold { elements } => format!("taking {elements} values to hold"),
-        Request::Slice { offset, len } => format!("serving {len} values at {offset}"),
+        Request::SharedSum => "summing the shared array".into(),
+        Request::IpcChannelOpen => "setting up its ipc-channel end".into(),
+        Request::IpcChannelSum { variant, elements } => {
+            format!(
+                "receiving {elements} values by ipc-channel ({})",
+                variant.name()
+            )
+        }
+        Request::Iceoryx2Open { service, .. } => format!("subscribing to iceoryx2 {service}"),
+        Request::Iceoryx2Sum { elements } => format!("taking an iceoryx2 sample of {elements}"),
         Request::Compute(c) => format!("{} over {} blocks", c.job.name(), c.blocks),
         Request::Sleep { ms } => format!("sleeping {ms} ms"),
         Request::Garble => "garbling".into(),
@@ -551,12 +622,13 @@ pub fn serve_if_worker() {
 struct Serve {
     socket: Option<File>,
     shared: Option<SharedArray>,
-    /// The proxy server's array ([`Request::Hold`]); nothing else writes it.
-    held: Vec<f64>,
-    /// Scratch for arrays received (kept between requests to avoid reallocating).
+    /// The array a send delivers on the pipe or socket: all of it lands here before it is
+    /// summed (kept between requests, so only the first one allocates).
     buffer: Vec<f64>,
     /// Scratch for the output of [`Request::Compute`] on the pipe.
     computed: Vec<f64>,
+    ipc: Option<IpcEnd>,
+    iox2: Option<Iox2End>,
 }
 
 fn parse_fd(value: Option<OsString>, name: &str) -> Result<i32, String> {
@@ -571,9 +643,10 @@ impl Serve {
         let mut serve = Self {
             socket: None,
             shared: None,
-            held: Vec::new(),
             buffer: Vec::new(),
             computed: Vec::new(),
+            ipc: None,
+            iox2: None,
         };
         let mut shared_fd = None;
         let mut shared_elements = None;
@@ -641,15 +714,7 @@ impl Serve {
         output: &mut File,
     ) -> Result<(), String> {
         let io = |e: std::io::Error| format!("pipe: {e}");
-        let answer_sum = |output: &mut File, s: f64| {
-            send_answer(
-                output,
-                &Answer {
-                    sum_bits: Some(s.to_bits()),
-                    error: None,
-                },
-            )
-        };
+        let done = |output: &mut File| send_answer(output, &Answer::default());
         let refuse = |output: &mut File, message: String| {
             send_answer(
                 output,
@@ -660,44 +725,20 @@ impl Serve {
             )
         };
         match request {
-            Request::Receive {
-                via,
-                elements,
-                echo,
-            } => {
+            Request::Receive { via, elements } => {
                 let n = usize::try_from(elements).map_err(|_| "too many elements")?;
                 let source: &mut dyn Read = match via {
                     Via::Pipe => input,
                     Via::Socket => self.socket.as_mut().ok_or("no socket was inherited")?,
                     Via::Shared => return refuse(output, "receive by shared memory".into()),
                 };
-                if echo {
-                    // Keep all of it, to send it back.
-                    self.buffer.resize(n, 0.0);
-                    source
-                        .read_exact(as_bytes_mut(&mut self.buffer))
-                        .map_err(io)?;
-                    answer_sum(output, sum(&self.buffer))?;
-                    let back: &mut dyn Write = match self.socket.as_mut() {
-                        Some(socket) if via == Via::Socket => socket,
-                        _ => output,
-                    };
-                    back.write_all(as_bytes(&self.buffer)).map_err(io)?;
-                } else {
-                    // Sum as it arrives, one cached piece at a time: one pass over the data, as
-                    // a consumer of a stream reads it.
-                    self.buffer.resize(READ_PIECE / 8, 0.0);
-                    let mut total = StreamingSum::default();
-                    let mut left = n;
-                    while left > 0 {
-                        let piece = &mut self.buffer[..left.min(READ_PIECE / 8)];
-                        source.read_exact(as_bytes_mut(piece)).map_err(io)?;
-                        total.add(piece);
-                        left -= piece.len();
-                    }
-                    answer_sum(output, total.finish())?;
-                }
-                Ok(())
+                // All of it into our own buffer first, as a worker that holds the array does;
+                // then one pass over it.
+                self.buffer.resize(n, 0.0);
+                source
+                    .read_exact(as_bytes_mut(&mut self.buffer))
+                    .map_err(io)?;
+                send_answer(output, &Answer::reading(Reading::of(&self.buffer)))
             }
             Request::OpenShared { path, elements } => {
                 let opened = std::fs::OpenOptions::new()
@@ -708,44 +749,76 @@ impl Serve {
                 match opened {
                     Ok(map) => {
                         self.shared = Some(map);
-                        answer_sum(output, 0.0)
+                        done(output)
                     }
                     Err(e) => refuse(output, format!("cannot map {path}: {e}")),
                 }
             }
-            Request::SharedSum { write } => {
-                let Some(map) = self.shared.as_mut() else {
-                    return refuse(output, "no shared array is mapped".into());
+            Request::SharedSum => match self.shared.as_ref() {
+                Some(map) => send_answer(output, &Answer::reading(Reading::of(map.as_slice()))),
+                None => refuse(output, "no shared array is mapped".into()),
+            },
+            Request::IpcChannelOpen => {
+                let announce = |name: &str| {
+                    send_answer(
+                        output,
+                        &Answer {
+                            name: Some(name.to_owned()),
+                            ..Answer::default()
+                        },
+                    )
                 };
-                if write {
-                    map.as_mut_slice().iter_mut().for_each(|x| *x += 1.0);
+                match IpcEnd::open(announce) {
+                    Ok(end) => {
+                        self.ipc = Some(end);
+                        done(output)
+                    }
+                    Err(e) => refuse(output, e),
                 }
-                answer_sum(output, sum(map.as_slice()))
             }
-            Request::SharedEcho => {
-                let Some(map) = self.shared.as_ref() else {
-                    return refuse(output, "no shared array is mapped".into());
+            Request::IpcChannelSum { variant, elements } => {
+                let Some(end) = self.ipc.as_ref() else {
+                    return refuse(output, "no ipc-channel end is set up".into());
                 };
-                answer_sum(output, 0.0)?;
-                output.write_all(as_bytes(map.as_slice())).map_err(io)
-            }
-            Request::Hold { elements } => {
-                self.held.resize(elements as usize, 0.0);
-                input.read_exact(as_bytes_mut(&mut self.held)).map_err(io)?;
-                answer_sum(output, sum(&self.held))
-            }
-            Request::Slice { offset, len } => {
-                let (lo, hi) = (offset as usize, (offset + len) as usize);
-                if hi > self.held.len() || lo > hi {
-                    return refuse(output, format!("slice {lo}..{hi} of {}", self.held.len()));
+                // The message is held until the answer is out, then dropped (a Vec freed, or
+                // the region unmapped), as a consumer that is done with it.
+                match end.receive(variant, elements, &mut self.buffer) {
+                    Ok((reading, held)) => {
+                        let sent = send_answer(output, &Answer::reading(reading));
+                        drop(held);
+                        sent
+                    }
+                    // The channel is out of step now: say why and stop.
+                    Err(e) => {
+                        refuse(output, e.clone())?;
+                        Err(e)
+                    }
                 }
-                answer_sum(output, 0.0)?;
-                output.write_all(as_bytes(&self.held[lo..hi])).map_err(io)
+            }
+            Request::Iceoryx2Open {
+                root,
+                prefix,
+                service,
+            } => match Iox2End::open(&root, &prefix, &service) {
+                Ok(end) => {
+                    self.iox2 = Some(end);
+                    done(output)
+                }
+                Err(e) => refuse(output, e),
+            },
+            Request::Iceoryx2Sum { elements } => {
+                let Some(end) = self.iox2.as_ref() else {
+                    return refuse(output, "no iceoryx2 subscriber is set up".into());
+                };
+                match end.receive(elements) {
+                    Ok(reading) => send_answer(output, &Answer::reading(reading)),
+                    Err(e) => refuse(output, e),
+                }
             }
             Request::Compute(c) => self.compute(&c, input, output),
             Request::Sleep { ms } => {
                 std::thread::sleep(Duration::from_millis(ms));
-                answer_sum(output, 0.0)
+                done(output)
             }
             Request::Garble => output.write_all(b"<<garbage>>\n").map_err(io),
         }
@@ -769,7 +842,6 @@ impl Serve {
                 let mut data = std::mem::take(&mut self.buffer);
                 data.resize(if job.reads_input() { hi - lo } else { 0 }, 0.0);
                 input.read_exact(as_bytes_mut(&mut data)).map_err(io)?;
-                // Its own scratch: a proxy server's held array must survive a compute.
                 let mut out = std::mem::take(&mut self.computed);
                 out.resize(out_len, 0.0);
                 job.run_blocks(seed, first, &data, &mut out);

@@ -1,13 +1,12 @@
 //! Worker processes and transports, end to end with a real worker binary.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use parcost::fdio::{as_bytes, as_bytes_mut};
-use parcost::shm::{SharedArray, leftovers};
-use parcost::transport::{self, Shape, TransportError, TransportKind};
-use parcost::worker::{Compute, Request, Spawn, Via, WorkerError, process_exists};
-use parcost::workload::{ArrayJob, BLOCK, fill_uniform, sum};
+use parcost::shm::{SharedArray, leftovers, temp_leftovers};
+use parcost::transport::{self, Question, Shape, Spec, TransportKind, stamp};
+use parcost::worker::{Request, Spawn, Via, WorkerError, process_exists};
+use parcost::workload::{fill_uniform, sum};
 use proptest::prelude::*;
 
 /// Held by every test that creates shared files, so a test that looks for leftovers in /dev/shm
@@ -32,102 +31,187 @@ fn bits(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-fn shapes(kind: TransportKind) -> Vec<Shape> {
-    if kind.can_spawn_per_task() {
-        vec![Shape::Persistent, Shape::SpawnPerTask]
-    } else {
-        vec![Shape::Persistent]
-    }
+/// The array a transport must hold after the exchange of `generation`.
+fn stamped(data: &[f64], generation: u64) -> Vec<f64> {
+    let mut v = data.to_vec();
+    stamp(&mut v, generation);
+    v
 }
 
-fn check_round_trip(kind: TransportKind, shape: Shape, data: &[f64]) {
-    let mut t = transport::open(kind, shape, exe(), data).expect("open");
-    assert_eq!(bits(t.array()), bits(data), "{kind} holds the data");
-    let back = t.round_trip().expect("round trip");
-    assert_eq!(bits(&back), bits(data), "{kind} ({shape:?}) round trip");
-    let s = t.exchange().expect("exchange");
-    assert_eq!(s.to_bits(), sum(data).to_bits(), "{kind} ({shape:?}) sum");
-    // Twice: a persistent worker serves more than one request.
-    let s = t.exchange().expect("exchange again");
+/// Nothing of this process is left in /dev/shm or the temporary folder.
+fn assert_nothing_left(what: &str) {
+    let me = std::process::id();
     assert_eq!(
-        s.to_bits(),
-        sum(data).to_bits(),
-        "{kind} ({shape:?}) second sum"
+        leftovers(Some(me)),
+        Vec::<PathBuf>::new(),
+        "{what}: /dev/shm"
+    );
+    assert_eq!(
+        temp_leftovers(Some(me)),
+        Vec::<PathBuf>::new(),
+        "{what}: temp folder"
     );
 }
 
+/// `generations` exchanges; each must answer the exact sum of the parent's array with that
+/// generation, and the parent's array must be the data with it.
+fn check_generations(spec: Spec, data: &[f64], generations: u64) {
+    let mut t = transport::open(spec, exe(), data).unwrap_or_else(|e| panic!("{spec}: {e}"));
+    assert_eq!(t.spec(), spec);
+    let mut last = None;
+    for generation in 1..=generations {
+        let answered = t
+            .exchange(generation)
+            .unwrap_or_else(|e| panic!("{spec}, generation {generation}: {e}"));
+        let expected = stamped(data, generation);
+        assert_eq!(
+            bits(t.array()),
+            bits(&expected),
+            "{spec}: the parent's array"
+        );
+        assert_eq!(
+            answered.to_bits(),
+            sum(&expected).to_bits(),
+            "{spec}, generation {generation}: the worker's sum is not that of the array it was sent"
+        );
+        if !data.is_empty() {
+            assert_ne!(Some(answered.to_bits()), last, "{spec}: the same sum twice");
+        }
+        last = Some(answered.to_bits());
+    }
+}
+
 #[test]
-fn every_transport_round_trips_edge_sizes() {
+fn every_case_answers_the_exact_sum_at_edge_sizes() {
     let _shm = shm_tests();
-    for kind in TransportKind::ALL {
-        for shape in shapes(kind) {
-            for elements in [0, 1, 7, (1 << 17) + 3] {
-                check_round_trip(kind, shape, &random(elements, elements as u64));
-            }
+    for spec in Spec::all() {
+        for elements in [0, 1, 7, (1 << 17) + 3] {
+            check_generations(spec, &random(elements, elements as u64), 2);
         }
     }
-    assert!(leftovers(Some(std::process::id())).is_empty());
+    assert_nothing_left("after every case");
+}
+
+/// Every case's worker reads what the parent holds now, not what it held before: each exchange
+/// carries a new generation in the array's first and last element, and the sum it answers must
+/// be that of the new array (a stale read answers the old sum, or trips the transport's own
+/// check of the ends it saw).
+#[test]
+fn every_case_sees_each_new_generation() {
+    let _shm = shm_tests();
+    let data = random((1 << 16) + 5, 11);
+    for spec in Spec::all() {
+        check_generations(spec, &data, 6);
+    }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_transport_round_trips_random_data(elements in 0usize..40_000, seed: u64) {
+    fn every_case_answers_the_exact_sum_of_random_data(elements in 0usize..40_000, seed: u64) {
         let _shm = shm_tests();
         let data = random(elements, seed);
-        for kind in TransportKind::ALL {
-            for shape in shapes(kind) {
-                check_round_trip(kind, shape, &data);
-            }
+        for spec in Spec::all() {
+            check_generations(spec, &data, 2);
         }
     }
 }
 
+/// ipc-channel's and iceoryx2's files (a server socket, nodes, services, shared-memory
+/// segments) are gone once the transport is, and so is its worker, whether it ended normally or
+/// was killed; a killed worker is an error that names it.
 #[test]
-fn shared_transports_write_through() {
+fn ipc_channel_and_iceoryx2_leave_nothing_behind() {
     let _shm = shm_tests();
-    for kind in [TransportKind::MmapFile, TransportKind::MemfdInherited] {
-        for shape in shapes(kind) {
-            let data = random(10_001, 3);
-            let mut t = transport::open(kind, shape, exe(), &data).expect("open");
-            let written = t.exchange_write().expect("write");
-            let expected: Vec<f64> = data.iter().map(|x| x + 1.0).collect();
-            assert_eq!(
-                bits(t.array()),
-                bits(&expected),
-                "{kind}: the parent sees the change"
-            );
-            assert_eq!(written.to_bits(), sum(&expected).to_bits());
+    let me = std::process::id();
+    let data = random(10_000, 5);
+    let library = |s: &Spec| matches!(s.kind, TransportKind::IpcChannel | TransportKind::Iceoryx2);
+    for spec in Spec::all().into_iter().filter(library) {
+        for kill in [false, true] {
+            let mut t = transport::open(spec, exe(), &data).expect("open");
+            t.exchange(1).expect("exchange");
+            let pid = t.pid().expect("a worker");
+            if spec.kind == TransportKind::Iceoryx2 {
+                // The check below looks where iceoryx2 puts its files.
+                assert!(
+                    !leftovers(Some(me)).is_empty(),
+                    "{spec}: its segments, while alive"
+                );
+                assert!(
+                    !temp_leftovers(Some(me)).is_empty(),
+                    "{spec}: its nodes, while alive"
+                );
+            }
+            if kill {
+                // SAFETY: signals the worker this test started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                let err = t.exchange(2).expect_err("the worker is dead");
+                let text = err.to_string();
+                assert!(text.contains(&format!("worker {pid}")), "{spec}: {text}");
+                assert!(text.contains("signal: 9"), "{spec}: {text}");
+            }
+            drop(t);
+            assert!(!process_exists(pid), "{spec}: worker {pid} reaped");
+            assert_nothing_left(&format!("{spec}, killed: {kill}"));
         }
     }
-    let mut t =
-        transport::open(TransportKind::Pipe, Shape::Persistent, exe(), &[1.0]).expect("open");
-    assert!(matches!(
-        t.exchange_write(),
-        Err(TransportError::Unsupported(..))
-    ));
+}
+
+/// A live worker's CPU time is readable and grows with its work; in-process and per-task
+/// workers have none to report (the thread is this process, and reaped children are counted by
+/// `getrusage(RUSAGE_CHILDREN)`).
+#[test]
+fn worker_cpu_counts_a_live_worker() {
+    let _shm = shm_tests();
+    let data = random(1 << 20, 6);
+    let persistent = Spec::new(Question::Send, TransportKind::Pipe, Shape::Persistent);
+    let mut t = transport::open(persistent, exe(), &data).expect("open");
+    let before = t.worker_cpu().expect("a live worker's CPU time");
+    for generation in 1..=20 {
+        t.exchange(generation).expect("exchange");
+    }
+    let after = t.worker_cpu().expect("a live worker's CPU time");
+    assert!(
+        after > before + Duration::from_millis(1),
+        "20 reads of 8 MiB: {before:?} -> {after:?}"
+    );
+    let none = [
+        Spec::new(Question::Send, TransportKind::Thread, Shape::Persistent),
+        Spec::new(Question::Send, TransportKind::Pipe, Shape::SpawnPerTask),
+        Spec::new(Question::Send, TransportKind::ForkCow, Shape::SpawnPerTask),
+    ];
+    for spec in none {
+        let mut t = transport::open(spec, exe(), &data).expect("open");
+        t.exchange(1).expect("exchange");
+        assert_eq!(t.worker_cpu(), None, "{spec}");
+    }
 }
 
 #[test]
-fn unknown_transports_and_shapes_are_clear_errors() {
+fn unknown_transports_and_cases_are_clear_errors() {
     let err = TransportKind::from_name("carrier-pigeon").expect_err("unknown");
     let text = err.to_string();
     assert!(
-        text.contains("carrier-pigeon") && text.contains("memfd-inherited"),
+        text.contains("carrier-pigeon") && text.contains("iceoryx2"),
         "{text}"
     );
     assert_eq!(
         TransportKind::from_name("fork-cow").expect("known"),
         TransportKind::ForkCow
     );
-    let err =
-        transport::open(TransportKind::Socket, Shape::SpawnPerTask, exe(), &[]).expect_err("no");
+    let spawned_socket = Spec::new(Question::Send, TransportKind::Socket, Shape::SpawnPerTask);
+    let err = transport::open(spawned_socket, exe(), &[]).expect_err("no");
     assert!(
         err.to_string()
-            .contains("socket does not support a process per task"),
+            .contains("send/transport=socket,pool=spawn is not measured: a process per task"),
         "{err}"
     );
+    let shared_pipe = Spec::new(Question::ReadShared, TransportKind::Pipe, Shape::Persistent);
+    let err = transport::open(shared_pipe, exe(), &[]).expect_err("no");
+    assert!(err.to_string().contains("nothing already shared"), "{err}");
+    let bare_ipc = Spec::new(Question::Send, TransportKind::IpcChannel, Shape::Persistent);
+    assert!(transport::open(bare_ipc, exe(), &[]).is_err());
 }
 
 #[test]
@@ -191,7 +275,6 @@ fn a_worker_killed_mid_transfer_is_an_error_and_leaves_nothing_behind() {
     w.send(&Request::Receive {
         via: Via::Pipe,
         elements: elements as u64,
-        echo: false,
     })
     .expect("request");
     let killer = std::thread::spawn(move || {
@@ -241,11 +324,15 @@ fn a_worker_killed_while_reading_shared_memory_leaves_no_file_and_no_zombie() {
     let data = vec![0.25_f64; elements];
     // The kill may land after the worker has read everything; then try again.
     for attempt in 1..=5 {
-        let mut t = transport::open(TransportKind::MmapFile, Shape::Persistent, exe(), &data)
-            .expect("open");
+        let spec = Spec::new(
+            Question::ReadShared,
+            TransportKind::MmapFile,
+            Shape::Persistent,
+        );
+        let mut t = transport::open(spec, exe(), &data).expect("open");
         let pid = t.pid().expect("a worker");
         let killer = std::thread::spawn(move || kill_once_reading(pid));
-        let result = t.exchange();
+        let result = t.exchange(1);
         let touched_kb = killer.join().expect("killer");
         let Err(err) = result else {
             eprintln!("attempt {attempt}: the worker finished reading before the kill");
@@ -375,59 +462,17 @@ fn dropping_a_worker_waits_for_its_exit_without_sleeping() {
     );
 }
 
-/// The proxy server's array is the worker's held array: a compute on the same worker returns
-/// its result and leaves the held array as it was.
-#[test]
-fn a_compute_leaves_a_proxy_servers_array_alone() {
-    let held = random(3 * BLOCK + 5, 4);
-    let mut w = Spawn::new(exe()).start().expect("spawn");
-    w.send(&Request::Hold {
-        elements: held.len() as u64,
-    })
-    .expect("hold");
-    w.send_bytes(as_bytes(&held), "taking the array to hold")
-        .expect("send");
-    w.answer_sum("taking the array to hold").expect("held");
-
-    let input = random(2 * BLOCK, 5);
-    w.send(&Request::Compute(Compute {
-        job: ArrayJob::Elementwise,
-        seed: 0,
-        first_block: 0,
-        blocks: 2,
-        elements: input.len() as u64,
-        via: Via::Pipe,
-    }))
-    .expect("compute");
-    w.send_bytes(as_bytes(&input), "taking its share")
-        .expect("send");
-    w.answer("computing").expect("computed");
-    let mut out = vec![0.0; input.len()];
-    w.read_bytes(as_bytes_mut(&mut out), "sending the result")
-        .expect("result");
-    let mut expected = vec![0.0; input.len()];
-    ArrayJob::Elementwise.run_blocks(0, 0, &input, &mut expected);
-    assert_eq!(bits(&out), bits(&expected), "the compute's result");
-
-    w.send(&Request::Slice {
-        offset: 0,
-        len: held.len() as u64,
-    })
-    .expect("slice");
-    w.answer("serving the held array").expect("served");
-    let mut back = vec![0.0; held.len()];
-    w.read_bytes(as_bytes_mut(&mut back), "serving the held array")
-        .expect("held array");
-    assert_eq!(bits(&back), bits(&held), "the held array after a compute");
-}
-
 #[test]
 fn forked_children_are_reaped() {
     let data = random(1000, 2);
-    let mut t =
-        transport::open(TransportKind::ForkCow, Shape::SpawnPerTask, exe(), &data).expect("open");
-    for _ in 0..20 {
-        assert_eq!(t.exchange().expect("sum").to_bits(), sum(&data).to_bits());
+    let spec = Spec::new(Question::Send, TransportKind::ForkCow, Shape::SpawnPerTask);
+    let mut t = transport::open(spec, exe(), &data).expect("open");
+    for generation in 1..=20 {
+        let expected = sum(&stamped(&data, generation));
+        assert_eq!(
+            t.exchange(generation).expect("sum").to_bits(),
+            expected.to_bits()
+        );
     }
     drop(t);
     // Every forked child was waited for: none is left as a zombie. Forked children carry this
@@ -458,4 +503,51 @@ fn forked_children_are_reaped() {
         lingering = lingering.intersection(&zombies()).cloned().collect();
     }
     assert!(lingering.is_empty(), "{lingering:?}");
+}
+
+/// Run by [`a_bench_that_exits_without_destructors_leaves_nothing_behind`] in a child process:
+/// opens every transport that makes files, uses it, and leaves through `exit` with all of them
+/// alive, as `harness::fail` does.
+#[test]
+#[ignore = "a helper: run in a child process by the test below"]
+fn helper_exit_with_transports_alive() {
+    if std::env::var_os("PARCOST_EXIT_HELPER").is_none() {
+        return;
+    }
+    let data = random(5000, 8);
+    let mut alive = Vec::new();
+    for spec in Spec::all() {
+        let mut t = transport::open(spec, exe(), &data).expect("open");
+        t.exchange(1).expect("exchange");
+        alive.push(t);
+    }
+    assert!(!leftovers(Some(std::process::id())).is_empty());
+    std::process::exit(3);
+}
+
+/// A bench that ends through `exit` (a failed check) runs no destructor; its files in /dev/shm
+/// and the temporary folder go all the same.
+#[test]
+fn a_bench_that_exits_without_destructors_leaves_nothing_behind() {
+    let me = std::env::current_exe().expect("test binary");
+    let mut child = std::process::Command::new(me)
+        .args([
+            "--exact",
+            "helper_exit_with_transports_alive",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("PARCOST_EXIT_HELPER", "1")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(3), "the helper exits through exit(3)");
+    assert_eq!(leftovers(Some(pid)), Vec::<PathBuf>::new(), "/dev/shm");
+    assert_eq!(
+        temp_leftovers(Some(pid)),
+        Vec::<PathBuf>::new(),
+        "temp folder"
+    );
 }
