@@ -137,7 +137,13 @@ fn main() {
                     generation: 0,
                     sum: f64::NAN,
                 };
-                group.bench(id, moved, Moved::exchange, |m| m.verify(&data));
+                group.bench_with_workers(
+                    id,
+                    moved,
+                    Moved::exchange,
+                    |m| m.verify(&data),
+                    |m| m.transport.as_ref().and_then(|t| t.worker_cpu()),
+                );
             }
             group.finish();
         }

@@ -394,18 +394,40 @@ impl<'a> Group<'a> {
     pub fn bench<S>(
         &mut self,
         id: &str,
+        state: S,
+        run: impl FnMut(&mut S),
+        verify: impl FnMut(&S) -> Result<(), Mismatch>,
+    ) {
+        self.bench_with_workers(id, state, run, verify, |_| None);
+    }
+
+    /// [`Group::bench`] for a state that keeps worker processes alive across runs:
+    /// `worker_cpu` reads their CPU time so far, which `getrusage` of this process cannot see
+    /// until they are reaped, and their share of one run is added to its CPU usage.
+    pub fn bench_with_workers<S>(
+        &mut self,
+        id: &str,
         mut state: S,
         mut run: impl FnMut(&mut S),
         mut verify: impl FnMut(&S) -> Result<(), Mismatch>,
+        worker_cpu: impl Fn(&S) -> Option<Duration>,
     ) {
         let full_id = format!("{}/{id}", self.name);
         if self.selection.runs(&full_id) {
-            let ((), mut used) = Usage::measure(|| run(&mut state));
+            let mut measure = |state: &mut S| {
+                let before = worker_cpu(state);
+                let ((), used) = Usage::measure(|| run(state));
+                let workers = worker_cpu(state)
+                    .zip(before)
+                    .map_or(Duration::ZERO, |(a, b)| a.saturating_sub(b));
+                used.with_extra_cpu(workers)
+            };
+            let mut used = measure(&mut state);
             if let Err(e) = verify(&state) {
                 fail(self.suite, format!("{full_id}: result check failed: {e}"));
             }
             if self.over_budget(&full_id, &used, true) {
-                used = Usage::measure(|| run(&mut state)).1;
+                used = measure(&mut state);
             }
             let once = self.over_budget(&full_id, &used, false);
             used.sampled = Some(!once);

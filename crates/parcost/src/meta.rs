@@ -182,6 +182,19 @@ fn rusage_total() -> Rusage {
 }
 
 impl Usage {
+    /// The same run with `extra` CPU time added: worker processes still alive, whose time
+    /// `getrusage` of this process does not count.
+    pub fn with_extra_cpu(self, extra: Duration) -> Self {
+        let cpu_ns = self
+            .cpu_ns
+            .saturating_add(u64::try_from(extra.as_nanos()).unwrap_or(u64::MAX));
+        Self {
+            cpu_ns,
+            cpu_per_wall: cpu_ns as f64 / self.wall_ns.max(1) as f64,
+            ..self
+        }
+    }
+
     /// Runs `f` once and returns its output with the CPU usage it caused.
     pub fn measure<T>(f: impl FnOnce() -> T) -> (T, Self) {
         let before = rusage_total();
@@ -364,6 +377,14 @@ mod tests {
         assert!(usage.wall_ns >= 50_000_000);
         // Other tests run beside this one, so only bound it loosely.
         assert!(usage.cpu_per_wall > 0.3, "{usage:?}");
+    }
+
+    #[test]
+    fn live_workers_cpu_is_added_to_a_run() {
+        let ((), usage) = Usage::measure(|| std::thread::sleep(Duration::from_millis(20)));
+        let with = usage.with_extra_cpu(Duration::from_millis(30));
+        assert_eq!(with.cpu_ns, usage.cpu_ns + 30_000_000);
+        assert!(with.cpu_per_wall > usage.cpu_per_wall + 0.5, "{with:?}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn main() {
         }
         for (variant, workers) in cases {
             let cell = params(&[("variant", &variant.name()), ("workers", &workers)]);
-            group.bench(
+            group.bench_with_workers(
                 &format!("{workload}/{cell}"),
                 (setup(variant, workers), vec![0.0; len]),
                 |(runner, out)| runner.run(&input, out).unwrap_or_else(|e| fail(SUITE, e)),
@@ -47,6 +47,7 @@ fn main() {
                         reference.iter().copied(),
                     )
                 },
+                |(runner, _)| runner.worker_cpu(),
             );
         }
         group.finish();

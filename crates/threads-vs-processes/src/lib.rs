@@ -92,6 +92,19 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// CPU time of the worker processes so far (`None` for threads, or when a worker's
+    /// clock cannot be read): they stay alive across runs, so `getrusage` of the bench cannot
+    /// see it.
+    pub fn worker_cpu(&self) -> Option<std::time::Duration> {
+        if self.processes.is_empty() {
+            return None;
+        }
+        self.processes
+            .iter()
+            .map(|w| w.cpu_time().ok())
+            .sum::<Option<std::time::Duration>>()
+    }
+
     /// Sets up `variant` with `workers` threads or processes (running `exe`) for `job` over
     /// `input` (empty for fills, which have none) of `elements` values.
     pub fn new(

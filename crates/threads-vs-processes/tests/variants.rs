@@ -38,3 +38,37 @@ fn every_variant_matches_serial_and_a_wrong_one_is_caught() {
         assert!(Tolerance::Exact.check(wrong, reference).is_err());
     }
 }
+
+#[test]
+fn worker_processes_report_the_cpu_they_spent() {
+    let elements = 64 * BLOCK;
+    let mut input = vec![0.0; elements];
+    ArrayJob::Fill.run_blocks(1, 0, &[], &mut input);
+    let len = output_len(ArrayJob::Elementwise, elements);
+    for variant in Variant::PARALLEL {
+        let mut r = Runner::new(
+            variant,
+            2,
+            ArrayJob::Elementwise,
+            7,
+            elements,
+            &input,
+            exe(),
+        )
+        .expect("setup");
+        let before = r.worker_cpu();
+        let mut out = vec![0.0; len];
+        for _ in 0..5 {
+            r.run(&input, &mut out).expect("run");
+        }
+        match (
+            variant.name().starts_with("process"),
+            before,
+            r.worker_cpu(),
+        ) {
+            (true, Some(b), Some(a)) => assert!(a > b, "{}: {b:?} -> {a:?}", variant.name()),
+            (true, b, a) => panic!("{}: no worker CPU ({b:?}, {a:?})", variant.name()),
+            (false, b, a) => assert_eq!((b, a), (None, None), "{}", variant.name()),
+        }
+    }
+}
