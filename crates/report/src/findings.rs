@@ -335,58 +335,67 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
         }
     }
 
-    // Sharing: at the middle size, a pipe and a shared mapping against a thread's reference.
-    let share = |transport: &str, access: &str| {
-        rows.iter().find(|r| {
-            r.suite == "array-sharing"
-                && r.name("transport") == Some(transport)
-                && r.name("pool").is_none_or(|p| p == "persistent")
-                && r.name("access").is_none_or(|a| a == access)
-                && r.int("bytes") == Some(64 << 20)
-        })
+    // Sharing, at 64 MiB: sending to a process against a thread, what the copy into shared
+    // memory costs against reading what is already there, and the best pipe against memcpy.
+    const MIB64: u64 = 64 << 20;
+    let sharing = |workload: &str, transport: &str, variant: Option<&str>| {
+        rows.iter()
+            .find(|r| {
+                r.suite == "array-sharing"
+                    && r.workload == workload
+                    && r.name("transport") == Some(transport)
+                    && r.name("variant") == variant
+                    && r.name("pool").is_none_or(|p| p == "persistent")
+                    && r.int("bytes") == Some(MIB64)
+            })
+            .and_then(|r| r.time_ns)
     };
-    if let Some(thread) = share("thread-ref", "read").and_then(|r| r.time_ns) {
-        for transport in ["pipe", "mmap-file"] {
-            if let Some(t) = share(transport, "read").and_then(|r| r.time_ns) {
-                all.push(slower(
+    let mut share = Vec::new();
+    if let Some(thread) = sharing("send", "thread", None) {
+        for transport in ["pipe", "mmap-file", "iceoryx2"] {
+            if let Some(t) = sharing("send", transport, None) {
+                share.push(slower(
                     "array-sharing",
-                    format!("{transport} against a thread, 64 MiB"),
-                    &format!("moving 64 MiB to a worker by {transport} and summing it there"),
-                    "a thread summing it by reference",
+                    format!("sending 64 MiB by {transport}"),
+                    &format!(
+                        "sending 64 MiB to a worker process by {transport} (it reads all of it)"
+                    ),
+                    "a thread summing a fresh copy",
                     ratio(&t, &thread),
                     "",
                 ));
             }
         }
     }
-    if let (Some(v), Some(m)) = (
-        share("pipe-vmsplice", "read").and_then(|r| r.time_ns),
-        share("memcpy", "copy")
-            .or_else(|| {
-                rows.iter().find(|r| {
-                    r.suite == "array-sharing"
-                        && r.workload == "copy"
-                        && r.int("bytes") == Some(64 << 20)
-                })
-            })
-            .and_then(|r| r.time_ns),
-    ) {
-        let r = ratio(&v, &m);
-        all.push(Finding {
-            suite: "array-sharing".into(),
-            title: "vmsplice against memcpy, 64 MiB".into(),
-            text: format!(
-                "pipe-vmsplice moved 64 MiB (and the worker summed it) at {:.0}% of the memcpy rate ({:.0}% to {:.0}%).",
-                100.0 / r.0,
-                100.0 / r.2,
-                100.0 / r.1
-            ),
-            ratio: 1.0 / r.0,
-            lower: 1.0 / r.2,
-            upper: 1.0 / r.1,
-            seen: true,
-        });
+    for transport in ["mmap-file", "memfd-inherited", "iceoryx2"] {
+        if let (Some(send), Some(read)) = (
+            sharing("send", transport, None),
+            sharing("read-shared", transport, None),
+        ) {
+            share.push(slower(
+                "array-sharing",
+                format!("{transport}: sending against reading in place"),
+                &format!("sending 64 MiB by {transport} (a copy into the mapping first)"),
+                "reading it where it already lives in shared memory",
+                ratio(&send, &read),
+                "",
+            ));
+        }
     }
+    if let (Some(v), Some(m)) = (
+        sharing("send", "pipe-vmsplice", None),
+        sharing("copy", "memcpy", None),
+    ) {
+        share.push(slower(
+            "array-sharing",
+            "vmsplice against memcpy, 64 MiB".into(),
+            "sending 64 MiB through a pipe with vmsplice (and summing it there)",
+            "one memcpy of 64 MiB",
+            ratio(&v, &m),
+            "",
+        ));
+    }
+    all.extend(top3(share));
     all
 }
 

@@ -810,71 +810,50 @@ fn array_sharing(h: &mut String, rows: &[&Row], memcpy: Option<f64>) -> anyhow::
             hi: bytes / t.lo,
         })
     };
-    let mut by_case: BTreeMap<String, Vec<Point>> = BTreeMap::new();
-    for r in rows {
-        let name = match r.workload.as_str() {
-            "copy" => "memcpy (limit)".to_owned(),
-            _ => {
-                let mut n = r.name("transport").unwrap_or("?").to_owned();
-                if r.name("pool") == Some("spawn") {
-                    n.push_str(" (spawn)");
-                }
-                if r.name("access") == Some("read-write") {
-                    n.push_str(" (rw)");
-                }
-                n
-            }
-        };
-        if let Some(p) = rate(r) {
-            by_case.entry(name).or_default().push(p);
-        }
-    }
-    let in_process = [
-        "thread-ref",
-        "channel-move",
-        "channel-clone",
-        "memcpy (limit)",
-    ];
-    let mut process = Vec::new();
-    let mut local = Vec::new();
-    for (name, mut points) in by_case {
-        points.sort_by(|a, b| a.x.total_cmp(&b.x));
-        let target = if in_process.contains(&name.as_str())
-            || name.contains("(spawn)")
-            || name.contains("(rw)")
-        {
-            &mut local
-        } else {
-            &mut process
-        };
-        target.push(Series { name, points });
-    }
     let marks = Marks {
         vertical: vec![],
         horizontal: memcpy
-            .map(|m| vec![(m, format!("best memcpy {m:.1} GB/s"))])
+            .map(|m| vec![(m, format!("memcpy {m:.1} GB/s"))])
             .unwrap_or_default(),
     };
-    figure(
-        h,
-        charts::lines(
-            "to a persistent worker",
-            Axis::log("MiB"),
-            Axis::log("GB/s"),
-            &process,
-            &marks,
+    for (question, title) in [
+        (
+            "send",
+            "sending an array the worker has not seen (end to end)",
         ),
-    )?;
-    figure(
-        h,
-        charts::lines(
-            "threads, spawn per task, read-write",
-            Axis::log("MiB"),
-            Axis::log("GB/s"),
-            &local,
-            &marks,
+        (
+            "read-shared",
+            "reading an array that already lives in shared memory",
         ),
-    )?;
+    ] {
+        let mut by_case: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+        for r in rows.iter().filter(|r| r.workload == question) {
+            let mut name = r.name("transport").unwrap_or("?").to_owned();
+            if let Some(v) = r.name("variant") {
+                name.push_str(&format!(" ({v})"));
+            }
+            if r.name("pool") == Some("spawn") {
+                name.push_str(" (a process each)");
+            }
+            if let Some(p) = rate(r) {
+                by_case.entry(name).or_default().push(p);
+            }
+        }
+        if by_case.is_empty() {
+            continue;
+        }
+        let series: Vec<Series> = by_case
+            .into_iter()
+            .map(|(name, mut points)| {
+                points.sort_by(|a, b| a.x.total_cmp(&b.x));
+                Series { name, points }
+            })
+            .collect();
+        figure(
+            h,
+            charts::lines(title, Axis::log("MiB"), Axis::log("GB/s"), &series, &marks),
+        )?;
+    }
     Ok(())
 }
 
