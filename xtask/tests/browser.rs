@@ -1,5 +1,6 @@
-//! The report in a real browser: headless Chromium loads it, no console error, every chart has
-//! a size, and a screenshot is saved for people to look at.
+//! The report in a real browser: headless Chromium loads it, no console error, the verdict is on
+//! the first screen with every evidence link resolving, every chart fills the content width,
+//! and a screenshot is saved for people to look at.
 //!
 //! `cargo xtask test` installs Chromium when missing and sets `PARCOST_REQUIRE_BROWSER=1`, so
 //! there a missing browser fails the test; a plain `cargo test` without Chromium says it skipped.
@@ -36,18 +37,28 @@ fn headless(browser: &Path, profile: &Path) -> Command {
 }
 
 /// Measures every chart after load and records errors into the page, for `--dump-dom` to show.
-const PROBE: &str = r#"<script>
+const PROBE: &str = r##"<script>
 window.__errors = [];
 window.addEventListener('error', e => window.__errors.push(String(e.message)));
 window.addEventListener('load', () => {
   const sizes = [...document.querySelectorAll('figure svg')].map(s => {
     const r = s.getBoundingClientRect(); return Math.round(r.width) + 'x' + Math.round(r.height);
   });
+  const body = getComputedStyle(document.body);
+  const content = document.body.getBoundingClientRect().width
+    - parseFloat(body.paddingLeft) - parseFloat(body.paddingRight);
+  const verdict = document.getElementById('verdict');
+  const links = verdict ? [...verdict.querySelectorAll('a[href^="#"]')].map(a => a.getAttribute('href')) : [];
   const out = document.createElement('pre'); out.id = 'probe';
-  out.textContent = JSON.stringify({ charts: sizes, errors: window.__errors });
+  out.textContent = JSON.stringify({
+    charts: sizes, errors: window.__errors, content: Math.round(content),
+    verdict: verdict ? { top: Math.round(verdict.getBoundingClientRect().top),
+                         lines: verdict.querySelectorAll('li').length,
+                         links, broken: links.filter(h => !document.getElementById(h.slice(1))) } : null,
+  });
   document.body.appendChild(out);
 });
-</script>"#;
+</script>"##;
 
 #[test]
 fn the_report_loads_in_chromium_with_sized_charts_and_no_errors() {
@@ -85,6 +96,7 @@ fn the_report_loads_in_chromium_with_sized_charts_and_no_errors() {
             "--enable-logging=stderr",
             "--v=0",
             "--virtual-time-budget=5000",
+            "--window-size=1400,900",
             "--dump-dom",
         ])
         .arg(format!("file://{}", probed.display()))
@@ -101,14 +113,35 @@ fn the_report_loads_in_chromium_with_sized_charts_and_no_errors() {
         serde_json::from_str(&probe.replace("&quot;", "\"")).expect("probe json");
     let charts = probe["charts"].as_array().expect("charts");
     assert!(charts.len() >= 10, "{probe}");
+    let content = probe["content"].as_f64().expect("content width");
     for size in charts {
         let s = size.as_str().unwrap_or("0x0");
         let (w, h) = s.split_once('x').expect("WxH");
+        let (w, h) = (
+            w.parse::<f64>().unwrap_or(0.0),
+            h.parse::<u32>().unwrap_or(0),
+        );
         assert!(
-            w.parse::<u32>().unwrap_or(0) > 100 && h.parse::<u32>().unwrap_or(0) > 50,
-            "a chart of {s}"
+            w >= 0.9 * content && h > 50,
+            "a chart of {s} in {content} px of content"
         );
     }
+    // The verdict: first on the page, on the first screen of 1400 x 900, every link resolving.
+    let verdict = &probe["verdict"];
+    assert!(verdict.is_object(), "no verdict block: {probe}");
+    assert!(
+        verdict["top"].as_f64().is_some_and(|t| t < 900.0),
+        "{verdict}"
+    );
+    assert!(
+        verdict["lines"].as_u64().is_some_and(|n| n >= 3),
+        "{verdict}"
+    );
+    assert!(
+        verdict["links"].as_array().is_some_and(|l| !l.is_empty()),
+        "{verdict}"
+    );
+    assert_eq!(verdict["broken"], serde_json::json!([]), "links to nothing");
     assert_eq!(probe["errors"], serde_json::json!([]), "page errors");
     let console_errors: Vec<&str> = console
         .lines()
@@ -118,7 +151,7 @@ fn the_report_loads_in_chromium_with_sized_charts_and_no_errors() {
 
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/report-screenshot.png");
     let status = headless(&browser, &work.join("profile-b"))
-        .arg("--window-size=1200,2600")
+        .arg("--window-size=1400,900")
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", out.join("index.html").display()))
         .output()

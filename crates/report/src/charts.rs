@@ -1,13 +1,17 @@
 //! The report's charts, drawn with plotters into SVG strings (no fonts needed: text stays SVG
-//! text). Log axes are drawn in log10 space with labels of the real values.
+//! text), wide enough to fill the page. Sizes the suites double (n = 32 ... 1024, 1 MiB ...)
+//! sit on log2 axes labelled with those powers of two; a series keeps its colour in every
+//! chart (the colour follows its name); small multiples put panels side by side on shared
+//! axes.
 
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-const W: u32 = 640;
-const H: u32 = 360;
+/// The canvas: as wide as the page's content, so a figure is never squeezed.
+const W: u32 = 1040;
+const H: u32 = 380;
 
 /// Distinct colours that read on light and (inverted) dark backgrounds.
 const COLORS: [RGBColor; 10] = [
@@ -25,6 +29,34 @@ const COLORS: [RGBColor; 10] = [
 
 pub fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
+}
+
+/// The names that recur across charts, each with a colour of its own.
+const NAMED: [&str; 10] = [
+    "serial",
+    "op-level",
+    "task-level",
+    "naive",
+    "pthreads",
+    "openmp",
+    "rayon",
+    "process-pipe",
+    "process-shared",
+    "thread",
+];
+
+/// The colour of a series, the same for the same name in every chart: the named ones first,
+/// others by a stable hash of their name.
+pub fn color_for(name: &str) -> RGBColor {
+    let key = name.split([' ', '(']).next().unwrap_or(name);
+    if let Some(i) = NAMED.iter().position(|n| *n == key) {
+        return COLORS[i % COLORS.len()];
+    }
+    // FNV-1a: stable across runs and machines.
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    COLORS[(hash % COLORS.len() as u64) as usize]
 }
 
 type Result<T> = anyhow::Result<T>;
@@ -48,40 +80,105 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
-/// Axis settings: a label and whether the scale is logarithmic.
+/// How an axis maps values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    Linear,
+    /// Powers of ten (rates spanning decades).
+    Log10,
+    /// Powers of two, labelled with them (matrix sizes, array sizes).
+    Log2,
+}
+
+/// Axis settings: a label, a scale, and whether values are MiB (labelled 1 MiB ... 1 GiB).
 #[derive(Debug, Clone)]
 pub struct Axis {
     pub label: String,
-    pub log: bool,
+    pub scale: Scale,
+    pub mib: bool,
 }
 
 impl Axis {
     pub fn linear(label: &str) -> Self {
         Self {
             label: label.to_owned(),
-            log: false,
+            scale: Scale::Linear,
+            mib: false,
         }
     }
 
     pub fn log(label: &str) -> Self {
         Self {
-            label: label.to_owned(),
-            log: true,
+            scale: Scale::Log10,
+            ..Self::linear(label)
         }
     }
 
-    fn to(&self, v: f64) -> f64 {
-        if self.log { v.max(1e-300).log10() } else { v }
+    pub fn log2(label: &str) -> Self {
+        Self {
+            scale: Scale::Log2,
+            ..Self::linear(label)
+        }
     }
 
+    /// A log2 axis of sizes in MiB.
+    pub fn mib(label: &str) -> Self {
+        Self {
+            mib: true,
+            ..Self::log2(label)
+        }
+    }
+
+    fn is_log(&self) -> bool {
+        self.scale != Scale::Linear
+    }
+
+    fn to(&self, v: f64) -> f64 {
+        match self.scale {
+            Scale::Linear => v,
+            Scale::Log10 => v.max(1e-300).log10(),
+            Scale::Log2 => v.max(1e-300).log2(),
+        }
+    }
+
+    fn real(&self, v: f64) -> f64 {
+        match self.scale {
+            Scale::Linear => v,
+            Scale::Log10 => 10f64.powf(v),
+            Scale::Log2 => 2f64.powf(v),
+        }
+    }
+
+    /// The label at `v` (in axis space): on a log2 axis only at whole powers of two.
     fn label_of(&self, v: f64) -> String {
-        let real = if self.log { 10f64.powf(v) } else { v };
-        short(real)
+        if self.scale == Scale::Log2 {
+            if (v - v.round()).abs() > 1e-6 {
+                return String::new();
+            }
+            let real = 2f64.powi(v.round() as i32);
+            if self.mib {
+                return if real >= 1024.0 {
+                    format!("{} GiB", short(real / 1024.0))
+                } else {
+                    format!("{} MiB", short(real))
+                };
+            }
+            return format!("{}", real.round());
+        }
+        short(self.real(v))
+    }
+
+    /// How many labels to ask plotters for: one per power of two on a log2 axis.
+    fn labels(&self, range: &std::ops::Range<f64>) -> usize {
+        match self.scale {
+            Scale::Log2 => ((range.end - range.start).ceil() as usize + 1).clamp(2, 24),
+            _ => 8,
+        }
     }
 
     fn range(&self, values: impl Iterator<Item = f64>, from_zero: bool) -> std::ops::Range<f64> {
         let mapped: Vec<f64> = values
-            .filter(|v| v.is_finite() && (!self.log || *v > 0.0))
+            .filter(|v| v.is_finite() && (!self.is_log() || *v > 0.0))
             .map(|v| self.to(v))
             .collect();
         let (mut lo, mut hi) = mapped
@@ -92,11 +189,11 @@ impl Axis {
         if !lo.is_finite() {
             return 0.0..1.0;
         }
-        if from_zero && !self.log {
+        if from_zero && !self.is_log() {
             lo = lo.min(0.0);
         }
         let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.5 };
-        if !(from_zero && !self.log && lo == 0.0) {
+        if !(from_zero && !self.is_log() && lo == 0.0) {
             lo -= pad;
         }
         hi += pad;
@@ -157,106 +254,155 @@ where
         .map_err(err)
 }
 
-/// Lines with error bars over x.
+/// One panel of a small multiple: its title, series and reference lines.
+#[derive(Debug, Clone, Default)]
+pub struct Panel {
+    pub title: String,
+    pub series: Vec<Series>,
+    pub marks: Marks,
+}
+
+/// Lines with error bars over x, in one panel.
 pub fn lines(title: &str, x: Axis, y: Axis, series: &[Series], marks: &Marks) -> Result<String> {
+    let panel = Panel {
+        title: String::new(),
+        series: series.to_vec(),
+        marks: marks.clone(),
+    };
+    lines_grid(title, &x, &y, std::slice::from_ref(&panel))
+}
+
+/// Panels side by side on shared axes (small multiples): the same x and y range in each, so
+/// a glance compares them.
+pub fn lines_grid(title: &str, x: &Axis, y: &Axis, panels: &[Panel]) -> Result<String> {
     svg(|root| {
-        let all = || series.iter().flat_map(|s| s.points.iter());
+        let root = root.titled(title, ("sans-serif", 17)).map_err(err)?;
+        let all = || {
+            panels
+                .iter()
+                .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter()))
+        };
         let xs = x.range(
-            all().map(|p| p.x).chain(marks.vertical.iter().map(|m| m.0)),
+            all().map(|p| p.x).chain(
+                panels
+                    .iter()
+                    .flat_map(|p| p.marks.vertical.iter().map(|m| m.0)),
+            ),
             false,
         );
         let ys = y.range(
-            all()
-                .flat_map(|p| [p.lo, p.hi, p.y])
-                .chain(marks.horizontal.iter().map(|m| m.0)),
+            all().flat_map(|p| [p.lo, p.hi, p.y]).chain(
+                panels
+                    .iter()
+                    .flat_map(|p| p.marks.horizontal.iter().map(|m| m.0)),
+            ),
             true,
         );
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
-            .build_cartesian_2d(xs.clone(), ys.clone())
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x.label.as_str())
-            .y_desc(y.label.as_str())
-            .x_label_formatter(&|v| x.label_of(*v))
-            .y_label_formatter(&|v| y.label_of(*v))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(err)?;
-        for (v, label) in &marks.vertical {
-            let vx = x.to(*v);
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(vx, ys.start), (vx, ys.end)],
-                    BLACK.mix(0.35).stroke_width(1),
-                )))
-                .map_err(err)?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    label.clone(),
-                    (vx, ys.end),
-                    ("sans-serif", 11)
-                        .into_font()
-                        .color(&BLACK.mix(0.7))
-                        .pos(Pos::new(HPos::Left, VPos::Top)),
-                )))
-                .map_err(err)?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (area, panel) in areas.iter().zip(panels) {
+            draw_lines(area, panel, x, y, xs.clone(), ys.clone())?;
         }
-        for (v, label) in &marks.horizontal {
-            let vy = y.to(*v);
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(xs.start, vy), (xs.end, vy)],
-                    RGBColor(200, 0, 0).mix(0.6).stroke_width(1),
-                )))
-                .map_err(err)?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    label.clone(),
-                    (xs.start, vy),
-                    ("sans-serif", 11)
-                        .into_font()
-                        .color(&RGBColor(160, 0, 0))
-                        .pos(Pos::new(HPos::Left, VPos::Bottom)),
-                )))
-                .map_err(err)?;
-        }
-        for (i, s) in series.iter().enumerate() {
-            let c = color(i);
-            let pts: Vec<(f64, f64)> = s.points.iter().map(|p| (x.to(p.x), y.to(p.y))).collect();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(s.name.clone())
-                .legend(move |(lx, ly)| {
-                    PathElement::new(vec![(lx, ly), (lx + 16, ly)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    pts.iter()
-                        .map(|&(px, py)| Circle::new((px, py), 3, c.filled())),
-                )
-                .map_err(err)?;
-            chart
-                .draw_series(s.points.iter().filter(|p| p.hi > p.lo).map(|p| {
-                    ErrorBar::new_vertical(
-                        x.to(p.x),
-                        y.to(p.lo),
-                        y.to(p.y),
-                        y.to(p.hi),
-                        c.stroke_width(1),
-                        6,
-                    )
-                }))
-                .map_err(err)?;
-        }
-        legend(&mut chart)?;
         Ok(())
     })
+}
+
+fn draw_lines(
+    area: &DrawingArea<SVGBackend, Shift>,
+    panel: &Panel,
+    x: &Axis,
+    y: &Axis,
+    xs: std::ops::Range<f64>,
+    ys: std::ops::Range<f64>,
+) -> Result<()> {
+    let mut builder = ChartBuilder::on(area);
+    if !panel.title.is_empty() {
+        builder.caption(&panel.title, ("sans-serif", 14));
+    }
+    let mut chart = builder
+        .margin(10)
+        .x_label_area_size(42)
+        .y_label_area_size(64)
+        .build_cartesian_2d(xs.clone(), ys.clone())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x.label.as_str())
+        .y_desc(y.label.as_str())
+        .x_labels(x.labels(&xs))
+        .y_labels(y.labels(&ys))
+        .x_label_formatter(&|v| x.label_of(*v))
+        .y_label_formatter(&|v| y.label_of(*v))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    for (v, label) in &panel.marks.vertical {
+        let vx = x.to(*v);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(vx, ys.start), (vx, ys.end)],
+                BLACK.mix(0.35).stroke_width(1),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (vx, ys.end),
+                ("sans-serif", 11)
+                    .into_font()
+                    .color(&BLACK.mix(0.7))
+                    .pos(Pos::new(HPos::Left, VPos::Top)),
+            )))
+            .map_err(err)?;
+    }
+    for (v, label) in &panel.marks.horizontal {
+        let vy = y.to(*v);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(xs.start, vy), (xs.end, vy)],
+                RGBColor(200, 0, 0).mix(0.6).stroke_width(1),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (xs.start, vy),
+                ("sans-serif", 11)
+                    .into_font()
+                    .color(&RGBColor(160, 0, 0))
+                    .pos(Pos::new(HPos::Left, VPos::Bottom)),
+            )))
+            .map_err(err)?;
+    }
+    for s in &panel.series {
+        let c = color_for(&s.name);
+        let pts: Vec<(f64, f64)> = s.points.iter().map(|p| (x.to(p.x), y.to(p.y))).collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(s.name.clone())
+            .legend(move |(lx, ly)| {
+                PathElement::new(vec![(lx, ly), (lx + 16, ly)], c.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|&(px, py)| Circle::new((px, py), 3, c.filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(s.points.iter().filter(|p| p.hi > p.lo).map(|p| {
+                ErrorBar::new_vertical(
+                    x.to(p.x),
+                    y.to(p.lo),
+                    y.to(p.y),
+                    y.to(p.hi),
+                    c.stroke_width(1),
+                    6,
+                )
+            }))
+            .map_err(err)?;
+    }
+    legend(&mut chart)
 }
 
 /// Grouped bars with error bars: one group per category, one bar per series.
@@ -302,13 +448,13 @@ pub fn bars(
             .map_err(err)?;
         let k = series.len().max(1) as f64;
         let width = 0.8 / k;
-        let base = if y.log {
+        let base = if y.is_log() {
             ys.start
         } else {
             y.to(0.0).max(ys.start)
         };
         for (si, (name, points)) in series.iter().enumerate() {
-            let c = color(si);
+            let c = color_for(name);
             let rects: Vec<_> = points
                 .iter()
                 .enumerate()
@@ -366,9 +512,19 @@ pub fn bars(
     })
 }
 
+/// One heatmap: `cells[yi][xi]` is a time, `None` if missing, and `single[yi][xi]` marks a
+/// time from one run (no interval).
+#[derive(Debug, Clone)]
+pub struct HeatPanel<'a> {
+    pub title: String,
+    pub x: (&'a str, &'a [u64]),
+    pub y: (&'a str, &'a [u64]),
+    pub cells: Vec<Vec<Option<f64>>>,
+    pub single: Vec<Vec<bool>>,
+}
+
 /// A grid of cells coloured by how much slower each is than the best (log scale), labelled
-/// with that factor; the best cell is outlined. `cells[yi][xi]` is a time, `None` if missing,
-/// and `single[yi][xi]` marks a time from one run (no interval).
+/// with that factor; the best cell is outlined.
 pub fn heatmap(
     title: &str,
     x: (&str, &[u64]),
@@ -376,7 +532,45 @@ pub fn heatmap(
     cells: &[Vec<Option<f64>>],
     single: &[Vec<bool>],
 ) -> Result<String> {
+    heatmaps(
+        title,
+        &[HeatPanel {
+            title: String::new(),
+            x,
+            y,
+            cells: cells.to_vec(),
+            single: single.to_vec(),
+        }],
+    )
+}
+
+/// Heatmaps side by side (one a layer), each cell against its own panel's best, on one shared
+/// colour scale (the same shade is the same slowdown in every panel).
+pub fn heatmaps(title: &str, panels: &[HeatPanel]) -> Result<String> {
+    let span = panels
+        .iter()
+        .map(|p| {
+            let times = || p.cells.iter().flatten().flatten().copied();
+            let best = times().fold(f64::INFINITY, f64::min);
+            let worst = times().fold(0.0, f64::max);
+            (worst / best).log10()
+        })
+        .filter(|s| s.is_finite())
+        .fold(0.3, f64::max);
     svg(|root| {
+        let root = root.titled(title, ("sans-serif", 17)).map_err(err)?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (area, panel) in areas.iter().zip(panels) {
+            draw_heatmap(area, panel, span)?;
+        }
+        Ok(())
+    })
+}
+
+fn draw_heatmap(area: &DrawingArea<SVGBackend, Shift>, panel: &HeatPanel, span: f64) -> Result<()> {
+    let (x, y, cells, single) = (panel.x, panel.y, &panel.cells, &panel.single);
+    {
+        let root = area;
         let (nx, ny) = (x.1.len().max(1) as f64, y.1.len().max(1) as f64);
         let best = cells
             .iter()
@@ -384,16 +578,12 @@ pub fn heatmap(
             .flatten()
             .copied()
             .fold(f64::INFINITY, f64::min);
-        let worst = cells
-            .iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .fold(0.0, f64::max);
-        let span = (worst / best).log10().max(0.3);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 16))
-            .margin(12)
+        let mut builder = ChartBuilder::on(root);
+        if !panel.title.is_empty() {
+            builder.caption(&panel.title, ("sans-serif", 14));
+        }
+        let mut chart = builder
+            .margin(10)
             .x_label_area_size(42)
             .y_label_area_size(64)
             .build_cartesian_2d(0.0..nx, 0.0..ny)
@@ -474,7 +664,7 @@ pub fn heatmap(
             }
         }
         Ok(())
-    })
+    }
 }
 
 #[cfg(test)]

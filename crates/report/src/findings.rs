@@ -120,12 +120,27 @@ fn groups<'a>(
     out
 }
 
-fn describe(params: &BTreeMap<String, Value>) -> String {
-    params
+/// A workload instance in words: "64 products of 256^2, openmp", "svd of 768^2, pthreads".
+pub fn human(workload: &str, params: &BTreeMap<String, Value>) -> String {
+    let int = |k: &str| params.get(k).and_then(Value::int);
+    let n = int("n").map(|n| format!("{n}^2")).unwrap_or_default();
+    let what = match (workload, int("pairs"), int("matrices")) {
+        ("matmul", Some(k), _) => format!("{k} products of {n}"),
+        ("svd", _, Some(k)) => format!("{k} SVDs of {n}"),
+        (w, _, _) if !n.is_empty() => format!("{w} of {n}"),
+        (w, _, _) => w.to_owned(),
+    };
+    let rest: Vec<String> = params
         .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "n" | "pairs" | "matrices" | "layer"))
         .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .chain(params.get("layer").map(|l| l.to_string()))
+        .collect();
+    if rest.is_empty() {
+        what
+    } else {
+        format!("{what}, {}", rest.join(", "))
+    }
 }
 
 fn by_time(a: &&Row, b: &&Row) -> std::cmp::Ordering {
@@ -203,11 +218,11 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
         };
         over.push(slower(
             "oversubscription",
-            format!("{workload} ({})", describe(&params)),
+            "naive nesting".into(),
             &desc(&naive),
             &desc(best),
             r,
-            &format!(" on {workload} ({})", describe(&params)),
+            &format!(" ({})", human(&workload, &params)),
         ));
     }
     all.extend(top3(over));
@@ -228,25 +243,22 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
             {
                 tuning.push(slower(
                     "blas-tuning",
-                    format!("{workload} ({})", describe(&params)),
-                    &format!(
-                        "{workload} at {} BLAS threads",
-                        w.int("blas_threads").unwrap_or(0)
-                    ),
-                    &format!("at the default {p} (the best here)"),
+                    "BLAS threads".into(),
+                    &format!("{} BLAS threads", w.int("blas_threads").unwrap_or(0)),
+                    &format!("the default {p}, the best here"),
                     ratio(&wt, &bt),
-                    &format!(" ({})", describe(&params)),
+                    &format!(" ({})", human(&workload, &params)),
                 ));
             }
             continue;
         }
         tuning.push(slower(
             "blas-tuning",
-            format!("{workload} ({})", describe(&params)),
-            &format!("{workload} at the default {p} BLAS threads"),
-            &format!("at {b}, the best count measured"),
+            "BLAS threads".into(),
+            &format!("the default {p} BLAS threads"),
+            &format!("{b}, the best count measured"),
             ratio(&dt, &bt),
-            &format!(" ({})", describe(&params)),
+            &format!(" ({})", human(&workload, &params)),
         ));
     }
     all.extend(top3(tuning));

@@ -330,8 +330,9 @@ fn recommendations(h: &mut String, recs: &[Recommendation]) {
         h.push_str("<p>No recommendation: the BLAS suites have no results.</p>");
         return;
     }
-    h.push_str("<p class=\"muted\">What to use for each workload: the fastest configuration measured when it beat the library default (1 task x all BLAS threads; all BLAS threads in blas-tuning) beyond both 95% intervals, else the default, which is as good here. Speedups over the default and over naive (all x all), and the share of the best DGEMM rate measured and of the theoretical peak the fastest reached, each with its interval.</p><table><tr><th>suite</th><th>workload</th><th>use</th><th class=\"num\">fastest vs default</th><th class=\"num\">vs naive</th><th class=\"num\">of best DGEMM</th><th class=\"num\">of theoretical peak</th></tr>");
-    for r in recs {
+    h.push_str("<details><summary>What to use for each workload (the verdict above sums it up)</summary><p class=\"muted\">What to use for each workload: the fastest configuration measured when it beat the library default (1 task x all BLAS threads; all BLAS threads in blas-tuning) beyond both 95% intervals, else the default, which is as good here. Speedups over the default and over naive (all x all), and the share of the best DGEMM rate measured and of the theoretical peak the fastest reached, each with its interval.</p><table><tr><th>suite</th><th>workload</th><th>use</th><th class=\"num\">fastest vs default</th><th class=\"num\">vs naive</th><th class=\"num\">of best DGEMM</th><th class=\"num\">of theoretical peak</th></tr>");
+    // A workload with one configuration (the serial layer) has nothing to recommend.
+    for r in recs.iter().filter(|r| r.speedup_vs_default.is_some()) {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let use_it = if r.seen || r.fastest == r.default {
             config(&r.best)
@@ -355,7 +356,7 @@ fn recommendations(h: &mut String, recs: &[Recommendation]) {
             r.efficiency_theoretical.map(percent).unwrap_or_default(),
         );
     }
-    h.push_str("</table>\n");
+    h.push_str("</table></details>\n");
 }
 
 /// `tasks=2, blas_threads=1`.
@@ -404,86 +405,195 @@ fn point(r: &Row, scale: f64) -> Option<Point> {
     }
 }
 
-/// Rows grouped by the parameters that are not in `grid`.
+/// Rows grouped by the parameters that are not in `grid`, each group named in words.
 fn instances<'a>(rows: &[&'a Row], grid: &[&str]) -> BTreeMap<String, Vec<&'a Row>> {
     let mut out: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
     for r in rows {
-        let key: Vec<String> = std::iter::once(r.workload.clone())
-            .chain(
-                r.params
-                    .iter()
-                    .filter(|(k, _)| !grid.contains(&k.as_str()))
-                    .map(|(k, v)| format!("{k}={v}")),
-            )
+        let params: BTreeMap<String, crate::results::Value> = r
+            .params
+            .iter()
+            .filter(|(k, _)| !grid.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        out.entry(key.join(" ")).or_default().push(r);
+        out.entry(crate::findings::human(&r.workload, &params))
+            .or_default()
+            .push(r);
     }
     out
 }
 
+/// A one-line takeaway over a chart, computed from the data it draws.
+fn takeaway(h: &mut String, text: &str) {
+    let _ = write!(h, "<p class=\"takeaway\">{}</p>", esc(text));
+}
+
+/// `4 x 1`: a cell of the task x BLAS-thread grid.
+fn cell_name(r: &Row) -> String {
+    format!(
+        "{} x {}",
+        r.int("tasks").unwrap_or(0),
+        r.int("blas_threads").unwrap_or(0)
+    )
+}
+
+fn fastest_of<'a>(rows: impl Iterator<Item = &'a Row>) -> Option<&'a Row> {
+    rows.filter(|r| r.typical_ns().is_some()).min_by(|a, b| {
+        a.typical_ns()
+            .unwrap_or(f64::MAX)
+            .total_cmp(&b.typical_ns().unwrap_or(f64::MAX))
+    })
+}
+
 fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
-    for (title, cells) in instances(rows, &["tasks", "blas_threads"]) {
-        let tasks: Vec<u64> = cells
+    for (title, cells) in instances(rows, &["tasks", "blas_threads", "layer"]) {
+        let layers: Vec<&str> = cells
             .iter()
-            .filter_map(|r| r.int("tasks"))
+            .filter_map(|r| r.name("layer"))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let blas: Vec<u64> = cells
-            .iter()
-            .filter_map(|r| r.int("blas_threads"))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let find = |t: u64, b: u64| {
+        let axis = |key: &str, layer: &str| -> Vec<u64> {
             cells
                 .iter()
-                .find(|r| r.int("tasks") == Some(t) && r.int("blas_threads") == Some(b))
+                .filter(|r| r.name("layer") == Some(layer))
+                .filter_map(|r| r.int(key))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
         };
-        let grid: Vec<Vec<Option<f64>>> = blas
-            .iter()
-            .map(|&b| {
-                tasks
+        // The takeaway: the best cell of all, and what the most tasks at P BLAS threads cost.
+        let best = fastest_of(cells.iter().copied());
+        let mut naive = Vec::new();
+        for &layer in &layers {
+            let of_layer: Vec<&Row> = cells
+                .iter()
+                .copied()
+                .filter(|r| r.name("layer") == Some(layer))
+                .collect();
+            let (Some(lbest), Some(worst)) = (
+                fastest_of(of_layer.iter().copied()),
+                of_layer
                     .iter()
-                    .map(|&t| find(t, b).and_then(|r| r.typical_ns()))
-                    .collect()
-            })
-            .collect();
-        let single: Vec<Vec<bool>> = blas
-            .iter()
-            .map(|&b| {
-                tasks
-                    .iter()
-                    .map(|&t| find(t, b).is_some_and(|r| r.time_ns.is_none()))
-                    .collect()
-            })
-            .collect();
-        figure(
-            h,
-            charts::heatmap(
-                &format!("{title}: times the best cell"),
-                ("task threads", &tasks),
-                ("BLAS threads", &blas),
-                &grid,
-                &single,
-            ),
-        )?;
-        // Why a cell is slow: busy cores (spinning counts) and context switches of one run.
-        h.push_str("<table class=\"usage\"><tr><th>CPU/wall, switches</th>");
-        for t in &tasks {
-            let _ = write!(h, "<th class=\"num\">{t} tasks</th>");
+                    .copied()
+                    .filter(|r| r.typical_ns().is_some())
+                    .max_by(|a, b| {
+                        a.typical_ns()
+                            .unwrap_or(0.0)
+                            .total_cmp(&b.typical_ns().unwrap_or(0.0))
+                    }),
+            ) else {
+                continue;
+            };
+            if worst.full_id != lbest.full_id {
+                naive.push(format!(
+                    "{layer}: worst {} at {:.1}x its best",
+                    cell_name(worst),
+                    worst.typical_ns().unwrap_or(0.0) / lbest.typical_ns().unwrap_or(1.0)
+                ));
+            }
         }
-        h.push_str("</tr>");
-        for &b in blas.iter().rev() {
-            let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
-            for &t in &tasks {
-                let usage = find(t, b).and_then(|r| Some((r.cpu_per_wall?, r.context_switches?)));
-                let text = usage.map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
-                let _ = write!(h, "<td class=\"num\">{text}</td>");
+        if let Some(b) = best {
+            takeaway(
+                h,
+                &format!(
+                    "{title}: fastest {} (tasks x BLAS threads) under {}, {}; {}.",
+                    cell_name(b),
+                    b.name("layer").unwrap_or("?"),
+                    ms(b.typical_ns().unwrap_or(0.0)),
+                    naive.join("; ")
+                ),
+            );
+        }
+        let mut panels = Vec::new();
+        let mut grids = Vec::new();
+        for &layer in &layers {
+            let (tasks, blas) = (axis("tasks", layer), axis("blas_threads", layer));
+            if tasks.len() * blas.len() <= 1 {
+                // One configuration is a sentence, not a chart.
+                if let Some(r) = cells.iter().find(|r| r.name("layer") == Some(layer)) {
+                    let _ = write!(
+                        h,
+                        "<p>Under {layer}: one configuration, {} (tasks x BLAS threads): {}.</p>",
+                        cell_name(r),
+                        ms(r.typical_ns().unwrap_or(0.0))
+                    );
+                }
+                continue;
+            }
+            grids.push((layer, tasks, blas));
+        }
+        for (layer, tasks, blas) in &grids {
+            let find = |t: u64, b: u64| {
+                cells.iter().find(|r| {
+                    r.name("layer") == Some(layer)
+                        && r.int("tasks") == Some(t)
+                        && r.int("blas_threads") == Some(b)
+                })
+            };
+            let grid: Vec<Vec<Option<f64>>> = blas
+                .iter()
+                .map(|&b| {
+                    tasks
+                        .iter()
+                        .map(|&t| find(t, b).and_then(|r| r.typical_ns()))
+                        .collect()
+                })
+                .collect();
+            let single: Vec<Vec<bool>> = blas
+                .iter()
+                .map(|&b| {
+                    tasks
+                        .iter()
+                        .map(|&t| find(t, b).is_some_and(|r| r.time_ns.is_none()))
+                        .collect()
+                })
+                .collect();
+            panels.push(charts::HeatPanel {
+                title: (*layer).to_owned(),
+                x: ("task threads", tasks.as_slice()),
+                y: ("BLAS threads", blas.as_slice()),
+                cells: grid,
+                single,
+            });
+        }
+        if !panels.is_empty() {
+            figure(
+                h,
+                charts::heatmaps(
+                    &format!("{title}: times the best cell of each layer"),
+                    &panels,
+                ),
+            )?;
+        }
+        // Why a cell is slow: busy cores (spinning counts) and context switches of one run.
+        for (layer, tasks, blas) in &grids {
+            let find = |t: u64, b: u64| {
+                cells.iter().find(|r| {
+                    r.name("layer") == Some(layer)
+                        && r.int("tasks") == Some(t)
+                        && r.int("blas_threads") == Some(b)
+                })
+            };
+            let _ = write!(
+                h,
+                "<table class=\"usage\"><tr><th>{layer}: CPU/wall, switches</th>"
+            );
+            for t in tasks {
+                let _ = write!(h, "<th class=\"num\">{t} tasks</th>");
             }
             h.push_str("</tr>");
+            for &b in blas.iter().rev() {
+                let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
+                for &t in tasks {
+                    let usage =
+                        find(t, b).and_then(|r| Some((r.cpu_per_wall?, r.context_switches?)));
+                    let text = usage.map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
+                    let _ = write!(h, "<td class=\"num\">{text}</td>");
+                }
+                h.push_str("</tr>");
+            }
+            h.push_str("</table>\n");
         }
-        h.push_str("</table>\n");
     }
     Ok(())
 }
@@ -517,37 +627,63 @@ fn blas_tuning(
         let flops = cells
             .iter()
             .all(|r| r.throughput.as_ref().is_some_and(|t| t.unit == "GFLOP/s"));
-        let mut series = Vec::new();
-        for layer in cells
-            .iter()
-            .filter_map(|r| r.name("layer"))
-            .collect::<BTreeSet<_>>()
-        {
-            let mut points: Vec<Point> = cells
+        let value = |r: &Row| -> Option<Point> {
+            let x = r.int("blas_threads")? as f64;
+            let mut p = point(r, 1e-6)?;
+            if flops {
+                // GFLOP/s: the interval of a rate inverts the interval of the time.
+                let per = r.throughput.as_ref()?.estimate * r.typical_ns()? * 1e-6;
+                p = Point {
+                    x,
+                    y: per / p.y,
+                    lo: per / p.hi,
+                    hi: per / p.lo,
+                };
+            }
+            p.x = x;
+            Some(p)
+        };
+        // The takeaway: the fastest count, its rate and share of the peak, and the worst.
+        if let Some(best) = fastest_of(cells.iter().copied()) {
+            let worst = cells
                 .iter()
-                .filter(|r| r.name("layer") == Some(layer))
-                .filter_map(|r| {
-                    let x = r.int("blas_threads")? as f64;
-                    let mut p = point(r, 1e-6)?;
-                    if flops {
-                        // GFLOP/s: the interval of a rate inverts the interval of the time.
-                        let per = r.throughput.as_ref()?.estimate * r.typical_ns()? * 1e-6;
-                        p = Point {
-                            x,
-                            y: per / p.y,
-                            lo: per / p.hi,
-                            hi: per / p.lo,
-                        };
-                    }
-                    p.x = x;
-                    Some(p)
+                .copied()
+                .filter(|r| r.typical_ns().is_some())
+                .max_by(|a, b| {
+                    a.typical_ns()
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.typical_ns().unwrap_or(0.0))
+                });
+            let rate = if flops {
+                value(best).map_or_else(String::new, |p| {
+                    let of = limits
+                        .theoretical_peak_gflops
+                        .map(|t| format!(", {:.0}% of the theoretical peak", 100.0 * p.y / t))
+                        .unwrap_or_default();
+                    format!(" at {:.1} GFLOP/s{of}", p.y)
                 })
-                .collect();
-            points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            series.push(Series {
-                name: layer.to_owned(),
-                points,
-            });
+            } else {
+                format!(", {}", ms(best.typical_ns().unwrap_or(0.0)))
+            };
+            let worst = worst
+                .filter(|w| w.full_id != best.full_id)
+                .map(|w| {
+                    format!(
+                        "; {} BLAS threads under {} took {:.1}x as long",
+                        w.int("blas_threads").unwrap_or(0),
+                        w.name("layer").unwrap_or("?"),
+                        w.typical_ns().unwrap_or(0.0) / best.typical_ns().unwrap_or(1.0)
+                    )
+                })
+                .unwrap_or_default();
+            takeaway(
+                h,
+                &format!(
+                    "{op}: fastest at {} BLAS threads under {}{rate}{worst}.",
+                    best.int("blas_threads").unwrap_or(0),
+                    best.name("layer").unwrap_or("?"),
+                ),
+            );
         }
         let mut m = marks.clone();
         let y = if flops {
@@ -565,10 +701,44 @@ fn blas_tuning(
         } else {
             Axis::linear("time (ms)")
         };
-        figure(
-            h,
-            charts::lines(&op, Axis::linear("BLAS threads"), y, &series, &m),
-        )?;
+        let mut panels = Vec::new();
+        for layer in cells
+            .iter()
+            .filter_map(|r| r.name("layer"))
+            .collect::<BTreeSet<_>>()
+        {
+            let mut points: Vec<Point> = cells
+                .iter()
+                .filter(|r| r.name("layer") == Some(layer))
+                .filter_map(|r| value(r))
+                .collect();
+            if points.len() <= 1 {
+                if let Some(p) = points.first() {
+                    let unit = if flops { "GFLOP/s" } else { "ms" };
+                    let _ = write!(
+                        h,
+                        "<p>Under {layer}: one configuration, {} BLAS thread: {:.1} {unit}.</p>",
+                        p.x, p.y
+                    );
+                }
+                continue;
+            }
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            panels.push(charts::Panel {
+                title: layer.to_owned(),
+                series: vec![Series {
+                    name: layer.to_owned(),
+                    points,
+                }],
+                marks: m.clone(),
+            });
+        }
+        if !panels.is_empty() {
+            figure(
+                h,
+                charts::lines_grid(&op, &Axis::linear("BLAS threads"), &y, &panels),
+            )?;
+        }
     }
     Ok(())
 }
@@ -690,6 +860,7 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
         "<p class=\"muted\">Work per size: {}.</p>",
         esc(&sizes.join("; "))
     );
+    let mut panels = Vec::new();
     for layer in rows
         .iter()
         .filter_map(|r| r.name("layer"))
@@ -722,18 +893,45 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
                 points,
             });
         }
-        let mut marks = Marks::default();
-        if let Some(c) = cross.get(layer).and_then(|c| c.crossover) {
-            marks.vertical.push((c as f64, format!("crossover n={c}")));
+        if series.len() <= 1 {
+            let _ = write!(
+                h,
+                "<p>Under {layer}: one way to run the batches ({}), so nothing to compare.</p>",
+                series.first().map_or("none", |s| s.name.as_str())
+            );
+            continue;
         }
+        let mut marks = Marks::default();
+        let c = cross.get(layer);
+        if let Some(n) = c.and_then(|c| c.crossover) {
+            marks.vertical.push((n as f64, format!("crossover n={n}")));
+        }
+        let text = match (c.and_then(|c| c.best_win), c.and_then(|c| c.crossover)) {
+            (Some((n, r)), Some(cx)) => format!(
+                "{layer}: task-level ahead of op-level below n={cx} (by {:.2}x at n={n}); op-level not slower from n={cx} on.",
+                r.0
+            ),
+            (Some((n, r)), None) => format!(
+                "{layer}: task-level ahead of op-level at every size up to the largest (by {:.2}x at n={n}).",
+                r.0
+            ),
+            _ => format!("{layer}: no crossover could be computed."),
+        };
+        takeaway(h, &text);
+        panels.push(charts::Panel {
+            title: layer.to_owned(),
+            series,
+            marks,
+        });
+    }
+    if !panels.is_empty() {
         figure(
             h,
-            charts::lines(
-                &format!("task-level, layer={layer}"),
-                Axis::log("matrix size n"),
-                Axis::linear("GFLOP/s of the batch"),
-                &series,
-                &marks,
+            charts::lines_grid(
+                "task-level: GFLOP/s of the batch by matrix size, one panel a layer",
+                &Axis::log2("matrix size n"),
+                &Axis::linear("GFLOP/s"),
+                &panels,
             ),
         )?;
     }
@@ -782,7 +980,10 @@ fn threads_vs_processes(h: &mut String, rows: &[&Row], p: u64) -> anyhow::Result
             vertical: vec![],
             horizontal: vec![
                 (1.0, "serial".into()),
-                (w.min(p) as f64, format!("{} cores busy", w.min(p))),
+                (
+                    w.min(p) as f64,
+                    format!("linear speedup ({} cores)", w.min(p)),
+                ),
             ],
         };
         figure(
@@ -851,7 +1052,13 @@ fn array_sharing(h: &mut String, rows: &[&Row], memcpy: Option<f64>) -> anyhow::
             .collect();
         figure(
             h,
-            charts::lines(title, Axis::log("MiB"), Axis::log("GB/s"), &series, &marks),
+            charts::lines(
+                title,
+                Axis::mib("array size"),
+                Axis::log("GB/s"),
+                &series,
+                &marks,
+            ),
         )?;
     }
     Ok(())

@@ -259,7 +259,7 @@ fn threads(rows: &[Row], p: u64, layer: Option<&str>, v: &mut Verdict) {
     if let Some((n, r)) = c.best_win.filter(|(_, r)| r.1 > 1.0) {
         let upto = match c.crossover {
             Some(cx) => format!("below n={cx}"),
-            None => format!("at every size measured (up to n={largest})"),
+            None => format!("every size measured, up to n={largest}"),
         };
         v.lines.push(line(
             "small",
