@@ -595,6 +595,46 @@ fn efficiencies(row: &Row, limits: Limits) -> (Option<Estimate>, Option<Estimate
     (measured, theoretical)
 }
 
+/// The kernel sweep's dgemm at its largest n and P BLAS threads (what a program calling dgemm
+/// gets by default): the one place the findings and the verdict read it from.
+#[derive(Debug)]
+pub struct KernelSweep<'a> {
+    pub n: u64,
+    /// One sampled row per kernel.
+    pub rows: Vec<&'a Row>,
+    /// The fastest of them.
+    pub best: &'a Row,
+}
+
+impl<'a> KernelSweep<'a> {
+    pub fn of(rows: &'a [Row], p: u64) -> Option<Self> {
+        let sweep: Vec<&Row> = rows
+            .iter()
+            .filter(|r| {
+                r.suite == "blas-tuning"
+                    && r.workload == "matmul"
+                    && r.params.contains_key("kernel")
+                    && r.time_ns.is_some()
+            })
+            .collect();
+        let n = sweep.iter().filter_map(|r| r.int("n")).max()?;
+        let rows: Vec<&Row> = sweep
+            .into_iter()
+            .filter(|r| r.int("n") == Some(n) && r.int("blas_threads") == Some(p))
+            .collect();
+        let best = best_sampled(&rows)?;
+        Some(Self { n, rows, best })
+    }
+
+    /// The row of kernel `k` (any spelling).
+    pub fn row(&self, k: &str) -> Option<&'a Row> {
+        self.rows.iter().copied().find(|r| {
+            r.name("kernel")
+                .is_some_and(|x| parcost::kernel::same(x, k))
+        })
+    }
+}
+
 /// Cost 0, the kernel: OpenBLAS's own kernel (`library`) and the one the suites ran (`used`)
 /// against the fastest kernel of the sweep (`blas-tuning/matmul/...,kernel=K,.../blas_threads=P`:
 /// the largest n, P BLAS threads, what a program calling dgemm gets by default).
@@ -605,32 +645,11 @@ pub fn kernel_findings(
     used: &str,
 ) -> Vec<Finding> {
     let p = logical_cores.max(1) as u64;
-    let sweep: Vec<&Row> = rows
-        .iter()
-        .filter(|r| {
-            r.suite == "blas-tuning"
-                && r.workload == "matmul"
-                && r.params.contains_key("kernel")
-                && r.time_ns.is_some()
-        })
-        .collect();
-    let Some(n) = sweep.iter().filter_map(|r| r.int("n")).max() else {
+    let Some(sweep) = KernelSweep::of(rows, p) else {
         return Vec::new();
     };
-    let at_p: Vec<&Row> = sweep
-        .iter()
-        .copied()
-        .filter(|r| r.int("n") == Some(n) && r.int("blas_threads") == Some(p))
-        .collect();
-    let Some(best) = best_sampled(&at_p) else {
-        return Vec::new();
-    };
-    let kernel_row = |k: &str| {
-        at_p.iter().copied().find(|r| {
-            r.name("kernel")
-                .is_some_and(|x| parcost::kernel::same(x, k))
-        })
-    };
+    let (n, at_p, best) = (sweep.n, &sweep.rows, sweep.best);
+    let kernel_row = |k: &str| sweep.row(k);
     let best_k = best.name("kernel").unwrap_or("?");
     let best_name = display_kernel(best_k);
     let context = format!(" (dgemm of {n} x {n} at {p} BLAS threads)");

@@ -177,38 +177,35 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         compare(&mut h, s, name, other);
     }
     if !page.skipped.is_empty() {
-        h.push_str(
-            "<h2 id=\"skipped\">Left out</h2><p>These files or ids could not be used:</p><ul>",
-        );
-        for sk in page.skipped {
-            let _ = write!(
-                h,
-                "<li><code>{}</code>: {}</li>",
-                esc(&sk.what),
-                esc(&sk.why)
-            );
-        }
-        h.push_str("</ul>");
+        h.push_str("<h2 id=\"skipped\">Left out</h2><p>These files or ids could not be used:</p>");
+        left_out(&mut h, page.skipped);
     }
     if !page.stale.is_empty() {
         let _ = write!(
             h,
             "<h2 id=\"stale\">Earlier runs left out</h2><details><summary>{} results are older \
-             than their suite's latest run, so they are not mixed with it</summary><ul>",
+             than their suite's latest run, so they are not mixed with it</summary>",
             page.stale.len()
         );
-        for sk in page.stale {
-            let _ = write!(
-                h,
-                "<li><code>{}</code>: {}</li>",
-                esc(&sk.what),
-                esc(&sk.why)
-            );
-        }
-        h.push_str("</ul></details>");
+        left_out(&mut h, page.stale);
+        h.push_str("</details>");
     }
     h.push_str("</body></html>\n");
     Ok(h)
+}
+
+/// A list of what was left out and why.
+fn left_out(h: &mut String, items: &[Skipped]) {
+    h.push_str("<ul>");
+    for sk in items {
+        let _ = write!(
+            h,
+            "<li><code>{}</code>: {}</li>",
+            esc(&sk.what),
+            esc(&sk.why)
+        );
+    }
+    h.push_str("</ul>");
 }
 
 /// The verdict, first on the page: what to set, each line linked to its evidence.

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::findings::{Crossover, crossovers, display_kernel, ratio};
+use crate::findings::{Crossover, KernelSweep, crossovers, display_kernel, ratio};
 use crate::results::Estimate;
 use crate::summary::{MachineOut, Row};
 
@@ -75,20 +75,9 @@ fn kernel(machine: &MachineOut, rows: &[Row], p: u64, v: &mut Verdict) {
     let Some(o) = &machine.openblas else {
         return;
     };
-    let sweep: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.suite == "blas-tuning" && r.workload == "matmul")
-        .filter(|r| r.params.contains_key("kernel") && r.int("blas_threads") == Some(p))
-        .collect();
-    let n = sweep.iter().filter_map(|r| r.int("n")).max();
-    let at_n: Vec<&Row> = sweep.into_iter().filter(|r| r.int("n") == n).collect();
-    let best = fastest(at_n.iter().copied());
-    let of = |k: &str| {
-        at_n.iter().copied().find(|r| {
-            r.name("kernel")
-                .is_some_and(|x| parcost::kernel::same(x, k))
-        })
-    };
+    let sweep = KernelSweep::of(rows, p);
+    let best = sweep.as_ref().map(|s| s.best);
+    let of = |k: &str| sweep.as_ref().and_then(|s| s.row(k));
     let (Some(best), Some(lib)) = (best, of(&o.core)) else {
         v.lines.push(line(
             "kernel",
