@@ -29,9 +29,17 @@
 //!   worker maps anew (`ipc-channel,variant=shared-memory`), a loan and publish of the sample
 //!   that already holds the array (`iceoryx2`), the parent's own array handed to a reused
 //!   `thread` by reference. A producer that writes its array straight into the mapping pays its
-//!   own writes and then this: there is no separate in-place send. Pipes and sockets have
-//!   nothing already shared, and a forked child's snapshot never sees a new generation: they
-//!   have no read-shared row.
+//!   own writes and then this: there is no separate in-place send.
+//!   - `pipe`, `pipe-vmsplice`, `socket` (`variant=held-copy`): they share no memory, so for
+//!     them read-shared means the worker's own copy, sent once, updated by a small message,
+//!     the only way a pipe or socket reader can avoid receiving the whole array again. The
+//!     whole array crosses once when the case opens (outside the timing) and the worker keeps
+//!     it; each iteration sends only the new generation (the two end values, 16 bytes) over the
+//!     transport after the request line, the worker patches its copy's first and last element
+//!     and reads all of it. Timed: the request, the 16 bytes, the worker's pass over its own
+//!     (private) copy, the answer.
+//!
+//!   A forked child's snapshot never sees a new generation: fork-cow has no read-shared row.
 //! - `array-sharing/copy/transport=memcpy/bytes=B`: a memcpy of the array into memory that is
 //!   already mapped, the physical reference (a shared-memory send costs at least one).
 //!

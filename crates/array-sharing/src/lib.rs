@@ -1,7 +1,9 @@
 //! Cost 5, sharing: what a worker process pays to get an array, against a thread, under the two
 //! questions of sharing: *send* (the worker gets an array it has not seen, from the parent's
-//! own memory) and *read-shared* (the worker reads an array that already lives in shared
-//! memory). The transports are `parcost::transport`; this crate picks the cases, sizes and ids.
+//! own memory) and *read-shared* (the worker reads an array it already has: one that lives in
+//! shared memory, or, for a pipe or socket, which share none, its own copy, sent once and
+//! updated by a small message: `variant=held-copy`). The transports are `parcost::transport`;
+//! this crate picks the cases, sizes and ids.
 
 use std::fmt::Display;
 
@@ -14,10 +16,12 @@ pub const MIB: usize = 1 << 20;
 /// `--quick`).
 pub const SIZES: [usize; 3] = [MIB, 64 * MIB, 800_000_000];
 
-/// Every case measured at `bytes` under `question`: every combination parcost's transports
-/// support (see [`Spec::check`] for those left out and why: a pipe or socket has nothing
-/// already shared, a forked child's snapshot never sees a new generation, a process per task is
-/// measured for one streamed, one mapped and the forked transport).
+/// Every case measured under `question`: every combination parcost's transports support (see
+/// [`Spec::check`] for those left out and why: a forked child's snapshot never sees a new
+/// generation, a process per task is measured for one streamed, one mapped and the forked
+/// transport). A pipe or socket has nothing already shared: its read-shared case is
+/// `variant=held-copy`, the worker's own copy, sent once, updated by a small message (the two
+/// new end values) in every exchange.
 pub fn cases(question: Question) -> Vec<Spec> {
     Spec::all()
         .into_iter()
@@ -74,10 +78,19 @@ mod tests {
         assert!(
             shared.contains(&"transport=ipc-channel,variant=shared-memory,pool=persistent".into())
         );
-        for none in ["pipe", "socket", "fork-cow"] {
-            let token = format!("transport={none},");
-            assert!(!shared.iter().any(|id| id.starts_with(&token)), "{none}");
+        for kind in ["pipe", "pipe-vmsplice", "socket"] {
+            let id = format!("transport={kind},variant=held-copy,pool=persistent");
+            assert!(shared.contains(&id), "{id}");
+            let bare = format!("transport={kind},pool=");
+            assert!(!shared.iter().any(|id| id.starts_with(&bare)), "{kind}");
+            assert!(!send.iter().any(|id| id.contains("held-copy")), "{kind}");
         }
+        assert!(
+            !shared
+                .iter()
+                .any(|id| id.starts_with("transport=fork-cow,")),
+            "fork-cow"
+        );
         assert!(
             cases(Question::ReadShared)
                 .iter()

@@ -2,8 +2,13 @@
 //! hangs turns into an error instead of a parent blocked forever.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+use rustix::pipe::{IoSliceRaw, SpliceFlags};
 
 /// Why an I/O on a worker's pipe or socket did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -22,46 +27,33 @@ pub struct FdChannel {
     fd: OwnedFd,
     pending: Vec<u8>,
     timeout: Duration,
+    /// Opened write-only (a pipe's write end): the one kind of fd [`FdChannel::vmsplice_all`]
+    /// may hand pages to, since vmsplice on a read end would write into them.
+    write_only: bool,
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    let raw = fd.as_raw_fd();
-    // SAFETY: fcntl on an fd we own, with integer arguments only.
-    unsafe {
-        let flags = libc::fcntl(raw, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+/// Makes `fd` non-blocking; returns whether it is open for writing only.
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<bool> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | OFlags::NONBLOCK)?;
+    Ok(flags & OFlags::ACCMODE == OFlags::WRONLY)
 }
 
 /// Waits until `fd` is ready for `events` or the timeout passes.
-fn wait(fd: i32, events: libc::c_short, timeout: Duration) -> Result<(), FdError> {
+fn wait(fd: BorrowedFd<'_>, events: PollFlags, timeout: Duration) -> Result<(), FdError> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(FdError::Timeout(timeout));
         }
-        let mut pfd = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err.into());
-        }
-        if n > 0 {
+        let left = Timespec::try_from(left).map_err(io::Error::other)?;
+        let mut fds = [PollFd::new(&fd, events)];
+        match rustix::event::poll(&mut fds, Some(&left)) {
             // POLLHUP/POLLERR: let the read or write report what happened.
-            return Ok(());
+            Ok(n) if n > 0 => return Ok(()),
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(io::Error::from(e).into()),
         }
     }
 }
@@ -70,11 +62,12 @@ impl FdChannel {
     /// Takes an fd (a pipe end or a socket) and makes it non-blocking.
     pub fn new(fd: impl Into<OwnedFd>, timeout: Duration) -> io::Result<Self> {
         let fd = fd.into();
-        set_nonblocking(&fd)?;
+        let write_only = set_nonblocking(&fd)?;
         Ok(Self {
             fd,
             pending: Vec::new(),
             timeout,
+            write_only,
         })
     }
 
@@ -84,45 +77,35 @@ impl FdChannel {
 
     /// Enlarges a pipe's buffer (`F_SETPIPE_SZ`); returns the size the kernel granted.
     pub fn set_pipe_size(&self, bytes: usize) -> io::Result<usize> {
-        let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-        // SAFETY: fcntl with an integer argument on an fd we own.
-        let got = unsafe { libc::fcntl(self.raw_fd(), libc::F_SETPIPE_SZ, want) };
-        if got < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(usize::try_from(got).unwrap_or(0))
+        Ok(rustix::pipe::fcntl_setpipe_size(&self.fd, bytes)?)
     }
 
     /// Writes all of `bytes`; each stall may last up to the timeout.
     pub fn write_all(&mut self, mut bytes: &[u8]) -> Result<(), FdError> {
         while !bytes.is_empty() {
-            // SAFETY: writes from a live slice of the stated length.
-            let n = unsafe { libc::write(self.raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-            if n >= 0 {
-                bytes = &bytes[n as usize..];
-                continue;
+            match rustix::io::write(&self.fd, bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) => self.on_error(e, PollFlags::OUT)?,
             }
-            self.on_error(libc::POLLOUT)?;
         }
         Ok(())
     }
 
-    /// Hands the pages of `bytes` to a pipe with `vmsplice` (no copy on this side). The caller
-    /// must not change `bytes` until the reader has consumed them.
+    /// Hands the pages of `bytes` to a pipe with `vmsplice` (no copy on this side); the fd must
+    /// be a pipe's write end. The caller must not change `bytes` until the reader has consumed
+    /// them (or the reader sees the change).
     pub fn vmsplice_all(&mut self, mut bytes: &[u8]) -> Result<(), FdError> {
+        if !self.write_only {
+            return Err(FdError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "vmsplice to an fd that is not a pipe's write end",
+            )));
+        }
         while !bytes.is_empty() {
-            let iov = libc::iovec {
-                iov_base: bytes.as_ptr() as *mut libc::c_void,
-                iov_len: bytes.len(),
-            };
-            let flags = libc::SPLICE_F_GIFT | libc::SPLICE_F_NONBLOCK;
-            // SAFETY: one iovec over a live slice; the pipe only reads the pages.
-            let n = unsafe { libc::vmsplice(self.raw_fd(), &iov, 1, flags) };
-            if n >= 0 {
-                bytes = &bytes[n as usize..];
-                continue;
+            match vmsplice_to_write_end(self.fd.as_fd(), bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) => self.on_error(e, PollFlags::OUT)?,
             }
-            self.on_error(libc::POLLOUT)?;
         }
         Ok(())
     }
@@ -134,13 +117,10 @@ impl FdChannel {
         self.pending.drain(..from_pending);
         let mut filled = from_pending;
         while filled < buf.len() {
-            let rest = &mut buf[filled..];
-            // SAFETY: reads into a live slice of the stated length.
-            let n = unsafe { libc::read(self.raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
-            match n {
-                0 => return Err(FdError::Closed),
-                n if n > 0 => filled += n as usize,
-                _ => self.on_error(libc::POLLIN)?,
+            match rustix::io::read(&self.fd, &mut buf[filled..]) {
+                Ok(0) => return Err(FdError::Closed),
+                Ok(n) => filled += n,
+                Err(e) => self.on_error(e, PollFlags::IN)?,
             }
         }
         Ok(())
@@ -161,26 +141,37 @@ impl FdChannel {
                 )));
             }
             let mut chunk = [0u8; 4096];
-            // SAFETY: reads into a live stack buffer.
-            let n = unsafe { libc::read(self.raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
-            match n {
-                0 => return Err(FdError::Closed),
-                n if n > 0 => self.pending.extend_from_slice(&chunk[..n as usize]),
-                _ => self.on_error(libc::POLLIN)?,
+            match rustix::io::read(&self.fd, &mut chunk) {
+                Ok(0) => return Err(FdError::Closed),
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) => self.on_error(e, PollFlags::IN)?,
             }
         }
     }
 
     /// After a failed read or write: waits on EAGAIN, retries on EINTR, maps EPIPE to Closed.
-    fn on_error(&self, events: libc::c_short) -> Result<(), FdError> {
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EAGAIN) => wait(self.raw_fd(), events, self.timeout),
-            Some(libc::EINTR) => Ok(()),
-            Some(libc::EPIPE) | Some(libc::ECONNRESET) => Err(FdError::Closed),
-            _ => Err(err.into()),
+    fn on_error(&self, err: Errno, events: PollFlags) -> Result<(), FdError> {
+        match err {
+            Errno::AGAIN => wait(self.fd.as_fd(), events, self.timeout),
+            Errno::INTR => Ok(()),
+            Errno::PIPE | Errno::CONNRESET => Err(FdError::Closed),
+            _ => Err(io::Error::from(err).into()),
         }
     }
+}
+
+/// One non-blocking `vmsplice` of `bytes` into the pipe write end `fd`: the bytes taken.
+///
+/// rustix's `vmsplice` is `unsafe` (so is every other binding): on a pipe's read end it writes
+/// into the buffers, which no signature can rule out. No `SPLICE_F_GIFT`: its promise (the
+/// pages are page-aligned and never written again) does not hold for an array stamped in every
+/// exchange, and it matters only to a reader that splices pages out with `SPLICE_F_MOVE`; the
+/// worker `read`s (copies) them.
+fn vmsplice_to_write_end(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<usize, Errno> {
+    let iov = [IoSliceRaw::from_slice(bytes)];
+    // SAFETY: `fd` is a write end (the caller checked its access mode, which an open file
+    // cannot change), so the kernel only reads the pages of `bytes`, a live slice for the call.
+    unsafe { rustix::pipe::vmsplice(fd, &iov, SpliceFlags::NONBLOCK) }
 }
 
 /// Views an `f64` slice as its bytes (every bit pattern of either is valid).

@@ -3,7 +3,7 @@
 //! fd, the named file unlinked on drop (panics included) and as soon as the child has mapped it.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -29,14 +29,8 @@ impl SharedArray {
     /// An anonymous memfd of `elements` f64s. Its fd is close-on-exec; a child that should
     /// inherit it gets it through [`crate::worker::Spawn::inherit`].
     pub fn memfd(elements: usize) -> std::io::Result<Self> {
-        // SAFETY: a NUL-terminated name and valid flags.
-        let fd = unsafe { libc::memfd_create(c"parcost".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: memfd_create returned a fresh fd that nothing else owns.
-        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        Self::sized(file, elements, None)
+        let fd = rustix::fs::memfd_create(c"parcost", rustix::fs::MemfdFlags::CLOEXEC)?;
+        Self::sized(File::from(fd), elements, None)
     }
 
     /// A named file `/dev/shm/parcost-<pid>-<n>` of `elements` f64s.
@@ -66,9 +60,7 @@ impl SharedArray {
         };
         let bytes = elements * std::mem::size_of::<f64>();
         file.set_len(bytes as u64).map_err(unlink)?;
-        // SAFETY: the file is ours and sized; other processes change it only through the
-        // protocol (a worker writes while the parent waits for its answer).
-        let map = unsafe { MmapOptions::new().len(bytes.max(1)).map_mut(&file) }.map_err(unlink)?;
+        let map = map_shared(&file, bytes).map_err(unlink)?;
         Ok(Self {
             file,
             map,
@@ -87,8 +79,7 @@ impl SharedArray {
                 format!("shared file holds {len} bytes, {bytes} expected"),
             ));
         }
-        // SAFETY: as in `sized`.
-        let map = unsafe { MmapOptions::new().len(bytes.max(1)).map_mut(&file) }?;
+        let map = map_shared(&file, bytes)?;
         Ok(Self {
             file,
             map,
@@ -139,6 +130,18 @@ impl Drop for SharedArray {
     }
 }
 
+/// Maps `bytes` of `file` (at least one byte) shared, for reading and writing.
+///
+/// memmap2 marks every file mapping `unsafe` (no crate can make it safe): another process may
+/// write or truncate the file under the mapping.
+fn map_shared(file: &File, bytes: usize) -> std::io::Result<MmapMut> {
+    // SAFETY: the file is a memfd or a /dev/shm file of parcost's own, sized to `bytes` before
+    // it is mapped and never truncated; other processes change its contents only through the
+    // protocol (a worker writes while the parent waits for its answer), and a `SharedArray`
+    // hands out only f64 slices, for which any bits are valid.
+    unsafe { MmapOptions::new().len(bytes.max(1)).map_mut(file) }
+}
+
 /// Files in /dev/shm whose names start with `prefix`.
 pub fn named_with_prefix(prefix: &str) -> Vec<PathBuf> {
     entries_with_prefix(Path::new(SHM_DIR), prefix)
@@ -177,6 +180,8 @@ pub fn sweep_at_exit() {
                 let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
             }
         }
+        // libc's atexit: neither std nor rustix registers exit handlers (rustix's `runtime` is
+        // for programs without libc).
         // SAFETY: `sweep` takes nothing, returns nothing and cannot unwind (file-system calls
         // whose errors it ignores).
         unsafe {

@@ -7,7 +7,9 @@
 //!   region, a fork.
 //! - *read-shared*: the array already lives in memory both sides map; one exchange is the
 //!   worker reading all of it and answering (plus whatever the transport does per message to
-//!   hand it over).
+//!   hand it over). A pipe or socket maps nothing: its read-shared row
+//!   ([`Variant::HeldCopy`]) is the worker's own copy, sent once, updated by a small message
+//!   (the only way a pipe or socket reader avoids receiving the whole array again).
 //!
 //! Every exchange carries a generation: the parent writes it into the first and last element
 //! (in its own memory for a send, in the shared array for read-shared) and the worker answers
@@ -20,13 +22,16 @@
 //! costs the same everywhere. [`Transport::worker_cpu`] reads the CPU time of a live worker.
 
 use std::fmt;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::pipe::PipeFlags;
+use rustix::process::Resource;
 use serde::{Deserialize, Serialize};
 
 use crate::fdio::{FdChannel, FdError, as_bytes};
@@ -134,7 +139,8 @@ impl fmt::Display for TransportKind {
     }
 }
 
-/// How a transport with more than one way moves the array (ipc-channel only).
+/// How a transport with more than one way moves the array: ipc-channel's two ways, and the
+/// held copy that is read-shared for a pipe or socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Variant {
@@ -142,6 +148,11 @@ pub enum Variant {
     Bytes,
     /// `IpcSharedMemory`: a memfd region travels as an fd and the receiver maps it.
     SharedMemory,
+    /// Read-shared by pipe, pipe-vmsplice or socket, which share no memory: the worker's own
+    /// copy of the array, sent whole once (at setup, outside the timing) and updated by a small
+    /// message. Each exchange sends only the new generation (the two end values) over the
+    /// transport; the worker patches them into its copy and reads all of it.
+    HeldCopy,
 }
 
 impl Variant {
@@ -149,6 +160,7 @@ impl Variant {
         match self {
             Self::Bytes => "bytes",
             Self::SharedMemory => "shared-memory",
+            Self::HeldCopy => "held-copy",
         }
     }
 }
@@ -211,6 +223,9 @@ impl Spec {
                         TransportKind::IpcChannel => {
                             &[Some(Variant::Bytes), Some(Variant::SharedMemory)]
                         }
+                        TransportKind::Pipe
+                        | TransportKind::PipeVmsplice
+                        | TransportKind::Socket => &[None, Some(Variant::HeldCopy)],
                         _ => &[None],
                     };
                     for &variant in variants {
@@ -231,6 +246,10 @@ impl Spec {
     }
 
     /// Whether [`open`] supports this combination; if not, why.
+    ///
+    /// Read-shared by pipe, pipe-vmsplice or socket is `variant=held-copy` only: they share no
+    /// memory, so "the array the worker already has" is the worker's own copy, sent once,
+    /// updated by a small message (the two new end values) in every exchange.
     pub fn check(&self) -> Result<(), TransportError> {
         use TransportKind as K;
         let no = |why| Err(TransportError::Unsupported(*self, why));
@@ -238,15 +257,26 @@ impl Spec {
             (K::IpcChannel, None) => {
                 return no("ipc-channel without a variant (bytes or shared-memory)");
             }
-            (K::IpcChannel, Some(_)) => {}
-            (_, Some(_)) => return no("a variant: only ipc-channel has more than one way"),
+            (K::IpcChannel, Some(Variant::Bytes | Variant::SharedMemory)) => {}
+            (K::Pipe | K::PipeVmsplice | K::Socket, Some(Variant::HeldCopy)) => {
+                if self.question != Question::ReadShared {
+                    return no("held-copy is read-shared's: a send moves the whole array");
+                }
+            }
+            (_, Some(_)) => {
+                return no(
+                    "a variant this transport does not have (ipc-channel: bytes, shared-memory; pipe, pipe-vmsplice, socket: held-copy)",
+                );
+            }
             (_, None) => {}
         }
         if self.question == Question::ReadShared {
             match self.kind {
-                // Nothing is already shared: every exchange moves the bytes.
-                K::Pipe | K::PipeVmsplice | K::Socket => {
-                    return no("read-shared: a pipe or socket holds nothing already shared");
+                // Nothing is already shared: without a held copy every exchange moves the bytes.
+                K::Pipe | K::PipeVmsplice | K::Socket if self.variant.is_none() => {
+                    return no(
+                        "read-shared: a pipe or socket holds nothing already shared (its read-shared row is variant=held-copy: the worker's own copy, sent once, updated by a small message)",
+                    );
                 }
                 K::ForkCow => {
                     return no(
@@ -310,6 +340,14 @@ pub enum TransportError {
     },
     #[error("{spec}: the worker did not say which generation it saw")]
     NoGeneration { spec: Spec },
+    #[error(
+        "{spec}: the copy the worker holds is not the array sent: it read {held:?}, the array is {sent:?}"
+    )]
+    HeldCopy {
+        spec: Spec,
+        sent: Reading,
+        held: Reading,
+    },
     #[error("{0}")]
     Library(String),
     #[error("transport setup: {0}")]
@@ -439,8 +477,11 @@ pub fn open(spec: Spec, exe: &Path, data: &[f64]) -> Result<Box<dyn Transport>, 
     })
 }
 
-/// Pipe, pipe-vmsplice and socket (send only): the bytes are copied into the worker's own
-/// buffer; it sums them once all have arrived.
+/// Pipe, pipe-vmsplice and socket. A send copies all of the parent's array into the worker's
+/// own buffer, which it sums once all of it has arrived. Read-shared (`variant=held-copy`): the
+/// whole array went to the worker once, when the transport opened, and the worker holds its own
+/// copy; an exchange sends only the two new end values, which the worker patches into its copy
+/// before it sums all of it.
 #[derive(Debug)]
 struct Streamed {
     spec: Spec,
@@ -449,6 +490,36 @@ struct Streamed {
     worker: Option<Worker>,
     /// The parent's end of the socket pair (socket only).
     socket: Option<FdChannel>,
+    /// The two end values a held-copy exchange sends: kept here, unchanged until the worker has
+    /// answered, since pipe-vmsplice hands the pipe these pages rather than a copy.
+    ends: [f64; 2],
+}
+
+/// Puts `bytes` on the transport's channel after a request line: the socket, or the worker's
+/// stdin (vmsplice'd for pipe-vmsplice: the caller leaves them unchanged until the worker has
+/// answered, by which time it has read them all).
+fn put(
+    spec: Spec,
+    worker: &mut Worker,
+    socket: Option<&mut FdChannel>,
+    bytes: &[u8],
+    doing: &str,
+) -> Result<(), TransportError> {
+    let sent = match spec.kind {
+        TransportKind::Socket => match socket {
+            Some(s) => s.write_all(bytes),
+            None => return Err(TransportError::Unsupported(spec, "a missing socket")),
+        },
+        TransportKind::PipeVmsplice => worker.to_worker()?.vmsplice_all(bytes),
+        _ => worker.to_worker()?.write_all(bytes),
+    };
+    sent.map_err(|e| worker.failure(doing, e).into())
+}
+
+/// Whether two readings are the same bit for bit.
+fn same(a: Reading, b: Reading) -> bool {
+    let bits = |r: Reading| (r.sum.to_bits(), r.ends.map(|e| e.map(f64::to_bits)));
+    bits(a) == bits(b)
 }
 
 impl Streamed {
@@ -459,11 +530,20 @@ impl Streamed {
             data,
             worker: None,
             socket: None,
+            ends: [0.0; 2],
         };
         if spec.shape == Shape::Persistent {
             this.start()?;
         }
         Ok(this)
+    }
+
+    fn via(&self) -> Via {
+        if self.spec.kind == TransportKind::Socket {
+            Via::Socket
+        } else {
+            Via::Pipe
+        }
     }
 
     fn start(&mut self) -> Result<(), TransportError> {
@@ -478,6 +558,38 @@ impl Streamed {
         self.worker = Some(spawn.start()?);
         // The worker has its copy; ours must close or the worker never sees EOF.
         drop(child_end);
+        if self.spec.question == Question::ReadShared {
+            self.hold()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the whole array once (held-copy's setup): the worker keeps it as its own copy and
+    /// answers its reading, which must be the array's, bit for bit.
+    fn hold(&mut self) -> Result<(), TransportError> {
+        let request = Request::Hold {
+            via: self.via(),
+            elements: self.data.len() as u64,
+        };
+        let worker = self.worker.as_mut().ok_or(TransportError::ThreadGone)?;
+        worker.send(&request)?;
+        let bytes = as_bytes(&self.data);
+        put(
+            self.spec,
+            worker,
+            self.socket.as_mut(),
+            bytes,
+            "taking the array to hold",
+        )?;
+        let held = worker.answer_reading("holding the array")?;
+        let sent = Reading::of(&self.data);
+        if !same(held, sent) {
+            return Err(TransportError::HeldCopy {
+                spec: self.spec,
+                sent,
+                held,
+            });
+        }
         Ok(())
     }
 }
@@ -494,30 +606,49 @@ impl Transport for Streamed {
         if self.spec.shape == Shape::SpawnPerTask {
             self.start()?;
         }
-        let via = if self.spec.kind == TransportKind::Socket {
-            Via::Socket
-        } else {
-            Via::Pipe
-        };
-        let request = Request::Receive {
-            via,
-            elements: self.data.len() as u64,
-        };
-        let worker = self.worker.as_mut().ok_or(TransportError::ThreadGone)?;
-        worker.send(&request)?;
-        let bytes = as_bytes(&self.data);
-        let sent = match self.spec.kind {
-            TransportKind::Socket => match self.socket.as_mut() {
-                Some(s) => s.write_all(bytes),
-                None => return Err(TransportError::Unsupported(self.spec, "a missing socket")),
-            },
-            // The pages are the pipe's until the worker has read them all, which it has once it
-            // answers: the next stamp comes after that.
-            TransportKind::PipeVmsplice => worker.to_worker()?.vmsplice_all(bytes),
-            _ => worker.to_worker()?.write_all(bytes),
-        };
-        if let Err(e) = sent {
-            return Err(worker.failure("taking the array", e).into());
+        let via = self.via();
+        let len = self.data.len();
+        let Self {
+            spec,
+            data,
+            worker,
+            socket,
+            ends,
+            ..
+        } = self;
+        let worker = worker.as_mut().ok_or(TransportError::ThreadGone)?;
+        match spec.question {
+            Question::Send => {
+                worker.send(&Request::Receive {
+                    via,
+                    elements: len as u64,
+                })?;
+                // The pages are the pipe's until the worker has read them all, which it has once
+                // it answers: the next stamp comes after that.
+                put(
+                    *spec,
+                    worker,
+                    socket.as_mut(),
+                    as_bytes(data),
+                    "taking the array",
+                )?;
+            }
+            Question::ReadShared => {
+                // Only the new generation crosses: the two end values (the same slot each time).
+                let g = generation as f64;
+                *ends = [data.first(), data.last()].map(|v| v.copied().unwrap_or(g));
+                worker.send(&Request::HeldSum {
+                    via,
+                    elements: len as u64,
+                })?;
+                put(
+                    *spec,
+                    worker,
+                    socket.as_mut(),
+                    as_bytes(ends),
+                    "taking the new ends",
+                )?;
+            }
         }
         let reading = worker.answer_reading("summing the array")?;
         if self.spec.shape == Shape::SpawnPerTask {
@@ -525,7 +656,7 @@ impl Transport for Streamed {
             self.worker = None;
             self.socket = None;
         }
-        checked(self.spec, reading, generation, self.data.len())
+        checked(self.spec, reading, generation, len)
     }
     fn pid(&self) -> Option<u32> {
         self.worker.as_ref().map(Worker::pid)
@@ -645,7 +776,8 @@ impl Transport for Mapped {
 /// may only do what is async-signal-safe: it reads the array (plain loads), and uses `dup2`,
 /// `write` (retried on EINTR), `close_range` (or `getrlimit` and `close`, fd by fd, where the
 /// kernel lacks it) and `_exit`. It allocates nothing, takes no lock, never unwinds, and runs
-/// no Rust I/O or destructor.
+/// no Rust I/O or destructor. The system calls are rustix's (bare system calls, no errno, no
+/// allocation) but for `fork`, `_exit` and `close_range`, which stay libc's (see each).
 #[derive(Debug)]
 struct Forked {
     spec: Spec,
@@ -663,57 +795,74 @@ struct ForkedChild {
 const FORK_ANSWER: usize = 3 * 8;
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds that we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fresh fds from pipe2.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?)
 }
 
-/// The calling thread's errno (reading it allocates nothing and takes no lock).
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+/// `fork()`: `Some(child's pid)` in the parent, `None` in the child.
+///
+/// libc's: no crate forks safely (rustix's `runtime::kernel_fork` is for programs without libc
+/// and skips its fork handlers; nix's `fork` is `unsafe` too).
+///
+/// # Safety
+/// The parent has other threads: the child may make only async-signal-safe calls (no
+/// allocation, no lock, no Rust I/O) and must leave through [`exit_child`], never by returning.
+unsafe fn fork() -> std::io::Result<Option<i32>> {
+    // SAFETY: the caller keeps the child's rules.
+    match unsafe { libc::fork() } {
+        pid if pid < 0 => Err(std::io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
+/// `_exit(code)`: leaves a forked child at once, running none of the parent's exit handlers,
+/// destructors or buffered output.
+///
+/// libc's: std's `exit` runs those handlers, and rustix's `runtime::exit_group` is for programs
+/// without libc.
+fn exit_child(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions; it ends the process (async-signal-safe).
+    unsafe { libc::_exit(code) }
 }
 
 /// Closes every fd from `first` up. Async-signal-safe: runs in the forked child.
 ///
 /// `close_range` (Linux 5.9) does it in one call; before it, each fd below the `RLIMIT_NOFILE`
-/// soft limit is closed one by one, a system call each (`getrlimit` is a bare system call in
-/// glibc and musl: no lock, no allocation).
-fn close_fds_from(first: u32) {
-    // SAFETY: close_range takes three integers and only closes this process's fds.
+/// soft limit is closed one by one, a system call each (rustix's `getrlimit` is a bare system
+/// call: no lock, no allocation).
+///
+/// # Safety
+/// It closes fds that other code owns: call it only in a forked child that then uses no fd from
+/// `first` up and leaves through [`exit_child`].
+unsafe fn close_fds_from(first: u32) {
+    // libc's raw system call: rustix has no close_range (and glibc wraps it only from 2.34).
+    // SAFETY: close_range takes three integers and only closes this process's fds, which the
+    // caller has given up.
     if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) } == 0 {
         return;
     }
-    close_fds_one_by_one(first);
+    // SAFETY: as for this function.
+    unsafe { close_fds_one_by_one(first) };
 }
 
 /// [`close_fds_from`] without `close_range`.
-fn close_fds_one_by_one(first: u32) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills a live rlimit.
-    let end = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        // An fd is below the soft limit that was in force when it was opened; a limit lowered
-        // since is the one case this misses, and a huge or infinite one is capped (1M fds).
-        u32::try_from(limit.rlim_cur)
-            .unwrap_or(u32::MAX)
-            .min(1 << 20)
-    } else {
-        // Nothing better is known; Linux's default soft limit.
-        1024
-    };
+///
+/// # Safety
+/// As for [`close_fds_from`].
+unsafe fn close_fds_one_by_one(first: u32) {
+    // An fd is below the soft limit that was in force when it was opened; a limit lowered since
+    // is the one case this misses, and a huge or infinite one is capped (1M fds).
+    let end = rustix::process::getrlimit(Resource::Nofile)
+        .current
+        .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX))
+        .min(1 << 20);
     for fd in first..end {
         let Ok(fd) = i32::try_from(fd) else { break };
-        // SAFETY: closes an fd of this process (EBADF if none is open there). No retry on
-        // EINTR: Linux releases the fd even then.
-        unsafe {
-            libc::close(fd);
-        }
+        // libc's: rustix's `close` debug-asserts success, a panic (abort) here, where most
+        // numbers are not open.
+        // SAFETY: closes an fd of this process (EBADF if none is open there), which the caller
+        // has given up. No retry on EINTR: Linux releases the fd even then.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -721,36 +870,35 @@ fn close_fds_one_by_one(first: u32) {
 ///
 /// # Safety
 /// Call only in a freshly forked child, with `ans` its answer pipe's write end.
-unsafe fn forked_child(data: &[f64], ans: i32) -> ! {
-    // SAFETY (whole body): only async-signal-safe calls on fds this child owns.
-    unsafe {
-        // Keep stdio (the answer pipe on 1); every other inherited fd would hold other
-        // workers' pipes open. Without its pipe on 1 the child cannot answer: it leaves.
-        while libc::dup2(ans, 1) < 0 {
-            if errno() != libc::EINTR {
-                libc::_exit(4);
-            }
+unsafe fn forked_child(data: &[f64], ans: BorrowedFd<'_>) -> ! {
+    // Keep stdio (the answer pipe on 1); every other inherited fd would hold other workers'
+    // pipes open. Without its pipe on 1 the child cannot answer: it leaves.
+    loop {
+        match rustix::stdio::dup2_stdout(ans) {
+            Ok(()) => break,
+            Err(Errno::INTR) => {}
+            Err(_) => exit_child(4),
         }
-        close_fds_from(3);
-        let reading = Reading::of(data);
-        let [first, last] = reading.ends.unwrap_or([f64::NAN; 2]);
-        let mut answer = [0u8; FORK_ANSWER];
-        for (slot, value) in answer.chunks_exact_mut(8).zip([reading.sum, first, last]) {
-            slot.copy_from_slice(&value.to_bits().to_le_bytes());
-        }
-        let mut done = 0;
-        while done < answer.len() {
-            let n = libc::write(1, answer[done..].as_ptr().cast(), answer.len() - done);
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            if n <= 0 {
-                libc::_exit(3);
-            }
-            done += n as usize;
-        }
-        libc::_exit(0)
     }
+    // SAFETY: this is a forked child that from here on uses only fds 0-2 and leaves through
+    // `exit_child` (the caller's promise).
+    unsafe { close_fds_from(3) };
+    let reading = Reading::of(data);
+    let [first, last] = reading.ends.unwrap_or([f64::NAN; 2]);
+    let mut answer = [0u8; FORK_ANSWER];
+    for (slot, value) in answer.chunks_exact_mut(8).zip([reading.sum, first, last]) {
+        slot.copy_from_slice(&value.to_bits().to_le_bytes());
+    }
+    let mut done = 0;
+    while done < answer.len() {
+        match rustix::io::write(rustix::stdio::stdout(), &answer[done..]) {
+            Ok(0) => exit_child(3),
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(_) => exit_child(3),
+        }
+    }
+    exit_child(0)
 }
 
 impl Forked {
@@ -762,14 +910,10 @@ impl Forked {
     fn fork_child(&self) -> Result<ForkedChild, TransportError> {
         let (ans_read, ans_write) = pipe()?;
         // SAFETY: the child runs only `forked_child`, which keeps the rules above.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        if pid == 0 {
-            // SAFETY: this is the freshly forked child.
-            unsafe { forked_child(&self.data, ans_write.as_raw_fd()) }
-        }
+        let Some(pid) = (unsafe { fork() })? else {
+            // SAFETY: this is the freshly forked child, and `ans_write` its answer pipe.
+            unsafe { forked_child(&self.data, ans_write.as_fd()) }
+        };
         drop(ans_write);
         Ok(ForkedChild {
             pid,
@@ -985,54 +1129,50 @@ impl Drop for Watchdog {
 mod tests {
     use super::*;
 
+    /// Whether the number `fd` is an open fd of this process.
+    ///
+    /// libc's fcntl: rustix's takes a `BorrowedFd`, which promises the fd is open, the very
+    /// thing asked here.
+    fn is_open(fd: i32) -> bool {
+        // SAFETY: fcntl(F_GETFD) takes integers only and changes nothing (async-signal-safe).
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    }
+
     /// The fallback for kernels without `close_range`, run where it runs: in a forked child.
     #[test]
     fn the_fd_by_fd_fallback_closes_every_fd_above_stdio() {
         let (low, _other_end) = pipe().expect("pipe");
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit fills a live rlimit.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
+        let limit = rustix::process::getrlimit(Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
         // The highest fd the fallback closes, so both ends of its range are checked.
-        let top = libc::c_int::try_from(limit.rlim_cur.min(1 << 20) - 1).expect("fd");
-        // SAFETY: duplicates an fd we own onto the lowest free number from `top`.
-        let high = unsafe { libc::fcntl(low.as_raw_fd(), libc::F_DUPFD_CLOEXEC, top) };
-        assert!(high >= top, "{}", std::io::Error::last_os_error());
-        // SAFETY: a fresh fd from fcntl.
-        let high = unsafe { OwnedFd::from_raw_fd(high) };
+        let top = i32::try_from(limit.min(1 << 20) - 1).expect("fd");
+        let high = rustix::io::fcntl_dupfd_cloexec(&low, top).expect("dup");
+        assert!(high.as_raw_fd() >= top, "{}", high.as_raw_fd());
         let fds = [low.as_raw_fd(), high.as_raw_fd()];
-        // SAFETY: fcntl with integer arguments only.
-        let stdio = [0, 1, 2].map(|fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+        let stdio = [0, 1, 2].map(is_open);
         // SAFETY: the child makes only async-signal-safe calls (fcntl, getrlimit, close, _exit).
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "{}", std::io::Error::last_os_error());
-        if pid == 0 {
-            close_fds_one_by_one(3);
-            // SAFETY: as above.
-            let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
-            let code = if fds.iter().any(|&fd| open(fd)) {
+        let Some(pid) = (unsafe { fork() }).expect("fork") else {
+            // SAFETY: this forked child uses no fd above 2 from here on and leaves by _exit.
+            unsafe { close_fds_one_by_one(3) };
+            let code = if fds.iter().any(|&fd| is_open(fd)) {
                 1
-            } else if [0, 1, 2].map(open) != stdio {
+            } else if [0, 1, 2].map(is_open) != stdio {
                 2
             } else {
                 0
             };
-            // SAFETY: leaves the forked child without running anything of the parent's.
-            unsafe { libc::_exit(code) }
-        }
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(libc::WIFEXITED(status), "status {status}");
+            exit_child(code)
+        };
+        let pid = rustix::process::Pid::from_raw(pid).expect("a child's pid");
+        let (_, status) =
+            rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+                .expect("waitpid")
+                .expect("a status");
         assert_eq!(
-            libc::WEXITSTATUS(status),
-            0,
-            "1: an fd above 2 stayed open; 2: stdio changed"
+            status.exit_status(),
+            Some(0),
+            "1: an fd above 2 stayed open; 2: stdio changed ({status:?})"
         );
     }
 
@@ -1054,6 +1194,9 @@ mod tests {
         assert_eq!(
             shared,
             [
+                "read-shared/transport=pipe,variant=held-copy,pool=persistent",
+                "read-shared/transport=pipe-vmsplice,variant=held-copy,pool=persistent",
+                "read-shared/transport=socket,variant=held-copy,pool=persistent",
                 "read-shared/transport=mmap-file,pool=persistent",
                 "read-shared/transport=memfd-inherited,pool=persistent",
                 "read-shared/transport=ipc-channel,variant=shared-memory,pool=persistent",
@@ -1081,6 +1224,24 @@ mod tests {
             err.to_string().contains("holds nothing already shared"),
             "{err}"
         );
+        assert!(err.to_string().contains("variant=held-copy"), "{err}");
+        let held_send = Spec::new(Question::Send, TransportKind::Socket, Shape::Persistent)
+            .with_variant(Variant::HeldCopy);
+        assert!(held_send.check().is_err(), "held-copy is read-shared's");
+        let held_ipc = Spec::new(
+            Question::ReadShared,
+            TransportKind::IpcChannel,
+            Shape::Persistent,
+        )
+        .with_variant(Variant::HeldCopy);
+        assert!(held_ipc.check().is_err(), "ipc-channel has no held copy");
+        let held_file = Spec::new(
+            Question::ReadShared,
+            TransportKind::MmapFile,
+            Shape::Persistent,
+        )
+        .with_variant(Variant::HeldCopy);
+        assert!(held_file.check().is_err(), "a mapping needs no held copy");
     }
 
     #[test]

@@ -10,12 +10,15 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, WaitOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::fdio::{FdChannel, FdError, as_bytes, as_bytes_mut};
@@ -53,6 +56,12 @@ pub enum Request {
     /// `elements` f64s follow on `via` (pipe or socket): take all of them into the worker's own
     /// buffer, then answer their [`Reading`].
     Receive { via: Via, elements: u64 },
+    /// `elements` f64s follow on `via` (pipe or socket): keep them as the worker's own copy
+    /// (read-shared, `variant=held-copy`) and answer their [`Reading`].
+    Hold { via: Via, elements: u64 },
+    /// Two f64s follow on `via`, the new first and last value of the held copy of `elements`
+    /// values: patch them in, then answer the [`Reading`] of all of the copy.
+    HeldSum { via: Via, elements: u64 },
     /// Map the named shared file at `path` (mmap-file).
     OpenShared { path: String, elements: u64 },
     /// Answer the [`Reading`] of the shared array.
@@ -178,6 +187,7 @@ impl Spawn {
     }
 
     /// The worker inherits `fd` across exec under its own number, passed as `--<name>-fd N`.
+    /// The caller keeps `fd` open until [`Spawn::start`] has returned.
     pub fn inherit(mut self, name: &str, fd: i32) -> Self {
         self.inherit.push(fd);
         self.args.push(format!("--{name}-fd").into());
@@ -213,14 +223,17 @@ impl Spawn {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let inherit = self.inherit.clone();
-        // SAFETY: runs in the forked child before exec and only calls fcntl, which is
-        // async-signal-safe; it clears close-on-exec on the fds the worker is meant to keep.
+        // std's `pre_exec` is `unsafe` (its closure runs between fork and exec), and neither std
+        // nor a crate passes an fd to a child under its own number.
+        // SAFETY: the closure runs in the forked child before exec and makes only fcntl system
+        // calls (rustix's, which neither allocate nor lock): async-signal-safe. The fds in
+        // `inherit` are open in the parent for the whole spawn (the caller holds them, see
+        // `inherit`), so in the child too, where nothing else runs to close them.
         unsafe {
             cmd.pre_exec(move || {
                 for &fd in &inherit {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                    let fd = BorrowedFd::borrow_raw(fd);
+                    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
                 }
                 Ok(())
             });
@@ -313,47 +326,33 @@ pub(crate) fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
             // Not expected from a valid pidfd; the thread needs nothing from it.
             Err(_) => wait_in_thread(pid, deadline),
         },
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => true,
+        Err(Errno::SRCH) => true,
         Err(_) => wait_in_thread(pid, deadline),
     }
 }
 
+/// `pid` as rustix's type: `None` for 0 or a number above `i32::MAX` (no process has those).
+fn to_pid(pid: u32) -> Option<Pid> {
+    Pid::from_raw(i32::try_from(pid).ok()?)
+}
+
 /// A pidfd for `pid` (readable once the process has exited).
-fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
-    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(std::io::Error::other)?;
-    // SAFETY: a fresh fd from pidfd_open that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn pidfd_open(pid: u32) -> Result<OwnedFd, Errno> {
+    let pid = to_pid(pid).ok_or(Errno::SRCH)?;
+    rustix::process::pidfd_open(pid, PidfdFlags::empty())
 }
 
 /// Polls `fd` until it is readable (true) or `deadline` passes (false); retries on EINTR.
-fn poll_readable(fd: &OwnedFd, deadline: Instant) -> std::io::Result<bool> {
+fn poll_readable(fd: &OwnedFd, deadline: Instant) -> Result<bool, Errno> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        // Rounded up: a poll that ends a little early would only go round again.
-        let ms = libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n > 0 {
-            return Ok(true);
-        }
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        } else if Instant::now() >= deadline {
-            return Ok(false);
+        let timeout = Timespec::try_from(left).map_err(|_| Errno::INVAL)?;
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) if Instant::now() >= deadline => return Ok(false),
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -383,37 +382,37 @@ fn wait_in_thread(pid: u32, deadline: Instant) -> bool {
 
 /// Blocks until the child `pid` has exited, leaving it waitable; false if it cannot be waited
 /// for (ECHILD: someone else reaped it).
-fn wait_exited_no_reap(pid: libc::id_t) -> bool {
+fn wait_exited_no_reap(pid: u32) -> bool {
+    let Some(pid) = to_pid(pid) else {
+        return false;
+    };
     loop {
-        // SAFETY: an all-zero siginfo_t is valid, and waitid fills it.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waits for our own child; `info` is live for the call.
-        let r = unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
-        if r == 0 {
-            return true;
-        }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return false;
+        match rustix::process::waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {
+            Ok(_) => return true,
+            Err(Errno::INTR) => {}
+            Err(_) => return false,
         }
     }
 }
 
-/// Sends SIGKILL to our child `pid` (which must not have been reaped yet).
+/// Sends SIGKILL to our child `pid` (which must not have been reaped yet, so the number cannot
+/// belong to another process yet).
 pub(crate) fn kill(pid: i32) {
-    // SAFETY: kill takes two integers; `pid` is a child of ours that has not been reaped, so
-    // the number cannot belong to another process yet.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
+    // Never 0 or negative: those would signal whole process groups.
+    if let Some(pid) = u32::try_from(pid).ok().and_then(to_pid) {
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
     }
 }
 
 /// Reaps our child `pid`, blocking until it has exited; retries on EINTR.
 fn wait_blocking(pid: i32) {
-    let mut status = 0;
-    // SAFETY: waits for our own child; `status` is live for the call.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-    {}
+    let Some(pid) = u32::try_from(pid).ok().and_then(to_pid) else {
+        return;
+    };
+    while let Err(Errno::INTR) = rustix::process::waitpid(Some(pid), WaitOptions::empty()) {}
 }
 
 /// The CPU time (user plus system, all its threads, those that ended included) that the
@@ -421,6 +420,8 @@ fn wait_blocking(pid: i32) {
 /// the nanosecond, unlike the clock ticks of `/proc/PID/stat`). For a child that is running or
 /// not yet reaped; a reaped child's time is in `getrusage(RUSAGE_CHILDREN)` instead.
 pub fn process_cpu_time(pid: u32) -> std::io::Result<Duration> {
+    // libc: rustix has no clock_getcpuclockid, and its clock ids cannot name another process's
+    // CPU clock.
     let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
     let mut clock: libc::clockid_t = 0;
     // SAFETY: clock_getcpuclockid writes one clockid_t into a live local.
@@ -584,6 +585,8 @@ impl Drop for Worker {
 fn describe(request: &Request) -> String {
     match request {
         Request::Receive { via, elements } => format!("receiving {elements} values by {via:?}"),
+        Request::Hold { via, elements } => format!("taking {elements} values to hold by {via:?}"),
+        Request::HeldSum { via, .. } => format!("patching its copy by {via:?} and summing it"),
         Request::OpenShared { path, .. } => format!("opening {path}"),
         Request::SharedSum => "summing the shared array".into(),
         Request::IpcChannelOpen => "setting up its ipc-channel end".into(),
@@ -625,10 +628,22 @@ struct Serve {
     /// The array a send delivers on the pipe or socket: all of it lands here before it is
     /// summed (kept between requests, so only the first one allocates).
     buffer: Vec<f64>,
+    /// The worker's own copy of the array (read-shared by pipe or socket, `held-copy`): sent
+    /// whole once, then patched at both ends by each [`Request::HeldSum`].
+    held: Vec<f64>,
     /// Scratch for the output of [`Request::Compute`] on the pipe.
     computed: Vec<f64>,
     ipc: Option<IpcEnd>,
     iox2: Option<Iox2End>,
+}
+
+/// Takes ownership of an fd the parent passed to this worker by number.
+///
+/// No crate can check that a number on the command line is an fd nobody else owns.
+fn inherited(fd: i32) -> OwnedFd {
+    // SAFETY: `parse_fd` accepts only numbers above stdio, and the parent passed this fd to
+    // this worker alone, once (see `Spawn::inherit`): it is open and nothing else here owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 fn parse_fd(value: Option<OsString>, name: &str) -> Result<i32, String> {
@@ -644,6 +659,7 @@ impl Serve {
             socket: None,
             shared: None,
             buffer: Vec::new(),
+            held: Vec::new(),
             computed: Vec::new(),
             ipc: None,
             iox2: None,
@@ -654,8 +670,7 @@ impl Serve {
             match arg.to_str() {
                 Some("--socket-fd") => {
                     let fd = parse_fd(args.next(), "socket-fd")?;
-                    // SAFETY: the parent passed this fd to us alone (see `Spawn::inherit`).
-                    serve.socket = Some(File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+                    serve.socket = Some(File::from(inherited(fd)));
                 }
                 Some("--shared-fd") => shared_fd = Some(parse_fd(args.next(), "shared-fd")?),
                 Some("--shared-elements") => {
@@ -667,8 +682,7 @@ impl Serve {
         }
         match (shared_fd, shared_elements) {
             (Some(fd), Some(n)) => {
-                // SAFETY: as for the socket.
-                let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                let file = File::from(inherited(fd));
                 let map = SharedArray::open(file, n).map_err(|e| format!("shared fd {fd}: {e}"))?;
                 serve.shared = Some(map);
             }
@@ -680,9 +694,9 @@ impl Serve {
 
     fn run(mut self) -> Result<(), String> {
         let mut input = std::io::stdin().lock();
-        // SAFETY: fd 1 is this process's stdout; ManuallyDrop keeps it open for Rust's own use.
-        let mut output =
-            std::mem::ManuallyDrop::new(unsafe { File::from(OwnedFd::from_raw_fd(1)) });
+        // Answers go straight to the pipe on fd 1 (no buffering), through a duplicate of it.
+        let stdout = std::io::stdout().as_fd().try_clone_to_owned();
+        let mut output = File::from(stdout.map_err(|e| format!("stdout: {e}"))?);
         let mut line = String::new();
         loop {
             line.clear();
@@ -727,10 +741,8 @@ impl Serve {
         match request {
             Request::Receive { via, elements } => {
                 let n = usize::try_from(elements).map_err(|_| "too many elements")?;
-                let source: &mut dyn Read = match via {
-                    Via::Pipe => input,
-                    Via::Socket => self.socket.as_mut().ok_or("no socket was inherited")?,
-                    Via::Shared => return refuse(output, "receive by shared memory".into()),
+                let Some(source) = stream(via, input, &mut self.socket)? else {
+                    return refuse(output, "receive by shared memory".into());
                 };
                 // All of it into our own buffer first, as a worker that holds the array does;
                 // then one pass over it.
@@ -739,6 +751,37 @@ impl Serve {
                     .read_exact(as_bytes_mut(&mut self.buffer))
                     .map_err(io)?;
                 send_answer(output, &Answer::reading(Reading::of(&self.buffer)))
+            }
+            Request::Hold { via, elements } => {
+                let n = usize::try_from(elements).map_err(|_| "too many elements")?;
+                let Some(source) = stream(via, input, &mut self.socket)? else {
+                    return refuse(output, "holding by shared memory".into());
+                };
+                self.held.resize(n, 0.0);
+                source
+                    .read_exact(as_bytes_mut(&mut self.held))
+                    .map_err(io)?;
+                send_answer(output, &Answer::reading(Reading::of(&self.held)))
+            }
+            Request::HeldSum { via, elements } => {
+                let Some(source) = stream(via, input, &mut self.socket)? else {
+                    return refuse(output, "patching by shared memory".into());
+                };
+                let mut ends = [0.0; 2];
+                source.read_exact(as_bytes_mut(&mut ends)).map_err(io)?;
+                if self.held.len() as u64 != elements {
+                    return refuse(
+                        output,
+                        format!("it holds {} values, not {elements}", self.held.len()),
+                    );
+                }
+                if let Some(first) = self.held.first_mut() {
+                    *first = ends[0];
+                }
+                if let Some(last) = self.held.last_mut() {
+                    *last = ends[1];
+                }
+                send_answer(output, &Answer::reading(Reading::of(&self.held)))
             }
             Request::OpenShared { path, elements } => {
                 let opened = std::fs::OpenOptions::new()
@@ -880,6 +923,20 @@ impl Serve {
             ),
         }
     }
+}
+
+/// The stream array bytes arrive on by `via`: stdin or the inherited socket; `None` for shared
+/// memory, which is not a stream.
+fn stream<'a>(
+    via: Via,
+    input: &'a mut dyn Read,
+    socket: &'a mut Option<File>,
+) -> Result<Option<&'a mut dyn Read>, String> {
+    Ok(match via {
+        Via::Pipe => Some(input),
+        Via::Socket => Some(socket.as_mut().ok_or("no socket was inherited")?),
+        Via::Shared => None,
+    })
 }
 
 fn send_answer(output: &mut File, answer: &Answer) -> Result<(), String> {

@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use parcost::shm::{SharedArray, leftovers, temp_leftovers};
-use parcost::transport::{self, Question, Shape, Spec, TransportKind, stamp};
+use parcost::transport::{self, Question, Shape, Spec, TransportKind, Variant, stamp};
 use parcost::worker::{Request, Spawn, Via, WorkerError, process_exists};
 use parcost::workload::{fill_uniform, sum};
 use proptest::prelude::*;
+use rustix::process::{Pid, Signal};
 
 /// Held by every test that creates shared files, so a test that looks for leftovers in /dev/shm
 /// does not see another test's file mid-run.
@@ -25,6 +26,15 @@ fn random(elements: usize, seed: u64) -> Vec<f64> {
     let mut v = vec![0.0; elements];
     fill_uniform(&mut v, seed);
     v
+}
+
+/// Kills a worker this test started (not yet reaped, so the pid is still its).
+fn sigkill(pid: u32) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .expect("a pid");
+    let _ = rustix::process::kill_process(pid, Signal::KILL);
 }
 
 fn bits(v: &[f64]) -> Vec<u64> {
@@ -95,12 +105,23 @@ fn every_case_answers_the_exact_sum_at_edge_sizes() {
 /// Every case's worker reads what the parent holds now, not what it held before: each exchange
 /// carries a new generation in the array's first and last element, and the sum it answers must
 /// be that of the new array (a stale read answers the old sum, or trips the transport's own
-/// check of the ends it saw).
+/// check of the ends it saw). That includes the held copies of pipe, pipe-vmsplice and socket
+/// (read-shared), whose worker gets only the two new end values per exchange.
 #[test]
 fn every_case_sees_each_new_generation() {
     let _shm = shm_tests();
     let data = random((1 << 16) + 5, 11);
-    for spec in Spec::all() {
+    let all = Spec::all();
+    for kind in [
+        TransportKind::Pipe,
+        TransportKind::PipeVmsplice,
+        TransportKind::Socket,
+    ] {
+        let held = Spec::new(Question::ReadShared, kind, Shape::Persistent)
+            .with_variant(Variant::HeldCopy);
+        assert!(all.contains(&held), "{held} is a case");
+    }
+    for spec in all {
         check_generations(spec, &data, 6);
     }
 }
@@ -144,8 +165,7 @@ fn ipc_channel_and_iceoryx2_leave_nothing_behind() {
                 );
             }
             if kill {
-                // SAFETY: signals the worker this test started.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                sigkill(pid);
                 let err = t.exchange(2).expect_err("the worker is dead");
                 let text = err.to_string();
                 assert!(text.contains(&format!("worker {pid}")), "{spec}: {text}");
@@ -279,8 +299,7 @@ fn a_worker_killed_mid_transfer_is_an_error_and_leaves_nothing_behind() {
     .expect("request");
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
-        // SAFETY: signals the worker this test started.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        sigkill(pid);
     });
     let start = Instant::now();
     let err = w
@@ -308,8 +327,7 @@ fn kill_once_reading(pid: u32) -> Option<u64> {
             .find_map(|l| l.strip_prefix("RssShmem:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())?;
         if kb > 0 {
-            // SAFETY: signals the worker this test started.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            sigkill(pid);
             return Some(kb);
         }
     }
@@ -421,8 +439,7 @@ fn dropping_a_worker_waits_for_its_exit_without_sleeping() {
     .expect("send");
     let (tx, rx) = std::sync::mpsc::channel();
     let dropper = std::thread::spawn(move || {
-        // SAFETY: gettid has no preconditions.
-        let _ = tx.send(unsafe { libc::gettid() });
+        let _ = tx.send(rustix::thread::gettid().as_raw_nonzero().get());
         let start = Instant::now();
         drop(w);
         start.elapsed()

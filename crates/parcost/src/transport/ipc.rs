@@ -153,6 +153,12 @@ impl Transport for IpcChannel {
     }
     fn exchange(&mut self, generation: u64) -> Result<f64, TransportError> {
         let variant = self.spec.variant.unwrap_or(Variant::SharedMemory);
+        if variant == Variant::HeldCopy {
+            return Err(TransportError::Unsupported(
+                self.spec,
+                "held-copy by ipc-channel",
+            ));
+        }
         let request = Request::IpcChannelSum {
             variant,
             elements: self.elements as u64,
@@ -177,6 +183,8 @@ impl Transport for IpcChannel {
                 .shared
                 .send(IpcSharedMemory::from_bytes(as_bytes(&self.data)))
                 .map_err(|e| e.to_string()),
+            // Refused above, before the request went out.
+            (None, Variant::HeldCopy) => Err("ipc-channel has no held-copy variant".into()),
             (None, Variant::Bytes) => {
                 // Blocks until the worker has taken the last piece; the watchdog bounds that.
                 let _armed = self.watchdog.arm();
@@ -253,6 +261,7 @@ impl IpcEnd {
                     .recv()
                     .map_err(|e| format!("ipc-channel shared memory: {e}"))?,
             ),
+            Variant::HeldCopy => return Err("ipc-channel has no held-copy variant".into()),
         };
         let bytes: &[u8] = match &held {
             Held::Bytes(v) => v,
