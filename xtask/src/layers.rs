@@ -144,26 +144,21 @@ impl OpenBlas {
 mod tests {
     use super::*;
 
-    fn tree(files: &[&str]) -> PathBuf {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let root = std::env::temp_dir().join(format!(
-            "xtask-layers-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+    /// A temporary tree of empty files, removed when the returned guard drops.
+    fn tree(files: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
         for f in files {
             let p = root.join(f);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(p, b"").expect("touch");
         }
-        std::fs::create_dir_all(&root).expect("mkdir");
-        root
+        (dir, root)
     }
 
     #[test]
     fn debian_layers_are_found_beside_the_library() {
-        let root = tree(&[
+        let (_dir, root) = tree(&[
             "lib/libopenblas.so",
             "lib/openblas-pthread/libopenblas.so.0",
             "lib/openblas-openmp/libopenblas.so.0",
@@ -180,23 +175,20 @@ mod tests {
             found.select(&["openmp".into()]).expect("installed").len(),
             1
         );
-        let _ = std::fs::remove_dir_all(root);
     }
 
     #[test]
     fn a_plain_install_is_one_default_layer() {
-        let root = tree(&["lib/libopenblas.so"]);
+        let (_dir, root) = tree(&["lib/libopenblas.so"]);
         let found = find(&[root.join("lib")]).expect("found");
         assert_eq!(found.layer_names(), ["default"]);
         assert!(missing_debian_layers(&found).is_empty());
         assert_eq!(found.layers[0].ld_library_path(), None);
-        let _ = std::fs::remove_dir_all(root);
     }
 
     #[test]
     fn no_library_is_none() {
-        let root = tree(&["lib/openblas-openmp/libopenblas.so.0"]);
+        let (_dir, root) = tree(&["lib/openblas-openmp/libopenblas.so.0"]);
         assert_eq!(find(&[root.join("lib")]), None);
-        let _ = std::fs::remove_dir_all(root);
     }
 }

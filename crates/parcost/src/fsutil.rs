@@ -3,28 +3,18 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// reader (or a crash) sees the old file or the new one, never half of one.
+/// Writes `bytes` to `path` through a temporary file in the same folder (tempfile) and a
+/// rename, so a reader (or a crash) sees the old file or the new one, never half of one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 #[cfg(test)]
@@ -33,14 +23,14 @@ mod tests {
 
     #[test]
     fn replaces_whole_and_leaves_no_temporary() {
-        let dir = std::env::temp_dir().join(format!("parcost-fsutil-{}", std::process::id()));
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("nested");
         let path = dir.join("out.json");
         write_atomically(&path, b"old").expect("write");
         write_atomically(&path, b"new").expect("write");
         assert_eq!(std::fs::read(&path).expect("read"), b"new");
         let entries: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
         assert_eq!(entries.len(), 1);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

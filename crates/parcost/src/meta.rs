@@ -399,7 +399,8 @@ mod tests {
 
     #[test]
     fn sidecar_round_trips_and_merges() {
-        let dir = std::env::temp_dir().join(format!("parcost-sidecar-{}", std::process::id()));
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
         let path = Sidecar::path(&dir, "suite", None, Some("openmp"));
         assert!(
             path.ends_with("parcost/suite.openmp.json"),
@@ -447,6 +448,5 @@ mod tests {
             Sidecar::read(&path),
             Err(SidecarError::Schema { found: 99, .. })
         ));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

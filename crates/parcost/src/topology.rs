@@ -128,28 +128,14 @@ mod tests {
     }
 
     mod tempdir {
-        use std::path::{Path, PathBuf};
-        use std::sync::atomic::{AtomicUsize, Ordering};
-
-        pub struct TempTree(PathBuf);
+        /// A folder removed when the test ends (tempfile).
+        pub struct TempTree(tempfile::TempDir);
         impl TempTree {
             pub fn new() -> Self {
-                static NEXT: AtomicUsize = AtomicUsize::new(0);
-                let path = std::env::temp_dir().join(format!(
-                    "parcost-topology-{}-{}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::fs::create_dir_all(&path).expect("mkdir");
-                Self(path)
+                Self(tempfile::tempdir().expect("tempdir"))
             }
-            pub fn path(&self) -> &Path {
-                &self.0
-            }
-        }
-        impl Drop for TempTree {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
+            pub fn path(&self) -> &std::path::Path {
+                self.0.path()
             }
         }
     }
