@@ -42,6 +42,9 @@
 //!   A forked child's snapshot never sees a new generation: fork-cow has no read-shared row.
 //! - `array-sharing/copy/transport=memcpy/bytes=B`: a memcpy of the array into memory that is
 //!   already mapped, the physical reference (a shared-memory send costs at least one).
+//! - `array-sharing/spawn/transport=exec,pool=spawn/bytes=0`: the bare cost of a worker, no
+//!   array: started (fork and exec of this binary), one request answered, reaped by the
+//!   blocking wait. The `pool=spawn` rows pay this on top of their transfer.
 //!
 //! Before any timing each case runs once and must answer the exact sum of the parent's array
 //! with the new generation (the generation itself is checked in every iteration). Process
@@ -95,6 +98,30 @@ fn main() {
     let exe = parcost::worker::current_exe().unwrap_or_else(|e| fail(SUITE, e));
     // What Criterion will run: a case it filters out is not opened (no worker, no copies).
     let selection = Selection::from_args(std::env::args().skip(1));
+    let spawn_id = format!(
+        "{}/{}",
+        params(&[(key::TRANSPORT, &"exec"), (key::POOL, &"spawn")]),
+        params(&[(key::BYTES, &0)])
+    );
+    let mut group = suite.group("spawn");
+    group.bench(
+        &spawn_id,
+        0u32,
+        |pid| *pid = array_sharing::spawn_and_reap(&exe).unwrap_or_else(|e| fail(SUITE, e)),
+        |pid| {
+            // A worker really ran, and it is gone: reaped, not a zombie.
+            if *pid == 0 || parcost::worker::process_exists(*pid) {
+                return Err(Mismatch::Value {
+                    index: 0,
+                    got: f64::from(*pid),
+                    want: 0.0,
+                    tolerance: Tolerance::Exact,
+                });
+            }
+            Ok(())
+        },
+    );
+    group.finish();
     for bytes in SIZES {
         if bytes > 64 << 20 && suite.is_quick() {
             suite.skip(

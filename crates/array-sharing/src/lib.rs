@@ -54,6 +54,16 @@ pub fn memcpy(dst: &mut [f64], src: &[f64]) {
     dst.copy_from_slice(src);
 }
 
+/// The bare cost of a worker process, to read the `pool=spawn` rows against: start one (fork and
+/// exec of the bench binary, as those rows do), one request answered, reaped by the blocking
+/// wait when it drops. Returns the worker's pid, for the check.
+pub fn spawn_and_reap(exe: &std::path::Path) -> Result<u32, parcost::worker::WorkerError> {
+    let mut worker = parcost::worker::Spawn::new(exe).start()?;
+    worker.send(&parcost::worker::Request::Ping)?;
+    worker.answer("answering a ping")?;
+    Ok(worker.pid())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

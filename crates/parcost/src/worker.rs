@@ -82,6 +82,8 @@ pub enum Request {
     Iceoryx2Sum { elements: u64 },
     /// Run an array job over some of its blocks.
     Compute(Compute),
+    /// Answer at once: a round trip with no work (the bare cost of a worker).
+    Ping,
     /// Tests: do nothing for `ms` milliseconds before answering.
     Sleep { ms: u64 },
     /// Tests: answer with a line that is not an answer.
@@ -599,6 +601,7 @@ fn describe(request: &Request) -> String {
         Request::Iceoryx2Open { service, .. } => format!("subscribing to iceoryx2 {service}"),
         Request::Iceoryx2Sum { elements } => format!("taking an iceoryx2 sample of {elements}"),
         Request::Compute(c) => format!("{} over {} blocks", c.job.name(), c.blocks),
+        Request::Ping => "answering a ping".into(),
         Request::Sleep { ms } => format!("sleeping {ms} ms"),
         Request::Garble => "garbling".into(),
     }
@@ -859,6 +862,7 @@ impl Serve {
                 }
             }
             Request::Compute(c) => self.compute(&c, input, output),
+            Request::Ping => done(output),
             Request::Sleep { ms } => {
                 std::thread::sleep(Duration::from_millis(ms));
                 done(output)
