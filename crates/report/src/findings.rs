@@ -379,16 +379,25 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
             }
         }
     }
-    for transport in ["mmap-file", "memfd-inherited", "iceoryx2"] {
+    for (transport, read_variant) in [
+        ("mmap-file", None),
+        ("memfd-inherited", None),
+        ("iceoryx2", None),
+        ("pipe", Some("held-copy")),
+    ] {
         if let (Some(send), Some(read)) = (
             sharing("send", transport, None),
-            sharing("read-shared", transport, None),
+            sharing("read-shared", transport, read_variant),
         ) {
             share.push(slower(
                 "array-sharing",
                 format!("{transport}: sending against reading in place"),
-                &format!("sending 64 MiB by {transport} (a copy into the mapping first)"),
-                "reading it where it already lives in shared memory",
+                &format!("sending 64 MiB by {transport}"),
+                if read_variant.is_some() {
+                    "reading the worker's own copy, sent once and updated by a small message"
+                } else {
+                    "reading it where it already lives in shared memory"
+                },
                 ratio(&send, &read),
                 "",
             ));
