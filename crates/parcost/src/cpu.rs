@@ -244,8 +244,6 @@ pub fn measure_fma_gflops(features: &CpuFeatures) -> Option<f64> {
 mod x86 {
     //! The two measuring loops; `unsafe` only where a feature the CPU was checked for is used.
 
-    use std::arch::x86_64::*;
-
     pub const ADDS_PER_ITERATION: u64 = 64;
 
     /// `iterations x 64` dependent adds.
@@ -293,64 +291,70 @@ mod x86 {
         }
     }
 
-    macro_rules! chains {
-        ($load:expr, $op:expr, $store:expr, $iterations:expr) => {{
-            let mut acc = [$load(1.0); 12];
-            let (a, b) = (
-                std::hint::black_box($load(0.999_999)),
-                std::hint::black_box($load(1e-9)),
-            );
-            for _ in 0..$iterations {
-                for x in &mut acc {
-                    *x = $op(*x, a, b);
-                }
-            }
-            let mut sink = 0.0;
-            for x in acc {
-                sink += $store(x);
-            }
-            std::hint::black_box(sink);
-        }};
+    // The loops are written in assembly so that what runs does not depend on the optimiser: a
+    // debug build (the tests) runs the same instructions as the bench. Each iteration is 12
+    // independent register-only multiply-adds; zeros keep every value normal.
+    macro_rules! twelve_chains {
+        ($iterations:expr, $($op:literal),+ $(,)?; $($reg:tt),+) => {
+            std::arch::asm!(
+                "2:",
+                $($op,)+
+                "dec {n}",
+                "jnz 2b",
+                n = inout(reg) $iterations.max(1) => _,
+                $(out($reg) _,)+
+                options(nomem, nostack),
+            )
+        };
     }
 
     #[target_feature(enable = "avx512f")]
-    fn fma512(iterations: u64) {
-        chains!(
-            _mm512_set1_pd,
-            |x, a, b| _mm512_fmadd_pd(x, a, b),
-            _mm512_reduce_add_pd,
-            iterations
-        );
+    unsafe fn fma512(iterations: u64) {
+        // SAFETY: register-only arithmetic on zmm registers (AVX-512F, enabled here).
+        unsafe {
+            twelve_chains!(iterations,
+                "vfmadd231pd zmm0, zmm12, zmm13", "vfmadd231pd zmm1, zmm12, zmm13",
+                "vfmadd231pd zmm2, zmm12, zmm13", "vfmadd231pd zmm3, zmm12, zmm13",
+                "vfmadd231pd zmm4, zmm12, zmm13", "vfmadd231pd zmm5, zmm12, zmm13",
+                "vfmadd231pd zmm6, zmm12, zmm13", "vfmadd231pd zmm7, zmm12, zmm13",
+                "vfmadd231pd zmm8, zmm12, zmm13", "vfmadd231pd zmm9, zmm12, zmm13",
+                "vfmadd231pd zmm10, zmm12, zmm13", "vfmadd231pd zmm11, zmm12, zmm13";
+                "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9",
+                "zmm10", "zmm11", "zmm12", "zmm13")
+        }
     }
 
     #[target_feature(enable = "avx,fma")]
-    fn fma256(iterations: u64) {
-        chains!(
-            _mm256_set1_pd,
-            |x, a, b| _mm256_fmadd_pd(x, a, b),
-            |x| {
-                let mut out = [0.0; 4];
-                // SAFETY: `out` holds four doubles; the store needs no alignment.
-                unsafe { _mm256_storeu_pd(out.as_mut_ptr(), x) };
-                out.iter().sum::<f64>()
-            },
-            iterations
-        );
+    unsafe fn fma256(iterations: u64) {
+        // SAFETY: register-only arithmetic on ymm registers (AVX and FMA, enabled here).
+        unsafe {
+            twelve_chains!(iterations,
+                "vfmadd231pd ymm0, ymm12, ymm13", "vfmadd231pd ymm1, ymm12, ymm13",
+                "vfmadd231pd ymm2, ymm12, ymm13", "vfmadd231pd ymm3, ymm12, ymm13",
+                "vfmadd231pd ymm4, ymm12, ymm13", "vfmadd231pd ymm5, ymm12, ymm13",
+                "vfmadd231pd ymm6, ymm12, ymm13", "vfmadd231pd ymm7, ymm12, ymm13",
+                "vfmadd231pd ymm8, ymm12, ymm13", "vfmadd231pd ymm9, ymm12, ymm13",
+                "vfmadd231pd ymm10, ymm12, ymm13", "vfmadd231pd ymm11, ymm12, ymm13";
+                "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9",
+                "ymm10", "ymm11", "ymm12", "ymm13")
+        }
     }
 
-    #[target_feature(enable = "sse2")]
-    fn sse2_mul_add_on(iterations: u64) {
-        chains!(
-            _mm_set1_pd,
-            |x, a, b| _mm_add_pd(_mm_mul_pd(x, a), b),
-            |x| {
-                let mut out = [0.0; 2];
-                // SAFETY: `out` holds two doubles; the store needs no alignment.
-                unsafe { _mm_storeu_pd(out.as_mut_ptr(), x) };
-                out.iter().sum::<f64>()
-            },
-            iterations
-        );
+    /// Without FMA: a multiply then an add in each of the 12 chains.
+    unsafe fn sse2_mul_add_on(iterations: u64) {
+        // SAFETY: register-only arithmetic on xmm registers (SSE2 is part of x86-64).
+        unsafe {
+            twelve_chains!(iterations,
+                "mulpd xmm0, xmm12", "addpd xmm0, xmm13", "mulpd xmm1, xmm12", "addpd xmm1, xmm13",
+                "mulpd xmm2, xmm12", "addpd xmm2, xmm13", "mulpd xmm3, xmm12", "addpd xmm3, xmm13",
+                "mulpd xmm4, xmm12", "addpd xmm4, xmm13", "mulpd xmm5, xmm12", "addpd xmm5, xmm13",
+                "mulpd xmm6, xmm12", "addpd xmm6, xmm13", "mulpd xmm7, xmm12", "addpd xmm7, xmm13",
+                "mulpd xmm8, xmm12", "addpd xmm8, xmm13", "mulpd xmm9, xmm12", "addpd xmm9, xmm13",
+                "mulpd xmm10, xmm12", "addpd xmm10, xmm13", "mulpd xmm11, xmm12",
+                "addpd xmm11, xmm13";
+                "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+                "xmm10", "xmm11", "xmm12", "xmm13")
+        }
     }
 }
 
@@ -398,9 +402,12 @@ mod tests {
             "clock {} GHz",
             peak.clock_ghz
         );
+        // The loops are assembly: a debug build measures what a release build does (an
+        // intrinsics loop reached 0.4 FLOP a cycle here unoptimised, against 32 optimised).
+        let implied = f64::from(peak.implied_flop_per_cycle);
         assert!(
-            peak.measured_flop_per_cycle > 0.5
-                && peak.measured_flop_per_cycle < 1.5 * f64::from(peak.implied_flop_per_cycle),
+            peak.measured_flop_per_cycle > 0.25 * implied
+                && peak.measured_flop_per_cycle < 1.5 * implied,
             "{peak:?}"
         );
     }
