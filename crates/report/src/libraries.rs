@@ -215,6 +215,20 @@ fn naive_cost<'a>(rows: &[&'a Row], layer: &str, p: u64) -> Option<(&'a Row, Rat
     Some((naive, ratio(&naive.time_ns?, &best.time_ns?)))
 }
 
+/// [`naive_cost`] where the naive cell was too slow to sample (run once, no interval): its one
+/// run over the layer's best estimate.
+fn naive_once(rows: &[&Row], layer: &str, p: u64) -> Option<f64> {
+    let of_layer = || rows.iter().filter(|r| r.name("layer") == Some(layer));
+    let best = of_layer()
+        .filter_map(|r| r.time_ns)
+        .map(|t| t.estimate)
+        .min_by(f64::total_cmp)?;
+    let most = of_layer().filter_map(|r| r.int("tasks")).max()?;
+    let naive =
+        of_layer().find(|r| r.int("tasks") == Some(most) && r.int("blas_threads") == Some(p))?;
+    Some(naive.time_ns.is_none().then_some(naive.single_run_ns?)? / best)
+}
+
 /// The findings about libraries: naive nesting per library (oversubscription), from which size
 /// each native layer beats or trails OpenBLAS (task-level), faer against OpenBLAS on one large
 /// op (blas-tuning), and the best batch of small products against the peak.
@@ -276,10 +290,21 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
             "{} tasks x {p} threads",
             faer_naive.int("tasks").unwrap_or(0)
         );
+        let once = names::OPENBLAS
+            .iter()
+            .chain([&names::MATRIXMULTIPLY])
+            .filter_map(|l| Some((*l, naive_once(&cells, l, p)?)))
+            .map(|(l, r)| {
+                format!(
+                    "{} {r:.1}x in its one run, too slow to sample",
+                    names::describe(l)
+                )
+            });
         let rest: Vec<String> = others
             .iter()
             .filter(|(l, _)| *l != against)
             .map(|(l, r)| format!("{} {}", names::describe(l), x(*r)))
+            .chain(once)
             .collect();
         let verdict = match (faer.2 < theirs.1, faer.1 > theirs.2) {
             (true, _) => "faer's cost is below OpenBLAS's beyond both intervals",
@@ -851,11 +876,13 @@ fn chart(h: &mut String, rows: &[Row]) -> anyhow::Result<()> {
         match lasting_side(&by_n) {
             Some((from, s)) => {
                 let word = if s > 0 { "faster" } else { "slower" };
-                takeaways.push(format!("{layer} {word} than OpenBLAS from n={from} on"));
                 if by_n.first().is_some_and(|(n, _)| *n != from) {
+                    takeaways.push(format!("{layer} {word} than OpenBLAS from n={from} on"));
                     marks
                         .vertical
                         .push((from as f64, format!("{layer} {word} from n={from}")));
+                } else {
+                    takeaways.push(format!("{layer} {word} than OpenBLAS at every size"));
                 }
             }
             None if !by_n.is_empty() => {
@@ -1004,6 +1031,27 @@ mod tests {
                 && naive.text.contains("22.5x")
                 && naive.text.contains("below OpenBLAS's"),
             "{}",
+            naive.text
+        );
+    }
+
+    #[test]
+    fn a_naive_cell_run_once_is_named_without_an_interval() {
+        let mut rows = rows();
+        let openmp_naive = rows
+            .iter_mut()
+            .find(|r| r.name("layer") == Some("openmp") && r.int("tasks") == Some(8))
+            .expect("the openmp naive cell");
+        openmp_naive.single_run_ns = openmp_naive.time_ns.take().map(|t| t.estimate);
+        let f = findings(&rows, 2, Limits::default());
+        let naive = f
+            .iter()
+            .find(|f| f.title.starts_with("naive nesting"))
+            .expect("a naive finding");
+        assert!(
+            naive.text.contains("under OpenBLAS pthreads")
+                && naive.text.contains("OpenBLAS openmp 22.5x in its one run"),
+            "compared with a sampled layer, the one run named: {}",
             naive.text
         );
     }
