@@ -1,12 +1,13 @@
-//! `cargo xtask bench`: every suite, the BLAS ones once per installed OpenBLAS layer, then the
-//! report.
+//! `cargo xtask bench`: every suite, the BLAS ones once per installed OpenBLAS layer and once
+//! per native layer run (faer once, matrixmultiply once per thread count), then the report.
 
 use std::process::Command;
 use std::time::Instant;
 
 use parcost::id::{SUITES, SuiteInfo};
+use parcost::layer::{LAYER_VAR, Library, MATMUL_THREADS_VAR, OPENBLAS_WORD};
 
-use crate::{cargo, flags, kernels, progress, run_checked, setup};
+use crate::{cargo, flags, kernels, layers, progress, run_checked, setup};
 
 /// Criterion flags of a `--quick` run: Criterion's quick mode (a few doubling iterations, no
 /// warm-up, until the spread is under 5% or a second has passed) without its plots.
@@ -16,7 +17,7 @@ impl flags::Bench {
     pub fn run(&self) -> anyhow::Result<()> {
         let opts = self;
         let openblas = setup::run()?;
-        let layers = openblas.select(&opts.layers)?;
+        let (layers, native) = layers::select(&openblas, &opts.layers)?;
         let suites: Vec<SuiteInfo> = SUITES
             .into_iter()
             .filter(|s| opts.suites.is_empty() || opts.suites.iter().any(|n| n == s.name))
@@ -35,12 +36,28 @@ impl flags::Bench {
         }
         criterion_args.extend(opts.criterion.iter().cloned());
 
+        // The native layers' runs load OpenBLAS too, for the serial references they are checked
+        // against: the serial build when installed (it starts no threads beside the ones
+        // measured), with the kernel chosen for it like any layer's.
+        let uses_blas = suites.iter().any(|s| s.uses_blas);
+        let host = (uses_blas && !native.is_empty()).then(|| openblas.reference_layer());
+        let mut surveyed = layers.clone();
+        if let Some(h) = &host
+            && !surveyed.contains(h)
+        {
+            surveyed.push(h.clone());
+        }
         // The kernel each layer runs with, chosen from a trial of every kernel (BLAS suites only).
-        let chosen = if suites.iter().any(|s| s.uses_blas) {
-            kernels::choose(&layers, &opts.kernel)?
+        let chosen = if uses_blas {
+            kernels::choose(&surveyed, &opts.kernel)?
         } else {
             Vec::new()
         };
+        let host = host.and_then(|h| {
+            let i = surveyed.iter().position(|l| *l == h)?;
+            Some((h, chosen.get(i)?.clone()))
+        });
+        let p = parcost::topology::Topology::detect().logical;
 
         // The plan: every suite run (one a layer for the BLAS suites, one a kernel for the
         // sweep), each a `cargo bench` of its own.
@@ -68,7 +85,22 @@ impl flags::Bench {
                 let mut cmd = bench(suite.name, suite.name);
                 layer.apply(&mut cmd);
                 kernel.apply(&mut cmd);
+                cmd.env(LAYER_VAR, OPENBLAS_WORD);
                 steps.push((format!("{} under {}", suite.name, layer.name), cmd));
+            }
+            if let Some((host, kernel)) = &host {
+                for (lib, threads) in native_runs(suite.name, &native, p) {
+                    let mut cmd = bench(suite.name, suite.name);
+                    host.apply(&mut cmd);
+                    kernel.apply(&mut cmd);
+                    cmd.env(LAYER_VAR, lib.word());
+                    let mut label = format!("{} under {}", suite.name, lib.word());
+                    if let Some(b) = threads {
+                        cmd.env(MATMUL_THREADS_VAR, b.to_string());
+                        label.push_str(&format!(" ({MATMUL_THREADS_VAR}={b})"));
+                    }
+                    steps.push((label, cmd));
+                }
             }
             if suite.name != parcost::id::BLAS_TUNING.name {
                 continue;
@@ -136,5 +168,56 @@ impl flags::Bench {
         }
         // The report reads what the suites wrote (it never runs a benchmark).
         crate::report::default_report()
+    }
+}
+
+/// The native layers' processes for `suite` on `p` logical cores, of the libraries asked for:
+/// faer once (its parallelism is per call), matrixmultiply once per thread count (it reads
+/// `MATMUL_NUM_THREADS` once per process), each with the count it runs at.
+fn native_runs(suite: &str, native: &[Library], p: usize) -> Vec<(Library, Option<usize>)> {
+    let mut out = Vec::new();
+    for lib in parcost::layer::native_layers(suite) {
+        if !native.contains(&lib) {
+            continue;
+        }
+        match lib {
+            Library::Matrixmultiply => out.extend(
+                parcost::layer::matmul_thread_runs(suite, p)
+                    .into_iter()
+                    .map(|b| (lib, Some(b))),
+            ),
+            _ => out.push((lib, None)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_layers_run_once_faer_and_once_a_count_matrixmultiply() {
+        let both = [Library::Faer, Library::Matrixmultiply];
+        let mm = Library::Matrixmultiply;
+        assert_eq!(
+            native_runs("oversubscription", &both, 2),
+            [
+                (Library::Faer, None),
+                (mm, Some(1)),
+                (mm, Some(2)),
+                (mm, Some(4))
+            ]
+        );
+        assert_eq!(
+            native_runs("task-level", &[mm], 2),
+            [(mm, Some(1)), (mm, Some(2))]
+        );
+        assert_eq!(
+            native_runs("blas-tuning", &both, 2),
+            [(Library::Faer, None)],
+            "no matrixmultiply workload there"
+        );
+        assert!(native_runs("array-sharing", &both, 2).is_empty());
     }
 }

@@ -14,11 +14,14 @@ usage: cargo xtask <task> [options]
 tasks:
   setup     find OpenBLAS; install it with apt-get when missing (root or passwordless sudo),
             else print the command for your system
-  bench     run the suites (the BLAS ones once per installed OpenBLAS threading layer), then
-            write the report (as `cargo xtask report`). Every OpenBLAS kernel is tried first.
+  bench     run the suites (the BLAS ones once per installed OpenBLAS threading layer, and
+            under faer and matrixmultiply), then write the report (as `cargo xtask report`).
+            Every OpenBLAS kernel is tried first.
               --quick              rough numbers fast (Criterion's --quick)
               --suite NAME         only this suite (repeatable)
-              --layer NAME         only this OpenBLAS layer (repeatable)
+              --layer NAME         only this layer (repeatable): an OpenBLAS layer (pthreads,
+                                   openmp, serial), faer (on rayon) or matrixmultiply (its own
+                                   pool, one run per MATMUL_NUM_THREADS)
               --kernel auto|library|NAME
                                    auto (default): the fastest kernel that computed right,
                                    unless OPENBLAS_CORETYPE is set (then that one); library:

@@ -1,7 +1,12 @@
-//! Where OpenBLAS is and which of its threading layers are installed beside it.
+//! Where OpenBLAS is and which of its threading layers are installed beside it, and which
+//! layers a bench runs: OpenBLAS's installed ones and the native ones (faer, matrixmultiply),
+//! which need no system library.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+
+use parcost::id::layer as names;
+use parcost::layer::Library;
 
 /// Debian's layer packages: (name in ids, folder under the multiarch lib dir, package).
 pub const DEBIAN_LAYERS: [(&str, &str, &str); 3] = [
@@ -106,9 +111,48 @@ pub fn missing_debian_layers(found: &OpenBlas) -> Vec<&'static str> {
         .collect()
 }
 
+/// The layers `--layer` asked for (all when none is named): OpenBLAS's, then the native
+/// libraries to run. An unknown or uninstalled name is an error naming what can run.
+pub fn select(openblas: &OpenBlas, names: &[String]) -> anyhow::Result<(Vec<Layer>, Vec<Library>)> {
+    if names.is_empty() {
+        return Ok((
+            openblas.layers.clone(),
+            vec![Library::Faer, Library::Matrixmultiply],
+        ));
+    }
+    let (native, blas): (Vec<&String>, Vec<&String>) = names
+        .iter()
+        .partition(|n| names::NATIVE.contains(&n.as_str()));
+    let native: Vec<Library> = [Library::Faer, Library::Matrixmultiply]
+        .into_iter()
+        .filter(|l| native.iter().any(|n| *n == l.word()))
+        .collect();
+    let blas: Vec<String> = blas.into_iter().cloned().collect();
+    let layers = if blas.is_empty() {
+        Vec::new()
+    } else {
+        openblas.select(&blas)?
+    };
+    Ok((layers, native))
+}
+
 impl OpenBlas {
     pub fn layer_names(&self) -> Vec<&str> {
         self.layers.iter().map(|l| l.name.as_str()).collect()
+    }
+
+    /// The build the native layers' runs load for their serial references: serial when
+    /// installed (no threads of its own beside the ones measured), else the first.
+    pub fn reference_layer(&self) -> Layer {
+        self.layers
+            .iter()
+            .find(|l| l.name == names::SERIAL)
+            .or(self.layers.first())
+            .cloned()
+            .unwrap_or(Layer {
+                name: "default".to_owned(),
+                lib_dir: None,
+            })
     }
 
     /// The layers asked for, all when none is named; an unknown name is an error naming the
@@ -131,8 +175,10 @@ impl OpenBlas {
                             .map(|(_, _, p)| format!("; on Debian: apt-get install {p}"))
                             .unwrap_or_default();
                         anyhow::anyhow!(
-                            "OpenBLAS layer {name:?} is not installed (installed: {}){package}",
-                            self.layer_names().join(", ")
+                            "OpenBLAS layer {name:?} is not installed (installed: {}; and the \
+                             native layers {}){package}",
+                            self.layer_names().join(", "),
+                            names::NATIVE.join(", ")
                         )
                     })
             })
@@ -175,6 +221,31 @@ mod tests {
             found.select(&["openmp".into()]).expect("installed").len(),
             1
         );
+    }
+
+    #[test]
+    fn native_layers_are_selected_beside_openblas_ones() {
+        let (_dir, root) = tree(&[
+            "lib/libopenblas.so",
+            "lib/openblas-pthread/libopenblas.so.0",
+            "lib/openblas-serial/libopenblas.so.0",
+        ]);
+        let found = find(&[root.join("lib")]).expect("found");
+        let (blas, native) = select(&found, &[]).expect("all");
+        assert_eq!(blas.len(), 2);
+        assert_eq!(native, [Library::Faer, Library::Matrixmultiply]);
+        let (blas, native) = select(&found, &["faer".into()]).expect("faer");
+        assert!(blas.is_empty(), "only faer was asked for");
+        assert_eq!(native, [Library::Faer]);
+        let (blas, native) =
+            select(&found, &["matrixmultiply".into(), "pthreads".into()]).expect("both");
+        assert_eq!(
+            (blas.len(), native.as_slice()),
+            (1, &[Library::Matrixmultiply][..])
+        );
+        assert_eq!(found.reference_layer().name, "serial");
+        let err = select(&found, &["mkl".into()]).expect_err("unknown");
+        assert!(err.to_string().contains("faer, matrixmultiply"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use crate::{cargo, run_checked, setup};
 use parcost::id::SUITES;
+use parcost::layer::{LAYER_VAR, Library, MATMUL_THREADS_VAR};
 
 /// Tests counted from what the runners print: libtest's `test result:` lines and Criterion's
 /// `Success` of each benchmark run once.
@@ -94,11 +95,26 @@ pub fn run() -> anyhow::Result<()> {
         layer.apply(&mut cmd);
         run_counting(&mut cmd, &mut tally)?;
     }
-    eprintln!("== every benchmark once (cargo bench -- --test)");
+    eprintln!("== every benchmark once (cargo bench -- --test), OpenBLAS and faer");
     run_counting(
         cargo().args(["bench", "--workspace", "--", "--test"]),
         &mut tally,
     )?;
+    // matrixmultiply reads its thread count once a process: one run of its suites at P.
+    let p = parcost::topology::Topology::detect().logical;
+    eprintln!("== the matrixmultiply layer's benchmarks once ({MATMUL_THREADS_VAR}={p})");
+    let mut cmd = cargo();
+    cmd.args(["bench"]);
+    for suite in SUITES
+        .iter()
+        .filter(|s| parcost::layer::native_layers(s.name).contains(&Library::Matrixmultiply))
+    {
+        cmd.args(["--package", suite.name]);
+    }
+    cmd.args(["--", "--test"])
+        .env(LAYER_VAR, Library::Matrixmultiply.word())
+        .env(MATMUL_THREADS_VAR, p.to_string());
+    run_counting(&mut cmd, &mut tally)?;
     println!("xtask: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
 }

@@ -28,7 +28,12 @@ fn main() {
     for op in [Op::Matmul, Op::Cholesky] {
         let problem = Problem::new(op, n, SEED);
         let workload = params(&[("layer", &layer), ("kernel", &kernel), ("n", &n)]);
-        blas_tuning::sweep(&mut suite, &problem, &workload, &threads);
+        blas_tuning::sweep(
+            &mut suite,
+            &problem,
+            &[(parcost::layer::Layer::OpenBlas(layer), threads.clone())],
+            |_| workload.clone(),
+        );
     }
     suite.finish();
 }

@@ -1,12 +1,16 @@
 //! Cost 2, BLAS tuning: one large operation at a time, swept over BLAS thread counts. This crate
-//! holds the four operations it times.
+//! holds the four operations it times, by OpenBLAS (through ndarray-linalg) and by faer (its
+//! low-level functions, each with an explicit `Par`, so B is honoured per call).
 
 use criterion::Throughput;
+use faer::{Mat, Par};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Axis};
 use ndarray_linalg::{CholeskyInto, FactorizeInto, JobSvd, SVDDCInplace, Solve, UPLO};
 use parcost::blas::BlasThreads;
 use parcost::harness::{Suite, fail, params};
+use parcost::layer::Layer;
+use parcost::native::{LayerPool, faer_par, faer_singular_values, faer_view, faer_view_mut};
 use parcost::workload::{BLAS_TOLERANCE, Mismatch, random_matrix};
 
 /// The operations swept, each at the size the suite uses.
@@ -68,6 +72,14 @@ pub struct Problem {
 pub struct Input {
     a: Array2<f64>,
     rhs: Array1<f64>,
+}
+
+/// What a faer routine overwrites: column-major copies (faer's own layout, as LAPACK's is
+/// Fortran's), made outside the timed region ([`Problem::faer_input`]).
+#[derive(Debug, Clone)]
+pub struct FaerInput {
+    a: Mat<f64>,
+    rhs: Mat<f64>,
 }
 
 impl Problem {
@@ -156,6 +168,103 @@ impl Problem {
         }
     }
 
+    /// A fresh column-major copy of what faer's routine overwrites.
+    pub fn faer_input(&self) -> FaerInput {
+        FaerInput {
+            a: faer_view(&self.a).to_owned(),
+            rhs: match self.op {
+                Op::Solve => faer_view(&self.b).to_owned(),
+                _ => Mat::zeros(0, 0),
+            },
+        }
+    }
+
+    /// `out = A B` by faer's matmul at `par`, on the arrays themselves (row-major views).
+    pub fn multiply_faer(&self, out: &mut Array2<f64>, par: Par) {
+        faer::linalg::matmul::matmul(
+            faer_view_mut(out),
+            faer::Accum::Replace,
+            faer_view(&self.a),
+            faer_view(&self.b),
+            1.0,
+            par,
+        );
+    }
+
+    /// Runs the op by faer at `par`, in place on `input` where the routine overwrites it:
+    /// the singular values (SVD with thin U and V, from the matrix itself), the solution
+    /// (partial-pivoting LU, then the two triangular solves) or the Cholesky factor (its upper
+    /// triangle still holds the input: [`Problem::faer_result`] clears it). A failure gives
+    /// NaNs, which the check rejects.
+    pub fn factor_faer(&self, input: FaerInput, par: Par) -> Mat<f64> {
+        use faer::dyn_stack::{MemBuffer, MemStack};
+        use faer::linalg::cholesky::llt::factor as llt;
+        use faer::linalg::lu::partial_pivoting::{factor as lu, solve};
+        let n = self.n;
+        let nan = || Mat::from_fn(n, 1, |_, _| f64::NAN);
+        let FaerInput { mut a, mut rhs } = input;
+        match self.op {
+            Op::Matmul => {
+                let mut out = self.output();
+                self.multiply_faer(&mut out, par);
+                faer_view(&out).to_owned()
+            }
+            Op::Svd => faer_singular_values(faer_view(&self.a), par)
+                .map_or_else(nan, |s| Mat::from_fn(s.len(), 1, |i, _| s[i])),
+            Op::Solve => {
+                let (mut perm, mut perm_inv) = (vec![0usize; n], vec![0usize; n]);
+                let mut mem = MemBuffer::new(
+                    lu::lu_in_place_scratch::<usize, f64>(n, n, par, Default::default()).or(
+                        solve::solve_in_place_scratch::<usize, f64>(n, rhs.ncols(), par),
+                    ),
+                );
+                let stack = MemStack::new(&mut mem);
+                let (_, p) = lu::lu_in_place(
+                    a.as_mut(),
+                    &mut perm,
+                    &mut perm_inv,
+                    par,
+                    stack,
+                    Default::default(),
+                );
+                // The unit lower and the upper triangle share the factored matrix.
+                solve::solve_in_place(a.as_ref(), a.as_ref(), p, rhs.as_mut(), par, stack);
+                rhs
+            }
+            Op::Cholesky => {
+                let mut mem = MemBuffer::new(llt::cholesky_in_place_scratch::<f64>(
+                    n,
+                    par,
+                    Default::default(),
+                ));
+                match llt::cholesky_in_place(
+                    a.as_mut(),
+                    Default::default(),
+                    par,
+                    MemStack::new(&mut mem),
+                    Default::default(),
+                ) {
+                    Ok(_) => a,
+                    Err(_) => Mat::from_fn(n, n, |_, _| f64::NAN),
+                }
+            }
+        }
+    }
+
+    /// What [`Problem::factor_faer`] returned, as [`Problem::factor`] returns it: the
+    /// Cholesky factor with its upper triangle zero. Outside the timed region.
+    pub fn faer_result(&self, out: &Mat<f64>) -> Array2<f64> {
+        let mut r = parcost::native::to_array(out.as_ref());
+        if self.op == Op::Cholesky {
+            for ((i, j), x) in r.indexed_iter_mut() {
+                if j > i {
+                    *x = 0.0;
+                }
+            }
+        }
+        r
+    }
+
     /// The serial reference: the same op at one BLAS thread.
     pub fn reference(&self) -> Array2<f64> {
         let _one = parcost::blas::BlasThreads::set(1).ok();
@@ -187,11 +296,17 @@ impl Problem {
     }
 }
 
-/// Benchmarks `problem` at each BLAS thread count in `threads`, under
-/// `blas-tuning/<op>/<workload>/blas_threads=B`: checked first against its serial reference
-/// (and, for matmul and Cholesky, against a check without BLAS), then timed with only the
-/// routine inside the timed region.
-pub fn sweep(suite: &mut Suite, problem: &Problem, workload: &str, threads: &[usize]) {
+/// Benchmarks `problem` under each of `layers` at each of its thread counts B, under
+/// `blas-tuning/<op>/<workload(layer)>/blas_threads=B`: checked first against its serial OpenBLAS
+/// reference (and, for matmul and Cholesky, that reference against a check without BLAS),
+/// then timed with only the routine inside the timed region. Under OpenBLAS, B is its thread
+/// count; under faer, `Par::rayon(B)` in a pool of B threads (`Par::Seq` for 1).
+pub fn sweep(
+    suite: &mut Suite,
+    problem: &Problem,
+    layers: &[(Layer, Vec<usize>)],
+    workload: impl Fn(Layer) -> String,
+) {
     let name = suite.name();
     let reference = problem.reference();
     if let Err(e) = problem.check_independently(&reference) {
@@ -208,26 +323,67 @@ pub fn sweep(suite: &mut Suite, problem: &Problem, workload: &str, threads: &[us
     if let Some(flop) = problem.op.flop(problem.n) {
         group.throughput(Throughput::Elements(flop));
     }
+    for (layer, threads) in layers {
+        sweep_layer(
+            &mut group,
+            problem,
+            &reference,
+            *layer,
+            &workload(*layer),
+            threads,
+        );
+    }
+    group.finish();
+}
+
+fn sweep_layer(
+    group: &mut parcost::harness::Group<'_>,
+    problem: &Problem,
+    reference: &Array2<f64>,
+    layer: Layer,
+    workload: &str,
+    threads: &[usize],
+) {
+    let name = parcost::id::BLAS_TUNING.name;
     for &b in threads {
-        let _blas = BlasThreads::set(b).unwrap_or_else(|e| fail(name, e));
         let id = format!("{workload}/{}", params(&[("blas_threads", &b)]));
+        if let Layer::Faer = layer {
+            let pool = LayerPool::new(layer, 1, b).unwrap_or_else(|e| fail(name, e));
+            let par = faer_par(b);
+            if problem.consumes_input() {
+                group.bench_batched(
+                    &id,
+                    || problem.faer_input(),
+                    |input| pool.install(|| problem.factor_faer(input, par)),
+                    |out| Problem::check(&problem.faer_result(out), reference),
+                );
+            } else {
+                group.bench(
+                    &id,
+                    problem.output(),
+                    |out| pool.install(|| problem.multiply_faer(out, par)),
+                    |out| Problem::check(out, reference),
+                );
+            }
+            continue;
+        }
+        let _blas = BlasThreads::set(b).unwrap_or_else(|e| fail(name, e));
         if problem.consumes_input() {
             group.bench_batched(
                 &id,
                 || problem.input(),
                 |input| problem.factor(input),
-                |out| Problem::check(out, &reference),
+                |out| Problem::check(out, reference),
             );
         } else {
             group.bench(
                 &id,
                 problem.output(),
                 |out| problem.multiply(out),
-                |out| Problem::check(out, &reference),
+                |out| Problem::check(out, reference),
             );
         }
     }
-    group.finish();
 }
 
 /// `m x` by a plain loop, so no BLAS is involved.
@@ -297,6 +453,25 @@ mod tests {
                 );
             }
         });
+    }
+
+    #[test]
+    fn faer_matches_the_openblas_reference_and_a_wrong_one_is_caught() {
+        let _serial = parcost::blas::exclusive_blas();
+        for op in [Op::Matmul, Op::Svd, Op::Solve, Op::Cholesky] {
+            let p = Problem::new(op, 300, 5);
+            let reference = p.reference();
+            for par in [Par::Seq, Par::rayon(2)] {
+                let pool = LayerPool::new(Layer::Faer, 1, par.degree()).expect("pool");
+                let out = pool.install(|| p.factor_faer(p.faer_input(), par));
+                let mut got = p.faer_result(&out);
+                Problem::check(&got, &reference).unwrap_or_else(|e| panic!("{op:?} {par:?}: {e}"));
+                p.check_independently(&got).expect("and independently");
+                let last = got.nrows() - 1;
+                got[[last, 0]] += 1e-3;
+                assert!(Problem::check(&got, &reference).is_err(), "{op:?}");
+            }
+        }
     }
 
     #[test]

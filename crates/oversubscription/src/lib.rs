@@ -3,6 +3,8 @@
 
 use ndarray::{Array1, Array2};
 use ndarray_linalg::{JobSvd, SVDDC};
+use parcost::layer::Layer;
+use parcost::native::{LayerPool, faer_singular_values, faer_view};
 use parcost::workload::{BLAS_TOLERANCE, Mismatch, random_matrix};
 use rayon::prelude::*;
 
@@ -35,6 +37,30 @@ impl SvdBatch {
                 Ok((_, sigma, _)) => *s = sigma,
                 Err(_) => s.fill(f64::NAN),
             });
+    }
+
+    /// Decomposes every matrix on `pool`, one task a matrix: LAPACK's `gesdd` under OpenBLAS,
+    /// faer's SVD (thin U and V too) at the pool's `Par` under faer. No SVD is matrixmultiply's:
+    /// that layer is not run here (NaNs, which the check rejects).
+    pub fn run_on(&self, pool: &LayerPool, out: &mut [Array1<f64>]) {
+        match pool.layer() {
+            Layer::OpenBlas(_) => {
+                pool.run_tasks(out, &self.matrices, |s, m| match m.svddc(JobSvd::Some) {
+                    Ok((_, sigma, _)) => *s = sigma,
+                    Err(_) => s.fill(f64::NAN),
+                })
+            }
+            Layer::Faer => {
+                let par = pool.par();
+                pool.run_tasks(out, &self.matrices, |s, m| {
+                    match faer_singular_values(faer_view(m), par) {
+                        Some(sigma) => *s = Array1::from(sigma),
+                        None => s.fill(f64::NAN),
+                    }
+                });
+            }
+            Layer::Matrixmultiply { .. } => out.iter_mut().for_each(|s| s.fill(f64::NAN)),
+        }
     }
 
     /// The serial reference: one matrix after another on this thread, BLAS at one thread.
@@ -84,6 +110,33 @@ mod tests {
         wrong[2][0] *= 1.0 + 1e-6;
         assert!(SvdBatch::check(&wrong, &reference).is_err());
         assert!(SvdBatch::check(&batch.outputs(), &reference).is_err());
+    }
+
+    #[test]
+    fn every_layer_matches_the_openblas_reference() {
+        let _serial = parcost::blas::exclusive_blas();
+        let batch = SvdBatch::new(40, 5, 8);
+        let reference = batch.reference();
+        let openblas = Layer::OpenBlas(parcost::blas::BlasLayer::loaded().expect("layer"));
+        for layer in [openblas, Layer::Faer] {
+            for (t, b) in [(1, 1), (2, 1), (1, 2), (3, 2)] {
+                if t > 1 && !layer.is_thread_safe() {
+                    continue;
+                }
+                let pool = LayerPool::new(layer, t, b).expect("pool");
+                let mut out = batch.outputs();
+                batch.run_on(&pool, &mut out);
+                SvdBatch::check(&out, &reference)
+                    .unwrap_or_else(|e| panic!("{layer} {t}x{b}: {e}"));
+            }
+        }
+        let pool = LayerPool::new(Layer::Matrixmultiply { threads: 1 }, 1, 1).expect("pool");
+        let mut out = batch.outputs();
+        batch.run_on(&pool, &mut out);
+        assert!(
+            SvdBatch::check(&out, &reference).is_err(),
+            "no SVD under matrixmultiply"
+        );
     }
 
     #[test]

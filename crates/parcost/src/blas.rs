@@ -52,10 +52,11 @@ impl BlasLayer {
 
     /// The name used in benchmark ids (`layer=...`).
     pub fn name(self) -> &'static str {
+        use crate::id::layer;
         match self {
-            Self::Serial => "serial",
-            Self::Pthreads => "pthreads",
-            Self::Openmp => "openmp",
+            Self::Serial => layer::SERIAL,
+            Self::Pthreads => layer::PTHREADS,
+            Self::Openmp => layer::OPENMP,
         }
     }
 
@@ -87,6 +88,15 @@ pub enum BlasError {
     UnknownLayer(i32),
     #[error("a BLAS thread count must be at least 1, got {0}")]
     ZeroThreads(usize),
+    #[error(
+        "{layer} runs at MATMUL_NUM_THREADS={threads} in this process (read once), not {asked}: \
+         run it again with MATMUL_NUM_THREADS={asked}"
+    )]
+    FixedThreads {
+        layer: &'static str,
+        threads: usize,
+        asked: usize,
+    },
     #[cfg(feature = "suites")]
     #[error("could not build a pool of {tasks} task threads: {source}")]
     Pool {

@@ -12,6 +12,7 @@ use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 
 use crate::blas::{BlasInfo, BlasLayer};
+use crate::layer::{Layer, Library, MATMUL_THREADS_VAR};
 use crate::meta::{Machine, RunInfo, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir};
 use crate::noise::{Noise, NoiseProbe};
 use crate::topology::Topology;
@@ -173,6 +174,8 @@ pub struct Suite {
     criterion: Criterion,
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
     openblas: Option<BlasInfo>,
+    /// The layers this process runs (empty for suites without BLAS).
+    layers: Vec<Layer>,
     topology: Topology,
     selection: Rc<Selection>,
 }
@@ -186,10 +189,38 @@ impl std::fmt::Debug for Suite {
 }
 
 impl Suite {
-    /// A suite that calls BLAS: its ids and sidecar carry the layer OpenBLAS reports.
+    /// A suite that calls BLAS, under the layers `PARCOST_LAYER` names (by default the
+    /// OpenBLAS layer loaded, as it reports itself, and faer): every id carries its layer, and
+    /// each layer's variants go to a sidecar of their own. OpenBLAS is loaded whatever runs:
+    /// it computes the serial references every layer is checked against.
     pub fn with_blas(name: &'static str) -> Self {
         let info = BlasInfo::loaded().unwrap_or_else(|e| fail(name, e));
-        Self::new(name, Some(info), None)
+        let layers = Library::requested()
+            .unwrap_or_else(|e| fail(name, e))
+            .into_iter()
+            .map(|lib| match lib {
+                Library::OpenBlas => Layer::OpenBlas(info.layer),
+                Library::Faer => Layer::Faer,
+                Library::Matrixmultiply => {
+                    let value = std::env::var(MATMUL_THREADS_VAR).ok();
+                    let threads = crate::layer::matmul_threads_from(value.as_deref())
+                        .unwrap_or_else(|| {
+                            fail(
+                                name,
+                                format!(
+                                    "the matrixmultiply layer needs {MATMUL_THREADS_VAR} set (its \
+                                     thread count, read once per process, is B of every id)"
+                                ),
+                            )
+                        });
+                    Layer::Matrixmultiply { threads }
+                }
+            })
+            .collect();
+        let mut suite = Self::new(name, Some(info), None);
+        suite.layers = layers;
+        suite.announce_layers();
+        suite
     }
 
     /// A part of suite `name` that runs once per OpenBLAS kernel (`OPENBLAS_CORETYPE` set per
@@ -203,6 +234,26 @@ impl Suite {
     /// A suite that never calls BLAS.
     pub fn without_blas(name: &'static str) -> Self {
         Self::new(name, None, None)
+    }
+
+    fn announce_layers(&self) {
+        for layer in &self.layers {
+            match layer {
+                Layer::OpenBlas(_) => {}
+                Layer::Faer => eprintln!(
+                    "parcost {}: layer faer: Par::rayon(B) inside the task pool, which has \
+                     max(T, B) threads (faer starts none of its own)",
+                    self.name
+                ),
+                Layer::Matrixmultiply { threads } => eprintln!(
+                    "parcost {}: layer matrixmultiply: its own pool of {threads} thread(s) \
+                     ({MATTHREADS}={:?}), T task threads beside it",
+                    self.name,
+                    std::env::var(MATMUL_THREADS_VAR).unwrap_or_default(),
+                    MATTHREADS = MATMUL_THREADS_VAR
+                ),
+            }
+        }
     }
 
     fn new(name: &'static str, openblas: Option<BlasInfo>, sidecar_tag: Option<String>) -> Self {
@@ -252,6 +303,10 @@ impl Suite {
             run: crate::meta::now_ms(),
             noise,
             criterion,
+            layers: openblas
+                .as_ref()
+                .map(|i| vec![Layer::OpenBlas(i.layer)])
+                .unwrap_or_default(),
             usage: Rc::default(),
             openblas,
             topology,
@@ -266,6 +321,12 @@ impl Suite {
     /// The OpenBLAS layer this process loaded (`None` for suites without BLAS).
     pub fn layer(&self) -> Option<BlasLayer> {
         self.openblas.as_ref().map(|i| i.layer)
+    }
+
+    /// The layers this process runs, in order: OpenBLAS's (when asked for), then the native
+    /// ones.
+    pub fn layers(&self) -> Vec<Layer> {
+        self.layers.clone()
     }
 
     /// `P`: the logical cores online.
@@ -323,37 +384,63 @@ impl Suite {
                 self.name
             );
         }
-        let mut variants = std::mem::take(&mut *self.usage.borrow_mut());
+        let variants = std::mem::take(&mut *self.usage.borrow_mut());
         if variants.is_empty() || self.selection.is_test() {
             return;
         }
-        for usage in variants.values_mut() {
+        // One sidecar a layer: each is one run of one layer, as the report reads them.
+        let mut by_layer: BTreeMap<Option<String>, BTreeMap<String, Usage>> = BTreeMap::new();
+        for (id, mut usage) in variants {
             usage.run = Some(self.run);
+            by_layer
+                .entry(self.layer_of(&id).map(str::to_owned))
+                .or_default()
+                .insert(id, usage);
         }
-        let layer = self.layer().map(BlasLayer::name);
-        let path = Sidecar::path(
-            &criterion_dir(),
-            self.name,
-            self.sidecar_tag.as_deref(),
-            layer,
-        );
         let run = RunInfo {
             started_ms: self.run,
             quick: self.selection.is_quick(),
             noise,
         };
-        let sidecar = Sidecar {
-            schema: SIDECAR_SCHEMA,
-            suite: self.name.to_owned(),
-            machine: self.machine,
-            openblas: self.openblas.clone(),
-            tag: self.sidecar_tag,
-            variants,
-            runs: [(self.run, run)].into_iter().collect(),
-        };
-        if let Err(e) = sidecar.merge_into(&path) {
-            fail(self.name, e);
+        for (name, variants) in by_layer {
+            let layer = name
+                .as_deref()
+                .and_then(|n| self.layers.iter().copied().find(|l| l.name() == n));
+            let token = layer.map(Layer::sidecar_token).or(name.clone());
+            let path = Sidecar::path(
+                &criterion_dir(),
+                self.name,
+                self.sidecar_tag.as_deref(),
+                token.as_deref(),
+            );
+            let sidecar = Sidecar {
+                schema: SIDECAR_SCHEMA,
+                suite: self.name.to_owned(),
+                machine: self.machine.clone(),
+                openblas: self.openblas.clone(),
+                tag: self.sidecar_tag.clone(),
+                layer: name,
+                matmul_num_threads: match layer {
+                    Some(Layer::Matrixmultiply { threads }) => Some(threads),
+                    _ => None,
+                },
+                variants,
+                runs: [(self.run, run)].into_iter().collect(),
+            };
+            if let Err(e) = sidecar.merge_into(&path) {
+                fail(self.name, e);
+            }
         }
+    }
+
+    /// The layer a variant ran under: its id's `layer=`, else the OpenBLAS layer (`None`
+    /// for suites without BLAS).
+    fn layer_of<'s>(&'s self, full_id: &'s str) -> Option<&'s str> {
+        self.openblas.as_ref()?;
+        let named = full_id
+            .split(['/', ',', ' '])
+            .find_map(|t| t.strip_prefix("layer="));
+        named.or_else(|| self.layer().map(BlasLayer::name))
     }
 }
 

@@ -90,8 +90,8 @@ pub fn suite(name: &str) -> Option<&'static SuiteInfo> {
 
 /// The keys of id parameters used across suites.
 pub mod key {
-    /// The linear-algebra library and its threading runtime (OpenBLAS's `pthreads`, `openmp`,
-    /// `serial`), as MKL calls its builds "threading layers".
+    /// The linear-algebra library and its threading runtime, as MKL calls its sequential, OpenMP
+    /// and TBB builds "threading layers": one of [`super::layer`]'s names.
     pub const LAYER: &str = "layer";
     /// The OpenBLAS kernel (core type), where a sweep varies it.
     pub const KERNEL: &str = "kernel";
@@ -106,6 +106,62 @@ pub mod key {
     pub const TRANSPORT: &str = "transport";
     pub const VARIANT: &str = "variant";
     pub const POOL: &str = "pool";
+}
+
+/// The values of `layer`: the linear-algebra library and its threading runtime.
+///
+/// - OpenBLAS's three builds, named by what the library reports (`openblas_get_parallel`):
+///   `pthreads` (its own thread server, one process-wide count), `openmp` (a team per calling
+///   thread), `serial` (no threads).
+/// - `faer`: faer on rayon. Its parallelism is a per-call `Par`, and its parallel loops run as
+///   rayon tasks in the caller's pool: it starts no threads of its own.
+/// - `matrixmultiply`: the `matrixmultiply::dgemm` ndarray's `dot` runs without BLAS, with its
+///   `threading` feature: a pool of its own, sized once per process by `MATMUL_NUM_THREADS`.
+///
+/// In every layer `tasks` is the size of the task pool (an explicit rayon pool) and
+/// `blas_threads` (B) the library's own parallelism inside each task: OpenBLAS's thread count,
+/// faer's `Par` (`Par::Seq` for 1, `Par::rayon(B)` otherwise), matrixmultiply's
+/// `MATMUL_NUM_THREADS`.
+pub mod layer {
+    pub const PTHREADS: &str = "pthreads";
+    pub const OPENMP: &str = "openmp";
+    pub const SERIAL: &str = "serial";
+    pub const FAER: &str = "faer";
+    pub const MATRIXMULTIPLY: &str = "matrixmultiply";
+
+    /// OpenBLAS's layers, in the order the report shows them.
+    pub const OPENBLAS: [&str; 3] = [PTHREADS, OPENMP, SERIAL];
+    /// The Rust-native layers: no system library, parallelism chosen per call or per process.
+    pub const NATIVE: [&str; 2] = [FAER, MATRIXMULTIPLY];
+
+    /// The library names as the report writes them.
+    pub const LIBRARY_OPENBLAS: &str = "OpenBLAS";
+    pub const LIBRARY_FAER: &str = "faer";
+    pub const LIBRARY_MATRIXMULTIPLY: &str = "matrixmultiply";
+
+    /// The library a layer belongs to (`OpenBLAS`, `faer` or `matrixmultiply`); an unknown
+    /// layer (a plain OpenBLAS install is `default`) is OpenBLAS's.
+    pub fn library(layer: &str) -> &'static str {
+        match layer {
+            FAER => LIBRARY_FAER,
+            MATRIXMULTIPLY => LIBRARY_MATRIXMULTIPLY,
+            _ => LIBRARY_OPENBLAS,
+        }
+    }
+
+    /// Whether a layer is one of OpenBLAS's (any name that is not a native layer).
+    pub fn is_openblas(layer: &str) -> bool {
+        !NATIVE.contains(&layer)
+    }
+
+    /// `OpenBLAS openmp`, `faer`: a layer named with its library where that tells more.
+    pub fn describe(layer: &str) -> String {
+        if is_openblas(layer) {
+            format!("{LIBRARY_OPENBLAS} {layer}")
+        } else {
+            layer.to_owned()
+        }
+    }
 }
 
 /// `key=value` tokens joined by `,`: one level of a benchmark id.

@@ -4,6 +4,10 @@
 //! - [`cpu`]: the CPU's vector features, its measured clock and the theoretical DGEMM peak.
 //! - [`kernel`], [`kernel_trial`]: which OpenBLAS kernels this CPU can run, a trial of each in a
 //!   child process, and the choice of one.
+//! - [`layer`]: the linear-algebra layers (OpenBLAS's builds, faer on rayon, matrixmultiply's
+//!   own pool), which ones a process runs and matrixmultiply's thread count.
+//! - [`native`]: faer and matrixmultiply on ndarray's arrays, and the pool of a grid cell
+//!   (tasks x library threads) under any layer.
 //! - [`topology`]: logical and physical cores from the kernel's files.
 //! - [`workload`]: seeded inputs, shared workloads and the check against a serial reference.
 //! - [`meta`]: the machine and per-variant CPU usage, written as a sidecar to Criterion's files.
@@ -30,7 +34,10 @@ pub mod id;
 pub mod kernel;
 #[cfg(feature = "suites")]
 pub mod kernel_trial;
+pub mod layer;
 pub mod meta;
+#[cfg(feature = "suites")]
+pub mod native;
 pub mod noise;
 #[cfg(feature = "suites")]
 pub mod shm;

@@ -123,6 +123,11 @@ pub struct Usage {
     /// budget and this one run is its only figure (Criterion's files for it are older).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampled: Option<bool>,
+    /// Threads of this process right after the run (`Threads:` of `/proc/self/status`): the
+    /// task pool, and whatever threads the library started and keeps (an OpenMP team per task
+    /// thread, matrixmultiply's pool; faer starts none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u64>,
 }
 
 /// One run of a suite (under one layer): when it started and what the machine did meanwhile.
@@ -141,6 +146,15 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The threads this process has now, from `/proc/self/status`.
+pub fn process_threads() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// CPU time of this process and of the children it reaped.
@@ -216,6 +230,7 @@ impl Usage {
             context_switches: voluntary + involuntary,
             run: None,
             sampled: None,
+            threads: process_threads(),
         };
         (out, usage)
     }
@@ -234,6 +249,16 @@ pub struct Sidecar {
     /// OpenBLAS is not the one the rest of the suites ran with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The layer every variant here ran under (`layer=` of their ids): `faer`,
+    /// `matrixmultiply` or an OpenBLAS layer. Absent in older sidecars, whose layer is
+    /// `openblas`'s. For the native layers `openblas` is the library the serial references
+    /// were computed with, not the one measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// matrixmultiply's thread count in this run, as it read `MATMUL_NUM_THREADS` (clamped
+    /// to 1..=4): B of every variant here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matmul_num_threads: Option<usize>,
     /// Criterion full id -> CPU use of one extra run of that variant.
     pub variants: BTreeMap<String, Usage>,
     /// The runs the variants came from, by [`RunInfo::started_ms`].
@@ -242,6 +267,14 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
+    /// The layer its variants ran under: [`Sidecar::layer`], else (older sidecars) the
+    /// OpenBLAS layer.
+    pub fn layer_name(&self) -> Option<&str> {
+        self.layer
+            .as_deref()
+            .or_else(|| self.openblas.as_ref().map(|o| o.layer.name()))
+    }
+
     /// The latest run recorded, if any run is.
     pub fn latest_run(&self) -> Option<&RunInfo> {
         self.runs.values().max_by_key(|r| r.started_ms)
@@ -388,6 +421,27 @@ mod tests {
     }
 
     #[test]
+    fn a_run_records_the_threads_alive_after_it() {
+        let ((), usage) = Usage::measure(|| {});
+        assert!(usage.threads.is_some_and(|t| t >= 1), "{usage:?}");
+    }
+
+    #[test]
+    fn older_sidecars_read_with_the_openblas_layer() {
+        // A sidecar written before `layer` existed: the layer is OpenBLAS's.
+        let old = r#"{"schema": 1, "suite": "s", "machine": {"cpu": "c", "logical_cores": 2,
+            "physical_cores": 2, "os": "o", "created_unix": 1},
+            "openblas": {"config": "OpenBLAS", "core": "Haswell", "layer": "openmp"},
+            "variants": {"s/w/layer=openmp,n=1": {"wall_ns": 1, "cpu_ns": 1,
+            "cpu_per_wall": 1.0, "voluntary_switches": 0, "involuntary_switches": 0,
+            "context_switches": 0}}}"#;
+        let s: Sidecar = serde_json::from_str(old).expect("an older sidecar reads");
+        assert_eq!(s.layer_name(), Some("openmp"));
+        assert_eq!(s.matmul_num_threads, None);
+        assert_eq!(s.variants["s/w/layer=openmp,n=1"].threads, None);
+    }
+
+    #[test]
     fn usage_of_a_sleep_is_near_zero_and_switches() {
         let ((), usage) = Usage::measure(|| std::thread::sleep(Duration::from_millis(30)));
         assert!(
@@ -420,6 +474,7 @@ mod tests {
             context_switches: 3,
             run: None,
             sampled: None,
+            threads: None,
         };
         let mut first = Sidecar {
             schema: SIDECAR_SCHEMA,
@@ -427,6 +482,8 @@ mod tests {
             machine: Machine::detect(),
             openblas: None,
             tag: None,
+            layer: None,
+            matmul_num_threads: None,
             variants: BTreeMap::new(),
             runs: BTreeMap::new(),
         };

@@ -151,6 +151,13 @@ impl MatmulBatch {
             .for_each(|(c, (a, b))| general_mat_mul(1.0, a, b, 0.0, c));
     }
 
+    /// Multiplies every pair, one task a pair, on `pool`: each product by the pool's library
+    /// at its B ([`crate::native::LayerPool`]).
+    pub fn run_on(&self, pool: &crate::native::LayerPool, out: &mut [Array2<f64>]) {
+        let gemm = pool.gemm();
+        pool.run_tasks(out, &self.pairs, |c, (a, b)| gemm.multiply(a, b, c));
+    }
+
     /// The serial reference: one pair after another on this thread, BLAS at one thread.
     pub fn reference(&self) -> Vec<Array2<f64>> {
         let _one = BlasThreads::set(1).ok();

@@ -140,6 +140,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     }
 
     recommendations(&mut h, &s.recommendations);
+    crate::libraries::section(&mut h, s)?;
 
     let p = m.logical_cores.max(1) as u64;
     for suite in parcost::id::SUITES.map(|s| s.name) {

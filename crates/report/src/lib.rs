@@ -2,11 +2,14 @@
 //! and writes `index.html`, `summary.json` and `summary.csv`, all or none.
 //!
 //! The stages are separate: [`results`] reads a run, [`summary`], [`findings`] and [`verdict`]
-//! compute every number, and [`html`] (with [`charts`]) and [`terminal`] only format them.
+//! compute every number, and [`html`] (with [`charts`]) and [`terminal`] only format them;
+//! [`libraries`] compares the linear-algebra libraries (its findings, and its section of the
+//! page).
 
 pub mod charts;
 pub mod findings;
 pub mod html;
+pub mod libraries;
 pub mod results;
 pub mod summary;
 pub mod terminal;
@@ -88,7 +91,10 @@ fn summarize(run: &results::Run) -> Summary {
             logical,
             machine.capacity("threads-vs-processes"),
         ));
-        (all, findings::recommendations(&rows, logical, limits))
+        all.extend(libraries::findings(&rows, logical, limits));
+        let mut recs = findings::recommendations(&rows, logical, limits);
+        recs.extend(libraries::recommendations(&rows, logical, limits));
+        (all, recs)
     };
     let verdict = if logical == 0 {
         verdict::Verdict::default()

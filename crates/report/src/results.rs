@@ -286,7 +286,17 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Record
                 if newer {
                     run.machine = Some(sidecar.machine.clone());
                 }
-                if let Some(info) = sidecar.openblas.as_ref().filter(|_| sidecar.tag.is_none()) {
+                // The native layers' sidecars name the OpenBLAS of their references only: the
+                // OpenBLAS measured, and its layers, come from the others.
+                let layer = sidecar.layer_name().map(str::to_owned);
+                let measured_openblas = layer
+                    .as_deref()
+                    .is_some_and(parcost::id::layer::is_openblas);
+                if let Some(info) = sidecar
+                    .openblas
+                    .as_ref()
+                    .filter(|_| sidecar.tag.is_none() && measured_openblas)
+                {
                     run.openblas_config
                         .get_or_insert_with(|| info.config.clone());
                     run.openblas.get_or_insert_with(|| info.clone());
@@ -299,8 +309,12 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Record
                 if let Some(info) = latest {
                     run.runs.push(SuiteRun {
                         suite: sidecar.suite.clone(),
-                        layer: sidecar.openblas.as_ref().map(|o| o.layer.name().to_owned()),
-                        tag: sidecar.tag.clone(),
+                        layer,
+                        tag: sidecar.tag.clone().or_else(|| {
+                            sidecar
+                                .matmul_num_threads
+                                .map(|b| format!("{}={b}", parcost::layer::MATMUL_THREADS_VAR))
+                        }),
                         info,
                     });
                 }
@@ -379,4 +393,99 @@ fn read_measurement(
         counted,
         criterion_page: page.is_file().then_some(page),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parcost::blas::BlasLayer;
+
+    fn sidecar(layer: Option<&str>, openblas: BlasLayer, matmul: Option<usize>) -> Sidecar {
+        let started = 1_700_000_000_000;
+        let name = layer.unwrap_or(openblas.name());
+        let id =
+            format!("oversubscription/matmul/layer={name},n=256,pairs=64/tasks=2,blas_threads=1");
+        let usage = Usage {
+            wall_ns: 1_000_000,
+            cpu_ns: 2_000_000,
+            cpu_per_wall: 2.0,
+            voluntary_switches: 1,
+            involuntary_switches: 1,
+            context_switches: 2,
+            run: Some(started),
+            sampled: Some(false),
+            threads: Some(3),
+        };
+        Sidecar {
+            schema: parcost::meta::SIDECAR_SCHEMA,
+            suite: "oversubscription".into(),
+            machine: Machine {
+                cpu: "test CPU".into(),
+                logical_cores: 2,
+                physical_cores: 2,
+                os: "test".into(),
+                rustc: None,
+                git_sha: None,
+                created_unix: 1,
+                cpu_features: None,
+                peak: None,
+            },
+            openblas: Some(BlasInfo {
+                config: format!("OpenBLAS 0.3.21 {}", openblas.name()),
+                core: "Haswell".into(),
+                layer: openblas,
+                kernel_source: Default::default(),
+                library_core: None,
+            }),
+            tag: None,
+            layer: layer.map(str::to_owned),
+            matmul_num_threads: matmul,
+            variants: [(id, usage)].into_iter().collect(),
+            runs: [(
+                started,
+                RunInfo {
+                    started_ms: started,
+                    quick: true,
+                    noise: None,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    #[test]
+    fn native_sidecars_name_their_layer_and_leave_openblas_to_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = |token: &str| Sidecar::path(dir.path(), "oversubscription", None, Some(token));
+        // An older sidecar (no `layer`), and the native layers' runs, whose OpenBLAS (serial)
+        // only computed their references.
+        sidecar(None, BlasLayer::Pthreads, None)
+            .merge_into(&at("pthreads"))
+            .expect("write");
+        sidecar(Some("faer"), BlasLayer::Serial, None)
+            .merge_into(&at("faer"))
+            .expect("write");
+        sidecar(Some("matrixmultiply"), BlasLayer::Serial, Some(2))
+            .merge_into(&at("matrixmultiply-b2"))
+            .expect("write");
+        let run = load(dir.path(), "new");
+        assert_eq!(run.layers, ["pthreads"], "serial was not measured");
+        assert_eq!(
+            run.openblas.as_ref().map(|o| o.layer),
+            Some(BlasLayer::Pthreads)
+        );
+        let layers: Vec<(Option<&str>, Option<&str>)> = run
+            .runs
+            .iter()
+            .map(|r| (r.layer.as_deref(), r.tag.as_deref()))
+            .collect();
+        assert!(layers.contains(&(Some("faer"), None)), "{layers:?}");
+        assert!(
+            layers.contains(&(Some("matrixmultiply"), Some("MATMUL_NUM_THREADS=2"))),
+            "{layers:?}"
+        );
+        assert_eq!(run.measurements.len(), 3, "one run each, from the sidecars");
+        assert!(run.skipped.is_empty(), "{:?}", run.skipped);
+    }
 }

@@ -64,6 +64,7 @@ pub fn verdict(machine: &MachineOut, rows: &[Row]) -> Verdict {
     let mut v = Verdict::default();
     kernel(machine, rows, p, &mut v);
     let layer = layer(rows, p, &mut v);
+    crate::libraries::verdict(rows, p, &mut v);
     threads(rows, p, layer.as_deref(), &mut v);
     sharing(rows, &mut v);
     never(rows, &mut v);
@@ -144,12 +145,14 @@ fn kernel(machine: &MachineOut, rows: &[Row], p: u64, v: &mut Verdict) {
     }
 }
 
-/// The layer with the fastest batch of small products, and what naive nesting cost under each.
+/// The OpenBLAS layer with the fastest batch of small products, and what naive nesting cost
+/// under each (the other libraries: [`crate::libraries::verdict`]).
 fn layer(rows: &[Row], p: u64, v: &mut Verdict) -> Option<String> {
     let batch: Vec<&Row> = rows
         .iter()
         .filter(|r| r.suite == "oversubscription" && r.workload == "matmul")
         .filter(|r| r.int("n") == Some(256))
+        .filter(|r| r.name("layer").is_some_and(parcost::id::layer::is_openblas))
         .collect();
     let layers: std::collections::BTreeSet<&str> =
         batch.iter().filter_map(|r| r.name("layer")).collect();
@@ -235,7 +238,12 @@ fn threads(rows: &[Row], p: u64, layer: Option<&str>, v: &mut Verdict) {
     let cross = crossovers(rows);
     let Some((layer, c)): Option<(&str, &Crossover)> = layer
         .and_then(|l| cross.get(l).map(|c| (l, c)))
-        .or_else(|| cross.iter().next().map(|(l, c)| (l.as_str(), c)))
+        .or_else(|| {
+            cross
+                .iter()
+                .find(|(l, _)| parcost::id::layer::is_openblas(l))
+                .map(|(l, c)| (l.as_str(), c))
+        })
     else {
         return;
     };

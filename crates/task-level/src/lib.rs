@@ -100,6 +100,29 @@ mod tests {
     }
 
     #[test]
+    fn every_variant_under_every_layer_matches_serial() {
+        use parcost::layer::Layer;
+        use parcost::native::LayerPool;
+        let _serial = parcost::blas::exclusive_blas();
+        let batch = MatmulBatch::new(48, 8, 3);
+        let reference = batch.reference();
+        for layer in [Layer::Faer, Layer::Matrixmultiply { threads: 2 }] {
+            for v in Variant::ALL {
+                let (tasks, blas) = v.threads(2);
+                if !layer.runs_blas_threads(blas) {
+                    continue;
+                }
+                let pool = LayerPool::new(layer, tasks, blas).expect("pool");
+                let mut out = batch.outputs();
+                batch.run_on(&pool, &mut out);
+                if let Err(e) = MatmulBatch::check(&out, &reference) {
+                    panic!("{layer} {}: {e}", v.name());
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_variant_matches_serial() {
         let _serial = parcost::blas::exclusive_blas();
         let batch = MatmulBatch::new(64, 6, 9);

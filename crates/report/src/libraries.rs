@@ -1,0 +1,1123 @@
+//! Libraries side by side: for each workload the BLAS suites ran under more than one layer
+//! (OpenBLAS's builds, faer on rayon, matrixmultiply's own pool), the best configuration of
+//! each layer with its time, rate and share of the peak; faer (and matrixmultiply) against
+//! OpenBLAS across the task-level sizes; the findings those give (what naive nesting costs per
+//! library, from which size one library wins, how close a batch of small products comes to the
+//! peak); a verdict line and recommendations that name the library. Every number is computed
+//! from the rows given, by the findings' rule: a difference is stated only when the two 95%
+//! intervals separate.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use parcost::id::layer as names;
+
+use crate::charts::{self, Axis, Marks, Point, Series};
+use crate::findings::{Ratio, human, ratio};
+use crate::results::{Estimate, Value};
+use crate::summary::{Finding, Limits, Recommendation, Row, Summary};
+use crate::verdict::{Line, Verdict};
+
+/// The keys a suite's grid varies: what is not part of a workload's identity.
+fn grid_keys(suite: &str) -> &'static [&'static str] {
+    match suite {
+        "oversubscription" => &["tasks", "blas_threads"],
+        "task-level" => &["variant", "tasks", "blas_threads"],
+        "blas-tuning" => &["blas_threads"],
+        _ => &[],
+    }
+}
+
+/// One layer's best configuration of a workload.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub layer: String,
+    pub best: &'a Row,
+}
+
+impl Entry<'_> {
+    pub fn time(&self) -> Estimate {
+        self.best.time_ns.unwrap_or(Estimate {
+            estimate: f64::NAN,
+            lower: f64::NAN,
+            upper: f64::NAN,
+        })
+    }
+
+    /// `2 x 1` (tasks x threads), `B = 2`, `task-level, 2 x 1`.
+    pub fn config(&self) -> String {
+        let r = self.best;
+        let cell = match (r.int("tasks"), r.int("blas_threads")) {
+            (Some(t), Some(b)) => format!("{t} x {b}"),
+            (None, Some(b)) => format!("B = {b}"),
+            _ => String::new(),
+        };
+        match r.name("variant") {
+            Some(v) => format!("{v}, {cell}"),
+            None => cell,
+        }
+    }
+}
+
+/// One workload instance under every layer that ran it, fastest first.
+#[derive(Debug, Clone)]
+pub struct Comparison<'a> {
+    pub suite: String,
+    pub workload: String,
+    pub params: BTreeMap<String, Value>,
+    pub entries: Vec<Entry<'a>>,
+}
+
+impl Comparison<'_> {
+    pub fn title(&self) -> String {
+        human(&self.workload, &self.params)
+    }
+
+    pub fn of(&self, layer: &str) -> Option<&Entry<'_>> {
+        self.entries.iter().find(|e| e.layer == layer)
+    }
+
+    /// The fastest entry of a library's layers.
+    pub fn best_of_library(&self, library: &str) -> Option<&Entry<'_>> {
+        self.entries
+            .iter()
+            .find(|e| names::library(&e.layer) == library)
+    }
+
+    fn has_native(&self) -> bool {
+        self.entries.iter().any(|e| !names::is_openblas(&e.layer))
+    }
+}
+
+/// Every workload instance of the BLAS suites run under at least two layers (the kernel sweep
+/// aside), each layer's best sampled configuration, fastest first.
+pub fn comparisons(rows: &[Row]) -> Vec<Comparison<'_>> {
+    type Key = (String, String, BTreeMap<String, Value>);
+    let mut groups: BTreeMap<Key, BTreeMap<String, Vec<&Row>>> = BTreeMap::new();
+    for r in rows {
+        let grid = grid_keys(&r.suite);
+        if grid.is_empty() || r.params.contains_key("kernel") || r.time_ns.is_none() {
+            continue;
+        }
+        let Some(layer) = r.name("layer") else {
+            continue;
+        };
+        let params = r
+            .params
+            .iter()
+            .filter(|(k, _)| !grid.contains(&k.as_str()) && k.as_str() != "layer")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        groups
+            .entry((r.suite.clone(), r.workload.clone(), params))
+            .or_default()
+            .entry(layer.to_owned())
+            .or_default()
+            .push(r);
+    }
+    let order = |s: &str| {
+        parcost::id::SUITES
+            .iter()
+            .position(|x| x.name == s)
+            .unwrap_or(usize::MAX)
+    };
+    let mut out: Vec<Comparison> = groups
+        .into_iter()
+        .filter(|(_, by_layer)| by_layer.len() > 1)
+        .map(|((suite, workload, params), by_layer)| {
+            let mut entries: Vec<Entry> = by_layer
+                .into_iter()
+                .filter_map(|(layer, cells)| {
+                    let best = cells
+                        .into_iter()
+                        .min_by(|a, b| time_of(a).total_cmp(&time_of(b)))?;
+                    Some(Entry { layer, best })
+                })
+                .collect();
+            entries.sort_by(|a, b| time_of(a.best).total_cmp(&time_of(b.best)));
+            Comparison {
+                suite,
+                workload,
+                params,
+                entries,
+            }
+        })
+        .collect();
+    out.sort_by_key(|c| {
+        (
+            order(&c.suite),
+            c.workload.clone(),
+            c.params.get("n").cloned(),
+        )
+    });
+    out
+}
+
+fn time_of(r: &Row) -> f64 {
+    r.time_ns.map_or(f64::INFINITY, |t| t.estimate)
+}
+
+fn x(r: Ratio) -> String {
+    if r.0 < 10.0 {
+        format!("{:.2}x ({:.2} to {:.2})", r.0, r.1, r.2)
+    } else {
+        format!("{:.1}x ({:.1} to {:.1})", r.0, r.1, r.2)
+    }
+}
+
+/// `a` against `b` as a speedup of `a` (b's time over a's): above 1, `a` was faster.
+fn speedup(a: &Entry, b: &Entry) -> Ratio {
+    ratio(&b.time(), &a.time())
+}
+
+/// The findings' rule for words: a finding not seen says so first; a seen one starts with a
+/// capital (a library's own lower-case name aside).
+fn said(seen: bool, text: String) -> String {
+    if !seen {
+        return format!("Not seen on this machine: {text}");
+    }
+    if names::NATIVE.iter().any(|n| text.starts_with(n)) {
+        return text;
+    }
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
+/// Whether a ratio's interval lies wholly above (1), below (-1) or across 1 (0).
+fn side(r: Ratio) -> i8 {
+    if r.1 > 1.0 {
+        1
+    } else if r.2 < 1.0 {
+        -1
+    } else {
+        0
+    }
+}
+
+/// Naive nesting under a layer: its cell with the most tasks at P threads, against its best.
+fn naive_cost<'a>(rows: &[&'a Row], layer: &str, p: u64) -> Option<(&'a Row, Ratio)> {
+    let cells: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.name("layer") == Some(layer) && r.time_ns.is_some())
+        .collect();
+    let best = cells
+        .iter()
+        .copied()
+        .min_by(|a, b| time_of(a).total_cmp(&time_of(b)))?;
+    let most = cells.iter().filter_map(|r| r.int("tasks")).max()?;
+    let naive = cells
+        .iter()
+        .copied()
+        .find(|r| r.int("tasks") == Some(most) && r.int("blas_threads") == Some(p))?;
+    Some((naive, ratio(&naive.time_ns?, &best.time_ns?)))
+}
+
+/// [`naive_cost`] where the naive cell was too slow to sample (run once, no interval): its one
+/// run over the layer's best estimate.
+fn naive_once(rows: &[&Row], layer: &str, p: u64) -> Option<f64> {
+    let of_layer = || rows.iter().filter(|r| r.name("layer") == Some(layer));
+    let best = of_layer()
+        .filter_map(|r| r.time_ns)
+        .map(|t| t.estimate)
+        .min_by(f64::total_cmp)?;
+    let most = of_layer().filter_map(|r| r.int("tasks")).max()?;
+    let naive =
+        of_layer().find(|r| r.int("tasks") == Some(most) && r.int("blas_threads") == Some(p))?;
+    Some(naive.time_ns.is_none().then_some(naive.single_run_ns?)? / best)
+}
+
+/// The findings about libraries: naive nesting per library (oversubscription), from which size
+/// each native layer beats or trails OpenBLAS (task-level), faer against OpenBLAS on one large
+/// op (blas-tuning), and the best batch of small products against the peak.
+pub fn findings(rows: &[Row], logical_cores: usize, limits: Limits) -> Vec<Finding> {
+    let p = logical_cores.max(1) as u64;
+    let mut out = Vec::new();
+    out.extend(naive_findings(rows, p));
+    for layer in names::NATIVE {
+        out.extend(size_finding(rows, layer));
+    }
+    out.extend(large_op_finding(rows));
+    out.extend(peak_finding(rows, limits));
+    out
+}
+
+fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let over: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.suite == "oversubscription")
+        .collect();
+    let mut instances: BTreeMap<(String, BTreeMap<String, Value>), Vec<&Row>> = BTreeMap::new();
+    for r in over {
+        let params = r
+            .params
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "tasks" | "blas_threads" | "layer"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        instances
+            .entry((r.workload.clone(), params))
+            .or_default()
+            .push(r);
+    }
+    for ((workload, params), cells) in instances {
+        let Some((faer_naive, faer)) = naive_cost(&cells, names::FAER, p) else {
+            continue;
+        };
+        let others: Vec<(&str, Ratio)> = names::OPENBLAS
+            .iter()
+            .chain([&names::MATRIXMULTIPLY])
+            .filter_map(|l| Some((*l, naive_cost(&cells, l, p)?.1)))
+            .collect();
+        // Against OpenMP OpenBLAS, whose teams multiply; else the dearest OpenBLAS layer.
+        let Some(&(against, theirs)) =
+            others
+                .iter()
+                .find(|(l, _)| *l == names::OPENMP)
+                .or_else(|| {
+                    others
+                        .iter()
+                        .filter(|(l, _)| names::is_openblas(l))
+                        .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
+                })
+        else {
+            continue;
+        };
+        let cell = format!(
+            "{} tasks x {p} threads",
+            faer_naive.int("tasks").unwrap_or(0)
+        );
+        let once = names::OPENBLAS
+            .iter()
+            .chain([&names::MATRIXMULTIPLY])
+            .filter_map(|l| Some((*l, naive_once(&cells, l, p)?)))
+            .map(|(l, r)| {
+                format!(
+                    "{} {r:.1}x in its one run, too slow to sample",
+                    names::describe(l)
+                )
+            });
+        let rest: Vec<String> = others
+            .iter()
+            .filter(|(l, _)| *l != against)
+            .map(|(l, r)| format!("{} {}", names::describe(l), x(*r)))
+            .chain(once)
+            .collect();
+        let verdict = match (faer.2 < theirs.1, faer.1 > theirs.2) {
+            (true, _) => "faer's cost is below OpenBLAS's beyond both intervals",
+            (_, true) => "faer's cost is above OpenBLAS's beyond both intervals",
+            _ => "the two costs did not separate",
+        };
+        let seen = faer.2 < theirs.1 || faer.1 > theirs.2;
+        out.push(Finding {
+            suite: "oversubscription".into(),
+            title: "naive nesting, faer against OpenBLAS".into(),
+            text: said(
+                seen,
+                format!(
+                    "naive nesting ({cell}, against each layer's best cell) on {} cost {} under \
+                 faer against {} under {}{}: {verdict}.",
+                    human(&workload, &params),
+                    x(faer),
+                    x(theirs),
+                    names::describe(against),
+                    if rest.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (and {})", rest.join(", "))
+                    },
+                ),
+            ),
+            ratio: faer.0,
+            lower: faer.1,
+            upper: faer.2,
+            seen,
+        });
+    }
+    out
+}
+
+/// One native layer against OpenBLAS at each task-level size (the best configuration of each
+/// at each size): where the winner stops changing.
+pub fn by_size(rows: &[Row], layer: &str) -> Vec<(u64, Ratio)> {
+    let mut out: Vec<(u64, Ratio)> = comparisons(rows)
+        .iter()
+        .filter(|c| c.suite == "task-level")
+        .filter_map(|c| {
+            let n = c.params.get("n")?.int()?;
+            let native = c.of(layer)?;
+            let openblas = c.best_of_library(names::LIBRARY_OPENBLAS)?;
+            Some((n, speedup(native, openblas)))
+        })
+        .collect();
+    out.sort_by_key(|(n, _)| *n);
+    out
+}
+
+/// The size from which a layer's side against OpenBLAS (faster 1, slower -1) holds at every
+/// larger size measured, if it holds at the largest.
+pub fn lasting_side(by_n: &[(u64, Ratio)]) -> Option<(u64, i8)> {
+    let last = side(by_n.last()?.1);
+    if last == 0 {
+        return None;
+    }
+    let from = by_n
+        .iter()
+        .rev()
+        .take_while(|(_, r)| side(*r) == last)
+        .last()?
+        .0;
+    Some((from, last))
+}
+
+fn size_finding(rows: &[Row], layer: &str) -> Option<Finding> {
+    let by_n = by_size(rows, layer);
+    let (first, last) = (by_n.first()?, by_n.last()?);
+    let list: Vec<String> = by_n
+        .iter()
+        .map(|(n, r)| format!("n={n} {}", x(*r)))
+        .collect();
+    let (text, at, seen) = match lasting_side(&by_n) {
+        Some((from, s)) => {
+            let word = if s > 0 { "faster" } else { "slower" };
+            let head = if by_n.len() == 1 {
+                format!("{layer} was {word} than OpenBLAS at the one size measured, n={from}")
+            } else if from == first.0 {
+                format!(
+                    "{layer} was {word} than OpenBLAS at every size measured (n={} to {})",
+                    first.0, last.0
+                )
+            } else {
+                format!("{layer} was {word} than OpenBLAS from n={from} on")
+            };
+            let at = by_n
+                .iter()
+                .find(|(n, _)| *n == from)
+                .map_or(last.1, |x| x.1);
+            (head, at, true)
+        }
+        None => (
+            format!(
+                "a lasting winner by size between {layer} and OpenBLAS (at n={} the \
+                 intervals overlap)",
+                last.0
+            ),
+            last.1,
+            false,
+        ),
+    };
+    Some(Finding {
+        suite: "task-level".into(),
+        title: format!("{layer} against OpenBLAS by size"),
+        text: said(
+            seen,
+            format!(
+                "{text}. {layer}'s best configuration against OpenBLAS's best (any layer) at \
+                 each size, as a speedup (above 1: {layer} faster): {}.",
+                list.join(", ")
+            ),
+        ),
+        ratio: at.0,
+        lower: at.1,
+        upper: at.2,
+        seen,
+    })
+}
+
+fn large_op_finding(rows: &[Row]) -> Option<Finding> {
+    let mut parts = Vec::new();
+    let mut first: Option<Ratio> = None;
+    let mut seen = false;
+    for c in comparisons(rows)
+        .iter()
+        .filter(|c| c.suite == "blas-tuning")
+    {
+        let (Some(f), Some(o)) = (
+            c.of(names::FAER),
+            c.best_of_library(names::LIBRARY_OPENBLAS),
+        ) else {
+            continue;
+        };
+        let r = speedup(f, o);
+        let word = match side(r) {
+            1 => "faster",
+            -1 => "slower",
+            _ => "not separated",
+        };
+        seen |= side(r) != 0;
+        first.get_or_insert(r);
+        parts.push(format!(
+            "{}: {} ({word}; faer at {}, OpenBLAS {} at {})",
+            c.title(),
+            x(r),
+            f.config(),
+            o.layer,
+            o.config()
+        ));
+    }
+    let r = first?;
+    Some(Finding {
+        suite: "blas-tuning".into(),
+        title: "faer against OpenBLAS, one large op".into(),
+        text: said(
+            seen,
+            format!(
+                "faer's best thread count against OpenBLAS's best, as a speedup (above 1: faer \
+                 faster): {}.",
+                parts.join("; ")
+            ),
+        ),
+        ratio: r.0,
+        lower: r.1,
+        upper: r.2,
+        seen,
+    })
+}
+
+/// A row's GFLOP/s with its interval (a rate's interval inverts the time's).
+fn rate(r: &Row) -> Option<Estimate> {
+    let g = r
+        .throughput
+        .as_ref()
+        .filter(|t| t.unit == "GFLOP/s")?
+        .estimate;
+    let t = r.time_ns?;
+    let work = g * t.estimate;
+    Some(Estimate {
+        estimate: g,
+        lower: work / t.upper,
+        upper: work / t.lower,
+    })
+}
+
+/// A rate as a share of the peak measured, with the conservative interval.
+fn share(rate: Estimate, peak: Estimate) -> Estimate {
+    let (estimate, lower, upper) = ratio(&rate, &peak);
+    Estimate {
+        estimate,
+        lower,
+        upper,
+    }
+}
+
+/// The share of the best DGEMM rate measured that 90%: the issue's bar for a batch of small
+/// products.
+pub const PEAK_SHARE_BAR: f64 = 0.9;
+
+fn peak_finding(rows: &[Row], limits: Limits) -> Option<Finding> {
+    let peak = limits.dgemm_peak?;
+    let peak_row = rows
+        .iter()
+        .filter(|r| r.suite == "blas-tuning" && r.workload == "matmul")
+        .filter(|r| !r.params.contains_key("kernel"))
+        .filter_map(|r| Some((r, rate(r)?)))
+        .max_by(|a, b| a.1.estimate.total_cmp(&b.1.estimate))?;
+    let batch: Vec<(&Row, Estimate)> = rows
+        .iter()
+        .filter(|r| r.suite == "oversubscription" && r.workload == "matmul")
+        .filter(|r| r.int("n") == Some(256))
+        .filter_map(|r| Some((r, rate(r)?)))
+        .collect();
+    let best_of = |pred: &dyn Fn(&str) -> bool| {
+        batch
+            .iter()
+            .filter(|(r, _)| r.name("layer").is_some_and(pred))
+            .max_by(|a, b| a.1.estimate.total_cmp(&b.1.estimate))
+    };
+    let (best, best_rate) = best_of(&|_| true)?;
+    let s = share(*best_rate, peak);
+    let who = |r: &Row| {
+        format!(
+            "{}, {} tasks x {} threads",
+            names::describe(r.name("layer").unwrap_or("?")),
+            r.int("tasks").unwrap_or(0),
+            r.int("blas_threads").unwrap_or(0)
+        )
+    };
+    let openblas = best_of(&names::is_openblas)
+        .filter(|(r, _)| r.full_id != best.full_id)
+        .map(|(r, g)| {
+            let o = share(*g, peak);
+            format!(
+                " OpenBLAS's best batch ({}) reached {:.0}% ({:.0} to {:.0}).",
+                who(r),
+                100.0 * o.estimate,
+                100.0 * o.lower,
+                100.0 * o.upper
+            )
+        })
+        .unwrap_or_default();
+    let reached = s.lower >= PEAK_SHARE_BAR;
+    let verdict = if reached {
+        format!(
+            "at least {:.0}% beyond its interval",
+            100.0 * PEAK_SHARE_BAR
+        )
+    } else if s.upper < PEAK_SHARE_BAR {
+        format!("below {:.0}% beyond its interval", 100.0 * PEAK_SHARE_BAR)
+    } else {
+        format!("an interval that straddles {:.0}%", 100.0 * PEAK_SHARE_BAR)
+    };
+    Some(Finding {
+        suite: "oversubscription".into(),
+        title: "the best batch of small products against the peak".into(),
+        text: said(
+            reached,
+            format!(
+                "the fastest batch of {} products of 256^2 ({}) ran at {:.1} GFLOP/s: {:.0}% ({:.0} \
+             to {:.0}) of the best DGEMM rate measured in this run ({:.1} GFLOP/s, {} matmul of \
+             {}^2 at {} threads), {verdict}.{openblas}",
+                best.int("pairs").unwrap_or(0),
+                who(best),
+                best_rate.estimate,
+                100.0 * s.estimate,
+                100.0 * s.lower,
+                100.0 * s.upper,
+                peak.estimate,
+                names::describe(peak_row.0.name("layer").unwrap_or("?")),
+                peak_row.0.int("n").unwrap_or(0),
+                peak_row.0.int("blas_threads").unwrap_or(0),
+            ),
+        ),
+        ratio: s.estimate,
+        lower: s.lower,
+        upper: s.upper,
+        seen: reached,
+    })
+}
+
+/// Recommendations across libraries, for each workload run under a native layer and an
+/// OpenBLAS one: the fastest configuration of any layer (its `layer` named), against what a
+/// Rust user gets without choosing, ndarray on OpenBLAS's default build (`pthreads` where
+/// measured) at 1 task x P threads; recommended only when it separates from that default.
+pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Vec<Recommendation> {
+    let p = logical_cores.max(1) as u64;
+    let mut out = Vec::new();
+    for c in comparisons(rows).iter().filter(|c| c.has_native()) {
+        let Some(fastest) = c.entries.first() else {
+            continue;
+        };
+        let default_layer = if c.of(names::PTHREADS).is_some() {
+            names::PTHREADS
+        } else {
+            match c.entries.iter().find(|e| names::is_openblas(&e.layer)) {
+                Some(e) => e.layer.as_str(),
+                None => continue,
+            }
+        };
+        let default = rows.iter().find(|r| {
+            r.suite == c.suite
+                && r.workload == c.workload
+                && r.name("layer") == Some(default_layer)
+                && !r.params.contains_key("kernel")
+                && r.time_ns.is_some()
+                && r.int("blas_threads") == Some(p)
+                && r.int("tasks").is_none_or(|t| t == 1)
+                && c.params.iter().all(|(k, v)| r.params.get(k) == Some(v))
+        });
+        let grid = grid_keys(&c.suite);
+        let config = |r: &Row| -> BTreeMap<String, Value> {
+            grid.iter()
+                .chain(&["layer"])
+                .filter_map(|k| Some(((*k).to_owned(), r.params.get(*k)?.clone())))
+                .collect()
+        };
+        let speedup_vs_default = default.and_then(|d| {
+            let (estimate, lower, upper) = ratio(&d.time_ns?, &fastest.best.time_ns?);
+            Some(Estimate {
+                estimate,
+                lower,
+                upper,
+            })
+        });
+        let seen = default.is_some_and(|d| d.full_id != fastest.best.full_id)
+            && speedup_vs_default.is_some_and(|r| r.lower > 1.0);
+        let best = match default {
+            Some(d) if !seen => config(d),
+            _ => config(fastest.best),
+        };
+        let efficiency = match (rate(fastest.best), limits.dgemm_peak) {
+            (Some(r), Some(peak)) => Some(share(r, peak)),
+            _ => None,
+        };
+        let efficiency_theoretical =
+            rate(fastest.best)
+                .zip(limits.theoretical_peak_gflops)
+                .map(|(r, t)| Estimate {
+                    estimate: r.estimate / t,
+                    lower: r.lower / t,
+                    upper: r.upper / t,
+                });
+        out.push(Recommendation {
+            suite: c.suite.clone(),
+            workload: c.workload.clone(),
+            params: c.params.clone(),
+            best,
+            fastest: config(fastest.best),
+            default: default.map(config).unwrap_or_default(),
+            seen,
+            speedup_vs_default,
+            speedup_vs_naive: None,
+            efficiency,
+            efficiency_theoretical,
+        });
+    }
+    out
+}
+
+/// The verdict's line on the library, from the batch of 64 products of 256^2: the fastest
+/// library at its best against the next, and what naive nesting cost under each.
+pub fn verdict(rows: &[Row], p: u64, v: &mut Verdict) {
+    let all = comparisons(rows);
+    let Some(c) = all.iter().find(|c| {
+        c.suite == "oversubscription"
+            && c.workload == "matmul"
+            && c.params.get("n").and_then(Value::int) == Some(256)
+            && c.has_native()
+    }) else {
+        return;
+    };
+    let libraries: BTreeSet<&str> = c.entries.iter().map(|e| names::library(&e.layer)).collect();
+    let mut bests: Vec<&Entry> = libraries
+        .iter()
+        .filter_map(|l| c.best_of_library(l))
+        .collect();
+    bests.sort_by(|a, b| time_of(a.best).total_cmp(&time_of(b.best)));
+    let (Some(win), Some(next)) = (bests.first(), bests.get(1)) else {
+        return;
+    };
+    let r = speedup(win, next);
+    let name = |e: &Entry| format!("{} ({})", names::describe(&e.layer), e.config());
+    let cells: Vec<&Row> = rows
+        .iter()
+        .filter(|r| {
+            r.suite == "oversubscription"
+                && r.workload == "matmul"
+                && c.params.iter().all(|(k, v)| r.params.get(k) == Some(v))
+        })
+        .collect();
+    let naive: Vec<String> = bests
+        .iter()
+        .filter_map(|e| {
+            let (_, cost) = naive_cost(&cells, &e.layer, p)?;
+            Some(format!(
+                "{:.1}x under {}",
+                cost.0,
+                names::describe(&e.layer)
+            ))
+        })
+        .collect();
+    let seen = side(r) > 0;
+    let lead = if seen {
+        format!(
+            "Library: {}. At its best, {} ran {} faster than {} at its best, on {}.",
+            names::library(&win.layer),
+            name(win),
+            x(r),
+            name(next),
+            c.title()
+        )
+    } else {
+        format!(
+            "Library: {} and {} were as fast at their best on {} ({}).",
+            name(win),
+            name(next),
+            c.title(),
+            x(r)
+        )
+    };
+    let naive = if naive.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Naive nesting (most tasks x {p} threads) against each one's best: {}.",
+            naive.join(", ")
+        )
+    };
+    v.lines.push(Line {
+        topic: "library".into(),
+        text: format!("{lead}{naive}"),
+        evidence: "libraries".into(),
+        seen,
+    });
+    if seen {
+        let (t, b) = (
+            win.best.int("tasks").unwrap_or(1),
+            win.best.int("blas_threads").unwrap_or(1),
+        );
+        match win.layer.as_str() {
+            names::FAER => v.setup.push(format!(
+                "// faer in a rayon pool of {}: {} inside each of {t} tasks",
+                t.max(b),
+                if b == 1 {
+                    "Par::Seq".to_owned()
+                } else {
+                    format!("Par::rayon({b})")
+                }
+            )),
+            names::MATRIXMULTIPLY => v.setup.push(format!(
+                "export MATMUL_NUM_THREADS={b}   # matrixmultiply (ndarray's dot without BLAS), {t} tasks"
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// The section of the page: the libraries' best configurations side by side, the chart of
+/// each layer across the task-level sizes, and the findings. Nothing without a native layer.
+pub fn section(h: &mut String, s: &Summary) -> anyhow::Result<()> {
+    let all = comparisons(&s.results);
+    if !all.iter().any(Comparison::has_native) {
+        return Ok(());
+    }
+    let limits = s.machine.limits;
+    let _ = write!(
+        h,
+        "<h2 id=\"libraries\">Libraries side by side</h2><p class=\"muted\">The same workloads \
+         with the same seeded inputs under each layer: OpenBLAS's builds, faer (pure Rust; its \
+         parallelism is a Par per call and runs as rayon jobs in the caller's pool) and \
+         matrixmultiply (ndarray's dot without BLAS; its own pool, sized once per process by \
+         MATMUL_NUM_THREADS). T is the task pool; B is OpenBLAS's thread count, faer's \
+         Par::rayon(B) (Par::Seq for 1) in a pool of max(T, B), or MATMUL_NUM_THREADS. Every \
+         result was checked against OpenBLAS's serial result within 1e-10 of the largest value \
+         before it was timed. Each cell below is that layer's best configuration; the share of \
+         the peak is of the best DGEMM rate measured in this run.</p>"
+    );
+    let p = s.machine.logical_cores.max(1);
+    for f in findings(&s.results, p, limits) {
+        let _ = writeln!(
+            h,
+            "<div class=\"finding{}\"><b>{}</b>: {}</div>",
+            if f.seen { "" } else { " unseen" },
+            esc(&f.title),
+            esc(&f.text)
+        );
+    }
+    chart(h, &s.results)?;
+    h.push_str(
+        "<table><tr><th>workload</th><th>layer</th><th>best configuration</th>\
+         <th class=\"num\">time</th><th class=\"num\">95% interval</th><th class=\"num\">rate\
+         </th><th class=\"num\">of best DGEMM</th><th class=\"num\">vs fastest</th></tr>",
+    );
+    for c in &all {
+        let fastest = &c.entries[0];
+        for (i, e) in c.entries.iter().enumerate() {
+            let t = e.time();
+            let rate_text = match rate(e.best) {
+                Some(g) => format!("{:.1} GFLOP/s", g.estimate),
+                None => e
+                    .best
+                    .throughput
+                    .as_ref()
+                    .map_or_else(String::new, |t| format!("{:.2} {}", t.estimate, t.unit)),
+            };
+            let of_peak = rate(e.best)
+                .zip(limits.dgemm_peak)
+                .map(|(g, peak)| crate::html::percent(share(g, peak)))
+                .unwrap_or_default();
+            let vs = if i == 0 {
+                "fastest".to_owned()
+            } else {
+                x(ratio(&t, &fastest.time()))
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{:.3} ms</td>\
+                 <td class=\"num\">{:.3} to {:.3}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                if i == 0 {
+                    esc(&format!("{}: {}", c.suite, c.title()))
+                } else {
+                    String::new()
+                },
+                esc(&names::describe(&e.layer)),
+                esc(&e.config()),
+                t.estimate / 1e6,
+                t.lower / 1e6,
+                t.upper / 1e6,
+                esc(&rate_text),
+                of_peak,
+                esc(&vs)
+            );
+        }
+    }
+    h.push_str("</table>\n");
+    Ok(())
+}
+
+/// GFLOP/s of each layer's best configuration at each task-level size, one line a layer.
+fn chart(h: &mut String, rows: &[Row]) -> anyhow::Result<()> {
+    let mut by_layer: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    for c in comparisons(rows).iter().filter(|c| c.suite == "task-level") {
+        let Some(n) = c.params.get("n").and_then(Value::int) else {
+            continue;
+        };
+        for e in &c.entries {
+            if let Some(g) = rate(e.best) {
+                by_layer.entry(e.layer.clone()).or_default().push(Point {
+                    x: n as f64,
+                    y: g.estimate,
+                    lo: g.lower,
+                    hi: g.upper,
+                });
+            }
+        }
+    }
+    if by_layer.len() < 2 {
+        return Ok(());
+    }
+    let mut marks = Marks::default();
+    let mut takeaways = Vec::new();
+    for layer in names::NATIVE {
+        let by_n = by_size(rows, layer);
+        match lasting_side(&by_n) {
+            Some((from, s)) => {
+                let word = if s > 0 { "faster" } else { "slower" };
+                if by_n.first().is_some_and(|(n, _)| *n != from) {
+                    takeaways.push(format!("{layer} {word} than OpenBLAS from n={from} on"));
+                    marks
+                        .vertical
+                        .push((from as f64, format!("{layer} {word} from n={from}")));
+                } else {
+                    takeaways.push(format!("{layer} {word} than OpenBLAS at every size"));
+                }
+            }
+            None if !by_n.is_empty() => {
+                takeaways.push(format!("{layer} and OpenBLAS: no lasting winner by size"));
+            }
+            None => {}
+        }
+    }
+    if !takeaways.is_empty() {
+        let _ = write!(
+            h,
+            "<p class=\"takeaway\">{}.</p>",
+            esc(&takeaways.join("; "))
+        );
+    }
+    let series: Vec<Series> = by_layer
+        .into_iter()
+        .map(|(name, mut points)| {
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            Series { name, points }
+        })
+        .collect();
+    let svg = charts::lines(
+        "task-level: GFLOP/s of the batch, each layer's best configuration at each size",
+        Axis::log2("matrix size n"),
+        Axis::linear("GFLOP/s"),
+        &series,
+        &marks,
+    )?;
+    let _ = writeln!(h, "<figure>{svg}</figure>");
+    Ok(())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, ms: f64, gflops: Option<f64>) -> Row {
+        let (suite, workload, params) = crate::results::parse_id(id).expect("valid id");
+        Row {
+            suite,
+            workload,
+            params,
+            full_id: id.to_owned(),
+            time_ns: Some(Estimate {
+                estimate: ms * 1e6,
+                lower: ms * 0.98e6,
+                upper: ms * 1.02e6,
+            }),
+            single_run_ns: None,
+            throughput: gflops.map(|g| crate::summary::Throughput {
+                unit: "GFLOP/s".into(),
+                estimate: g,
+            }),
+            cpu_per_wall: None,
+            context_switches: None,
+        }
+    }
+
+    fn over(layer: &str, t: u64, b: u64, ms: f64) -> Row {
+        row(
+            &format!(
+                "oversubscription/matmul/layer={layer},n=256,pairs=64/tasks={t},blas_threads={b}"
+            ),
+            ms,
+            Some(2.147 / ms * 1e3),
+        )
+    }
+
+    fn level(layer: &str, n: u64, variant: &str, ms: f64) -> Row {
+        let (t, b) = match variant {
+            "op-level" => (1, 2),
+            _ => (2, 1),
+        };
+        row(
+            &format!(
+                "task-level/matmul/layer={layer},n={n},pairs=8/variant={variant},tasks={t},blas_threads={b}"
+            ),
+            ms,
+            Some(1.0 / ms),
+        )
+    }
+
+    fn rows() -> Vec<Row> {
+        let mut rows = vec![
+            over("openmp", 2, 1, 20.0),
+            over("openmp", 8, 2, 450.0),
+            over("pthreads", 2, 1, 21.0),
+            over("pthreads", 8, 2, 26.0),
+            over("pthreads", 1, 2, 30.0),
+            over("faer", 2, 1, 16.0),
+            over("faer", 8, 2, 17.0),
+            row(
+                "blas-tuning/matmul/layer=faer,n=2048/blas_threads=2",
+                100.0,
+                Some(171.8),
+            ),
+            row(
+                "blas-tuning/matmul/layer=pthreads,n=2048/blas_threads=2",
+                110.0,
+                Some(156.2),
+            ),
+        ];
+        // faer slower at 32 and 64, level at 128, faster from 256.
+        for (n, f) in [(32, 2.0), (64, 1.5), (128, 1.0), (256, 0.8), (512, 0.7)] {
+            rows.push(level("openmp", n, "task-level", 10.0));
+            rows.push(level("openmp", n, "op-level", 12.0));
+            rows.push(level("faer", n, "task-level", 10.0 * f));
+        }
+        rows
+    }
+
+    #[test]
+    fn the_best_of_each_layer_stands_side_by_side() {
+        let rows = rows();
+        let all = comparisons(&rows);
+        let c = all
+            .iter()
+            .find(|c| c.suite == "oversubscription")
+            .expect("the batch");
+        let layers: Vec<&str> = c.entries.iter().map(|e| e.layer.as_str()).collect();
+        assert_eq!(layers, ["faer", "openmp", "pthreads"], "fastest first");
+        assert_eq!(c.entries[1].config(), "2 x 1");
+        assert!(!c.params.contains_key("layer"));
+    }
+
+    #[test]
+    fn naive_nesting_is_compared_with_openmp() {
+        let f = findings(&rows(), 2, Limits::default());
+        let naive = f
+            .iter()
+            .find(|f| f.title.starts_with("naive nesting"))
+            .expect("a naive finding");
+        assert!(naive.seen, "{}", naive.text);
+        assert!((naive.ratio - 17.0 / 16.0).abs() < 1e-9);
+        assert!(naive.text.starts_with("Naive nesting"), "{}", naive.text);
+        assert!(
+            naive.text.contains("under OpenBLAS openmp")
+                && naive.text.contains("22.5x")
+                && naive.text.contains("below OpenBLAS's"),
+            "{}",
+            naive.text
+        );
+    }
+
+    #[test]
+    fn a_naive_cell_run_once_is_named_without_an_interval() {
+        let mut rows = rows();
+        let openmp_naive = rows
+            .iter_mut()
+            .find(|r| r.name("layer") == Some("openmp") && r.int("tasks") == Some(8))
+            .expect("the openmp naive cell");
+        openmp_naive.single_run_ns = openmp_naive.time_ns.take().map(|t| t.estimate);
+        let f = findings(&rows, 2, Limits::default());
+        let naive = f
+            .iter()
+            .find(|f| f.title.starts_with("naive nesting"))
+            .expect("a naive finding");
+        assert!(
+            naive.text.contains("under OpenBLAS pthreads")
+                && naive.text.contains("OpenBLAS openmp 22.5x in its one run"),
+            "compared with a sampled layer, the one run named: {}",
+            naive.text
+        );
+    }
+
+    #[test]
+    fn the_size_from_which_faer_wins_is_where_it_keeps_winning() {
+        let by_n = by_size(&rows(), "faer");
+        assert_eq!(by_n.len(), 5);
+        assert_eq!(lasting_side(&by_n), Some((256, 1)));
+        let f = findings(&rows(), 2, Limits::default());
+        let s = f
+            .iter()
+            .find(|f| f.title == "faer against OpenBLAS by size")
+            .expect("a size finding");
+        assert!(
+            s.text
+                .starts_with("faer was faster than OpenBLAS from n=256 on"),
+            "{}",
+            s.text
+        );
+        assert!(s.seen && (s.ratio - 1.25).abs() < 1e-9, "{s:?}");
+    }
+
+    #[test]
+    fn the_peak_finding_names_the_batch_and_the_peak() {
+        let rows = rows();
+        let limits = crate::findings::limits(&rows, None);
+        let f = findings(&rows, 2, limits);
+        let peak = f
+            .iter()
+            .find(|f| f.title.contains("against the peak"))
+            .expect("a peak finding");
+        // 134.2 GFLOP/s of a 171.8 peak: 78%, below 90%.
+        assert!(!peak.seen, "{}", peak.text);
+        assert!(
+            peak.text
+                .starts_with("Not seen on this machine: the fastest batch")
+        );
+        assert!(
+            peak.text.contains("faer, 2 tasks x 1 threads") && peak.text.contains("78%"),
+            "{}",
+            peak.text
+        );
+    }
+
+    #[test]
+    fn recommendations_and_the_verdict_name_the_library() {
+        let rows = rows();
+        let limits = crate::findings::limits(&rows, None);
+        let recs = recommendations(&rows, 2, limits);
+        let batch = recs
+            .iter()
+            .find(|r| r.suite == "oversubscription")
+            .expect("a recommendation");
+        assert!(batch.seen);
+        assert_eq!(batch.best["layer"], Value::Name("faer".into()));
+        assert_eq!(batch.default["layer"], Value::Name("pthreads".into()));
+        let mut v = Verdict::default();
+        verdict(&rows, 2, &mut v);
+        let line = &v.lines[0];
+        assert!(line.text.starts_with("Library: faer."), "{}", line.text);
+        assert!(
+            line.text.contains("22.5x under OpenBLAS openmp"),
+            "{}",
+            line.text
+        );
+        assert!(v.setup[0].contains("Par::Seq"), "{:?}", v.setup);
+    }
+}
