@@ -7,6 +7,7 @@
 pub mod charts;
 pub mod findings;
 pub mod html;
+pub mod mpi;
 pub mod results;
 pub mod summary;
 pub mod terminal;
