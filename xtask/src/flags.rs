@@ -132,6 +132,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Task> {
                     );
                 }
             }
+            let mpi_suite = parcost::id::RANKS_X_THREADS.name;
+            if b.hostfile.is_some()
+                && !b.suites.is_empty()
+                && !b.suites.iter().any(|s| s == mpi_suite)
+            {
+                bail!("--hostfile is for the {mpi_suite} suite, which this run leaves out");
+            }
             Task::Bench(b)
         }
         "report" => {
@@ -169,13 +176,13 @@ mod tests {
     #[test]
     fn bench_options_parse() {
         let Task::Bench(b) = parse_str(
-            "bench --quick --suite task-level --layer openmp --kernel skylakex --hostfile h --resume -- --save-baseline a",
+            "bench --quick --suite task-level --suite ranks-x-threads --layer openmp --kernel skylakex --hostfile h --resume -- --save-baseline a",
         )
         .expect("ok") else {
             panic!("a bench task");
         };
         assert!(b.quick && b.resume && !b.verbose);
-        assert_eq!(b.suites, ["task-level"]);
+        assert_eq!(b.suites, ["task-level", "ranks-x-threads"]);
         assert_eq!(b.layers, ["openmp"]);
         assert_eq!(b.kernel, KernelPolicy::Named("skylakex".into()));
         assert_eq!(b.hostfile, Some(PathBuf::from("h")));
@@ -205,6 +212,10 @@ mod tests {
             ("report --compare a --baseline b", "not both"),
             ("report --compare a --compare b", "one --compare"),
             ("bench --hostfile a --hostfile b", "one --hostfile"),
+            (
+                "bench --suite task-level --hostfile h",
+                "--hostfile is for the ranks-x-threads suite",
+            ),
             ("setup extra", "extra"),
             ("frobnicate", "unknown task"),
         ] {
