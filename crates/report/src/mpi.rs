@@ -367,7 +367,7 @@ pub fn verdict(rows: &[Row], logical_cores: usize, v: &mut Verdict) {
             Some(t) => format!(
                 ", the fastest measured; the default {p} x {dp} ran once ({}), so there is no \
                  interval to judge it by",
-                ms(t)
+                seconds(t)
             ),
             None => ", the fastest measured".to_owned(),
         },
@@ -379,15 +379,15 @@ pub fn verdict(rows: &[Row], logical_cores: usize, v: &mut Verdict) {
             let slow = match (n.time_ns, fastest.time_ns) {
                 (Some(nt), Some(ft)) => {
                     let r = ratio(&nt, &ft);
-                    (r.1 > 1.0).then(|| format!("{:.1}x", r.0))?
+                    (r.1 > 1.0).then(|| format!("{:.1}x slower", r.0))?
                 }
                 _ => format!(
-                    "{:.1}x in its one run",
+                    "{:.1}x slower in its one run",
                     n.typical_ns()? / fastest.typical_ns()?
                 ),
             };
             Some(format!(
-                "; the naive hybrid, {} (the most ranks at {p} BLAS threads each), was {slow} slower",
+                "; the naive hybrid, {} (the most ranks at {p} BLAS threads each), was {slow}",
                 cell(n)
             ))
         })
