@@ -4,10 +4,16 @@
 use std::process::Command;
 use std::time::Instant;
 
-use parcost::id::{SUITES, SuiteInfo};
+use parcost::id::{RANKS_X_THREADS, SUITES, SuiteInfo};
 use parcost::layer::{LAYER_VAR, Library, MATMUL_THREADS_VAR, OPENBLAS_WORD};
 
 use crate::{cargo, flags, kernels, layers, progress, run_checked, setup};
+
+/// The bench of ranks-x-threads reads the hostfile from here (`mpirun --hostfile`).
+pub const HOSTFILE_VAR: &str = "PARCOST_MPI_HOSTFILE";
+
+/// The cargo options that build ranks-x-threads with MPI (its `mpi` feature).
+pub const MPI_FEATURE: [&str; 2] = ["--features", "ranks-x-threads/mpi"];
 
 /// Criterion flags of a `--quick` run: Criterion's quick mode (a few doubling iterations, no
 /// warm-up, until the spread is under 5% or a second has passed) without its plots.
@@ -18,15 +24,40 @@ impl flags::Bench {
         let opts = self;
         let openblas = setup::run()?;
         let (layers, native) = layers::select(&openblas, &opts.layers)?;
-        let suites: Vec<SuiteInfo> = SUITES
+        let mut suites: Vec<SuiteInfo> = SUITES
             .into_iter()
             .filter(|s| opts.suites.is_empty() || opts.suites.iter().any(|n| n == s.name))
             .collect();
+        let mpi_suite = suites.iter().any(|s| s.name == RANKS_X_THREADS.name);
+        // Without MPI the suite is skipped (setup said so in one line); the others run.
+        let mpi = mpi_suite && setup::mpi();
+        if mpi_suite && !mpi {
+            if opts.hostfile.is_some() {
+                anyhow::bail!("--hostfile needs MPI, which is not installed (see the note above)");
+            }
+            suites.retain(|s| s.name != RANKS_X_THREADS.name);
+            if suites.is_empty() {
+                eprintln!("nothing left to run");
+                return Ok(());
+            }
+        }
+        let hostfile = match &opts.hostfile {
+            Some(h) => Some(
+                std::path::absolute(h)
+                    .ok()
+                    .filter(|a| a.is_file())
+                    .ok_or_else(|| anyhow::anyhow!("hostfile {} is not a file", h.display()))?,
+            ),
+            None => None,
+        };
 
         let mut build = cargo();
         build.args(["bench", "--quiet", "--no-run"]);
         for s in &suites {
             build.args(["--package", s.name]);
+        }
+        if mpi {
+            build.args(MPI_FEATURE);
         }
         run_checked(&mut build)?;
 
@@ -64,16 +95,14 @@ impl flags::Bench {
         let mut steps: Vec<(String, Command)> = Vec::new();
         let bench = |package: &str, bench: &str| {
             let mut cmd = cargo();
-            cmd.args([
-                "bench",
-                "--quiet",
-                "--package",
-                package,
-                "--bench",
-                bench,
-                "--",
-            ])
-            .args(&criterion_args);
+            cmd.args(["bench", "--quiet", "--package", package, "--bench", bench]);
+            if package == RANKS_X_THREADS.name {
+                cmd.args(MPI_FEATURE);
+                if let Some(h) = &hostfile {
+                    cmd.env(HOSTFILE_VAR, h);
+                }
+            }
+            cmd.arg("--").args(&criterion_args);
             cmd
         };
         for suite in &suites {
@@ -131,6 +160,7 @@ impl flags::Bench {
                 &opts.suites,
                 &opts.layers,
                 &opts.kernel,
+                &opts.hostfile,
                 &opts.criterion
             )
         );

@@ -12,8 +12,9 @@ pub const HELP: &str = "\
 usage: cargo xtask <task> [options]
 
 tasks:
-  setup     find OpenBLAS; install it with apt-get when missing (root or passwordless sudo),
-            else print the command for your system
+  setup     find OpenBLAS, and MPI for ranks-x-threads; install them with apt-get when missing
+            (root or passwordless sudo), else print the command for your system (without MPI
+            the ranks-x-threads suite is skipped)
   bench     run the suites (the BLAS ones once per installed OpenBLAS threading layer, and
             under faer and matrixmultiply), then write the report (as `cargo xtask report`).
             Every OpenBLAS kernel is tried first.
@@ -26,11 +27,15 @@ tasks:
                                    auto (default): the fastest kernel that computed right,
                                    unless OPENBLAS_CORETYPE is set (then that one); library:
                                    what OpenBLAS chooses; NAME: that kernel (e.g. SkylakeX)
+              --hostfile FILE      ranks-x-threads: run the MPI ranks on the hosts of FILE
+                                   (mpirun --hostfile; the bench binary must exist at the
+                                   same path on every host)
               --resume             skip the suite runs an interrupted bench finished
               --verbose            show Criterion's own output (else it goes to a log file)
               -- ARGS              passed to Criterion (a filter, --save-baseline NAME, ...)
   test      setup, fmt --check, clippy -D warnings, the tests under every layer, and every
-            benchmark once (cargo bench -- --test)
+            benchmark once (cargo bench -- --test); with MPI installed, ranks-x-threads is
+            built with its `mpi` feature (without, it is skipped with one line)
   report    write reports/index.html, summary.json and summary.csv from Criterion's results,
             and print the verdict, findings and recommendations
               --out DIR            write into DIR instead of reports/
@@ -55,6 +60,8 @@ pub struct Bench {
     pub suites: Vec<String>,
     pub layers: Vec<String>,
     pub kernel: KernelPolicy,
+    /// `mpirun --hostfile` for the ranks-x-threads suite.
+    pub hostfile: Option<PathBuf>,
     pub resume: bool,
     pub verbose: bool,
     pub criterion: Vec<String>,
@@ -105,6 +112,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Task> {
                     Long("verbose") => b.verbose = true,
                     Long("suite") => b.suites.push(parser.value()?.string()?),
                     Long("layer") => b.layers.push(parser.value()?.string()?),
+                    Long("hostfile") if b.hostfile.is_some() => {
+                        bail!("one --hostfile at a time, please")
+                    }
+                    Long("hostfile") => b.hostfile = Some(parser.value()?.into()),
                     Long("kernel") => {
                         b.kernel = match parser.value()?.string()?.parse() {
                             Ok(k) => k,
@@ -123,6 +134,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Task> {
                         parcost::id::SUITES.map(|s| s.name).join(", ")
                     );
                 }
+            }
+            let mpi_suite = parcost::id::RANKS_X_THREADS.name;
+            if b.hostfile.is_some()
+                && !b.suites.is_empty()
+                && !b.suites.iter().any(|s| s == mpi_suite)
+            {
+                bail!("--hostfile is for the {mpi_suite} suite, which this run leaves out");
             }
             Task::Bench(b)
         }
@@ -161,15 +179,16 @@ mod tests {
     #[test]
     fn bench_options_parse() {
         let Task::Bench(b) = parse_str(
-            "bench --quick --suite task-level --layer openmp --kernel skylakex --resume -- --save-baseline a",
+            "bench --quick --suite task-level --suite ranks-x-threads --layer openmp --kernel skylakex --hostfile h --resume -- --save-baseline a",
         )
         .expect("ok") else {
             panic!("a bench task");
         };
         assert!(b.quick && b.resume && !b.verbose);
-        assert_eq!(b.suites, ["task-level"]);
+        assert_eq!(b.suites, ["task-level", "ranks-x-threads"]);
         assert_eq!(b.layers, ["openmp"]);
         assert_eq!(b.kernel, KernelPolicy::Named("skylakex".into()));
+        assert_eq!(b.hostfile, Some(PathBuf::from("h")));
         assert_eq!(b.criterion, ["--save-baseline", "a"]);
         let Task::Bench(b) = parse_str("bench --kernel=library").expect("ok") else {
             panic!("a bench task");
@@ -195,6 +214,11 @@ mod tests {
             ("bench --fast", "--fast"),
             ("report --compare a --baseline b", "not both"),
             ("report --compare a --compare b", "one --compare"),
+            ("bench --hostfile a --hostfile b", "one --hostfile"),
+            (
+                "bench --suite task-level --hostfile h",
+                "--hostfile is for the ranks-x-threads suite",
+            ),
             ("setup extra", "extra"),
             ("frobnicate", "unknown task"),
         ] {

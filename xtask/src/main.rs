@@ -18,7 +18,9 @@ fn main() -> ExitCode {
             print!("{}", flags::HELP);
             Ok(())
         }
-        flags::Task::Setup => setup::run().map(|_| ()),
+        flags::Task::Setup => setup::run().map(|_| {
+            setup::mpi();
+        }),
         flags::Task::Bench(b) => b.run(),
         flags::Task::Test => test::run(),
         flags::Task::Report(r) => r.run(),

@@ -5,8 +5,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::Context;
 
+use crate::bench::MPI_FEATURE;
 use crate::{cargo, run_checked, setup};
-use parcost::id::SUITES;
+use parcost::id::{RANKS_X_THREADS, SUITES};
 use parcost::layer::{LAYER_VAR, Library, MATMUL_THREADS_VAR};
 
 /// Tests counted from what the runners print: libtest's `test result:` lines and Criterion's
@@ -63,16 +64,29 @@ fn run_counting(cmd: &mut Command, tally: &mut Tally) -> anyhow::Result<()> {
 
 pub fn run() -> anyhow::Result<()> {
     let openblas = setup::run()?;
+    // With MPI, ranks-x-threads is built, linted, tested and run with it (its `mpi` feature);
+    // without, setup said in one line that the suite is skipped.
+    let mpi = setup::mpi();
+    let features: &[&str] = if mpi { &MPI_FEATURE } else { &[] };
     let browser = setup::ensure_chromium()?;
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run_checked(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    let clippy = ["clippy", "--all-targets", "--", "-D", "warnings"];
+    run_checked(
+        cargo()
+            .args(&clippy[..2])
+            .arg("--workspace")
+            .args(features)
+            .args(&clippy[2..]),
+    )?;
+    if mpi {
+        // The suite as a machine without MPI builds it.
+        run_checked(
+            cargo()
+                .args(&clippy[..2])
+                .args(["--package", RANKS_X_THREADS.name])
+                .args(&clippy[2..]),
+        )?;
+    }
     // The thread-control code behaves differently under each layer (process-wide count under
     // pthreads, per calling thread under OpenMP, none under serial): the crates that call BLAS
     // are tested under all of them, the rest once.
@@ -80,7 +94,7 @@ pub fn run() -> anyhow::Result<()> {
     for (i, layer) in openblas.layers.iter().enumerate() {
         eprintln!("== cargo test under OpenBLAS layer {}", layer.name);
         let mut cmd = cargo();
-        cmd.arg("test");
+        cmd.arg("test").args(features);
         if i == 0 {
             cmd.arg("--workspace");
         } else {
@@ -97,7 +111,10 @@ pub fn run() -> anyhow::Result<()> {
     }
     eprintln!("== every benchmark once (cargo bench -- --test), OpenBLAS and faer");
     run_counting(
-        cargo().args(["bench", "--workspace", "--", "--test"]),
+        cargo()
+            .args(["bench", "--workspace"])
+            .args(features)
+            .args(["--", "--test"]),
         &mut tally,
     )?;
     // matrixmultiply reads its thread count once a process: one run of its suites at P.

@@ -37,6 +37,37 @@ fn a_missing_openblas_says_how_to_install_it() {
 }
 
 #[test]
+fn without_mpi_the_suite_is_skipped_in_one_line_and_the_rest_goes_on() {
+    let env = [
+        ("PARCOST_MPIRUN", "/nonexistent/mpirun"),
+        ("PARCOST_NO_INSTALL", "1"),
+    ];
+    for task in [&["setup"][..], &["bench", "--suite", "ranks-x-threads"]] {
+        let o = xtask(task, &env);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{task:?}: {err}");
+        let notes: Vec<&str> = err.lines().filter(|l| l.contains("MPI")).collect();
+        assert_eq!(notes.len(), 1, "{task:?}: {err}");
+        assert!(
+            notes[0].starts_with("note: MPI not found (missing: openmpi-bin)")
+                && notes[0].contains("ranks-x-threads suite is skipped")
+                && notes[0]
+                    .contains("apt-get install libopenmpi-dev openmpi-bin libclang-dev pkgconf"),
+            "{}",
+            notes[0]
+        );
+    }
+    let err = one_line_error(&xtask(
+        &["bench", "--suite", "task-level", "--hostfile", "h"],
+        &env,
+    ));
+    assert!(
+        err.contains("--hostfile is for the ranks-x-threads suite"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unknown_tasks_suites_and_layers_are_named() {
     let err = one_line_error(&xtask(&["frobnicate"], &[]));
     assert!(err.contains("unknown task \"frobnicate\""), "{err}");

@@ -82,6 +82,7 @@ fn a_complete_run_gives_every_section_findings_and_recommendations() {
         "task-level",
         "threads-vs-processes",
         "array-sharing",
+        "ranks-x-threads",
     ] {
         assert!(
             results.iter().any(|r| r["suite"] == suite),
@@ -134,6 +135,33 @@ fn a_complete_run_gives_every_section_findings_and_recommendations() {
     let recs = s["recommendations"].as_array().expect("recommendations");
     assert!(recs.iter().any(|r| r["suite"] == "task-level"));
     assert!(recs.iter().any(|r| r["suite"] == "oversubscription"));
+    // Cost 1 across MPI: the naive hybrid by the oversubscription rule, scatter against batch,
+    // a recommendation a workload, and a line of the verdict with the command to copy.
+    let mpi: Vec<&serde_json::Value> = findings
+        .iter()
+        .filter(|f| f["suite"] == "ranks-x-threads")
+        .collect();
+    assert!(mpi.iter().any(|f| f["title"] == "naive hybrid"), "{mpi:?}");
+    assert!(
+        mpi.iter().any(|f| f["title"] == "moving the arrays"),
+        "{mpi:?}"
+    );
+    for workload in ["batch", "scatter"] {
+        assert!(
+            recs.iter()
+                .any(|r| r["suite"] == "ranks-x-threads" && r["workload"] == workload),
+            "{workload}"
+        );
+    }
+    let verdict = s["verdict"]["lines"].as_array().expect("verdict");
+    assert!(verdict.iter().any(|l| l["topic"] == "mpi"), "{verdict:?}");
+    assert!(
+        s["verdict"]["setup"].as_array().is_some_and(|l| l
+            .iter()
+            .any(|x| x.as_str().is_some_and(|x| x.starts_with("mpirun -np ")))),
+        "{}",
+        s["verdict"]
+    );
 
     let html = std::fs::read_to_string(out.join("index.html")).expect("html");
     for id in [
@@ -145,8 +173,17 @@ fn a_complete_run_gives_every_section_findings_and_recommendations() {
         "task-level",
         "threads-vs-processes",
         "array-sharing",
+        "ranks-x-threads",
     ] {
         assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
+    }
+    for part in [
+        "MPI ranks",
+        "batch against scatter",
+        "Job start-up",
+        "mpirun -np ",
+    ] {
+        assert!(html.contains(part), "{part}");
     }
     assert!(!html.contains("<script"), "no JavaScript");
     for fetch in ["src=\"http", "href=\"http", "url(", "@import", "<link"] {

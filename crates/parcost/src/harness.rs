@@ -13,7 +13,7 @@ use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 
 use crate::blas::{BlasInfo, BlasLayer};
 use crate::layer::{Layer, Library, MATMUL_THREADS_VAR};
-use crate::meta::{Machine, RunInfo, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir};
+use crate::meta::{Extra, Machine, RunInfo, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir};
 use crate::noise::{Noise, NoiseProbe};
 use crate::topology::Topology;
 use crate::workload::Mismatch;
@@ -348,6 +348,12 @@ impl Suite {
         self.selection.is_quick()
     }
 
+    /// Whether Criterion will run the benchmark `<suite>/<id>` (a suite that must set up
+    /// something costly for a benchmark, an MPI job say, asks first).
+    pub fn runs(&self, id: &str) -> bool {
+        self.selection.runs(&format!("{}/{id}", self.name))
+    }
+
     /// A Criterion group named `<suite>/<workload>`.
     pub fn group(&mut self, workload: &str) -> Group<'_> {
         let name = format!("{}/{workload}", self.name);
@@ -494,20 +500,39 @@ impl<'a> Group<'a> {
     pub fn bench_with_workers<S>(
         &mut self,
         id: &str,
+        state: S,
+        run: impl FnMut(&mut S),
+        verify: impl FnMut(&S) -> Result<(), Mismatch>,
+        worker_cpu: impl Fn(&S) -> Option<Duration>,
+    ) {
+        self.bench_with_processes(id, state, run, verify, |s: &mut S| {
+            worker_cpu(s).map(|cpu| Extra {
+                cpu,
+                ..Extra::default()
+            })
+        });
+    }
+
+    /// [`Group::bench`] for work done by other processes (MPI ranks, on other hosts too):
+    /// `others` reads their CPU time and context switches so far (it may ask them), and their
+    /// share of one run is added to its usage.
+    pub fn bench_with_processes<S>(
+        &mut self,
+        id: &str,
         mut state: S,
         mut run: impl FnMut(&mut S),
         mut verify: impl FnMut(&S) -> Result<(), Mismatch>,
-        worker_cpu: impl Fn(&S) -> Option<Duration>,
+        mut others: impl FnMut(&mut S) -> Option<Extra>,
     ) {
         let full_id = format!("{}/{id}", self.name);
         if self.selection.runs(&full_id) {
             let mut measure = |state: &mut S| {
-                let before = worker_cpu(state);
+                let before = others(state);
                 let ((), used) = Usage::measure(|| run(state));
-                let workers = worker_cpu(state)
+                let extra = others(state)
                     .zip(before)
-                    .map_or(Duration::ZERO, |(a, b)| a.saturating_sub(b));
-                used.with_extra_cpu(workers)
+                    .map_or(Extra::default(), |(a, b)| a.since(b));
+                used.with_extra(extra)
             };
             let mut used = measure(&mut state);
             if let Err(e) = verify(&state) {
@@ -525,6 +550,24 @@ impl<'a> Group<'a> {
         }
         self.inner
             .bench_function(id, |b| b.iter(|| run(std::hint::black_box(&mut state))));
+    }
+
+    /// Records one run timed outside Criterion (an MPI job's start-up, which cannot be repeated
+    /// inside its loop) under `<suite>/<workload>/<id>`: it goes to the sidecar as a variant over
+    /// the sampling budget does, one run without an interval, with the usual line.
+    pub fn record_once(&mut self, id: &str, mut usage: Usage, what: &str) {
+        let full_id = format!("{}/{id}", self.name);
+        if !self.selection.runs(&full_id) {
+            return;
+        }
+        eprintln!(
+            "parcost {}: {full_id}: one run took {:.3} s ({what}): recorded once in the sidecar, \
+             not sampled",
+            self.suite,
+            Duration::from_nanos(usage.wall_ns).as_secs_f64()
+        );
+        usage.sampled = Some(false);
+        self.usage.borrow_mut().insert(full_id, usage);
     }
 
     /// Benchmarks a routine that consumes its input (LAPACK overwrites the matrix it factors):

@@ -74,13 +74,29 @@ pub const ARRAY_SHARING: SuiteInfo = SuiteInfo {
             memory, by each transport, against threads and memcpy.",
 };
 
+pub const RANKS_X_THREADS: SuiteInfo = SuiteInfo {
+    name: "ranks-x-threads",
+    cost: 1,
+    uses_blas: true,
+    question: "Across MPI: how many ranks, and how many BLAS threads in each?",
+    about: "Cost 1 across MPI: the oversubscription batch (64 products and 16 SVDs of 256 x 256) \
+            split across R MPI ranks (OpenMPI, ranks not bound), each calling BLAS at B threads; \
+            one job a cell, driven from the bench. batch: every rank makes its own inputs, \
+            computes, and rank 0 reduces a checksum; scatter: rank 0 scatters the inputs and \
+            gathers the results as well, so scatter over batch is what moving the arrays costs. \
+            Under --quick the batch is a quarter (16 products, 4 SVDs), as its ids say. Cells \
+            show how much slower each was than the best; start-up is mpirun to the first answer, \
+            one run a cell.",
+};
+
 /// Every suite, in the order they run and are reported.
-pub const SUITES: [SuiteInfo; 5] = [
+pub const SUITES: [SuiteInfo; 6] = [
     OVERSUBSCRIPTION,
     BLAS_TUNING,
     TASK_LEVEL,
     THREADS_VS_PROCESSES,
     ARRAY_SHARING,
+    RANKS_X_THREADS,
 ];
 
 /// The suite named `name`.
@@ -100,6 +116,10 @@ pub mod key {
     pub const MATRICES: &str = "matrices";
     pub const TASKS: &str = "tasks";
     pub const BLAS_THREADS: &str = "blas_threads";
+    /// MPI ranks of a job.
+    pub const RANKS: &str = "ranks";
+    /// Hosts an MPI job ran on, when a hostfile spread it.
+    pub const HOSTS: &str = "hosts";
     pub const WORKERS: &str = "workers";
     pub const ELEMENTS: &str = "elements";
     pub const BYTES: &str = "bytes";

@@ -195,18 +195,75 @@ fn rusage_total() -> Rusage {
     }
 }
 
+/// CPU time and context switches of processes `getrusage` of this one does not count: workers
+/// or MPI ranks still alive (not reaped, or on another host).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extra {
+    pub cpu: Duration,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+}
+
+impl Extra {
+    /// What happened between `before` and `self` (both totals so far).
+    pub fn since(self, before: Self) -> Self {
+        Self {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            voluntary_switches: self
+                .voluntary_switches
+                .saturating_sub(before.voluntary_switches),
+            involuntary_switches: self
+                .involuntary_switches
+                .saturating_sub(before.involuntary_switches),
+        }
+    }
+}
+
 impl Usage {
     /// The same run with `extra` CPU time added: worker processes still alive, whose time
     /// `getrusage` of this process does not count.
     pub fn with_extra_cpu(self, extra: Duration) -> Self {
+        self.with_extra(Extra {
+            cpu: extra,
+            ..Extra::default()
+        })
+    }
+
+    /// The same run with other processes' CPU time and context switches added.
+    pub fn with_extra(self, extra: Extra) -> Self {
         let cpu_ns = self
             .cpu_ns
-            .saturating_add(u64::try_from(extra.as_nanos()).unwrap_or(u64::MAX));
+            .saturating_add(u64::try_from(extra.cpu.as_nanos()).unwrap_or(u64::MAX));
+        let voluntary_switches = self
+            .voluntary_switches
+            .saturating_add(extra.voluntary_switches);
+        let involuntary_switches = self
+            .involuntary_switches
+            .saturating_add(extra.involuntary_switches);
         Self {
             cpu_ns,
             cpu_per_wall: cpu_ns as f64 / self.wall_ns.max(1) as f64,
+            voluntary_switches,
+            involuntary_switches,
+            context_switches: voluntary_switches + involuntary_switches,
             ..self
         }
+    }
+
+    /// A run timed elsewhere (wall time only; `extra` for the processes that did the work).
+    pub fn of_wall(wall: Duration, extra: Extra) -> Self {
+        Self {
+            wall_ns: u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX).max(1),
+            cpu_ns: 0,
+            cpu_per_wall: 0.0,
+            voluntary_switches: 0,
+            involuntary_switches: 0,
+            context_switches: 0,
+            run: None,
+            sampled: None,
+            threads: None,
+        }
+        .with_extra(extra)
     }
 
     /// Runs `f` once and returns its output with the CPU usage it caused.
@@ -418,6 +475,16 @@ mod tests {
         let with = usage.with_extra_cpu(Duration::from_millis(30));
         assert_eq!(with.cpu_ns, usage.cpu_ns + 30_000_000);
         assert!(with.cpu_per_wall > usage.cpu_per_wall + 0.5, "{with:?}");
+        let extra = Extra {
+            cpu: Duration::from_millis(10),
+            voluntary_switches: 3,
+            involuntary_switches: 4,
+        };
+        let with = usage.with_extra(extra.since(Extra::default()));
+        assert_eq!(with.context_switches, usage.context_switches + 7);
+        let once = Usage::of_wall(Duration::from_millis(20), extra);
+        assert_eq!((once.wall_ns, once.cpu_ns), (20_000_000, 10_000_000));
+        assert!((once.cpu_per_wall - 0.5).abs() < 1e-9, "{once:?}");
     }
 
     #[test]

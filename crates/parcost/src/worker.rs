@@ -320,7 +320,7 @@ pub(crate) fn reap_pid(pid: i32, grace: Duration) {
 /// the next tick of a sleep loop: a benchmark that starts a process per iteration times this.
 /// It polls a pidfd; a kernel without pidfds (before Linux 5.3) gets a thread blocked in
 /// `waitid` instead.
-pub(crate) fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
+pub fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     match pidfd_open(pid) {
         Ok(pidfd) => match poll_readable(&pidfd, deadline) {

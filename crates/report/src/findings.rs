@@ -25,7 +25,7 @@ fn fmt_ratio(r: (f64, f64, f64)) -> String {
 }
 
 /// A finding that `slow` is slower than `fast`: seen only when the interval lies above 1.
-fn slower(
+pub(crate) fn slower(
     suite: &str,
     title: String,
     slow_desc: &str,
@@ -150,14 +150,14 @@ fn by_time(a: &&Row, b: &&Row) -> std::cmp::Ordering {
 }
 
 /// The fastest and the slowest variants that Criterion sampled (single runs have no interval).
-fn best_sampled<'a>(rows: &[&'a Row]) -> Option<&'a Row> {
+pub(crate) fn best_sampled<'a>(rows: &[&'a Row]) -> Option<&'a Row> {
     rows.iter()
         .copied()
         .filter(|r| r.time_ns.is_some())
         .min_by(by_time)
 }
 
-fn worst_sampled<'a>(rows: &[&'a Row]) -> Option<&'a Row> {
+pub(crate) fn worst_sampled<'a>(rows: &[&'a Row]) -> Option<&'a Row> {
     rows.iter()
         .copied()
         .filter(|r| r.time_ns.is_some())
@@ -165,7 +165,7 @@ fn worst_sampled<'a>(rows: &[&'a Row]) -> Option<&'a Row> {
 }
 
 /// The 3 findings with the largest ratios.
-fn top3(mut findings: Vec<Finding>) -> impl Iterator<Item = Finding> {
+pub(crate) fn top3(mut findings: Vec<Finding>) -> impl Iterator<Item = Finding> {
     findings.sort_by(|a, b| {
         b.ratio
             .partial_cmp(&a.ratio)
@@ -417,6 +417,7 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
         ));
     }
     all.extend(top3(share));
+    all.extend(crate::mpi::findings(rows, logical_cores));
     all
 }
 
@@ -507,7 +508,7 @@ pub fn crossovers(rows: &[Row]) -> BTreeMap<String, Crossover> {
 }
 
 /// `slow / fast` as an estimate with its conservative interval.
-fn ratio_of(slow: &Estimate, fast: &Estimate) -> Estimate {
+pub(crate) fn ratio_of(slow: &Estimate, fast: &Estimate) -> Estimate {
     let (estimate, lower, upper) = ratio(slow, fast);
     Estimate {
         estimate,
@@ -574,6 +575,7 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
             });
         }
     }
+    out.extend(crate::mpi::recommendations(rows, logical_cores));
     out
 }
 

@@ -11,14 +11,14 @@ use crate::summary::{Finding, Limits, MachineOut, NoiseOut, Recommendation, Row,
 /// The page's style: light and dark, full-width figures.
 const CSS: &str = include_str!("page.css");
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-fn ms(ns: f64) -> String {
+pub(crate) fn ms(ns: f64) -> String {
     format!("{:.3} ms", ns / 1e6)
 }
 
@@ -169,6 +169,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
             }
             "task-level" => task_level(&mut h, &s.results, &rows)?,
             "threads-vs-processes" => threads_vs_processes(&mut h, &rows, p)?,
+            crate::mpi::SUITE => crate::mpi::section(&mut h, &rows, &s.recommendations, p)?,
             _ => array_sharing(&mut h, &rows, m.limits.memcpy_gbps)?,
         }
         table(&mut h, &rows, page.links);
@@ -380,7 +381,7 @@ pub fn percent(e: Estimate) -> String {
     )
 }
 
-fn figure(h: &mut String, svg: anyhow::Result<String>) -> anyhow::Result<()> {
+pub(crate) fn figure(h: &mut String, svg: anyhow::Result<String>) -> anyhow::Result<()> {
     let _ = writeln!(h, "<figure>{}</figure>", svg?);
     Ok(())
 }
@@ -421,7 +422,7 @@ fn instances<'a>(rows: &[&'a Row], grid: &[&str]) -> BTreeMap<String, Vec<&'a Ro
 }
 
 /// A one-line takeaway over a chart, computed from the data it draws.
-fn takeaway(h: &mut String, text: &str) {
+pub(crate) fn takeaway(h: &mut String, text: &str) {
     let _ = write!(h, "<p class=\"takeaway\">{}</p>", esc(text));
 }
 

@@ -10,6 +10,7 @@ pub mod charts;
 pub mod findings;
 pub mod html;
 pub mod libraries;
+pub mod mpi;
 pub mod results;
 pub mod summary;
 pub mod terminal;

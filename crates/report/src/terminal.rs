@@ -83,6 +83,8 @@ pub fn render(s: &Summary) -> String {
         let best: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let verdict = if r.seen {
             ""
+        } else if r.speedup_vs_default.is_none() && !r.default.is_empty() {
+            " (the default ran once: no interval to judge it by)"
         } else if r.fastest == r.default {
             " (the default was fastest)"
         } else {

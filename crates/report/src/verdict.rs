@@ -11,7 +11,7 @@ use crate::summary::{MachineOut, Row};
 /// One line of the verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
-    /// What it is about: `kernel`, `layer`, `small`, `large`, `sharing`, `never`, `noise`.
+    /// What it is about: `kernel`, `layer`, `small`, `large`, `sharing`, `mpi`, `never`, `noise`.
     pub topic: String,
     pub text: String,
     /// The id of the page element that holds the evidence.
@@ -67,6 +67,7 @@ pub fn verdict(machine: &MachineOut, rows: &[Row]) -> Verdict {
     crate::libraries::verdict(rows, p, &mut v);
     threads(rows, p, layer.as_deref(), &mut v);
     sharing(rows, &mut v);
+    crate::mpi::verdict(rows, machine.logical_cores, &mut v);
     never(rows, &mut v);
     noise(machine, &mut v);
     v

@@ -1,0 +1,215 @@
+//! Cost 1 across MPI: R ranks x B BLAS threads per rank, one MPI job a cell, driven from here.
+//!
+//! Ids (see `ranks_x_threads::grid`):
+//! `ranks-x-threads/<batch|scatter>/layer=L,n=256,pairs=64,matrices=16/ranks=R,blas_threads=B`
+//! and `ranks-x-threads/startup/layer=L/ranks=R,blas_threads=B`.
+//!
+//! This binary is also the ranks: `mpirun ... <this binary> --parcost-rank`.
+
+fn main() {
+    #[cfg(feature = "mpi")]
+    {
+        ranks_x_threads::rank::serve_if_rank();
+        suite::run();
+    }
+    #[cfg(not(feature = "mpi"))]
+    eprintln!(
+        "parcost ranks-x-threads: skipped: built without MPI (its `mpi` feature); `cargo xtask \
+         bench` turns it on once `cargo xtask setup` has found or installed OpenMPI, by hand: \
+         cargo bench -p ranks-x-threads --features mpi"
+    );
+}
+
+#[cfg(feature = "mpi")]
+mod suite {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use parcost::blas::BlasLayer;
+    use parcost::harness::{Suite, fail};
+    use parcost::meta::Usage;
+    use ranks_x_threads::SUITE;
+    use ranks_x_threads::batch::{self, Shape};
+    use ranks_x_threads::grid::{self, Cell};
+    use ranks_x_threads::job::{self, Job, Launch};
+    use ranks_x_threads::procs;
+    use ranks_x_threads::protocol::{JOB_VAR, Workload};
+
+    /// `cargo xtask bench --hostfile FILE` passes the hostfile here.
+    const HOSTFILE_VAR: &str = "PARCOST_MPI_HOSTFILE";
+
+    /// Criterion's `--quick` samples (1, 2, 4, ... iterations) until the spread is under 5% or
+    /// this much time has passed (its `--measurement-time`, 1 s in `cargo xtask bench --quick`):
+    /// with the quick batch at 0.05-0.1 s an iteration, a few iterations, so every cell under
+    /// every layer stays within a minute.
+    const QUICK_MEASUREMENT: Duration = Duration::from_millis(500);
+
+    /// What a benchmark of one workload keeps between iterations.
+    struct State<'a> {
+        job: &'a mut Job,
+        workload: Workload,
+        runs: u64,
+        sums: Vec<f64>,
+    }
+
+    /// Every rank loaded the bench's OpenBLAS layer and runs BLAS at the cell's count.
+    fn check_ranks(job: &Job, layer: BlasLayer, cell: Cell) {
+        let want = if layer.is_threaded() {
+            cell.blas_threads
+        } else {
+            1
+        };
+        for r in &job.hello().ranks {
+            if r.layer != layer.name() {
+                fail(
+                    SUITE,
+                    format!(
+                        "cell {}: rank {} on {} loaded the OpenBLAS layer {}, the bench {layer} \
+                         (every host needs the same LD_LIBRARY_PATH)",
+                        job.cell(),
+                        r.rank,
+                        r.host,
+                        r.layer
+                    ),
+                );
+            }
+            if r.blas_threads as usize != want {
+                fail(
+                    SUITE,
+                    format!(
+                        "cell {}: rank {} runs BLAS at {} threads, not {want}",
+                        job.cell(),
+                        r.rank,
+                        r.blas_threads
+                    ),
+                );
+            }
+        }
+    }
+
+    pub fn run() {
+        let mut suite = Suite::with_blas(SUITE);
+        let layer = suite
+            .layer()
+            .unwrap_or_else(|| fail(SUITE, "no BLAS layer"));
+        let p = suite.logical_cores();
+        if !job::mpirun_available() {
+            suite.skip(
+                "every cell",
+                &format!(
+                    "{} cannot be started (OpenMPI: cargo xtask setup installs it)",
+                    job::mpirun().display()
+                ),
+            );
+            suite.finish();
+            return;
+        }
+        if !layer.is_threaded() {
+            suite.skip(
+                "BLAS threads > 1",
+                "the serial OpenBLAS layer runs every call on one thread",
+            );
+        }
+        let exe = std::env::current_exe().unwrap_or_else(|e| fail(SUITE, e));
+        let hostfile = std::env::var_os(HOSTFILE_VAR)
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        let hosts = hostfile.as_ref().map(|h| {
+            let text = std::fs::read_to_string(h)
+                .unwrap_or_else(|e| fail(SUITE, format!("hostfile {}: {e}", h.display())));
+            job::hostfile_hosts(&text)
+        });
+        let layer_name = layer.name();
+        // The id carries the batch: a quick run measures a quarter of it.
+        let shape = if suite.is_quick() {
+            Shape::QUICK
+        } else {
+            Shape::SUITE
+        };
+        let mut reference: Option<Vec<f64>> = None;
+
+        for cell in grid::cells(p, layer.is_threaded()) {
+            let ids: Vec<(Workload, String)> = Workload::ALL
+                .iter()
+                .map(|&w| (w, grid::id(w.name(), layer_name, &shape, cell, hosts)))
+                .collect();
+            let startup_id = grid::startup_id(layer_name, cell, hosts);
+            if !suite.runs(&startup_id) && !ids.iter().any(|(_, id)| suite.runs(id)) {
+                continue;
+            }
+            let mut launch = Launch::new(
+                &exe,
+                cell.ranks,
+                cell.blas_threads,
+                grid::cell_name(layer_name, cell, hosts),
+            );
+            if let Some(h) = &hostfile {
+                launch = launch
+                    .hostfile(h.clone())
+                    .unwrap_or_else(|e| fail(SUITE, format!("hostfile {}: {e}", h.display())));
+            }
+            let mut job = launch.start().unwrap_or_else(|e| fail(SUITE, e));
+            check_ranks(&job, layer, cell);
+            // The start-up: one run a cell (a job is started once), not sampled.
+            let mut group = suite.group("startup");
+            let startup = Usage::of_wall(job.startup(), job.startup_usage());
+            let below = startup_id.split_once('/').map_or("", |(_, rest)| rest);
+            group.record_once(
+                below,
+                startup,
+                "MPI job start-up: mpirun to the first answer",
+            );
+            group.finish();
+
+            job.prepare(shape).unwrap_or_else(|e| fail(SUITE, e));
+            let reference = reference.get_or_insert_with(|| batch::reference(&shape));
+            for (workload, id) in &ids {
+                let below = id.split_once('/').map_or("", |(_, rest)| rest);
+                let quick = suite.is_quick();
+                let mut group = suite.group(workload.name());
+                if quick {
+                    group.criterion().measurement_time(QUICK_MEASUREMENT);
+                }
+                group.bench_with_processes(
+                    below,
+                    State {
+                        job: &mut job,
+                        workload: *workload,
+                        runs: 0,
+                        sums: Vec::new(),
+                    },
+                    |s| {
+                        // The first run, the one checked, also checks what the gather delivered.
+                        let verify = s.runs == 0;
+                        s.runs += 1;
+                        s.sums = s
+                            .job
+                            .run(s.workload, verify)
+                            .unwrap_or_else(|e| fail(SUITE, e));
+                    },
+                    |s| batch::check(&s.sums, reference),
+                    |s| Some(s.job.usage().unwrap_or_else(|e| fail(SUITE, e))),
+                );
+                group.finish();
+            }
+            job.shutdown().unwrap_or_else(|e| fail(SUITE, e));
+        }
+
+        // After the suite: no launcher, daemon or rank of any of its jobs is left.
+        let mut left = procs::carrying(JOB_VAR, &format!("{}-", job::mark_prefix()));
+        left.extend(procs::children_named(&procs::LAUNCHER_NAMES));
+        if !left.is_empty() {
+            fail(
+                SUITE,
+                format!(
+                    "processes of its MPI jobs remain after the suite: {}",
+                    left.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        suite.finish();
+    }
+}

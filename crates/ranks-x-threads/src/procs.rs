@@ -1,0 +1,177 @@
+//! The processes of MPI jobs, found in `/proc`: by the job mark every one of them carries in its
+//! environment ([`crate::protocol::JOB_VAR`]), by pid, and by name among this process's
+//! children. The teardown kills and reaps what it finds; the tests and the bench check that
+//! nothing is left.
+
+use std::path::Path;
+use std::sync::Once;
+
+/// Names of OpenMPI's launcher and daemon processes (Open MPI 4 and 5).
+pub const LAUNCHER_NAMES: [&str; 5] = ["mpirun", "mpiexec", "orterun", "orted", "prterun"];
+
+/// One process, from `/proc/PID/stat`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: u32,
+    pub ppid: u32,
+    /// The kernel's name for it (at most 15 bytes of its executable's name).
+    pub comm: String,
+    /// `R`, `S`, `Z` (a zombie: exited, not yet reaped), ...
+    pub state: char,
+}
+
+impl Proc {
+    /// The process `pid`, if it exists (a zombie too).
+    pub fn read(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses: take the last `)`.
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let comm = stat.get(open + 1..close)?.to_owned();
+        let mut rest = stat.get(close + 1..)?.split_whitespace();
+        let state = rest.next()?.chars().next()?;
+        let ppid = rest.next()?.parse().ok()?;
+        Some(Self {
+            pid,
+            ppid,
+            comm,
+            state,
+        })
+    }
+}
+
+impl std::fmt::Display for Proc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (pid {}, parent {}, state {})",
+            self.comm, self.pid, self.ppid, self.state
+        )
+    }
+}
+
+/// Every process id in `/proc`.
+pub fn pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Whether the environment of `pid` has `var` set to a value starting with `prefix` (false for
+/// a process whose environment cannot be read: a zombie, or another user's).
+pub fn environ_has(pid: u32, var: &str, prefix: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let want = format!("{var}={prefix}");
+    env.split(|&b| b == 0)
+        .any(|entry| entry.starts_with(want.as_bytes()))
+}
+
+/// The processes whose environment has `var` starting with `prefix` (this process left out).
+pub fn carrying(var: &str, prefix: &str) -> Vec<Proc> {
+    let me = std::process::id();
+    pids()
+        .into_iter()
+        .filter(|&pid| pid != me && environ_has(pid, var, prefix))
+        .filter_map(Proc::read)
+        .collect()
+}
+
+/// This process's children with one of `names` (zombies included).
+pub fn children_named(names: &[&str]) -> Vec<Proc> {
+    let me = std::process::id();
+    pids()
+        .into_iter()
+        .filter_map(Proc::read)
+        .filter(|p| p.ppid == me && names.iter().any(|n| p.comm == *n))
+        .collect()
+}
+
+pub fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Makes this process the reaper of its orphaned descendants (`PR_SET_CHILD_SUBREAPER`): ranks
+/// whose mpirun died come to it rather than to PID 1, which in a container may never reap them,
+/// so the teardown can reap them itself. Once a process; best effort.
+pub fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl with integer arguments; it only sets a flag of this process.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+    });
+}
+
+/// Sends `signal` to `pid` (an error, say for a process gone, is ignored).
+pub fn signal(pid: u32, signal: i32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid)
+        && pid > 0
+    {
+        // SAFETY: kill with two integers.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// Reaps `pid` if it is this process's child and has exited; true if it did.
+pub fn reap_if_child(pid: u32) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    let mut status = 0;
+    // SAFETY: waitpid on one pid without blocking; ECHILD for another's process.
+    unsafe { libc::waitpid(p, &mut status, libc::WNOHANG) == p }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_is_found_by_its_environment_and_reaped() {
+        let mark = format!("procs-test-{}", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("PARCOST_PROCS_TEST", &mark)
+            .spawn()
+            .expect("sleep");
+        // A process's environment reads empty until its exec has set it up, a moment after the
+        // parent's spawn returns (vfork resumes the parent earlier).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read(format!("/proc/{}/environ", child.id())).is_ok_and(|e| e.is_empty())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let found = carrying("PARCOST_PROCS_TEST", &mark);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let p = &found[0];
+        assert_eq!(
+            (p.pid, p.ppid, p.comm.as_str()),
+            (child.id(), std::process::id(), "sleep")
+        );
+        assert!(
+            children_named(&["sleep"])
+                .iter()
+                .any(|c| c.pid == child.id())
+        );
+        assert!(carrying("PARCOST_PROCS_TEST", "other").is_empty());
+        signal(child.id(), libc::SIGKILL);
+        let _ = child.wait();
+        assert!(!exists(child.id()));
+        assert!(carrying("PARCOST_PROCS_TEST", &mark).is_empty());
+    }
+
+    #[test]
+    fn stat_lines_with_odd_names_parse() {
+        let me = Proc::read(std::process::id()).expect("self");
+        assert_eq!(me.pid, std::process::id());
+        assert!(me.state == 'R' || me.state == 'S', "{me}");
+    }
+}

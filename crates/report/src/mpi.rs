@@ -1,0 +1,852 @@
+//! The ranks-x-threads suite (cost 1 across MPI): R ranks x B BLAS threads per rank. Its
+//! findings (the naive hybrid against the best cell, by the oversubscription rule; `scatter`
+//! against `batch`: what moving the arrays cost), its recommendation per workload, its verdict
+//! line, and its section of the page: an R x B heatmap per layer with CPU/wall and context
+//! switches, batch against scatter, and the jobs' start-up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use crate::charts::{self, HeatPanel};
+use crate::findings::{best_sampled, ratio, ratio_of, slower, top3, worst_sampled};
+use crate::html::{esc, figure, ms, takeaway};
+use crate::results::Value;
+use crate::summary::{Finding, Recommendation, Row};
+use crate::verdict::{Line, Verdict};
+
+pub const SUITE: &str = "ranks-x-threads";
+
+/// The grid's own keys; the rest of the parameters name a workload instance.
+const GRID: [&str; 2] = ["ranks", "blas_threads"];
+
+/// `R x B`.
+fn cell(r: &Row) -> String {
+    format!(
+        "{} x {}",
+        r.int("ranks").unwrap_or(0),
+        r.int("blas_threads").unwrap_or(0)
+    )
+}
+
+/// `4 ranks x 2 BLAS threads`.
+fn cell_words(r: &Row) -> String {
+    let (ranks, b) = (
+        r.int("ranks").unwrap_or(0),
+        r.int("blas_threads").unwrap_or(0),
+    );
+    format!(
+        "{ranks} rank{} x {b} BLAS thread{}",
+        if ranks == 1 { "" } else { "s" },
+        if b == 1 { "" } else { "s" }
+    )
+}
+
+/// A time in seconds from 1 s up, else in ms.
+fn seconds(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.1} s", ns / 1e9)
+    } else {
+        format!("{:.1} ms", ns / 1e6)
+    }
+}
+
+/// The batch in words: `64 products and 16 SVDs of 256^2`.
+fn batch_words(params: &BTreeMap<String, Value>) -> String {
+    let int = |k: &str| params.get(k).and_then(Value::int).unwrap_or(0);
+    format!(
+        "{} products and {} SVDs of {}^2",
+        int("pairs"),
+        int("matrices"),
+        int("n")
+    )
+}
+
+/// Megabytes that `scatter` moves an iteration: the inputs out, the results back.
+fn moved_mib(params: &BTreeMap<String, Value>) -> (f64, f64) {
+    let int = |k: &str| params.get(k).and_then(Value::int).unwrap_or(0) as f64;
+    let (n, pairs, matrices) = (int("n"), int("pairs"), int("matrices"));
+    let mib = (1u64 << 20) as f64;
+    (
+        (2.0 * pairs + matrices) * n * n * 8.0 / mib,
+        (pairs * n * n + matrices * n) * 8.0 / mib,
+    )
+}
+
+/// A workload instance: its workload and every parameter but the grid's.
+type Key = (String, BTreeMap<String, Value>);
+
+/// The suite's rows of `workload` (`batch`, `scatter`, `startup`), by instance.
+fn instances<'a>(rows: &[&'a Row], workload: &str) -> BTreeMap<Key, Vec<&'a Row>> {
+    instances_but(rows, workload, &GRID)
+}
+
+/// The same, instances told apart by every parameter but `grid`'s.
+fn instances_but<'a>(
+    rows: &[&'a Row],
+    workload: &str,
+    grid: &[&str],
+) -> BTreeMap<Key, Vec<&'a Row>> {
+    let mut out: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.suite == SUITE && r.workload == workload)
+    {
+        let params = r
+            .params
+            .iter()
+            .filter(|(k, _)| !grid.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.entry((r.workload.clone(), params)).or_default().push(r);
+    }
+    out
+}
+
+fn all_rows(rows: &[Row]) -> Vec<&Row> {
+    rows.iter().filter(|r| r.suite == SUITE).collect()
+}
+
+/// The cell of `rows` at `ranks` x `blas`.
+fn at<'a>(rows: &[&'a Row], ranks: u64, blas: u64) -> Option<&'a Row> {
+    rows.iter()
+        .copied()
+        .find(|r| r.int("ranks") == Some(ranks) && r.int("blas_threads") == Some(blas))
+}
+
+/// The naive hybrid, as cost 1's naive nesting: the most ranks, each at P BLAS threads (what
+/// `mpirun -np R` gives with `OPENBLAS_NUM_THREADS` unset), sampled or not.
+fn naive<'a>(cells: &[&'a Row], p: u64) -> Option<&'a Row> {
+    cells
+        .iter()
+        .copied()
+        .filter(|r| r.int("blas_threads") == Some(p))
+        .max_by_key(|r| r.int("ranks"))
+}
+
+/// The default: `mpirun -np P` with `OPENBLAS_NUM_THREADS` unset, so P ranks x P BLAS threads
+/// (x 1 where the layer runs no threads of its own and the grid has no P-thread cell).
+fn default_cell<'a>(cells: &[&'a Row], p: u64) -> Option<&'a Row> {
+    at(cells, p, p).or_else(|| {
+        cells
+            .iter()
+            .all(|r| r.int("blas_threads") == Some(1))
+            .then(|| at(cells, p, 1))
+            .flatten()
+    })
+}
+
+/// What the first finding compares with the best, by cost 1's rule: the naive cell when
+/// Criterion sampled it, else the slowest cell it sampled (`false`: not the naive one).
+fn slow_cell<'a>(cells: &[&'a Row], p: u64) -> Option<(&'a Row, bool)> {
+    match naive(cells, p).filter(|r| r.time_ns.is_some()) {
+        Some(n) => Some((n, true)),
+        None => worst_sampled(cells).map(|w| (w, false)),
+    }
+}
+
+/// The suite's findings: the naive hybrid against the best cell (at most 3, largest first), and
+/// `scatter` against `batch` at the best batch cell with more than one rank.
+pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
+    let p = logical_cores.max(1) as u64;
+    let rows = all_rows(rows);
+    let mut out = Vec::new();
+    let mut hybrid = Vec::new();
+    for workload in ["batch", "scatter"] {
+        for ((w, params), cells) in instances(&rows, workload) {
+            let (Some(best), Some((slow, is_naive))) = (best_sampled(&cells), slow_cell(&cells, p))
+            else {
+                continue;
+            };
+            let (Some(bt), Some(nt)) = (best.time_ns, slow.time_ns) else {
+                continue;
+            };
+            if best.full_id == slow.full_id {
+                continue;
+            }
+            let product = slow.int("ranks").unwrap_or(0) * slow.int("blas_threads").unwrap_or(0);
+            let k = if product == p {
+                "P".to_owned()
+            } else if product % p == 0 {
+                format!("{}P", product / p)
+            } else {
+                product.to_string()
+            };
+            let (title, slow_desc) = if is_naive {
+                (
+                    "naive hybrid",
+                    format!("{} (R x B = {k})", cell_words(slow)),
+                )
+            } else {
+                let ran_once = naive(&cells, p)
+                    .and_then(|n| {
+                        Some(format!(
+                            "; the naive {} ran once, {}",
+                            cell(n),
+                            seconds(n.typical_ns()?)
+                        ))
+                    })
+                    .unwrap_or_default();
+                (
+                    "slowest cell",
+                    format!(
+                        "{} (R x B = {k}: the slowest cell Criterion sampled{ran_once})",
+                        cell_words(slow)
+                    ),
+                )
+            };
+            hybrid.push(slower(
+                SUITE,
+                title.into(),
+                &slow_desc,
+                &format!("the best, {}", cell_words(best)),
+                ratio(&nt, &bt),
+                &format!(
+                    " ({w}: {}, {})",
+                    batch_words(&params),
+                    params
+                        .get("layer")
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    out.extend(top3(hybrid));
+
+    let mut moving = Vec::new();
+    let scatter = instances(&rows, "scatter");
+    for ((_, params), cells) in instances(&rows, "batch") {
+        let Some(theirs) = scatter.get(&("scatter".to_owned(), params.clone())) else {
+            continue;
+        };
+        let several: Vec<&Row> = cells
+            .iter()
+            .copied()
+            .filter(|r| r.int("ranks").is_some_and(|n| n > 1))
+            .filter(|r| {
+                at(
+                    theirs,
+                    r.int("ranks").unwrap_or(0),
+                    r.int("blas_threads").unwrap_or(0),
+                )
+                .is_some_and(|s| s.time_ns.is_some())
+            })
+            .collect();
+        let Some(b) = best_sampled(&several) else {
+            continue;
+        };
+        let Some(s) = at(
+            theirs,
+            b.int("ranks").unwrap_or(0),
+            b.int("blas_threads").unwrap_or(0),
+        ) else {
+            continue;
+        };
+        let (Some(st), Some(bt)) = (s.time_ns, b.time_ns) else {
+            continue;
+        };
+        let (inputs, results) = moved_mib(&params);
+        moving.push(slower(
+            SUITE,
+            "moving the arrays".into(),
+            &format!(
+                "scatter (rank 0 scatters the inputs, {inputs:.0} MiB, and gathers the results, \
+                 {results:.0} MiB)"
+            ),
+            "batch (every rank makes its own inputs)",
+            ratio(&st, &bt),
+            &format!(
+                " at {}, the best batch cell with more than one rank ({})",
+                cell_words(b),
+                params
+                    .get("layer")
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    out.extend(top3(moving));
+    out
+}
+
+/// What to run each workload with: the fastest cell when it beat the default beyond both
+/// intervals, else the default. The default is `mpirun -np P` with `OPENBLAS_NUM_THREADS`
+/// unset: P ranks x P BLAS threads; naive is the most ranks at P BLAS threads.
+pub fn recommendations(rows: &[Row], logical_cores: usize) -> Vec<Recommendation> {
+    let p = logical_cores.max(1) as u64;
+    let rows = all_rows(rows);
+    let mut out = Vec::new();
+    for workload in ["batch", "scatter"] {
+        for ((workload, params), cells) in instances(&rows, workload) {
+            let Some(fastest) = best_sampled(&cells) else {
+                continue;
+            };
+            let config = |r: &Row| -> BTreeMap<String, Value> {
+                GRID.iter()
+                    .filter_map(|k| Some(((*k).to_owned(), r.params.get(*k)?.clone())))
+                    .collect()
+            };
+            let default = default_cell(&cells, p);
+            let speedup_vs_default =
+                default.and_then(|d| Some(ratio_of(&d.time_ns?, &fastest.time_ns?)));
+            let seen = default.is_some_and(|d| d.full_id != fastest.full_id)
+                && speedup_vs_default.is_some_and(|r| r.lower > 1.0);
+            // The default stands unless beaten beyond the intervals; one that ran once (or not
+            // at all) has no interval to stand on, and the fastest is named instead.
+            let best = match default {
+                Some(d) if !seen && speedup_vs_default.is_some() => config(d),
+                _ => config(fastest),
+            };
+            out.push(Recommendation {
+                suite: SUITE.into(),
+                workload,
+                params,
+                best,
+                fastest: config(fastest),
+                default: default.map(config).unwrap_or_default(),
+                seen,
+                speedup_vs_default,
+                speedup_vs_naive: naive(&cells, p)
+                    .and_then(|n| Some(ratio_of(&n.time_ns?, &fastest.time_ns?))),
+                efficiency: None,
+                efficiency_theoretical: None,
+            });
+        }
+    }
+    out
+}
+
+/// The verdict's line: the ranks x threads to run the batch with, the naive hybrid's cost, and
+/// what moving the arrays cost, with the command to copy.
+pub fn verdict(rows: &[Row], logical_cores: usize, v: &mut Verdict) {
+    let p = logical_cores.max(1) as u64;
+    let all = all_rows(rows);
+    // The layer whose batch ran fastest, at its best cell.
+    let Some(((_, params), cells)) = instances(&all, "batch")
+        .into_iter()
+        .filter(|(_, cells)| best_sampled(cells).is_some())
+        .min_by(|(_, a), (_, b)| {
+            let t = |c: &Vec<&Row>| best_sampled(c).and_then(Row::typical_ns);
+            t(a).total_cmp_opt(t(b))
+        })
+    else {
+        return;
+    };
+    let recs = recommendations(rows, logical_cores);
+    let Some(rec) = recs
+        .iter()
+        .find(|r| r.workload == "batch" && r.params == params)
+    else {
+        return;
+    };
+    let Some(fastest) = best_sampled(&cells) else {
+        return;
+    };
+    let int = |c: &BTreeMap<String, Value>, k: &str| c.get(k).and_then(Value::int).unwrap_or(0);
+    let (ranks, b) = (int(&rec.best, "ranks"), int(&rec.best, "blas_threads"));
+    let layer = params
+        .get("layer")
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let default = default_cell(&cells, p);
+    let dp = default.and_then(|d| d.int("blas_threads")).unwrap_or(p);
+    let why = match (rec.seen, rec.speedup_vs_default, default) {
+        (true, Some(s), _) => format!(
+            ", {:.2}x ({:.2} to {:.2}) faster than the default {p} x {dp} (mpirun -np {p}, \
+             OPENBLAS_NUM_THREADS unset)",
+            s.estimate, s.lower, s.upper
+        ),
+        (false, Some(_), _) if rec.fastest == rec.default => format!(
+            ", the default (mpirun -np {p}, OPENBLAS_NUM_THREADS unset), and the fastest measured"
+        ),
+        (false, Some(_), _) => format!(
+            ", the default (mpirun -np {p}, OPENBLAS_NUM_THREADS unset): nothing measured beat it \
+             beyond the intervals"
+        ),
+        (_, None, Some(d)) => match d.typical_ns() {
+            Some(t) => format!(
+                ", the fastest measured; the default {p} x {dp} ran once ({}), so there is no \
+                 interval to judge it by",
+                seconds(t)
+            ),
+            None => ", the fastest measured".to_owned(),
+        },
+        (_, None, None) => ", the fastest measured (the default was not)".to_owned(),
+    };
+    let naive_said = naive(&cells, p)
+        .filter(|n| n.full_id != fastest.full_id)
+        .and_then(|n| {
+            let slow = match (n.time_ns, fastest.time_ns) {
+                (Some(nt), Some(ft)) => {
+                    let r = ratio(&nt, &ft);
+                    (r.1 > 1.0).then(|| format!("{:.1}x slower", r.0))?
+                }
+                _ => format!(
+                    "{:.1}x slower in its one run",
+                    n.typical_ns()? / fastest.typical_ns()?
+                ),
+            };
+            Some(format!(
+                "; the naive hybrid, {} (the most ranks at {p} BLAS threads each), was {slow}",
+                cell(n)
+            ))
+        })
+        .unwrap_or_default();
+    let moving = findings(rows, logical_cores)
+        .into_iter()
+        .find(|f| f.title == "moving the arrays" && f.text.ends_with(&format!("({layer}).")))
+        .map(|f| {
+            if f.seen {
+                format!(
+                    "; scattering the inputs from rank 0 and gathering the results cost {:.2}x",
+                    f.ratio
+                )
+            } else {
+                "; scattering the inputs and gathering the results cost nothing that separated"
+                    .to_owned()
+            }
+        })
+        .unwrap_or_default();
+    v.lines.push(Line {
+        topic: "mpi".into(),
+        text: format!(
+            "MPI ({} under {layer}): {ranks} rank{} x {b} BLAS thread{} each{why}{naive_said}{moving}.",
+            batch_words(&params),
+            if ranks == 1 { "" } else { "s" },
+            if b == 1 { "" } else { "s" }
+        ),
+        evidence: SUITE.into(),
+        seen: rec.seen,
+    });
+    v.setup.push(format!(
+        "mpirun -np {ranks} -x OPENBLAS_NUM_THREADS={b} ./your-program   # MPI ranks x BLAS threads"
+    ));
+}
+
+/// The suite's part of the page.
+pub fn section(
+    h: &mut String,
+    rows: &[&Row],
+    recs: &[Recommendation],
+    p: u64,
+) -> anyhow::Result<()> {
+    for workload in ["batch", "scatter"] {
+        // One figure a workload instance, a panel a layer.
+        for ((_, params), cells) in
+            instances_but(rows, workload, &["ranks", "blas_threads", "layer"])
+        {
+            let layers: BTreeSet<&str> = cells.iter().filter_map(|r| r.name("layer")).collect();
+            let title = format!("{workload}: {}", batch_words(&params));
+            let mut panels = Vec::new();
+            let mut grids = Vec::new();
+            for layer in layers {
+                let of: Vec<&Row> = cells
+                    .iter()
+                    .copied()
+                    .filter(|r| r.name("layer") == Some(layer))
+                    .collect();
+                let axis = |k: &str| -> Vec<u64> {
+                    of.iter()
+                        .filter_map(|r| r.int(k))
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect()
+                };
+                grids.push((layer, of.clone(), axis("ranks"), axis("blas_threads")));
+            }
+            // The takeaway: each layer's best and worst cell.
+            let said: Vec<String> = grids
+                .iter()
+                .filter_map(|(layer, of, _, _)| {
+                    let best = of
+                        .iter()
+                        .copied()
+                        .filter(|r| r.typical_ns().is_some())
+                        .min_by(|a, b| a.typical_ns().total_cmp_opt(b.typical_ns()))?;
+                    let worst = of
+                        .iter()
+                        .copied()
+                        .filter(|r| r.typical_ns().is_some())
+                        .max_by(|a, b| a.typical_ns().total_cmp_opt(b.typical_ns()))?;
+                    Some(format!(
+                        "{layer}: fastest {} (ranks x BLAS threads), {}; slowest {} at {:.1}x",
+                        cell(best),
+                        ms(best.typical_ns()?),
+                        cell(worst),
+                        worst.typical_ns()? / best.typical_ns()?
+                    ))
+                })
+                .collect();
+            takeaway(h, &format!("{title}. {}.", said.join("; ")));
+            for (layer, of, ranks, blas) in &grids {
+                let find = |r: u64, b: u64| at(of, r, b);
+                let cells_t: Vec<Vec<Option<f64>>> = blas
+                    .iter()
+                    .map(|&b| {
+                        ranks
+                            .iter()
+                            .map(|&r| find(r, b).and_then(Row::typical_ns))
+                            .collect()
+                    })
+                    .collect();
+                let single: Vec<Vec<bool>> = blas
+                    .iter()
+                    .map(|&b| {
+                        ranks
+                            .iter()
+                            .map(|&r| find(r, b).is_some_and(|x| x.time_ns.is_none()))
+                            .collect()
+                    })
+                    .collect();
+                panels.push(HeatPanel {
+                    title: (*layer).to_owned(),
+                    x: ("MPI ranks", ranks.as_slice()),
+                    y: ("BLAS threads a rank", blas.as_slice()),
+                    cells: cells_t,
+                    single,
+                });
+            }
+            if !panels.is_empty() {
+                figure(
+                    h,
+                    charts::heatmaps(
+                        &format!("{title}: times the best cell of each layer"),
+                        &panels,
+                    ),
+                )?;
+            }
+            for (layer, of, ranks, blas) in &grids {
+                let _ = write!(
+                    h,
+                    "<table class=\"usage\"><tr><th>{workload}, {layer}: CPU/wall, switches</th>"
+                );
+                for r in ranks {
+                    let _ = write!(
+                        h,
+                        "<th class=\"num\">{r} rank{}</th>",
+                        if *r == 1 { "" } else { "s" }
+                    );
+                }
+                h.push_str("</tr>");
+                for &b in blas.iter().rev() {
+                    let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
+                    for &r in ranks {
+                        let text = at(of, r, b)
+                            .and_then(|x| Some((x.cpu_per_wall?, x.context_switches?)))
+                            .map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
+                        let _ = write!(h, "<td class=\"num\">{text}</td>");
+                    }
+                    h.push_str("</tr>");
+                }
+                h.push_str("</table>\n");
+            }
+        }
+    }
+    batch_against_scatter(h, rows);
+    startup(h, rows);
+    let _ = write!(
+        h,
+        "<h3>Recommendation</h3><p class=\"muted\">The fastest cell where it beat the default \
+         (mpirun -np {p} with OPENBLAS_NUM_THREADS unset: {p} ranks x {p} BLAS threads) beyond \
+         both 95% intervals, else the default (under the serial layer, {p} ranks x 1).</p><ul>"
+    );
+    for r in recs.iter().filter(|r| r.suite == SUITE) {
+        let int = |k: &str| r.best.get(k).and_then(Value::int).unwrap_or(0);
+        let (ranks, b) = (int("ranks"), int("blas_threads"));
+        let speedup = match r.speedup_vs_default {
+            Some(s) if r.seen => format!(", {} faster than the default", crate::html::times(s)),
+            Some(_) if r.fastest == r.default => " (the default, and the fastest)".into(),
+            Some(_) => " (the default: nothing beat it beyond the intervals)".into(),
+            None if r.default.is_empty() => " (the fastest; the default was not measured)".into(),
+            None => " (the fastest; the default ran once, so no interval to judge it by)".into(),
+        };
+        let _ = write!(
+            h,
+            "<li>{}, {}: <code>mpirun -np {ranks} -x OPENBLAS_NUM_THREADS={b}</code>{}</li>",
+            esc(&r.workload),
+            esc(&format!(
+                "{}, {}",
+                batch_words(&r.params),
+                r.params
+                    .get("layer")
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )),
+            esc(&speedup)
+        );
+    }
+    h.push_str("</ul>\n");
+    Ok(())
+}
+
+/// scatter over batch in every cell both measured.
+fn batch_against_scatter(h: &mut String, rows: &[&Row]) {
+    let scatter = instances(rows, "scatter");
+    let mut body = String::new();
+    for ((_, params), cells) in instances(rows, "batch") {
+        let Some(theirs) = scatter.get(&("scatter".to_owned(), params.clone())) else {
+            continue;
+        };
+        let layer = params
+            .get("layer")
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let mut cells = cells.clone();
+        cells.sort_by_key(|r| (r.int("ranks"), r.int("blas_threads")));
+        for b in cells {
+            let Some(s) = at(
+                theirs,
+                b.int("ranks").unwrap_or(0),
+                b.int("blas_threads").unwrap_or(0),
+            ) else {
+                continue;
+            };
+            let (Some(bt), Some(st)) = (b.typical_ns(), s.typical_ns()) else {
+                continue;
+            };
+            let r = match (s.time_ns, b.time_ns) {
+                (Some(s), Some(b)) => crate::html::times(ratio_of(&s, &b)),
+                _ => format!("{:.2}x (one run)", st / bt),
+            };
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td></tr>",
+                esc(&layer),
+                cell(b),
+                ms(bt),
+                ms(st),
+                esc(&r)
+            );
+        }
+    }
+    if body.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h3>batch against scatter</h3><p class=\"muted\">scatter does what batch does and also \
+         moves the arrays: rank 0 scatters the inputs (MPI_Scatterv) and gathers the results \
+         (MPI_Gatherv) every iteration. With one rank nothing crosses between processes.</p>\
+         <table><tr><th>layer</th><th>ranks x BLAS threads</th><th class=\"num\">batch</th>\
+         <th class=\"num\">scatter</th><th class=\"num\">scatter / batch</th></tr>{body}</table>"
+    );
+}
+
+/// Each job's start-up, one run a cell.
+fn startup(h: &mut String, rows: &[&Row]) {
+    let starts: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.workload == "startup" && r.typical_ns().is_some())
+        .collect();
+    if starts.is_empty() {
+        return;
+    }
+    let mut times: Vec<f64> = starts.iter().filter_map(|r| r.typical_ns()).collect();
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let best_batch = rows
+        .iter()
+        .filter(|r| r.workload == "batch")
+        .filter_map(|r| r.typical_ns())
+        .min_by(f64::total_cmp);
+    let iterations = best_batch
+        .map(|b| {
+            format!(
+                ", the time of {:.0} iterations of the fastest batch",
+                median / b
+            )
+        })
+        .unwrap_or_default();
+    let _ = write!(h, "<h3>Job start-up</h3>");
+    takeaway(
+        h,
+        &format!(
+            "Starting a job (mpirun to rank 0's first answer, every rank up) took {} to {}, \
+             median {}{iterations}; one run a cell, so no interval.",
+            ms(times[0]),
+            ms(times[times.len() - 1]),
+            ms(median)
+        ),
+    );
+    let layers: BTreeSet<&str> = starts.iter().filter_map(|r| r.name("layer")).collect();
+    let mut cells: Vec<(u64, u64)> = starts
+        .iter()
+        .filter_map(|r| Some((r.int("ranks")?, r.int("blas_threads")?)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    cells.sort_unstable();
+    h.push_str("<table><tr><th>layer</th>");
+    for (r, b) in &cells {
+        let _ = write!(h, "<th class=\"num\">{r} x {b}</th>");
+    }
+    h.push_str("</tr>");
+    for layer in layers {
+        let _ = write!(h, "<tr><td>{}</td>", esc(layer));
+        for &(r, b) in &cells {
+            let t = starts
+                .iter()
+                .find(|x| {
+                    x.name("layer") == Some(layer)
+                        && x.int("ranks") == Some(r)
+                        && x.int("blas_threads") == Some(b)
+                })
+                .and_then(|x| x.typical_ns());
+            let _ = write!(
+                h,
+                "<td class=\"num\">{}</td>",
+                t.map_or_else(String::new, ms)
+            );
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>\n");
+}
+
+/// `Option<f64>` ordering with `None` last.
+trait CmpOpt {
+    fn total_cmp_opt(self, other: Self) -> std::cmp::Ordering;
+}
+
+impl CmpOpt for Option<f64> {
+    fn total_cmp_opt(self, other: Self) -> std::cmp::Ordering {
+        self.unwrap_or(f64::MAX)
+            .total_cmp(&other.unwrap_or(f64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Estimate;
+
+    /// A row of the suite: `workload` at `ranks` x `b` under `layer`, `ms` long.
+    fn row(workload: &str, layer: &str, ranks: u64, b: u64, ms: f64) -> Row {
+        let id = format!(
+            "{SUITE}/{workload}/layer={layer},n=256,pairs=64,matrices=16/ranks={ranks},blas_threads={b}"
+        );
+        let (suite, workload, params) = crate::results::parse_id(&id).expect("valid id");
+        Row {
+            suite,
+            workload,
+            params,
+            full_id: id,
+            time_ns: Some(Estimate {
+                estimate: ms * 1e6,
+                lower: ms * 0.97e6,
+                upper: ms * 1.03e6,
+            }),
+            single_run_ns: None,
+            throughput: None,
+            cpu_per_wall: Some(1.9),
+            context_switches: Some(100),
+        }
+    }
+
+    fn grid(layer: &str) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for (r, b, batch, scatter) in [
+            (1, 1, 250.0, 255.0),
+            (1, 2, 140.0, 150.0),
+            (1, 4, 400.0, 420.0),
+            (2, 1, 130.0, 160.0),
+            (2, 2, 600.0, 650.0),
+            (2, 4, 900.0, 950.0),
+            (4, 1, 135.0, 180.0),
+            (4, 2, 2600.0, 2700.0),
+        ] {
+            rows.push(row("batch", layer, r, b, batch));
+            rows.push(row("scatter", layer, r, b, scatter));
+        }
+        rows
+    }
+
+    #[test]
+    fn the_naive_hybrid_and_moving_the_arrays_are_found_by_the_cost_1_rule() {
+        let rows = grid("openmp");
+        let f = findings(&rows, 2);
+        let naive: Vec<&Finding> = f.iter().filter(|f| f.title == "naive hybrid").collect();
+        assert_eq!(naive.len(), 2, "{f:?}");
+        assert!(naive[0].seen);
+        assert!(
+            naive[0].text.starts_with(
+                "4 ranks x 2 BLAS threads (R x B = 4P) was 20.00x (18.83 to 21.24) slower than the best, 2 ranks x 1 BLAS thread"
+            ),
+            "{}",
+            naive[0].text
+        );
+        let moving = f
+            .iter()
+            .find(|f| f.title == "moving the arrays")
+            .expect("scatter against batch");
+        assert!(moving.seen, "{}", moving.text);
+        assert!(
+            moving.text.contains("160 MiB") || moving.text.contains("72 MiB"),
+            "{}",
+            moving.text
+        );
+        assert!(
+            moving.text.contains("at 2 ranks x 1 BLAS thread"),
+            "{}",
+            moving.text
+        );
+    }
+
+    #[test]
+    fn the_recommendation_beats_the_default_or_is_the_default() {
+        let rows = grid("pthreads");
+        let recs = recommendations(&rows, 2);
+        let batch = recs.iter().find(|r| r.workload == "batch").expect("batch");
+        assert!(batch.seen);
+        assert_eq!(batch.best["ranks"], Value::Int(2));
+        assert_eq!(batch.best["blas_threads"], Value::Int(1));
+        assert_eq!(batch.default["ranks"], Value::Int(2));
+        assert_eq!(batch.default["blas_threads"], Value::Int(2));
+        let mut v = Verdict::default();
+        verdict(&rows, 2, &mut v);
+        assert_eq!(v.lines.len(), 1);
+        assert!(
+            v.lines[0].text.contains("2 ranks x 1 BLAS thread"),
+            "{}",
+            v.lines[0].text
+        );
+        assert!(
+            v.setup[0].starts_with("mpirun -np 2 -x OPENBLAS_NUM_THREADS=1"),
+            "{:?}",
+            v.setup
+        );
+        // Within the intervals of the default: the default stays.
+        let flat: Vec<Row> = [(2, 2, 100.0), (2, 1, 99.0), (1, 1, 180.0)]
+            .into_iter()
+            .map(|(r, b, t)| row("batch", "pthreads", r, b, t))
+            .collect();
+        let rec = &recommendations(&flat, 2)[0];
+        assert!(!rec.seen);
+        assert_eq!(rec.best, rec.default);
+    }
+
+    #[test]
+    fn the_section_draws_a_heatmap_a_layer_and_the_start_up() {
+        let mut rows = grid("openmp");
+        rows.extend(grid("pthreads"));
+        let mut start = row("batch", "openmp", 2, 1, 300.0);
+        start.workload = "startup".into();
+        start
+            .params
+            .retain(|k, _| k != "n" && k != "pairs" && k != "matrices");
+        start.time_ns = None;
+        start.single_run_ns = Some(3.1e8);
+        rows.push(start);
+        let refs: Vec<&Row> = rows.iter().collect();
+        let recs = recommendations(&rows, 2);
+        let mut h = String::new();
+        section(&mut h, &refs, &recs, 2).expect("renders");
+        assert_eq!(h.matches("<svg").count(), 2, "one figure a workload");
+        assert!(h.contains("CPU/wall, switches"));
+        assert!(h.contains("batch against scatter"));
+        assert!(h.contains("Job start-up") && h.contains("310.000 ms"));
+        assert!(h.contains("mpirun -np 2 -x OPENBLAS_NUM_THREADS=1"));
+    }
+}
