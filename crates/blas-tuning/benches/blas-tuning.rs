@@ -22,6 +22,11 @@ fn main() {
                 );
                 continue;
             }
+            // Under `--quick`: 1, P, 2P and the physical count and one less, without the
+            // counts in between (the quick run of every suite and layer stays under 5 minutes).
+            _ if layer.is_threaded() && suite.is_quick() => {
+                distinct([1, p, 2 * p, physical, physical.saturating_sub(1)])
+            }
             _ if layer.is_threaded() => {
                 distinct((1..=2 * p + 1).chain([physical, physical.saturating_sub(1)]))
             }

@@ -28,11 +28,17 @@ fn main() {
         setup(Variant::Serial, 1)
             .run(&input, &mut reference)
             .unwrap_or_else(|e| fail(SUITE, e));
+        // Under `--quick`, W = P and 2P: one worker only adds the cost of being parallel.
+        let workers = if suite.is_quick() {
+            distinct([p, 2 * p])
+        } else {
+            distinct([1, p, 2 * p])
+        };
         let mut group = suite.group(job.name());
         group.throughput(Throughput::Elements(elements as u64));
         let workload = params(&[("elements", &elements)]);
         let mut cases = vec![(Variant::Serial, 1)];
-        for w in distinct([1, p, 2 * p]) {
+        for w in workers.iter().copied() {
             cases.extend(Variant::PARALLEL.map(|v| (v, w)));
         }
         for (variant, workers) in cases {
