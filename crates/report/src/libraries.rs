@@ -928,25 +928,7 @@ mod tests {
     use super::*;
 
     fn row(id: &str, ms: f64, gflops: Option<f64>) -> Row {
-        let (suite, workload, params) = crate::results::parse_id(id).expect("valid id");
-        Row {
-            suite,
-            workload,
-            params,
-            full_id: id.to_owned(),
-            time_ns: Some(Estimate {
-                estimate: ms * 1e6,
-                lower: ms * 0.98e6,
-                upper: ms * 1.02e6,
-            }),
-            single_run_ns: None,
-            throughput: gflops.map(|g| crate::summary::Throughput {
-                unit: "GFLOP/s".into(),
-                estimate: g,
-            }),
-            cpu_per_wall: None,
-            context_switches: None,
-        }
+        Row::for_test(id, ms, gflops)
     }
 
     fn over(layer: &str, t: u64, b: u64, ms: f64) -> Row {

@@ -200,6 +200,30 @@ pub struct Recommendation {
 }
 
 impl Row {
+    /// A row for tests: `id` timed at `ms` milliseconds with a 2% interval, at `gflops` if set.
+    #[cfg(test)]
+    pub fn for_test(id: &str, ms: f64, gflops: Option<f64>) -> Self {
+        let (suite, workload, params) = crate::results::parse_id(id).expect("valid id");
+        Self {
+            suite,
+            workload,
+            params,
+            full_id: id.to_owned(),
+            time_ns: Some(Estimate {
+                estimate: ms * 1e6,
+                lower: ms * 0.98e6,
+                upper: ms * 1.02e6,
+            }),
+            single_run_ns: None,
+            throughput: gflops.map(|g| Throughput {
+                unit: "GFLOP/s".into(),
+                estimate: g,
+            }),
+            cpu_per_wall: None,
+            context_switches: None,
+        }
+    }
+
     pub fn from_measurement(m: &Measurement) -> Self {
         let ns = m.typical_ns();
         let throughput = match (m.counted, ns) {
