@@ -421,6 +421,39 @@ fn instances<'a>(rows: &[&'a Row], grid: &[&str]) -> BTreeMap<String, Vec<&'a Ro
     out
 }
 
+/// One layer's heatmap of a grid: the time of the row `find(x, y)` gives in each cell, marked
+/// when it is a single run (no interval).
+pub(crate) fn heat_panel<'a, 'r>(
+    layer: &str,
+    x: (&'a str, &'a [u64]),
+    y: (&'a str, &'a [u64]),
+    find: impl Fn(u64, u64) -> Option<&'r Row>,
+) -> charts::HeatPanel<'a> {
+    let rows: Vec<Vec<Option<&Row>>> =
+        y.1.iter()
+            .map(|&b| x.1.iter().map(|&t| find(t, b)).collect())
+            .collect();
+    let cells = rows
+        .iter()
+        .map(|row| row.iter().map(|r| r.and_then(Row::typical_ns)).collect())
+        .collect();
+    let single = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|r| r.is_some_and(|r| r.time_ns.is_none()))
+                .collect()
+        })
+        .collect();
+    charts::HeatPanel {
+        title: layer.to_owned(),
+        x,
+        y,
+        cells,
+        single,
+    }
+}
+
 /// A one-line takeaway over a chart, computed from the data it draws.
 pub(crate) fn takeaway(h: &mut String, text: &str) {
     let _ = write!(h, "<p class=\"takeaway\">{}</p>", esc(text));
@@ -523,37 +556,18 @@ fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
         }
         for (layer, tasks, blas) in &grids {
             let find = |t: u64, b: u64| {
-                cells.iter().find(|r| {
+                cells.iter().copied().find(|r| {
                     r.name("layer") == Some(layer)
                         && r.int("tasks") == Some(t)
                         && r.int("blas_threads") == Some(b)
                 })
             };
-            let grid: Vec<Vec<Option<f64>>> = blas
-                .iter()
-                .map(|&b| {
-                    tasks
-                        .iter()
-                        .map(|&t| find(t, b).and_then(|r| r.typical_ns()))
-                        .collect()
-                })
-                .collect();
-            let single: Vec<Vec<bool>> = blas
-                .iter()
-                .map(|&b| {
-                    tasks
-                        .iter()
-                        .map(|&t| find(t, b).is_some_and(|r| r.time_ns.is_none()))
-                        .collect()
-                })
-                .collect();
-            panels.push(charts::HeatPanel {
-                title: (*layer).to_owned(),
-                x: ("task threads", tasks.as_slice()),
-                y: ("BLAS threads", blas.as_slice()),
-                cells: grid,
-                single,
-            });
+            panels.push(heat_panel(
+                layer,
+                ("task threads", tasks),
+                ("BLAS threads", blas),
+                find,
+            ));
         }
         if !panels.is_empty() {
             figure(

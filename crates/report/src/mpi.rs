@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::charts::{self, HeatPanel};
+use crate::charts;
 use crate::findings::{best_sampled, ratio, ratio_of, slower, top3, worst_sampled};
 use crate::html::{esc, figure, ms, takeaway};
 use crate::results::Value;
@@ -480,31 +480,12 @@ pub fn section(
             takeaway(h, &format!("{title}. {}.", said.join("; ")));
             for (layer, of, ranks, blas) in &grids {
                 let find = |r: u64, b: u64| at(of, r, b);
-                let cells_t: Vec<Vec<Option<f64>>> = blas
-                    .iter()
-                    .map(|&b| {
-                        ranks
-                            .iter()
-                            .map(|&r| find(r, b).and_then(Row::typical_ns))
-                            .collect()
-                    })
-                    .collect();
-                let single: Vec<Vec<bool>> = blas
-                    .iter()
-                    .map(|&b| {
-                        ranks
-                            .iter()
-                            .map(|&r| find(r, b).is_some_and(|x| x.time_ns.is_none()))
-                            .collect()
-                    })
-                    .collect();
-                panels.push(HeatPanel {
-                    title: (*layer).to_owned(),
-                    x: ("MPI ranks", ranks.as_slice()),
-                    y: ("BLAS threads a rank", blas.as_slice()),
-                    cells: cells_t,
-                    single,
-                });
+                panels.push(crate::html::heat_panel(
+                    layer,
+                    ("MPI ranks", ranks.as_slice()),
+                    ("BLAS threads a rank", blas.as_slice()),
+                    find,
+                ));
             }
             if !panels.is_empty() {
                 figure(
