@@ -164,7 +164,17 @@ impl flags::Bench {
                 &opts.criterion
             )
         );
-        let files = progress::Files::new(&parcost::meta::criterion_dir());
+        let mode = if criterion_args
+            .iter()
+            .any(|a| a == "--test" || a == "--list")
+        {
+            "test"
+        } else if opts.quick {
+            "quick"
+        } else {
+            "full"
+        };
+        let files = progress::Files::new(&parcost::meta::criterion_dir(), mode);
         let mut progress = progress::Progress::start(
             files.clone(),
             steps.iter().map(|(l, _)| l.clone()).collect(),

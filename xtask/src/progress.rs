@@ -16,13 +16,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone)]
 pub struct Files {
     pub dir: PathBuf,
+    /// `quick`, `full` or `test`: a quick run's times would make a full run's estimate 4x short.
+    pub mode: &'static str,
 }
 
 impl Files {
-    pub fn new(criterion_dir: &Path) -> Self {
+    pub fn new(criterion_dir: &Path, mode: &'static str) -> Self {
         let base = criterion_dir.parent().unwrap_or(criterion_dir);
         Self {
             dir: base.join("parcost-bench"),
+            mode,
         }
     }
 
@@ -31,7 +34,7 @@ impl Files {
     }
 
     fn times(&self) -> PathBuf {
-        self.dir.join("times.json")
+        self.dir.join(format!("times-{}.json", self.mode))
     }
 
     fn state(&self) -> PathBuf {
@@ -364,10 +367,33 @@ mod tests {
     }
 
     #[test]
+    fn estimates_come_from_a_run_of_the_same_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let quick = Files::new(&dir.path().join("criterion"), "quick");
+        let full = Files::new(&dir.path().join("criterion"), "full");
+        let steps = vec!["a".to_owned()];
+        let mut p =
+            Progress::start(quick.clone(), steps.clone(), "q".into(), false, false).expect("start");
+        p.run("a", &mut Command::new("true")).expect("a runs");
+        p.finish().expect("finish");
+        let p = Progress::start(quick, steps.clone(), "q".into(), false, false).expect("start");
+        assert!(
+            p.left_estimate("a", 0.0).is_some(),
+            "a quick run's times serve the next quick run"
+        );
+        let p = Progress::start(full, steps, "f".into(), false, false).expect("start");
+        assert!(
+            p.left_estimate("a", 0.0).is_none(),
+            "a full run has no quick run's times"
+        );
+    }
+
+    #[test]
     fn resume_skips_only_what_the_same_options_finished() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = Files {
             dir: dir.path().join("parcost-bench"),
+            mode: "quick",
         };
         let steps = vec!["a".to_owned(), "b".to_owned()];
         let mut p =
