@@ -259,5 +259,9 @@ mod tests {
             "no matrixmultiply workload there"
         );
         assert!(native_runs("array-sharing", &both, 2).is_empty());
+        assert!(
+            native_runs("ranks-x-threads", &both, 2).is_empty(),
+            "MPI ranks run OpenBLAS only"
+        );
     }
 }

@@ -19,6 +19,9 @@ pub struct SuiteInfo {
     pub cost: u8,
     /// Whether it calls BLAS, and so runs once per OpenBLAS layer (and kernel).
     pub uses_blas: bool,
+    /// Whether it also runs on the Rust-native libraries (faer, matrixmultiply); MPI ranks run
+    /// OpenBLAS only.
+    pub native_layers: bool,
     /// What it asks, in one line.
     pub question: &'static str,
     /// How to read its figures, in the report.
@@ -29,6 +32,7 @@ pub const OVERSUBSCRIPTION: SuiteInfo = SuiteInfo {
     name: "oversubscription",
     cost: 1,
     uses_blas: true,
+    native_layers: true,
     question: "What happens when task threads each call a multithreaded BLAS op?",
     about: "Cost 1: batches of independent BLAS calls on T task threads, each calling BLAS at B \
             threads. Cells show how much slower each cell was than the best; the best is outlined.",
@@ -38,6 +42,7 @@ pub const BLAS_TUNING: SuiteInfo = SuiteInfo {
     name: "blas-tuning",
     cost: 2,
     uses_blas: true,
+    native_layers: true,
     question: "Is the default BLAS thread count the best one, per operation? And the kernel?",
     about: "Cost 2: one large operation at B BLAS threads; the physical core count and one less \
             are marked. FLOP counted: 2n^3 for a product, n^3/3 for a Cholesky factorisation, \
@@ -48,6 +53,7 @@ pub const TASK_LEVEL: SuiteInfo = SuiteInfo {
     name: "task-level",
     cost: 4,
     uses_blas: true,
+    native_layers: true,
     question: "At which matrix size does BLAS at 1 thread + a task pool stop beating BLAS threading?",
     about: "Cost 4: a batch of independent products at each size, about 2 GFLOP and at least 4P \
             products (more work at the largest sizes, stated below), run four ways: serial (1x1), \
@@ -59,6 +65,7 @@ pub const THREADS_VS_PROCESSES: SuiteInfo = SuiteInfo {
     name: "threads-vs-processes",
     cost: 3,
     uses_blas: false,
+    native_layers: false,
     question: "Threads share the array for free; what do processes pay to get it?",
     about: "Cost 3: element-wise work over 2^25 values on threads (shared memory) and on worker \
             processes (pipes or shared memory). Bars are speedups over serial.",
@@ -68,6 +75,7 @@ pub const ARRAY_SHARING: SuiteInfo = SuiteInfo {
     name: "array-sharing",
     cost: 5,
     uses_blas: false,
+    native_layers: false,
     question: "What does sending an array to another process cost, and reading one it shares?",
     about: "Cost 5: sending an array a worker has not seen (end to end, until it answers with a \
             sum that proves it read all of it) and reading one that already lives in shared \
@@ -78,6 +86,7 @@ pub const RANKS_X_THREADS: SuiteInfo = SuiteInfo {
     name: "ranks-x-threads",
     cost: 1,
     uses_blas: true,
+    native_layers: false,
     question: "Across MPI: how many ranks, and how many BLAS threads in each?",
     about: "Cost 1 across MPI: the oversubscription batch (64 products and 16 SVDs of 256 x 256) \
             split across R MPI ranks (OpenMPI, ranks not bound), each calling BLAS at B threads; \

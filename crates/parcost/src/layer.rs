@@ -183,7 +183,7 @@ pub fn matmul_thread_runs(suite: &str, p: usize) -> Vec<usize> {
 /// for the two whose workloads are products.
 pub fn native_layers(suite: &str) -> Vec<Library> {
     let info = crate::id::suite(suite);
-    if !info.is_some_and(|s| s.uses_blas) {
+    if !info.is_some_and(|s| s.native_layers) {
         return Vec::new();
     }
     let mut out = vec![Library::Faer];

@@ -27,6 +27,7 @@ mod suite {
 
     use parcost::blas::BlasLayer;
     use parcost::harness::{Suite, fail};
+    use parcost::layer::Library;
     use parcost::meta::Usage;
     use ranks_x_threads::SUITE;
     use ranks_x_threads::batch::{self, Shape};
@@ -92,6 +93,21 @@ mod suite {
         let layer = suite
             .layer()
             .unwrap_or_else(|| fail(SUITE, "no BLAS layer"));
+        // Its ranks call OpenBLAS; a native layer asked for would silently run the host's.
+        if let Some(native) = suite
+            .layers()
+            .into_iter()
+            .find(|l| l.library() != Library::OpenBlas)
+        {
+            fail(
+                SUITE,
+                format!(
+                    "layer {}: MPI ranks here run OpenBLAS only (cargo xtask bench runs this \
+                     suite under the OpenBLAS layers)",
+                    native.name()
+                ),
+            );
+        }
         let p = suite.logical_cores();
         if !job::mpirun_available() {
             suite.skip(
