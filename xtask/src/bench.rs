@@ -142,7 +142,7 @@ impl flags::Bench {
                     .coretype
                     .as_deref()
                     .or(kernel.decision.library_core.as_deref());
-                for name in kernel.survey.sweep_kernels(opts.quick, used) {
+                for name in kernel.survey.sweep_kernels(used) {
                     let mut cmd = bench(suite.name, "blas-kernel");
                     layer.apply(&mut cmd);
                     kernel.apply_sweep(&mut cmd, &name);

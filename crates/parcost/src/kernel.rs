@@ -288,10 +288,11 @@ impl Survey {
             .collect()
     }
 
-    /// The kernels the `kernel` sweep of blas-tuning measures, each in a process of its own:
-    /// every one that passed its trial; under `quick`, the library's own, `used`, and the first
-    /// that passed of each vector width (SSE, AVX, AVX2, AVX-512), which is what separates them.
-    pub fn sweep_kernels(&self, quick: bool, used: Option<&str>) -> Vec<String> {
+    /// The kernels the `kernel` sweep of blas-tuning measures, each in a process of its own: the
+    /// library's own, `used`, the trial's fastest, and the first that passed of each vector
+    /// width (SSE, AVX, AVX2, AVX-512), which is what separates them; kernels of one width run
+    /// within a few percent of each other, and the older SSE ones cost 20 s each to sweep.
+    pub fn sweep_kernels(&self, used: Option<&str>) -> Vec<String> {
         let passing = self.passing();
         let mut out: Vec<String> = Vec::new();
         fn push(out: &mut Vec<String>, name: &str) {
@@ -299,12 +300,9 @@ impl Survey {
                 out.push(name.to_owned());
             }
         }
-        if !quick {
-            passing.iter().for_each(|n| push(&mut out, n));
-            return out;
-        }
         let library = self.library().filter(|t| t.verdict.passed());
-        for name in [library.and_then(|t| t.loaded.as_deref()), used]
+        let fastest = self.fastest_passing().and_then(|t| t.requested.as_deref());
+        for name in [library.and_then(|t| t.loaded.as_deref()), used, fastest]
             .into_iter()
             .flatten()
         {
@@ -622,16 +620,19 @@ mod tests {
     }
 
     #[test]
-    fn the_quick_sweep_keeps_one_kernel_per_vector_width() {
-        let s = fallback(None);
+    fn the_sweep_keeps_the_fastest_and_one_kernel_per_vector_width() {
+        let mut s = fallback(None);
+        // Zen the fastest: an AVX2 kernel that is in the sweep only for being fastest.
+        for t in &mut s.trials {
+            if t.requested.as_deref() == Some("Zen") {
+                t.gflops = Some(90.0);
+            }
+        }
+        let sweep = s.sweep_kernels(Some("Haswell"));
         assert_eq!(
-            s.sweep_kernels(false, None).len(),
-            8,
-            "all but the crashed one"
-        );
-        assert_eq!(
-            s.sweep_kernels(true, Some("SkylakeX")),
-            ["Prescott", "SkylakeX", "Sandybridge", "Haswell"]
+            sweep,
+            ["Prescott", "Haswell", "Zen", "Sandybridge", "SkylakeX"],
+            "library's, used, fastest, then one per vector width (Cooperlake crashed)"
         );
     }
 
