@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
-use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
+use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput};
 
 use crate::blas::{BlasInfo, BlasLayer};
 use crate::layer::{Layer, Library, MATMUL_THREADS_VAR};
@@ -23,6 +23,16 @@ use crate::workload::Mismatch;
 /// cells take tens of seconds each on a 2-core machine.
 pub const SAMPLING_BUDGET: Duration = Duration::from_secs(1);
 
+/// Criterion's warm-up: short, as each variant has just run once in its check (caches, pages
+/// and pools are warm), and a full run of every suite and layer must fit in 20 minutes.
+pub const WARM_UP_TIME: Duration = Duration::from_millis(100);
+
+/// How long Criterion samples a variant (`--measurement-time` overrides it).
+pub const MEASUREMENT_TIME: Duration = Duration::from_secs(1);
+
+/// Criterion's samples a variant: its minimum, enough for a 95% interval.
+const SAMPLES: u64 = 10;
+
 /// The same budget under Criterion's `--quick`, which is for a rough picture fast.
 pub const QUICK_SAMPLING_BUDGET: Duration = Duration::from_millis(500);
 
@@ -33,6 +43,7 @@ pub struct Selection {
     mode: Mode,
     quick: bool,
     filter: Filter,
+    measurement_time: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +91,24 @@ impl Selection {
         let mut exact = false;
         let mut quick = false;
         let mut pattern = None;
+        let mut measurement_time = MEASUREMENT_TIME;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
+                _ => (arg.as_str(), None),
+            };
+            if name == "--measurement-time" {
+                let value = inline.or_else(|| it.next());
+                // Criterion rejects a bad value itself.
+                if let Some(t) = value.and_then(|v| v.parse::<f64>().ok())
+                    && t.is_finite()
+                    && t > 0.0
+                {
+                    measurement_time = Duration::from_secs_f64(t);
+                }
+                continue;
+            }
             match arg.as_str() {
                 "--test" => mode = Mode::Test,
                 "--list" | "--ignored" => mode = Mode::NoRun,
@@ -104,6 +131,21 @@ impl Selection {
             mode,
             quick,
             filter,
+            measurement_time,
+        }
+    }
+
+    /// Criterion's sampling for a variant one run of which took `one_run`: linear sampling
+    /// (1, 2, ... 10 runs a sample) takes at least 55 runs, up to twice the measurement time
+    /// before Criterion itself turns to flat sampling; flat (10 samples of equal length) keeps
+    /// a slow variant near the measurement time. Linear, where it fits, is Criterion's default
+    /// and gives the slope estimate.
+    pub fn sampling_mode(&self, one_run: Duration) -> SamplingMode {
+        let linear_runs = u32::try_from(SAMPLES * (SAMPLES + 1) / 2).unwrap_or(u32::MAX);
+        if one_run.saturating_mul(linear_runs) > self.measurement_time {
+            SamplingMode::Flat
+        } else {
+            SamplingMode::Auto
         }
     }
 
@@ -265,15 +307,16 @@ impl Suite {
         let noise = selection
             .measures()
             .then(|| NoiseProbe::start(topology.logical));
-        // Sized for a 2-core machine: a full run of every suite in minutes. Command-line flags
-        // (`--quick`, `--sample-size`, `--nresamples`, ...) override these. Without its rayon
-        // feature Criterion bootstraps on one thread: 10k resamples (not 100k) keep that to a
-        // few hundredths of a second a benchmark, and the 95% intervals are as stable.
+        // Sized for a 2-core machine: a full run of every suite and layer within 20 minutes.
+        // Command-line flags (`--quick`, `--sample-size`, `--nresamples`, ...) override these.
+        // Without its rayon feature Criterion bootstraps on one thread: 10k resamples (not 100k)
+        // keep that to a few hundredths of a second a benchmark, and the 95% intervals are as
+        // stable.
         let criterion = Criterion::default()
             .nresamples(10_000)
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_secs(1))
+            .sample_size(SAMPLES as usize)
+            .warm_up_time(WARM_UP_TIME)
+            .measurement_time(MEASUREMENT_TIME)
             .configure_from_args();
         match &openblas {
             Some(info) => eprintln!(
@@ -547,6 +590,7 @@ impl<'a> Group<'a> {
             if once {
                 return;
             }
+            self.sample_as(&used);
         }
         self.inner
             .bench_function(id, |b| b.iter(|| run(std::hint::black_box(&mut state))));
@@ -601,10 +645,19 @@ impl<'a> Group<'a> {
             if once {
                 return;
             }
+            self.sample_as(&used);
         }
         self.inner.bench_function(id, |b| {
             b.iter_batched(&mut setup, &mut run, BatchSize::LargeInput);
         });
+    }
+
+    /// Sets Criterion's sampling for the next benchmark from one run's time.
+    fn sample_as(&mut self, one_run: &Usage) {
+        let mode = self
+            .selection
+            .sampling_mode(Duration::from_nanos(one_run.wall_ns));
+        self.inner.sampling_mode(mode);
     }
 
     /// Whether one run took longer than the sampling budget. `first`: the first run, which pays
@@ -682,6 +735,27 @@ mod tests {
             selection("--sample-size 10 matmul").runs(id),
             "10 is the option's value"
         );
+        assert!(
+            selection("--measurement-time 1 matmul").runs(id),
+            "1 is the option's value"
+        );
+    }
+
+    #[test]
+    fn slow_variants_are_sampled_flat() {
+        let ms = Duration::from_millis;
+        let default = selection("");
+        assert!(matches!(default.sampling_mode(ms(10)), SamplingMode::Auto));
+        assert!(
+            matches!(default.sampling_mode(ms(25)), SamplingMode::Flat),
+            "55 runs of 25 ms do not fit in 1 s"
+        );
+        let longer = selection("--measurement-time 2");
+        assert!(matches!(longer.sampling_mode(ms(25)), SamplingMode::Auto));
+        assert!(matches!(
+            selection("--measurement-time=2").sampling_mode(ms(25)),
+            SamplingMode::Auto
+        ));
     }
 
     #[test]
