@@ -16,8 +16,8 @@ pub const HOSTFILE_VAR: &str = "PARCOST_MPI_HOSTFILE";
 pub const MPI_FEATURE: [&str; 2] = ["--features", "ranks-x-threads/mpi"];
 
 /// Criterion flags of a `--quick` run: Criterion's quick mode (a few doubling iterations, no
-/// warm-up, until the spread is under 5% or a second has passed) without its plots.
-const QUICK_ARGS: [&str; 4] = ["--quick", "--measurement-time", "1", "--noplot"];
+/// warm-up, until the spread is under 5% or a second has passed).
+const QUICK_ARGS: [&str; 3] = ["--quick", "--measurement-time", "1"];
 
 impl flags::Bench {
     pub fn run(&self) -> anyhow::Result<()> {
@@ -51,19 +51,25 @@ impl flags::Bench {
             None => None,
         };
 
-        let mut build = cargo();
-        build.args(["bench", "--quiet", "--no-run"]);
+        // Built one package at a time, as each run builds it: one build of all of them
+        // resolves features across packages and the runs would rebuild in their timed steps.
         for s in &suites {
-            build.args(["--package", s.name]);
+            let mut build = cargo();
+            build.args(["bench", "--quiet", "--no-run", "--package", s.name]);
+            if mpi && s.name == RANKS_X_THREADS.name {
+                build.args(MPI_FEATURE);
+            }
+            run_checked(&mut build)?;
         }
-        if mpi {
-            build.args(MPI_FEATURE);
-        }
-        run_checked(&mut build)?;
 
         let mut criterion_args: Vec<String> = Vec::new();
         if opts.quick {
             criterion_args.extend(QUICK_ARGS.map(String::from));
+        }
+        // Criterion's own plots cost a quarter second a benchmark (a minute and a half of a full
+        // run) and the report draws its own.
+        if !opts.criterion_plots {
+            criterion_args.push("--noplot".to_owned());
         }
         criterion_args.extend(opts.criterion.iter().cloned());
 
@@ -161,7 +167,8 @@ impl flags::Bench {
                 &opts.layers,
                 &opts.kernel,
                 &opts.hostfile,
-                &opts.criterion
+                &opts.criterion,
+                &opts.criterion_plots
             )
         );
         let mode = if criterion_args

@@ -32,6 +32,8 @@ tasks:
                                    same path on every host)
               --resume             skip the suite runs an interrupted bench finished
               --verbose            show Criterion's own output (else it goes to a log file)
+              --criterion-plots    let Criterion draw its own pages and plots per benchmark
+                                   (about 0.25 s each; the report links to them)
               -- ARGS              passed to Criterion (a filter, --save-baseline NAME, ...)
   test      setup, fmt --check, clippy -D warnings, the tests under every layer, and every
             benchmark once (cargo bench -- --test); with MPI installed, ranks-x-threads is
@@ -64,6 +66,8 @@ pub struct Bench {
     pub hostfile: Option<PathBuf>,
     pub resume: bool,
     pub verbose: bool,
+    /// Criterion's own per-benchmark pages and plots (off: they cost a quarter second each).
+    pub criterion_plots: bool,
     pub criterion: Vec<String>,
 }
 
@@ -110,6 +114,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Task> {
                     Long("quick") => b.quick = true,
                     Long("resume") => b.resume = true,
                     Long("verbose") => b.verbose = true,
+                    Long("criterion-plots") => b.criterion_plots = true,
                     Long("suite") => b.suites.push(parser.value()?.string()?),
                     Long("layer") => b.layers.push(parser.value()?.string()?),
                     Long("hostfile") if b.hostfile.is_some() => {
@@ -179,12 +184,12 @@ mod tests {
     #[test]
     fn bench_options_parse() {
         let Task::Bench(b) = parse_str(
-            "bench --quick --suite task-level --suite ranks-x-threads --layer openmp --kernel skylakex --hostfile h --resume -- --save-baseline a",
+            "bench --quick --suite task-level --suite ranks-x-threads --layer openmp --kernel skylakex --hostfile h --resume --criterion-plots -- --save-baseline a",
         )
         .expect("ok") else {
             panic!("a bench task");
         };
-        assert!(b.quick && b.resume && !b.verbose);
+        assert!(b.quick && b.resume && b.criterion_plots && !b.verbose);
         assert_eq!(b.suites, ["task-level", "ranks-x-threads"]);
         assert_eq!(b.layers, ["openmp"]);
         assert_eq!(b.kernel, KernelPolicy::Named("skylakex".into()));
