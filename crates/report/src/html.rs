@@ -386,6 +386,24 @@ pub(crate) fn figure(h: &mut String, svg: anyhow::Result<String>) -> anyhow::Res
     Ok(())
 }
 
+/// The heatmaps of one workload, a panel a layer (nothing when no layer has a cell).
+pub(crate) fn heat_figure(
+    h: &mut String,
+    title: &str,
+    panels: &[charts::HeatPanel],
+) -> anyhow::Result<()> {
+    if panels.is_empty() {
+        return Ok(());
+    }
+    figure(
+        h,
+        charts::heatmaps(
+            &format!("{title}: times the best cell of each layer"),
+            panels,
+        ),
+    )
+}
+
 fn point(r: &Row, scale: f64) -> Option<Point> {
     match (r.time_ns, r.single_run_ns) {
         (Some(t), _) => Some(Point {
@@ -569,15 +587,7 @@ fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
                 find,
             ));
         }
-        if !panels.is_empty() {
-            figure(
-                h,
-                charts::heatmaps(
-                    &format!("{title}: times the best cell of each layer"),
-                    &panels,
-                ),
-            )?;
-        }
+        heat_figure(h, &title, &panels)?;
         // Why a cell is slow: busy cores (spinning counts) and context switches of one run.
         for (layer, tasks, blas) in &grids {
             let find = |t: u64, b: u64| {

@@ -7,9 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::charts;
 use crate::findings::{best_sampled, ratio, ratio_of, slower, top3, worst_sampled};
-use crate::html::{esc, figure, ms, takeaway};
+use crate::html::{esc, heat_figure, ms, takeaway};
 use crate::results::Value;
 use crate::summary::{Finding, Recommendation, Row};
 use crate::verdict::{Line, Verdict};
@@ -111,6 +110,12 @@ fn at<'a>(rows: &[&'a Row], ranks: u64, blas: u64) -> Option<&'a Row> {
     rows.iter()
         .copied()
         .find(|r| r.int("ranks") == Some(ranks) && r.int("blas_threads") == Some(blas))
+}
+
+/// The cell of `rows` with the ranks and BLAS threads of `cell` (the same cell of the other
+/// workload).
+fn same_cell<'a>(rows: &[&'a Row], cell: &Row) -> Option<&'a Row> {
+    at(rows, cell.int("ranks")?, cell.int("blas_threads")?)
 }
 
 /// The naive hybrid, as cost 1's naive nesting: the most ranks, each at P BLAS threads (what
@@ -223,23 +228,12 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
             .iter()
             .copied()
             .filter(|r| r.int("ranks").is_some_and(|n| n > 1))
-            .filter(|r| {
-                at(
-                    theirs,
-                    r.int("ranks").unwrap_or(0),
-                    r.int("blas_threads").unwrap_or(0),
-                )
-                .is_some_and(|s| s.time_ns.is_some())
-            })
+            .filter(|r| same_cell(theirs, r).is_some_and(|s| s.time_ns.is_some()))
             .collect();
         let Some(b) = best_sampled(&several) else {
             continue;
         };
-        let Some(s) = at(
-            theirs,
-            b.int("ranks").unwrap_or(0),
-            b.int("blas_threads").unwrap_or(0),
-        ) else {
+        let Some(s) = same_cell(theirs, b) else {
             continue;
         };
         let (Some(st), Some(bt)) = (s.time_ns, b.time_ns) else {
@@ -487,15 +481,7 @@ pub fn section(
                     find,
                 ));
             }
-            if !panels.is_empty() {
-                figure(
-                    h,
-                    charts::heatmaps(
-                        &format!("{title}: times the best cell of each layer"),
-                        &panels,
-                    ),
-                )?;
-            }
+            heat_figure(h, &title, &panels)?;
             for (layer, of, ranks, blas) in &grids {
                 let _ = write!(
                     h,
@@ -575,11 +561,7 @@ fn batch_against_scatter(h: &mut String, rows: &[&Row]) {
         let mut cells = cells.clone();
         cells.sort_by_key(|r| (r.int("ranks"), r.int("blas_threads")));
         for b in cells {
-            let Some(s) = at(
-                theirs,
-                b.int("ranks").unwrap_or(0),
-                b.int("blas_threads").unwrap_or(0),
-            ) else {
+            let Some(s) = same_cell(theirs, b) else {
                 continue;
             };
             let (Some(bt), Some(st)) = (b.typical_ns(), s.typical_ns()) else {
