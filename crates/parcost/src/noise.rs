@@ -264,9 +264,15 @@ mod tests {
 
     #[test]
     fn a_calibration_sees_at_least_one_core() {
-        let c = Calibration::measure(2);
-        // Tests run beside each other here: only bound it loosely.
-        assert!(c.capacity > 0.3 && c.capacity < 2.6, "{c:?}");
-        assert!(c.single_rate > 0.0);
+        // Tests run beside each other here: a neighbour can slow the single-thread loop more
+        // than the parallel one (CI once saw 2.88 on 2 threads), so one of a few calibrations
+        // must land in a loose range; a wrong formula misses it every time.
+        let tries: Vec<Calibration> = (0..5).map(|_| Calibration::measure(2)).collect();
+        assert!(
+            tries
+                .iter()
+                .any(|c| c.capacity > 0.3 && c.capacity < 2.6 && c.single_rate > 0.0),
+            "{tries:?}"
+        );
     }
 }
