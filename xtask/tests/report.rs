@@ -49,7 +49,7 @@ fn a_complete_run_gives_every_section_findings_and_recommendations() {
     let o = run_fixture("complete", &out, &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let s = summary(&out);
-    assert_eq!(s["schema"], 2);
+    assert_eq!(s["schema"], 3);
     // The machine block names both kernels, the CPU's features, its clock and the peak.
     let m = &s["machine"];
     assert_eq!(
@@ -155,13 +155,19 @@ fn a_complete_run_gives_every_section_findings_and_recommendations() {
     }
     let verdict = s["verdict"]["lines"].as_array().expect("verdict");
     assert!(verdict.iter().any(|l| l["topic"] == "mpi"), "{verdict:?}");
+    // This run measured the MPI grid but not the default as users run it: no command to copy.
     assert!(
-        s["verdict"]["setup"].as_array().is_some_and(|l| l
+        s["verdict"]["settings"].as_array().is_some_and(|l| l
             .iter()
-            .any(|x| x.as_str().is_some_and(|x| x.starts_with("mpirun -np ")))),
+            .all(|x| !x["line"].as_str().is_some_and(|x| x.starts_with("mpirun")))),
         "{}",
         s["verdict"]
     );
+    // Every setting rests on a comparison that separated beyond the margin.
+    for a in s["verdict"]["settings"].as_array().expect("settings") {
+        let lower = a["because"]["lower"].as_f64().expect("an interval");
+        assert!(lower > 1.05, "{a}");
+    }
 
     let html = std::fs::read_to_string(out.join("index.html")).expect("html");
     for id in [
@@ -295,7 +301,7 @@ fn another_summary_is_compared_and_another_schema_refused() {
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(
-        err.contains("has summary schema 99, this report reads schema 2"),
+        err.contains("has summary schema 99, this report reads schema 3"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");

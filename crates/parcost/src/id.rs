@@ -137,6 +137,54 @@ pub mod key {
     pub const POOL: &str = "pool";
 }
 
+/// The workloads of the suites, as their ids name them (the second level of an id).
+pub mod workload {
+    /// Products of n x n matrices (oversubscription, blas-tuning, task-level).
+    pub const MATMUL: &str = "matmul";
+    pub const SVD: &str = "svd";
+    pub const CHOLESKY: &str = "cholesky";
+    pub const SOLVE: &str = "solve";
+    /// threads-vs-processes: y = sin(x) * exp(-x) over an array, and a sum of squares.
+    pub const ELEMENTWISE: &str = "elementwise";
+    pub const SUM_SQUARES: &str = "sum-squares";
+    /// array-sharing: sending an array a worker has not seen, reading one it shares, memcpy.
+    pub const SEND: &str = "send";
+    pub const READ_SHARED: &str = "read-shared";
+    pub const COPY: &str = "copy";
+    /// ranks-x-threads: every rank makes its own inputs; rank 0 scatters and gathers them;
+    /// a job's start-up.
+    pub const BATCH: &str = "batch";
+    pub const SCATTER: &str = "scatter";
+    pub const STARTUP: &str = "startup";
+}
+
+/// The values of `variant` the report reads.
+pub mod variant {
+    /// task-level: 1 x 1, 1 x P (the library default), P x 1, P x P.
+    pub const SERIAL: &str = "serial";
+    pub const OP_LEVEL: &str = "op-level";
+    pub const TASK_LEVEL: &str = "task-level";
+    pub const NAIVE: &str = "naive";
+    /// threads-vs-processes: a rayon pool, scoped threads, worker processes fed by pipes or
+    /// sharing memory.
+    pub const RAYON: &str = "rayon";
+    pub const SCOPE: &str = "scope";
+    pub const PROCESS_PIPE: &str = "process-pipe";
+    pub const PROCESS_SHARED: &str = "process-shared";
+    /// array-sharing: a pipe's worker reading its own copy, sent once.
+    pub const HELD_COPY: &str = "held-copy";
+    /// What a user gets when they set nothing, run as they run it (ranks-x-threads:
+    /// `mpirun -np P`, OpenMPI's own binding, OPENBLAS_NUM_THREADS unset).
+    pub const DEFAULT: &str = "default";
+}
+
+/// The values of `pool` (array-sharing): one worker kept for every iteration, or a process
+/// started for each.
+pub mod pool {
+    pub const PERSISTENT: &str = "persistent";
+    pub const SPAWN: &str = "spawn";
+}
+
 /// The values of `layer`: the linear-algebra library and its threading runtime.
 ///
 /// - OpenBLAS's three builds, named by what the library reports (`openblas_get_parallel`):

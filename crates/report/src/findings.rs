@@ -4,56 +4,46 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::{Advice, AdviceKind, Ratio, Rule, Separation};
 use crate::results::{Estimate, Value};
 use crate::summary::{Finding, Limits, Recommendation, Row};
 
-/// A ratio with its interval: (estimate, lower, upper).
-pub type Ratio = (f64, f64, f64);
-
 /// `slow / fast` with the interval that holds whatever pair of values inside the two 95%
 /// intervals is true: conservative, so "seen" means the intervals separate.
-pub fn ratio(slow: &Estimate, fast: &Estimate) -> (f64, f64, f64) {
-    (
-        slow.estimate / fast.estimate,
-        slow.lower / fast.upper,
-        slow.upper / fast.lower,
-    )
+pub fn ratio(slow: &Estimate, fast: &Estimate) -> Ratio {
+    Ratio::of(slow, fast)
 }
 
-fn fmt_ratio(r: (f64, f64, f64)) -> String {
-    format!("{:.2}x ({:.2} to {:.2})", r.0, r.1, r.2)
-}
-
-/// A finding that `slow` is slower than `fast`: seen only when the interval lies above 1.
+/// A finding that `slow` is slower than `fast`: seen only when the ratio's interval lies above
+/// 1 and the practical margin ([`Rule::REPORT`]).
 pub(crate) fn slower(
     suite: &str,
     title: String,
     slow_desc: &str,
     fast_desc: &str,
-    r: (f64, f64, f64),
+    r: Ratio,
     context: &str,
 ) -> Finding {
-    let seen = r.1 > 1.0;
-    let text = if seen {
-        format!(
+    let separation = r.separation(Rule::REPORT);
+    let text = match separation {
+        Separation::Above => format!(
             "{slow_desc} was {} slower than {fast_desc}{context}.",
-            fmt_ratio(r)
-        )
-    } else {
-        format!(
-            "Not seen on this machine: {slow_desc} against {fast_desc}{context} gave {}, an interval that does not exclude equal times.",
-            fmt_ratio(r)
-        )
+            r.words()
+        ),
+        Separation::Equivalent => format!(
+            "Not seen on this machine: {slow_desc} against {fast_desc}{context} gave {}, within \
+             the {:.0}% margin: equivalent here.",
+            r.words(),
+            100.0 * crate::model::MARGIN
+        ),
+        _ => format!(
+            "Not seen on this machine: {slow_desc} against {fast_desc}{context} gave {}, an \
+             interval that does not exclude equal times (or a {:.0}% difference).",
+            r.words(),
+            100.0 * crate::model::MARGIN
+        ),
     };
-    Finding {
-        suite: suite.to_owned(),
-        title,
-        text,
-        ratio: r.0,
-        lower: r.1,
-        upper: r.2,
-        seen,
-    }
+    Finding::new(suite, title, text, r, separation == Separation::Above)
 }
 
 /// The limits: the best DGEMM rate of `blas-tuning/matmul` with the kernel the suites ran (the
@@ -278,16 +268,14 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
                 cross.crossings
             ));
         }
-        let mut f = slower(
+        all.push(slower(
             "task-level",
             format!("crossover under {layer}"),
-            "op-level (1 task x P BLAS threads)",
+            "op-level (1 task x P BLAS threads), at its worst,",
             "task-level (P tasks x 1 BLAS thread)",
             r,
             &format!(" at n={n} under {layer}{until}"),
-        );
-        f.text = f.text.replacen(" was ", " was, at its worst, ", 1);
-        all.push(f);
+        ));
         if all.iter().filter(|f| f.suite == "task-level").count() >= 3 {
             break;
         }
@@ -430,14 +418,25 @@ fn cell_blas<'a>(rows: &[&'a Row], blas: u64) -> Option<&'a Row> {
 /// Where task-level stops winning, for one layer.
 #[derive(Debug, Clone, Default)]
 pub struct Crossover {
-    /// The size where op-level (1 x P) over task-level (P x 1) was largest, and that ratio.
-    pub best_win: Option<(u64, (f64, f64, f64))>,
-    /// The smallest size from which op-level is not slower at any larger size (the ratio's
-    /// interval never wholly above 1 again).
+    /// Op-level (1 x P) over task-level (P x 1) at each size, smallest first.
+    pub by_n: Vec<(u64, Ratio)>,
+    /// Task-level's largest win: the largest ratio among the sizes where it separated (beyond
+    /// the interval and the margin), else the largest estimate, which then did not separate.
+    pub best_win: Option<(u64, Ratio)>,
+    /// The smallest size from which op-level is not slower at any larger size (task-level's
+    /// win never separates again).
     pub crossover: Option<u64>,
-    /// How often the winner changes with size, counting only sizes where the intervals
-    /// separate: more than 1 means the curves cross more than once.
+    /// How often the winner changes with size, counting only sizes where the comparison
+    /// separates: more than 1 means the curves cross more than once.
     pub crossings: usize,
+}
+
+impl Crossover {
+    /// Whether task-level's best win separated.
+    pub fn won(&self) -> bool {
+        self.best_win
+            .is_some_and(|(_, r)| r.separation(Rule::REPORT) == Separation::Above)
+    }
 }
 
 /// Per layer: op-level over task-level at each size, and the crossover.
@@ -469,35 +468,38 @@ pub fn crossovers(rows: &[Row]) -> BTreeMap<String, Crossover> {
         .into_iter()
         .map(|(layer, mut by_n)| {
             by_n.sort_by_key(|(n, _)| *n);
-            let best_win = by_n.iter().copied().max_by(|a, b| {
-                a.1.0
-                    .partial_cmp(&b.1.0)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
+            let side = |r: &Ratio| r.separation(Rule::REPORT);
+            let largest = |it: &mut dyn Iterator<Item = (u64, Ratio)>| {
+                it.max_by(|a, b| a.1.estimate.total_cmp(&b.1.estimate))
+            };
+            let best_win = largest(
+                &mut by_n
+                    .iter()
+                    .copied()
+                    .filter(|(_, r)| side(r) == Separation::Above),
+            )
+            .or_else(|| largest(&mut by_n.iter().copied()));
             // Scanning down from the largest size: the crossover is where op-level last was
             // not slower before a size where it was.
             let crossover = by_n
                 .iter()
                 .rev()
-                .take_while(|(_, r)| r.1 <= 1.0)
+                .take_while(|(_, r)| side(r) != Separation::Above)
                 .last()
                 .map(|(n, _)| *n);
             let winners: Vec<i8> = by_n
                 .iter()
-                .filter_map(|(_, r)| {
-                    if r.1 > 1.0 {
-                        Some(1)
-                    } else if r.2 < 1.0 {
-                        Some(-1)
-                    } else {
-                        None
-                    }
+                .filter_map(|(_, r)| match side(r) {
+                    Separation::Above => Some(1),
+                    Separation::Below => Some(-1),
+                    _ => None,
                 })
                 .collect();
             let crossings = winners.windows(2).filter(|w| w[0] != w[1]).count();
             (
                 layer,
                 Crossover {
+                    by_n,
                     best_win,
                     crossover,
                     crossings,
@@ -509,11 +511,10 @@ pub fn crossovers(rows: &[Row]) -> BTreeMap<String, Crossover> {
 
 /// `slow / fast` as an estimate with its conservative interval.
 pub(crate) fn ratio_of(slow: &Estimate, fast: &Estimate) -> Estimate {
-    let (estimate, lower, upper) = ratio(slow, fast);
     Estimate {
-        estimate,
-        lower,
-        upper,
+        estimate: slow.estimate / fast.estimate,
+        lower: slow.lower / fast.upper,
+        upper: slow.upper / fast.lower,
     }
 }
 
@@ -537,46 +538,79 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
                     .iter()
                     .copied()
                     .find(|r| r.int("blas_threads") == Some(b) && r.int("tasks") == t)
-                    .filter(|r| r.time_ns.is_some())
             };
             let tasks = |t: u64| (suite != "blas-tuning").then_some(t);
             let default = find(tasks(1), p);
             let naive = (suite != "blas-tuning")
                 .then(|| find(tasks(p), p))
                 .flatten();
-            let config = |r: &Row| -> BTreeMap<String, Value> {
+            let config = |r: &Row| -> Config {
                 grid.iter()
                     .filter_map(|k| Some(((*k).to_owned(), r.params.get(*k)?.clone())))
                     .collect()
             };
-            let speedup_vs_default =
-                default.and_then(|d| Some(ratio_of(&d.time_ns?, &fastest.time_ns?)));
-            let seen = default.is_some_and(|d| d.full_id != fastest.full_id)
-                && speedup_vs_default.is_some_and(|r| r.lower > 1.0);
-            let best = if seen || default.is_none() {
-                config(fastest)
-            } else {
-                default.map(config).unwrap_or_default()
-            };
-            let (efficiency, efficiency_theoretical) = efficiencies(fastest, limits);
-            out.push(Recommendation {
-                suite: suite.into(),
-                workload,
-                params,
-                best,
-                fastest: config(fastest),
-                default: default.map(config).unwrap_or_default(),
-                seen,
-                speedup_vs_default,
-                speedup_vs_naive: naive
-                    .and_then(|n| Some(ratio_of(&n.time_ns?, &fastest.time_ns?))),
-                efficiency,
-                efficiency_theoretical,
-            });
+            out.push(recommend(
+                Instance {
+                    suite,
+                    workload,
+                    params,
+                },
+                &cells,
+                fastest,
+                default,
+                naive,
+                &config,
+                limits,
+            ));
         }
     }
-    out.extend(crate::mpi::recommendations(rows, logical_cores));
     out
+}
+
+/// A configuration: the grid's keys of a cell.
+pub type Config = BTreeMap<String, Value>;
+
+/// A workload instance: its suite, workload and every parameter but the grid's.
+pub(crate) struct Instance<'a> {
+    pub suite: &'a str,
+    pub workload: String,
+    pub params: BTreeMap<String, Value>,
+}
+
+/// The one recommendation rule of every suite ([`Advice::judge`]): `fastest` over `default`
+/// by [`Rule::REPORT`], with the speedups and shares of the peak beside it. `cells`: every
+/// configuration measured of the instance (one only: nothing to choose).
+pub(crate) fn recommend(
+    instance: Instance,
+    cells: &[&Row],
+    fastest: &Row,
+    default: Option<&Row>,
+    naive: Option<&Row>,
+    config: &dyn Fn(&Row) -> Config,
+    limits: Limits,
+) -> Recommendation {
+    let advice = Advice::judge(
+        (config(fastest), fastest.time_ns),
+        default.map(|d| (config(d), d.time_ns)),
+        cells.len(),
+        false,
+        Rule::REPORT,
+    );
+    let (efficiency, efficiency_theoretical) = efficiencies(fastest, limits);
+    Recommendation {
+        suite: instance.suite.to_owned(),
+        workload: instance.workload,
+        params: instance.params,
+        best: advice.choice().cloned().unwrap_or_default(),
+        fastest: config(fastest),
+        default: default.map(config).unwrap_or_default(),
+        advice: AdviceKind::from(&advice),
+        speedup_vs_default: default.and_then(|d| Some(ratio_of(&d.time_ns?, &fastest.time_ns?))),
+        speedup_vs_naive: naive.and_then(|n| Some(ratio_of(&n.time_ns?, &fastest.time_ns?))),
+        efficiency,
+        efficiency_theoretical,
+        typed: Some(advice),
+    }
 }
 
 /// A rate as shares of the best DGEMM measured and of the theoretical peak, with intervals
@@ -764,13 +798,6 @@ mod tests {
     }
 
     #[test]
-    fn ratios_carry_conservative_intervals() {
-        let r = ratio(&est(10.0, 1.0), &est(2.0, 0.5));
-        assert_eq!(r.0, 5.0);
-        assert!((r.1 - 9.0 / 2.5).abs() < 1e-12 && (r.2 - 11.0 / 1.5).abs() < 1e-12);
-    }
-
-    #[test]
     fn overlapping_intervals_are_not_seen() {
         let f = slower(
             "s",
@@ -910,7 +937,7 @@ mod tests {
         // 4 threads "faster" than the default 2 by noise: the default stays.
         let noisy = [tuning_row(2, 100.0, 8.0), tuning_row(4, 88.0, 8.0)];
         let r = &recommendations(&noisy, 2, limits)[0];
-        assert!(!r.seen);
+        assert!(!r.recommended());
         assert_eq!(r.best, r.default);
         assert_eq!(r.fastest["blas_threads"], Value::Int(4));
         let s = r.speedup_vs_default.expect("a speedup");
@@ -918,7 +945,7 @@ mod tests {
         // Clearly faster: recommended, with its interval.
         let clear = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
         let r = &recommendations(&clear, 2, limits)[0];
-        assert!(r.seen);
+        assert!(r.recommended());
         assert_eq!(r.best["blas_threads"], Value::Int(4));
         let e = r.efficiency_theoretical.expect("a share of the peak");
         assert!(e.lower < e.estimate && e.estimate < e.upper, "{e:?}");

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::charts::{self, Axis, Marks, Point, Series};
 use crate::findings::crossovers;
+use crate::model::{AdviceKind, Stands};
 use crate::results::{Estimate, Skipped};
 use crate::summary::{Finding, Limits, MachineOut, NoiseOut, Recommendation, Row, Summary};
 
@@ -229,9 +230,9 @@ fn verdict(h: &mut String, v: &crate::verdict::Verdict, m: &MachineOut) {
         let _ = write!(
             h,
             "<li class=\"{}\">{}{} <a class=\"evidence\" href=\"#{}\">evidence</a></li>",
-            esc(&l.topic),
+            l.topic.name(),
             esc(&l.text),
-            if l.seen {
+            if l.seen() {
                 ""
             } else {
                 " <i>(not separated)</i>"
@@ -240,11 +241,12 @@ fn verdict(h: &mut String, v: &crate::verdict::Verdict, m: &MachineOut) {
         );
     }
     h.push_str("</ul>");
-    if !v.setup.is_empty() {
+    if !v.settings.is_empty() {
+        let lines: Vec<&str> = v.settings.iter().map(|a| a.line.as_str()).collect();
         let _ = write!(
             h,
             "<pre class=\"setup\"><code>{}</code></pre>",
-            esc(&v.setup.join("\n"))
+            esc(&lines.join("\n"))
         );
     }
     h.push_str("</section>\n");
@@ -333,14 +335,21 @@ fn recommendations(h: &mut String, recs: &[Recommendation]) {
     // A workload with one configuration (the serial layer) has nothing to recommend.
     for r in recs.iter().filter(|r| r.speedup_vs_default.is_some()) {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let use_it = if r.seen || r.fastest == r.default {
-            config(&r.best)
-        } else {
-            format!(
-                "{} (the default: as good here; the fastest, {}, did not separate)",
-                config(&r.best),
+        let use_it = match r.advice {
+            AdviceKind::Recommend => config(&r.best),
+            AdviceKind::Keep(Stands::FastestIsDefault) => {
+                format!("{} (the default, and the fastest)", config(&r.best))
+            }
+            AdviceKind::Keep(Stands::NoDefault) => format!(
+                "no recommendation: the default was not measured (the fastest was {})",
                 config(&r.fastest)
-            )
+            ),
+            AdviceKind::Keep(why) => format!(
+                "{} (the default; the fastest, {}: {})",
+                config(&r.best),
+                config(&r.fastest),
+                why.words()
+            ),
         };
         let _ = write!(
             h,
@@ -929,16 +938,20 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
         if let Some(n) = c.and_then(|c| c.crossover) {
             marks.vertical.push((n as f64, format!("crossover n={n}")));
         }
-        let text = match (c.and_then(|c| c.best_win), c.and_then(|c| c.crossover)) {
+        let won = c.filter(|c| c.won());
+        let text = match (won.and_then(|c| c.best_win), c.and_then(|c| c.crossover)) {
             (Some((n, r)), Some(cx)) => format!(
-                "{layer}: task-level ahead of op-level below n={cx} (by {:.2}x at n={n}); op-level not slower from n={cx} on.",
-                r.0
+                "{layer}: task-level ahead of op-level below n={cx} (by {} at n={n}); op-level not slower from n={cx} on.",
+                r.words()
             ),
             (Some((n, r)), None) => format!(
-                "{layer}: task-level ahead of op-level at every size up to the largest (by {:.2}x at n={n}).",
-                r.0
+                "{layer}: task-level ahead of op-level at every size up to the largest (by {} at n={n}).",
+                r.words()
             ),
-            _ => format!("{layer}: no crossover could be computed."),
+            _ => format!(
+                "{layer}: task-level did not beat op-level beyond the intervals and the {:.0}% margin at any size.",
+                100.0 * crate::model::MARGIN
+            ),
         };
         takeaway(h, &text);
         panels.push(charts::Panel {
@@ -1137,7 +1150,7 @@ fn compare(h: &mut String, this: &Summary, name: &str, other: &Summary) {
     let best = |r: &Recommendation| {
         let x = r
             .speedup_vs_default
-            .filter(|_| r.seen)
+            .filter(|_| r.recommended())
             .map_or_else(String::new, |x| format!(", {} over default", times(x)));
         format!("{}{x}", config(&r.best))
     };

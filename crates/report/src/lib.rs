@@ -10,8 +10,10 @@ pub mod charts;
 pub mod findings;
 pub mod html;
 pub mod libraries;
+pub mod model;
 pub mod mpi;
 pub mod results;
+pub mod settings;
 pub mod summary;
 pub mod terminal;
 pub mod verdict;
@@ -94,13 +96,14 @@ fn summarize(run: &results::Run) -> Summary {
         ));
         all.extend(libraries::findings(&rows, logical, limits));
         let mut recs = findings::recommendations(&rows, logical, limits);
+        recs.extend(mpi::recommendations(&rows, limits));
         recs.extend(libraries::recommendations(&rows, logical, limits));
         (all, recs)
     };
     let verdict = if logical == 0 {
         verdict::Verdict::default()
     } else {
-        verdict::verdict(&machine, &rows)
+        verdict::verdict(&machine, &rows, &recommendations)
     };
     Summary {
         schema: SCHEMA,

@@ -7,16 +7,20 @@
 //! from the rows given, by the findings' rule: a difference is stated only when the two 95%
 //! intervals separate.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use parcost::id::layer as names;
 
 use crate::charts::{self, Axis, Marks, Point, Series};
-use crate::findings::{Ratio, human, ratio};
+use crate::findings::{Config, Instance, human, ratio, recommend};
+use crate::model::Advice;
+use crate::model::{Ratio, Rule, Separation};
 use crate::results::{Estimate, Value};
+use crate::settings::{EnvVar, Setting};
 use crate::summary::{Finding, Limits, Recommendation, Row, Summary};
-use crate::verdict::{Line, Verdict};
+use crate::verdict::{Support, Topic, Verdict};
+use parcost::id::key;
 
 /// The keys a suite's grid varies: what is not part of a workload's identity.
 fn grid_keys(suite: &str) -> &'static [&'static str] {
@@ -158,11 +162,7 @@ fn time_of(r: &Row) -> f64 {
 }
 
 fn x(r: Ratio) -> String {
-    if r.0 < 10.0 {
-        format!("{:.2}x ({:.2} to {:.2})", r.0, r.1, r.2)
-    } else {
-        format!("{:.1}x ({:.1} to {:.1})", r.0, r.1, r.2)
-    }
+    r.words()
 }
 
 /// `a` against `b` as a speedup of `a` (b's time over a's): above 1, `a` was faster.
@@ -187,12 +187,10 @@ fn said(seen: bool, text: String) -> String {
 
 /// Whether a ratio's interval lies wholly above (1), below (-1) or across 1 (0).
 fn side(r: Ratio) -> i8 {
-    if r.1 > 1.0 {
-        1
-    } else if r.2 < 1.0 {
-        -1
-    } else {
-        0
+    match r.separation(Rule::REPORT) {
+        Separation::Above => 1,
+        Separation::Below => -1,
+        _ => 0,
     }
 }
 
@@ -281,7 +279,7 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
                     others
                         .iter()
                         .filter(|(l, _)| names::is_openblas(l))
-                        .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
+                        .max_by(|a, b| a.1.estimate.total_cmp(&b.1.estimate))
                 })
         else {
             continue;
@@ -306,16 +304,27 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
             .map(|(l, r)| format!("{} {}", names::describe(l), x(*r)))
             .chain(once)
             .collect();
-        let verdict = match (faer.2 < theirs.1, faer.1 > theirs.2) {
-            (true, _) => "faer's cost is below OpenBLAS's beyond both intervals",
-            (_, true) => "faer's cost is above OpenBLAS's beyond both intervals",
-            _ => "the two costs did not separate",
+        // The two costs against each other, by the one rule: their quotient's interval.
+        let costs = Ratio {
+            estimate: faer.estimate / theirs.estimate,
+            lower: faer.lower.zip(theirs.upper).map(|(a, b)| a / b),
+            upper: faer.upper.zip(theirs.lower).map(|(a, b)| a / b),
         };
-        let seen = faer.2 < theirs.1 || faer.1 > theirs.2;
-        out.push(Finding {
-            suite: "oversubscription".into(),
-            title: "naive nesting, faer against OpenBLAS".into(),
-            text: said(
+        let (verdict, seen) = match costs.separation(Rule::REPORT) {
+            Separation::Below => (
+                "faer's cost is below OpenBLAS's beyond both intervals",
+                true,
+            ),
+            Separation::Above => (
+                "faer's cost is above OpenBLAS's beyond both intervals",
+                true,
+            ),
+            _ => ("the two costs did not separate", false),
+        };
+        out.push(Finding::new(
+            "oversubscription",
+            "naive nesting, faer against OpenBLAS".into(),
+            said(
                 seen,
                 format!(
                     "naive nesting ({cell}, against each layer's best cell) on {} cost {} under \
@@ -331,11 +340,9 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
                     },
                 ),
             ),
-            ratio: faer.0,
-            lower: faer.1,
-            upper: faer.2,
+            faer,
             seen,
-        });
+        ));
     }
     out
 }
@@ -409,10 +416,10 @@ fn size_finding(rows: &[Row], layer: &str) -> Option<Finding> {
             false,
         ),
     };
-    Some(Finding {
-        suite: "task-level".into(),
-        title: format!("{layer} against OpenBLAS by size"),
-        text: said(
+    Some(Finding::new(
+        "task-level",
+        format!("{layer} against OpenBLAS by size"),
+        said(
             seen,
             format!(
                 "{text}. {layer}'s best configuration against OpenBLAS's best (any layer) at \
@@ -420,11 +427,9 @@ fn size_finding(rows: &[Row], layer: &str) -> Option<Finding> {
                 list.join(", ")
             ),
         ),
-        ratio: at.0,
-        lower: at.1,
-        upper: at.2,
+        at,
         seen,
-    })
+    ))
 }
 
 fn large_op_finding(rows: &[Row]) -> Option<Finding> {
@@ -459,10 +464,10 @@ fn large_op_finding(rows: &[Row]) -> Option<Finding> {
         ));
     }
     let r = first?;
-    Some(Finding {
-        suite: "blas-tuning".into(),
-        title: "faer against OpenBLAS, one large op".into(),
-        text: said(
+    Some(Finding::new(
+        "blas-tuning",
+        "faer against OpenBLAS, one large op".into(),
+        said(
             seen,
             format!(
                 "faer's best thread count against OpenBLAS's best, as a speedup (above 1: faer \
@@ -470,11 +475,9 @@ fn large_op_finding(rows: &[Row]) -> Option<Finding> {
                 parts.join("; ")
             ),
         ),
-        ratio: r.0,
-        lower: r.1,
-        upper: r.2,
+        r,
         seen,
-    })
+    ))
 }
 
 /// A row's GFLOP/s with its interval (a rate's interval inverts the time's).
@@ -495,12 +498,7 @@ fn rate(r: &Row) -> Option<Estimate> {
 
 /// A rate as a share of the peak measured, with the conservative interval.
 fn share(rate: Estimate, peak: Estimate) -> Estimate {
-    let (estimate, lower, upper) = ratio(&rate, &peak);
-    Estimate {
-        estimate,
-        lower,
-        upper,
-    }
+    crate::findings::ratio_of(&rate, &peak)
 }
 
 /// The share of the best DGEMM rate measured that 90%: the issue's bar for a batch of small
@@ -561,10 +559,10 @@ fn peak_finding(rows: &[Row], limits: Limits) -> Option<Finding> {
     } else {
         format!("an interval that straddles {:.0}%", 100.0 * PEAK_SHARE_BAR)
     };
-    Some(Finding {
-        suite: "oversubscription".into(),
-        title: "the best batch of small products against the peak".into(),
-        text: said(
+    Some(Finding::new(
+        "oversubscription",
+        "the best batch of small products against the peak".into(),
+        said(
             reached,
             format!(
                 "the fastest batch of {} products of 256^2 ({}) ran at {:.1} GFLOP/s: {:.0}% ({:.0} \
@@ -582,11 +580,9 @@ fn peak_finding(rows: &[Row], limits: Limits) -> Option<Finding> {
                 peak_row.0.int("blas_threads").unwrap_or(0),
             ),
         ),
-        ratio: s.estimate,
-        lower: s.lower,
-        upper: s.upper,
-        seen: reached,
-    })
+        Ratio::from_estimate(s),
+        reached,
+    ))
 }
 
 /// Recommendations across libraries, for each workload run under a native layer and an
@@ -613,122 +609,74 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
                 && r.workload == c.workload
                 && r.name("layer") == Some(default_layer)
                 && !r.params.contains_key("kernel")
-                && r.time_ns.is_some()
                 && r.int("blas_threads") == Some(p)
                 && r.int("tasks").is_none_or(|t| t == 1)
                 && c.params.iter().all(|(k, v)| r.params.get(k) == Some(v))
         });
         let grid = grid_keys(&c.suite);
-        let config = |r: &Row| -> BTreeMap<String, Value> {
+        let config = |r: &Row| -> Config {
             grid.iter()
                 .chain(&["layer"])
                 .filter_map(|k| Some(((*k).to_owned(), r.params.get(*k)?.clone())))
                 .collect()
         };
-        let speedup_vs_default = default.and_then(|d| {
-            let (estimate, lower, upper) = ratio(&d.time_ns?, &fastest.best.time_ns?);
-            Some(Estimate {
-                estimate,
-                lower,
-                upper,
-            })
-        });
-        let seen = default.is_some_and(|d| d.full_id != fastest.best.full_id)
-            && speedup_vs_default.is_some_and(|r| r.lower > 1.0);
-        let best = match default {
-            Some(d) if !seen => config(d),
-            _ => config(fastest.best),
-        };
-        let efficiency = match (rate(fastest.best), limits.dgemm_peak) {
-            (Some(r), Some(peak)) => Some(share(r, peak)),
-            _ => None,
-        };
-        let efficiency_theoretical =
-            rate(fastest.best)
-                .zip(limits.theoretical_peak_gflops)
-                .map(|(r, t)| Estimate {
-                    estimate: r.estimate / t,
-                    lower: r.lower / t,
-                    upper: r.upper / t,
-                });
-        out.push(Recommendation {
-            suite: c.suite.clone(),
-            workload: c.workload.clone(),
-            params: c.params.clone(),
-            best,
-            fastest: config(fastest.best),
-            default: default.map(config).unwrap_or_default(),
-            seen,
-            speedup_vs_default,
-            speedup_vs_naive: None,
-            efficiency,
-            efficiency_theoretical,
-        });
+        let cells: Vec<&Row> = c.entries.iter().map(|e| e.best).collect();
+        out.push(recommend(
+            Instance {
+                suite: &c.suite,
+                workload: c.workload.clone(),
+                params: c.params.clone(),
+            },
+            &cells,
+            fastest.best,
+            default,
+            None,
+            &config,
+            limits,
+        ));
     }
     out
 }
 
-/// The verdict's line on the library, from the batch of 64 products of 256^2: the fastest
-/// library at its best against the next, and what naive nesting cost under each.
-pub fn verdict(rows: &[Row], p: u64, v: &mut Verdict) {
+/// The verdict's line on the library, from the batch of small products: the library
+/// recommendation for it (the fastest layer's best against ndarray on OpenBLAS's default build at
+/// 1 task x P threads, by the one rule), and what naive nesting cost under each library.
+pub fn verdict(rows: &[Row], recs: &[Recommendation], p: u64, v: &mut Verdict) {
+    let batch = crate::verdict::batch_of_products(rows);
+    let Some(first) = batch.first() else {
+        return;
+    };
     let all = comparisons(rows);
     let Some(c) = all.iter().find(|c| {
-        c.suite == "oversubscription"
-            && c.workload == "matmul"
-            && c.params.get("n").and_then(Value::int) == Some(256)
+        c.suite == first.suite
+            && c.workload == first.workload
+            && c.params.iter().all(|(k, v)| first.params.get(k) == Some(v))
             && c.has_native()
     }) else {
         return;
     };
-    let libraries: BTreeSet<&str> = c.entries.iter().map(|e| names::library(&e.layer)).collect();
-    let mut bests: Vec<&Entry> = libraries
+    let Some(rec) = recs
         .iter()
-        .filter_map(|l| c.best_of_library(l))
-        .collect();
-    bests.sort_by(|a, b| time_of(a.best).total_cmp(&time_of(b.best)));
-    let (Some(win), Some(next)) = (bests.first(), bests.get(1)) else {
+        .find(|r| r.suite == c.suite && r.workload == c.workload && r.params == c.params)
+    else {
         return;
     };
-    let r = speedup(win, next);
-    let name = |e: &Entry| format!("{} ({})", names::describe(&e.layer), e.config());
-    let cells: Vec<&Row> = rows
-        .iter()
-        .filter(|r| {
-            r.suite == "oversubscription"
-                && r.workload == "matmul"
-                && c.params.iter().all(|(k, v)| r.params.get(k) == Some(v))
-        })
-        .collect();
-    let naive: Vec<String> = bests
+    let Some(advice) = &rec.typed else {
+        return;
+    };
+    let cells: Vec<&Row> = batch.clone();
+    let naive: Vec<String> = c
+        .entries
         .iter()
         .filter_map(|e| {
             let (_, cost) = naive_cost(&cells, &e.layer, p)?;
             Some(format!(
                 "{:.1}x under {}",
-                cost.0,
+                cost.estimate,
                 names::describe(&e.layer)
             ))
         })
         .collect();
-    let seen = side(r) > 0;
-    let lead = if seen {
-        format!(
-            "Library: {}. At its best, {} ran {} faster than {} at its best, on {}.",
-            names::library(&win.layer),
-            name(win),
-            x(r),
-            name(next),
-            c.title()
-        )
-    } else {
-        format!(
-            "Library: {} and {} were as fast at their best on {} ({}).",
-            name(win),
-            name(next),
-            c.title(),
-            x(r)
-        )
-    };
     let naive = if naive.is_empty() {
         String::new()
     } else {
@@ -737,32 +685,79 @@ pub fn verdict(rows: &[Row], p: u64, v: &mut Verdict) {
             naive.join(", ")
         )
     };
-    v.lines.push(Line {
-        topic: "library".into(),
-        text: format!("{lead}{naive}"),
-        evidence: "libraries".into(),
-        seen,
-    });
-    if seen {
-        let (t, b) = (
-            win.best.int("tasks").unwrap_or(1),
-            win.best.int("blas_threads").unwrap_or(1),
-        );
-        match win.layer.as_str() {
-            names::FAER => v.setup.push(format!(
-                "// faer in a rayon pool of {}: {} inside each of {t} tasks",
-                t.max(b),
-                if b == 1 {
-                    "Par::Seq".to_owned()
-                } else {
-                    format!("Par::rayon({b})")
+    let words = |cfg: &Config| {
+        let layer = cfg
+            .get(key::LAYER)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        format!(
+            "{} ({} x {})",
+            names::describe(&layer),
+            cfg.get(key::TASKS)
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            cfg.get(key::BLAS_THREADS)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        )
+    };
+    let evidence = "libraries";
+    let title = c.title();
+    match advice {
+        Advice::Recommend(s) => {
+            let pick = s.subject();
+            let layer = pick.get(key::LAYER).and_then(Value::name).unwrap_or("?");
+            let int = |k: &str| pick.get(k).and_then(Value::int).unwrap_or(1);
+            let (t, b) = (int(key::TASKS), int(key::BLAS_THREADS));
+            v.line(
+                Topic::Library,
+                format!(
+                    "Library: {}. At its best, {} ran {} {} faster than ndarray on OpenBLAS's \
+                     default build, {}.{naive}",
+                    names::library(layer),
+                    words(pick),
+                    title,
+                    s.ratio().words(),
+                    words(&s.comparison().against)
+                ),
+                evidence,
+                Support::Separated { ratio: s.ratio() },
+            );
+            let purpose = format!("{title} on {}", names::library(layer));
+            match layer {
+                names::FAER => {
+                    v.advise(Setting::FaerPar { tasks: t, par: b }, purpose, s, evidence)
                 }
-            )),
-            names::MATRIXMULTIPLY => v.setup.push(format!(
-                "export MATMUL_NUM_THREADS={b}   # matrixmultiply (ndarray's dot without BLAS), {t} tasks"
-            )),
-            _ => {}
+                names::MATRIXMULTIPLY => {
+                    v.advise(
+                        Setting::Env {
+                            var: EnvVar::MatmulNumThreads,
+                            value: b.to_string(),
+                        },
+                        purpose.clone(),
+                        s,
+                        evidence,
+                    );
+                    v.advise(Setting::RayonPool { threads: t }, purpose, s, evidence);
+                }
+                _ => {}
+            }
         }
+        Advice::Keep { default, why } => v.line(
+            Topic::Library,
+            format!(
+                "Library: keep ndarray on OpenBLAS{}: the fastest library's best on {title}, {}, \
+                 against it: {}.{naive}",
+                default
+                    .as_ref()
+                    .map(|d| format!(", {}", words(d)))
+                    .unwrap_or_default(),
+                words(&rec.fastest),
+                why.words()
+            ),
+            evidence,
+            Support::NotSeparated { why: *why },
+        ),
     }
 }
 
@@ -1088,11 +1083,11 @@ mod tests {
             .iter()
             .find(|r| r.suite == "oversubscription")
             .expect("a recommendation");
-        assert!(batch.seen);
+        assert!(batch.recommended());
         assert_eq!(batch.best["layer"], Value::Name("faer".into()));
         assert_eq!(batch.default["layer"], Value::Name("pthreads".into()));
         let mut v = Verdict::default();
-        verdict(&rows, 2, &mut v);
+        verdict(&rows, &recs, 2, &mut v);
         let line = &v.lines[0];
         assert!(line.text.starts_with("Library: faer."), "{}", line.text);
         assert!(
@@ -1100,6 +1095,6 @@ mod tests {
             "{}",
             line.text
         );
-        assert!(v.setup[0].contains("Par::Seq"), "{:?}", v.setup);
+        assert!(v.settings[0].line.contains("Par::Seq"), "{:?}", v.settings);
     }
 }

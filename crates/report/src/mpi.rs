@@ -7,16 +7,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::findings::{best_sampled, ratio, ratio_of, slower, top3, worst_sampled};
-use crate::html::{esc, heat_figure, ms, takeaway};
-use crate::results::Value;
-use crate::summary::{Finding, Recommendation, Row};
-use crate::verdict::{Line, Verdict};
+use parcost::id::{key, variant, workload};
 
-pub const SUITE: &str = "ranks-x-threads";
+use crate::findings::{
+    Config, Instance, best_sampled, ratio, ratio_of, recommend, slower, top3, worst_sampled,
+};
+use crate::html::{esc, heat_figure, ms, takeaway};
+use crate::model::{Advice, AdviceKind};
+use crate::results::Value;
+use crate::settings::Setting;
+use crate::summary::{Finding, Limits, MachineOut, Recommendation, Row};
+use crate::verdict::{Support, Topic, Verdict};
+
+pub const SUITE: &str = parcost::id::RANKS_X_THREADS.name;
 
 /// The grid's own keys; the rest of the parameters name a workload instance.
-const GRID: [&str; 2] = ["ranks", "blas_threads"];
+const GRID: [&str; 2] = [key::RANKS, key::BLAS_THREADS];
+
+/// The grid's keys and `variant` (the default cell's): what tells the cells of an instance apart.
+const GRID_AND_VARIANT: [&str; 3] = [key::RANKS, key::BLAS_THREADS, key::VARIANT];
 
 /// `R x B`.
 fn cell(r: &Row) -> String {
@@ -128,16 +137,22 @@ fn naive<'a>(cells: &[&'a Row], p: u64) -> Option<&'a Row> {
         .max_by_key(|r| r.int("ranks"))
 }
 
-/// The default: `mpirun -np P` with `OPENBLAS_NUM_THREADS` unset, so P ranks x P BLAS threads
-/// (x 1 where the layer runs no threads of its own and the grid has no P-thread cell).
-fn default_cell<'a>(cells: &[&'a Row], p: u64) -> Option<&'a Row> {
-    at(cells, p, p).or_else(|| {
-        cells
-            .iter()
-            .all(|r| r.int("blas_threads") == Some(1))
-            .then(|| at(cells, p, 1))
-            .flatten()
-    })
+/// The default: exactly what a user runs when they set nothing, `mpirun -np P` with OpenMPI's
+/// own binding and OPENBLAS_NUM_THREADS unset (`variant=default`), measured beside the grid.
+fn default_cell<'a>(cells: &[&'a Row]) -> Option<&'a Row> {
+    cells
+        .iter()
+        .copied()
+        .find(|r| r.name(key::VARIANT) == Some(variant::DEFAULT))
+}
+
+/// The grid's cells: every cell but the default.
+fn grid_cells<'a>(cells: &[&'a Row]) -> Vec<&'a Row> {
+    cells
+        .iter()
+        .copied()
+        .filter(|r| r.name(key::VARIANT).is_none())
+        .collect()
 }
 
 /// What the first finding compares with the best, by cost 1's rule: the naive cell when
@@ -263,158 +278,157 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
     out
 }
 
-/// What to run each workload with: the fastest cell when it beat the default beyond both
-/// intervals, else the default. The default is `mpirun -np P` with `OPENBLAS_NUM_THREADS`
-/// unset: P ranks x P BLAS threads; naive is the most ranks at P BLAS threads.
-pub fn recommendations(rows: &[Row], logical_cores: usize) -> Vec<Recommendation> {
-    let p = logical_cores.max(1) as u64;
+/// What to run each workload with: the fastest grid cell when it beat the default cell
+/// (`mpirun -np P` as a user runs it) by the one rule, else the default.
+pub fn recommendations(rows: &[Row], limits: Limits) -> Vec<Recommendation> {
     let rows = all_rows(rows);
     let mut out = Vec::new();
-    for workload in ["batch", "scatter"] {
-        for ((workload, params), cells) in instances(&rows, workload) {
+    for workload in [workload::BATCH, workload::SCATTER] {
+        for ((workload, params), all) in instances_but(&rows, workload, &GRID_AND_VARIANT) {
+            let cells = grid_cells(&all);
             let Some(fastest) = best_sampled(&cells) else {
                 continue;
             };
-            let config = |r: &Row| -> BTreeMap<String, Value> {
-                GRID.iter()
+            let config = |r: &Row| -> Config {
+                GRID_AND_VARIANT
+                    .iter()
                     .filter_map(|k| Some(((*k).to_owned(), r.params.get(*k)?.clone())))
                     .collect()
             };
-            let default = default_cell(&cells, p);
-            let speedup_vs_default =
-                default.and_then(|d| Some(ratio_of(&d.time_ns?, &fastest.time_ns?)));
-            let seen = default.is_some_and(|d| d.full_id != fastest.full_id)
-                && speedup_vs_default.is_some_and(|r| r.lower > 1.0);
-            // The default stands unless beaten beyond the intervals; one that ran once (or not
-            // at all) has no interval to stand on, and the fastest is named instead.
-            let best = match default {
-                Some(d) if !seen && speedup_vs_default.is_some() => config(d),
-                _ => config(fastest),
-            };
-            out.push(Recommendation {
-                suite: SUITE.into(),
-                workload,
-                params,
-                best,
-                fastest: config(fastest),
-                default: default.map(config).unwrap_or_default(),
-                seen,
-                speedup_vs_default,
-                speedup_vs_naive: naive(&cells, p)
-                    .and_then(|n| Some(ratio_of(&n.time_ns?, &fastest.time_ns?))),
-                efficiency: None,
-                efficiency_theoretical: None,
-            });
+            let p = naive_p(&cells);
+            out.push(recommend(
+                Instance {
+                    suite: SUITE,
+                    workload,
+                    params,
+                },
+                &all,
+                fastest,
+                default_cell(&all),
+                naive(&cells, p),
+                &config,
+                limits,
+            ));
         }
     }
     out
 }
 
-/// The verdict's line: the ranks x threads to run the batch with, the naive hybrid's cost, and
-/// what moving the arrays cost, with the command to copy.
-pub fn verdict(rows: &[Row], logical_cores: usize, v: &mut Verdict) {
-    let p = logical_cores.max(1) as u64;
+/// P as the grid spells it: the largest BLAS thread count of the grid (the grid goes up to P).
+fn naive_p(cells: &[&Row]) -> u64 {
+    cells
+        .iter()
+        .filter_map(|r| r.int(key::BLAS_THREADS))
+        .max()
+        .unwrap_or(1)
+}
+
+/// The verdict's line: the ranks x threads to run the batch with against the default, the
+/// naive hybrid's cost, and what moving the arrays cost; the command to copy only when the
+/// recommendation separated, with the binding it ran with and `--oversubscribe` past the slots.
+pub fn verdict(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v: &mut Verdict) {
     let all = all_rows(rows);
-    // The layer whose batch ran fastest, at its best cell.
-    let Some(((_, params), cells)) = instances(&all, "batch")
+    let p = machine.logical_cores.max(1) as u64;
+    // The layer whose batch ran fastest, at its best grid cell.
+    let Some(((_, params), cells)) = instances_but(&all, workload::BATCH, &GRID_AND_VARIANT)
         .into_iter()
-        .filter(|(_, cells)| best_sampled(cells).is_some())
+        .filter(|(_, cells)| best_sampled(&grid_cells(cells)).is_some())
         .min_by(|(_, a), (_, b)| {
-            let t = |c: &Vec<&Row>| best_sampled(c).and_then(Row::typical_ns);
+            let t = |c: &Vec<&Row>| best_sampled(&grid_cells(c)).and_then(Row::typical_ns);
             t(a).total_cmp_opt(t(b))
         })
     else {
         return;
     };
-    let recs = recommendations(rows, logical_cores);
     let Some(rec) = recs
         .iter()
-        .find(|r| r.workload == "batch" && r.params == params)
+        .find(|r| r.suite == SUITE && r.workload == workload::BATCH && r.params == params)
     else {
         return;
     };
-    let Some(fastest) = best_sampled(&cells) else {
+    let Some(advice) = &rec.typed else {
         return;
     };
-    let int = |c: &BTreeMap<String, Value>, k: &str| c.get(k).and_then(Value::int).unwrap_or(0);
-    let (ranks, b) = (int(&rec.best, "ranks"), int(&rec.best, "blas_threads"));
+    let grid = grid_cells(&cells);
+    let Some(fastest) = best_sampled(&grid) else {
+        return;
+    };
     let layer = params
-        .get("layer")
+        .get(key::LAYER)
         .map(ToString::to_string)
         .unwrap_or_default();
-    let default = default_cell(&cells, p);
-    let dp = default.and_then(|d| d.int("blas_threads")).unwrap_or(p);
-    let why = match (rec.seen, rec.speedup_vs_default, default) {
-        (true, Some(s), _) => format!(
-            ", {:.2}x ({:.2} to {:.2}) faster than the default {p} x {dp} (mpirun -np {p}, \
-             OPENBLAS_NUM_THREADS unset)",
-            s.estimate, s.lower, s.upper
-        ),
-        (false, Some(_), _) if rec.fastest == rec.default => format!(
-            ", the default (mpirun -np {p}, OPENBLAS_NUM_THREADS unset), and the fastest measured"
-        ),
-        (false, Some(_), _) => format!(
-            ", the default (mpirun -np {p}, OPENBLAS_NUM_THREADS unset): nothing measured beat it \
-             beyond the intervals"
-        ),
-        (_, None, Some(d)) => match d.typical_ns() {
-            Some(t) => format!(
-                ", the fastest measured; the default {p} x {dp} ran once ({}), so there is no \
-                 interval to judge it by",
-                seconds(t)
-            ),
-            None => ", the fastest measured".to_owned(),
-        },
-        (_, None, None) => ", the fastest measured (the default was not)".to_owned(),
-    };
-    let naive_said = naive(&cells, p)
+    let default = default_cell(&cells);
+    let seen_in_default = default
+        .map(|d| format!(" ({})", default_words(d)))
+        .unwrap_or_default();
+    let naive_said = naive(&grid, naive_p(&grid))
         .filter(|n| n.full_id != fastest.full_id)
         .and_then(|n| {
-            let slow = match (n.time_ns, fastest.time_ns) {
-                (Some(nt), Some(ft)) => {
-                    let r = ratio(&nt, &ft);
-                    (r.1 > 1.0).then(|| format!("{:.1}x slower", r.0))?
-                }
-                _ => format!(
-                    "{:.1}x slower in its one run",
-                    n.typical_ns()? / fastest.typical_ns()?
-                ),
+            let r = match (n.time_ns, fastest.time_ns) {
+                (Some(nt), Some(ft)) => ratio(&nt, &ft),
+                _ => crate::model::Ratio::once(n.typical_ns()?, fastest.typical_ns()?),
             };
             Some(format!(
-                "; the naive hybrid, {} (the most ranks at {p} BLAS threads each), was {slow}",
-                cell(n)
+                "; the naive hybrid, {} (the most ranks at P BLAS threads each), was {} slower",
+                cell(n),
+                r.words()
             ))
         })
         .unwrap_or_default();
-    let moving = findings(rows, logical_cores)
-        .into_iter()
-        .find(|f| f.title == "moving the arrays" && f.text.ends_with(&format!("({layer}).")))
-        .map(|f| {
-            if f.seen {
+    let what = format!("{} under {layer}", batch_words(&params));
+    let evidence = SUITE;
+    match advice {
+        Advice::Recommend(s) => {
+            let pick = s.subject();
+            let int = |k: &str| pick.get(k).and_then(Value::int).unwrap_or(0);
+            let (ranks, b) = (int(key::RANKS), int(key::BLAS_THREADS));
+            v.line(
+                Topic::Mpi,
                 format!(
-                    "; scattering the inputs from rank 0 and gathering the results cost {:.2}x",
-                    f.ratio
-                )
-            } else {
-                "; scattering the inputs and gathering the results cost nothing that separated"
-                    .to_owned()
-            }
-        })
-        .unwrap_or_default();
-    v.lines.push(Line {
-        topic: "mpi".into(),
-        text: format!(
-            "MPI ({} under {layer}): {ranks} rank{} x {b} BLAS thread{} each{why}{naive_said}{moving}.",
-            batch_words(&params),
-            if ranks == 1 { "" } else { "s" },
-            if b == 1 { "" } else { "s" }
+                    "MPI ({what}): {ranks} rank{} x {b} BLAS thread{} each, ranks not bound, {} \
+                     faster than the default, mpirun -np {p}{seen_in_default}{naive_said}.",
+                    if ranks == 1 { "" } else { "s" },
+                    if b == 1 { "" } else { "s" },
+                    s.ratio().words()
+                ),
+                evidence,
+                Support::Separated { ratio: s.ratio() },
+            );
+            // OpenMPI's slots are the physical cores: more ranks need --oversubscribe.
+            let slots = machine.physical_cores.max(1) as u64;
+            v.advise(
+                Setting::Mpirun {
+                    ranks,
+                    bind_none: true,
+                    oversubscribe: ranks > slots,
+                    blas_threads: Some(b),
+                },
+                format!("MPI ranks x BLAS threads for {what}"),
+                s,
+                evidence,
+            );
+        }
+        Advice::Keep { why, .. } => v.line(
+            Topic::Mpi,
+            format!(
+                "MPI ({what}): keep the default, mpirun -np {p} with nothing set{seen_in_default}: \
+                 the fastest cell, {}, against it: {}{naive_said}.",
+                cell_words(fastest),
+                why.words()
+            ),
+            evidence,
+            Support::NotSeparated { why: *why },
         ),
-        evidence: SUITE.into(),
-        seen: rec.seen,
-    });
-    v.setup.push(format!(
-        "mpirun -np {ranks} -x OPENBLAS_NUM_THREADS={b} ./your-program   # MPI ranks x BLAS threads"
-    ));
+    }
+}
+
+/// What the default cell's ranks had: `each rank bound to 1 CPU, 1 BLAS thread`, from the
+/// ranks' own readings where the run recorded them.
+fn default_words(d: &Row) -> String {
+    format!(
+        "OpenMPI's own binding, OPENBLAS_NUM_THREADS unset, {}",
+        ms(d.typical_ns().unwrap_or(0.0))
+    )
 }
 
 /// The suite's part of the page.
@@ -513,33 +527,45 @@ pub fn section(
     startup(h, rows);
     let _ = write!(
         h,
-        "<h3>Recommendation</h3><p class=\"muted\">The fastest cell where it beat the default \
-         (mpirun -np {p} with OPENBLAS_NUM_THREADS unset: {p} ranks x {p} BLAS threads) beyond \
-         both 95% intervals, else the default (under the serial layer, {p} ranks x 1).</p><ul>"
+        "<h3>Recommendation</h3><p class=\"muted\">The fastest grid cell where it beat the \
+         default beyond both 95% intervals and the {:.0}% margin, else the default. The default is \
+         measured as a user runs it: mpirun -np {p} with OpenMPI's own binding and \
+         OPENBLAS_NUM_THREADS unset; the grid's cells run with --bind-to none.</p><ul>",
+        100.0 * crate::model::MARGIN
     );
     for r in recs.iter().filter(|r| r.suite == SUITE) {
         let int = |k: &str| r.best.get(k).and_then(Value::int).unwrap_or(0);
-        let (ranks, b) = (int("ranks"), int("blas_threads"));
-        let speedup = match r.speedup_vs_default {
-            Some(s) if r.seen => format!(", {} faster than the default", crate::html::times(s)),
-            Some(_) if r.fastest == r.default => " (the default, and the fastest)".into(),
-            Some(_) => " (the default: nothing beat it beyond the intervals)".into(),
-            None if r.default.is_empty() => " (the fastest; the default was not measured)".into(),
-            None => " (the fastest; the default ran once, so no interval to judge it by)".into(),
+        let (ranks, b) = (int(key::RANKS), int(key::BLAS_THREADS));
+        // Words only: the command to copy is in the verdict's settings, where it was tried.
+        let said = match (r.advice, r.speedup_vs_default) {
+            (AdviceKind::Recommend, Some(s)) => format!(
+                "{ranks} rank{} x {b} BLAS thread{} each (ranks not bound), {} faster than the \
+                 default",
+                if ranks == 1 { "" } else { "s" },
+                if b == 1 { "" } else { "s" },
+                crate::html::times(s)
+            ),
+            (AdviceKind::Keep(why), _) => {
+                format!(
+                    "keep the default, mpirun -np {p} with nothing set ({})",
+                    why.words()
+                )
+            }
+            (AdviceKind::Recommend, None) => String::new(),
         };
         let _ = write!(
             h,
-            "<li>{}, {}: <code>mpirun -np {ranks} -x OPENBLAS_NUM_THREADS={b}</code>{}</li>",
+            "<li>{}, {}: {}</li>",
             esc(&r.workload),
             esc(&format!(
                 "{}, {}",
                 batch_words(&r.params),
                 r.params
-                    .get("layer")
+                    .get(key::LAYER)
                     .map(ToString::to_string)
                     .unwrap_or_default()
             )),
-            esc(&speedup)
+            esc(&said)
         );
     }
     h.push_str("</ul>\n");
@@ -735,7 +761,7 @@ mod tests {
         assert!(naive[0].seen);
         assert!(
             naive[0].text.starts_with(
-                "4 ranks x 2 BLAS threads (R x B = 4P) was 20.00x (18.83 to 21.24) slower than the best, 2 ranks x 1 BLAS thread"
+                "4 ranks x 2 BLAS threads (R x B = 4P) was 20.0x (18.8 to 21.2) slower than the best, 2 ranks x 1 BLAS thread"
             ),
             "{}",
             naive[0].text
@@ -757,37 +783,102 @@ mod tests {
         );
     }
 
+    /// The default cell of `layer`'s batch: `mpirun -np 2` as a user runs it, `ms` long.
+    fn default_row(workload: &str, layer: &str, ms: f64) -> Row {
+        let mut r = row(workload, layer, 2, 2, ms);
+        r.params.remove(key::BLAS_THREADS);
+        r.params
+            .insert(key::VARIANT.into(), Value::Name(variant::DEFAULT.into()));
+        r.full_id = format!(
+            "{SUITE}/{workload}/layer={layer},n=256,pairs=64,matrices=16/variant=default,ranks=2"
+        );
+        r
+    }
+
+    fn machine(physical: usize) -> MachineOut {
+        MachineOut {
+            logical_cores: 2,
+            physical_cores: physical,
+            ..MachineOut::default()
+        }
+    }
+
     #[test]
-    fn the_recommendation_beats_the_default_or_is_the_default() {
-        let rows = grid("pthreads");
-        let recs = recommendations(&rows, 2);
+    fn the_recommendation_beats_the_default_cell_or_is_the_default() {
+        let mut rows = grid("pthreads");
+        rows.push(default_row("batch", "pthreads", 200.0));
+        let recs = recommendations(&rows, Limits::default());
         let batch = recs.iter().find(|r| r.workload == "batch").expect("batch");
-        assert!(batch.seen);
+        assert!(batch.recommended());
         assert_eq!(batch.best["ranks"], Value::Int(2));
         assert_eq!(batch.best["blas_threads"], Value::Int(1));
-        assert_eq!(batch.default["ranks"], Value::Int(2));
-        assert_eq!(batch.default["blas_threads"], Value::Int(2));
+        assert_eq!(batch.default["variant"], Value::Name("default".into()));
         let mut v = Verdict::default();
-        verdict(&rows, 2, &mut v);
+        verdict(&rows, &recs, &machine(2), &mut v);
         assert_eq!(v.lines.len(), 1);
         assert!(
             v.lines[0].text.contains("2 ranks x 1 BLAS thread"),
             "{}",
             v.lines[0].text
         );
-        assert!(
-            v.setup[0].starts_with("mpirun -np 2 -x OPENBLAS_NUM_THREADS=1"),
-            "{:?}",
-            v.setup
+        assert_eq!(
+            v.settings[0].line,
+            "mpirun --bind-to none -np 2 -x OPENBLAS_NUM_THREADS=1 ./your-program   # MPI ranks \
+             x BLAS threads for 64 products and 16 SVDs of 256^2 under pthreads"
         );
-        // Within the intervals of the default: the default stays.
-        let flat: Vec<Row> = [(2, 2, 100.0), (2, 1, 99.0), (1, 1, 180.0)]
+        // Within the intervals of the default: the default stays, and no command is printed.
+        let mut flat: Vec<Row> = [(2, 2, 100.0), (2, 1, 99.0), (1, 1, 180.0)]
             .into_iter()
             .map(|(r, b, t)| row("batch", "pthreads", r, b, t))
             .collect();
-        let rec = &recommendations(&flat, 2)[0];
-        assert!(!rec.seen);
-        assert_eq!(rec.best, rec.default);
+        flat.push(default_row("batch", "pthreads", 100.0));
+        let recs = recommendations(&flat, Limits::default());
+        assert!(!recs[0].recommended());
+        assert_eq!(recs[0].best, recs[0].default);
+        let mut v = Verdict::default();
+        verdict(&flat, &recs, &machine(2), &mut v);
+        assert!(v.settings.is_empty(), "{:?}", v.settings);
+        assert!(!v.lines[0].seen());
+    }
+
+    #[test]
+    fn without_the_default_cell_nothing_is_recommended() {
+        // The grid alone (a run before the default cell existed): its fastest cell is not
+        // advice, however fast, and no mpirun line is printed.
+        let rows = grid("pthreads");
+        let recs = recommendations(&rows, Limits::default());
+        assert!(recs.iter().all(|r| !r.recommended()), "{recs:?}");
+        let mut v = Verdict::default();
+        verdict(&rows, &recs, &machine(2), &mut v);
+        assert!(v.settings.is_empty(), "{:?}", v.settings);
+    }
+
+    #[test]
+    fn ranks_beyond_the_slots_are_oversubscribed_in_the_command() {
+        // 4 ranks x 1 clearly fastest on 2 physical cores: the line must say --oversubscribe,
+        // or OpenMPI refuses it ("not enough slots").
+        let rows: Vec<Row> = [(2, 1, 130.0), (4, 1, 60.0), (1, 2, 150.0)]
+            .into_iter()
+            .map(|(r, b, t)| row("batch", "pthreads", r, b, t))
+            .chain([default_row("batch", "pthreads", 140.0)])
+            .collect();
+        let recs = recommendations(&rows, Limits::default());
+        let mut v = Verdict::default();
+        verdict(&rows, &recs, &machine(2), &mut v);
+        assert!(
+            v.settings[0].line.starts_with(
+                "mpirun --bind-to none --oversubscribe -np 4 -x OPENBLAS_NUM_THREADS=1"
+            ),
+            "{:?}",
+            v.settings
+        );
+        let mut v = Verdict::default();
+        verdict(&rows, &recs, &machine(4), &mut v);
+        assert!(
+            !v.settings[0].line.contains("--oversubscribe"),
+            "{:?}",
+            v.settings
+        );
     }
 
     #[test]
@@ -803,13 +894,16 @@ mod tests {
         start.single_run_ns = Some(3.1e8);
         rows.push(start);
         let refs: Vec<&Row> = rows.iter().collect();
-        let recs = recommendations(&rows, 2);
+        let recs = recommendations(&rows, Limits::default());
         let mut h = String::new();
         section(&mut h, &refs, &recs, 2).expect("renders");
         assert_eq!(h.matches("<svg").count(), 2, "one figure a workload");
         assert!(h.contains("CPU/wall, switches"));
         assert!(h.contains("batch against scatter"));
         assert!(h.contains("Job start-up") && h.contains("310.000 ms"));
-        assert!(h.contains("mpirun -np 2 -x OPENBLAS_NUM_THREADS=1"));
+        assert!(
+            !h.contains("OPENBLAS_NUM_THREADS="),
+            "commands to copy are the verdict's, tried"
+        );
     }
 }

@@ -7,12 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use parcost::cpu::{CpuFeatures, Peak};
 
+use crate::model::{Advice, AdviceKind, Ratio};
 use crate::results::{Counted, Estimate, Measurement, Run, Value};
 
 /// Bumped on any change of the fields below. 2: `openblas.core` is the library's own choice,
 /// `openblas.kernel` the one the suites ran; `cpu_features`, `peak`, `kernel_trials` and
-/// `noise` added; recommendations carry intervals, `seen`, `fastest` and `default`.
-pub const SCHEMA: u32 = 2;
+/// `noise` added; recommendations carry intervals, `seen`, `fastest` and `default`. 3:
+/// recommendations say `advice` (`recommend`, or `keep` with `why`) instead of `seen`; the
+/// verdict's lines carry their `support` and its settings are typed, each with its trial.
+pub const SCHEMA: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
@@ -169,6 +172,21 @@ pub struct Finding {
     pub seen: bool,
 }
 
+impl Finding {
+    /// A finding of `ratio`; `seen` is what the one rule of [`crate::model`] decided.
+    pub fn new(suite: &str, title: String, text: String, ratio: Ratio, seen: bool) -> Self {
+        Self {
+            suite: suite.to_owned(),
+            title,
+            text,
+            ratio: ratio.estimate,
+            lower: ratio.lower.unwrap_or(ratio.estimate),
+            upper: ratio.upper.unwrap_or(ratio.estimate),
+            seen,
+        }
+    }
+}
+
 /// What to use for one workload instance, judged by the same rule as the findings: a
 /// configuration other than the default is recommended only when its interval separates from
 /// the default's.
@@ -177,14 +195,17 @@ pub struct Recommendation {
     pub suite: String,
     pub workload: String,
     pub params: BTreeMap<String, Value>,
-    /// The configuration to use: `fastest` when `seen`, else the default.
+    /// The configuration to use: `fastest` when recommended, else the default (empty when no
+    /// default was measured: nothing is chosen for the user).
     pub best: BTreeMap<String, Value>,
     /// The fastest configuration measured (by its estimate).
     pub fastest: BTreeMap<String, Value>,
     /// The library default: 1 task x P BLAS threads (P BLAS threads in blas-tuning).
     pub default: BTreeMap<String, Value>,
-    /// `fastest` is not the default and was faster than it beyond both 95% intervals.
-    pub seen: bool,
+    /// `recommend` (`fastest` beat the default beyond both intervals and the margin), or why
+    /// the default stands.
+    #[serde(flatten)]
+    pub advice: AdviceKind,
     /// The default's time over the fastest's, with the conservative interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speedup_vs_default: Option<Estimate>,
@@ -197,6 +218,17 @@ pub struct Recommendation {
     /// The fastest's rate as a share of the theoretical peak.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub efficiency_theoretical: Option<Estimate>,
+    /// The advice itself, for the verdict's settings (only a recommendation carries the
+    /// comparison that separated); not exported, and absent in a summary read back.
+    #[serde(skip)]
+    pub typed: Option<Advice<BTreeMap<String, Value>>>,
+}
+
+impl Recommendation {
+    /// Whether the fastest was recommended over the default.
+    pub fn recommended(&self) -> bool {
+        self.advice == AdviceKind::Recommend
+    }
 }
 
 impl Row {

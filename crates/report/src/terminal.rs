@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::html;
+use crate::model::AdviceKind;
 use crate::summary::Summary;
 
 /// `writeln!` into a `String`, which cannot fail.
@@ -23,11 +24,11 @@ pub fn render(s: &Summary) -> String {
                 out,
                 "  {}{}",
                 l.text,
-                if l.seen { "" } else { " (not separated)" }
+                if l.seen() { "" } else { " (not separated)" }
             );
         }
-        for line in &s.verdict.setup {
-            outln!(out, "    {line}");
+        for a in &s.verdict.settings {
+            outln!(out, "    {}", a.line);
         }
     }
     if let Some(o) = &s.machine.openblas {
@@ -81,14 +82,9 @@ pub fn render(s: &Summary) -> String {
     for r in &s.recommendations {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let best: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let verdict = if r.seen {
-            ""
-        } else if r.speedup_vs_default.is_none() && !r.default.is_empty() {
-            " (the default ran once: no interval to judge it by)"
-        } else if r.fastest == r.default {
-            " (the default was fastest)"
-        } else {
-            " (the default: as good here)"
+        let verdict = match r.advice {
+            AdviceKind::Recommend => String::new(),
+            AdviceKind::Keep(why) => format!(" (kept: {})", why.words()),
         };
         outln!(
             out,

@@ -4,45 +4,157 @@
 
 use serde::{Deserialize, Serialize};
 
+use parcost::id::{key, layer as layers};
+
 use crate::findings::{Crossover, KernelSweep, crossovers, display_kernel, ratio};
+use crate::model::{Comparison, Ratio, Rule, Separated, Separation, Stands};
 use crate::results::Estimate;
+use crate::settings::{EnvVar, Setting};
 use crate::summary::{MachineOut, Row};
+
+/// What a line of the verdict is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topic {
+    Kernel,
+    Layer,
+    Library,
+    Small,
+    Large,
+    Sharing,
+    Mpi,
+    Never,
+    Noise,
+}
+
+impl Topic {
+    /// The class of its line on the page.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kernel => "kernel",
+            Self::Layer => "layer",
+            Self::Library => "library",
+            Self::Small => "small",
+            Self::Large => "large",
+            Self::Sharing => "sharing",
+            Self::Mpi => "mpi",
+            Self::Never => "never",
+            Self::Noise => "noise",
+        }
+    }
+}
+
+/// What a line rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "support", rename_all = "kebab-case")]
+pub enum Support {
+    /// A comparison that separated beyond its interval and the margin.
+    Separated { ratio: Ratio },
+    /// The comparison the line is about did not separate: the line says what stands, and why.
+    NotSeparated { why: Stands },
+    /// A statement of fact about the run (its noise), not a comparison.
+    Information,
+}
 
 /// One line of the verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
-    /// What it is about: `kernel`, `layer`, `small`, `large`, `sharing`, `mpi`, `never`, `noise`.
-    pub topic: String,
+    pub topic: Topic,
     pub text: String,
     /// The id of the page element that holds the evidence.
     pub evidence: String,
-    /// Whether the advice rests on intervals that separate.
-    pub seen: bool,
+    #[serde(flatten)]
+    pub support: Support,
+}
+
+impl Line {
+    /// Whether the line's advice rests on a comparison that separated.
+    pub fn seen(&self) -> bool {
+        matches!(self.support, Support::Separated { .. })
+    }
+}
+
+/// A setting the verdict tells the user to make, with the comparison it rests on. Made only by
+/// [`Verdict::advise`], from a [`Separated`] comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Advised {
+    pub setting: Setting,
+    /// What it is for: the workload, the sizes.
+    pub purpose: String,
+    /// The line to copy, as printed.
+    pub line: String,
+    /// The speedup it rests on.
+    pub because: Ratio,
+    pub evidence: String,
 }
 
 /// The verdict block: its lines, and the settings ready to copy.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub lines: Vec<Line>,
-    /// Environment settings and code, one line each (comments start with `#` or `//`).
-    pub setup: Vec<String>,
+    /// The settings to copy, each from a recommendation whose comparison separated.
+    pub settings: Vec<Advised>,
 }
 
-fn line(topic: &str, text: String, evidence: &str, seen: bool) -> Line {
-    Line {
-        topic: topic.to_owned(),
-        text,
-        evidence: evidence.to_owned(),
-        seen,
+impl Verdict {
+    fn say(&mut self, topic: Topic, text: String, evidence: &str, support: Support) {
+        self.lines.push(Line {
+            topic,
+            text,
+            evidence: evidence.to_owned(),
+            support,
+        });
+    }
+
+    /// A line whose support is `separation` of `ratio` (the one rule).
+    pub(crate) fn judged(
+        &mut self,
+        topic: Topic,
+        text: String,
+        evidence: &str,
+        ratio: Ratio,
+        wanted: Separation,
+    ) {
+        let sep = ratio.separation(Rule::REPORT);
+        let support = if sep == wanted {
+            Support::Separated { ratio }
+        } else {
+            Support::NotSeparated {
+                why: match sep {
+                    Separation::Equivalent => Stands::Equivalent(ratio),
+                    Separation::Unknown => Stands::RanOnce,
+                    Separation::Above | Separation::Below => Stands::Slower(ratio),
+                    Separation::Overlap => Stands::Overlap(ratio),
+                },
+            }
+        };
+        self.say(topic, text, evidence, support);
+    }
+
+    pub(crate) fn line(&mut self, topic: Topic, text: String, evidence: &str, support: Support) {
+        self.say(topic, text, evidence, support);
+    }
+
+    /// A setting to copy: only with the comparison that separated.
+    pub(crate) fn advise<C>(
+        &mut self,
+        setting: Setting,
+        purpose: String,
+        because: &Separated<C>,
+        evidence: &str,
+    ) {
+        self.settings.push(Advised {
+            line: setting.line(&purpose),
+            setting,
+            purpose,
+            because: because.ratio(),
+            evidence: evidence.to_owned(),
+        });
     }
 }
 
-fn x(r: (f64, f64, f64)) -> String {
-    if r.0 < 10.0 {
-        format!("{:.2}x ({:.2} to {:.2})", r.0, r.1, r.2)
-    } else {
-        format!("{:.1}x ({:.1} to {:.1})", r.0, r.1, r.2)
-    }
+fn x(r: Ratio) -> String {
+    r.words()
 }
 
 /// The best sampled row of `rows` (by Criterion's estimate).
@@ -58,16 +170,29 @@ fn time(r: &Row) -> Option<Estimate> {
     r.time_ns
 }
 
+/// `subject` against `against` (above 1: subject faster), when both were sampled.
+fn compare<'a>(subject: &'a Row, against: &'a Row) -> Option<Comparison<&'a Row>> {
+    Some(Comparison {
+        subject,
+        against,
+        ratio: ratio(&time(against)?, &time(subject)?),
+    })
+}
+
 /// Computes the verdict of a run.
-pub fn verdict(machine: &MachineOut, rows: &[Row]) -> Verdict {
+pub fn verdict(
+    machine: &MachineOut,
+    rows: &[Row],
+    recs: &[crate::summary::Recommendation],
+) -> Verdict {
     let p = machine.logical_cores.max(1) as u64;
     let mut v = Verdict::default();
     kernel(machine, rows, p, &mut v);
     let layer = layer(rows, p, &mut v);
-    crate::libraries::verdict(rows, p, &mut v);
+    crate::libraries::verdict(rows, recs, p, &mut v);
     threads(rows, p, layer.as_deref(), &mut v);
     sharing(rows, &mut v);
-    crate::mpi::verdict(rows, machine.logical_cores, &mut v);
+    crate::mpi::verdict(rows, recs, machine, &mut v);
     never(rows, &mut v);
     noise(machine, &mut v);
     v
@@ -78,94 +203,158 @@ fn kernel(machine: &MachineOut, rows: &[Row], p: u64, v: &mut Verdict) {
         return;
     };
     let sweep = KernelSweep::of(rows, p);
-    let best = sweep.as_ref().map(|s| s.best);
     let of = |k: &str| sweep.as_ref().and_then(|s| s.row(k));
-    let (Some(best), Some(lib)) = (best, of(&o.core)) else {
-        v.lines.push(line(
-            "kernel",
+    let (Some(best), Some(lib)) = (sweep.as_ref().map(|s| s.best), of(&o.core)) else {
+        v.line(
+            Topic::Kernel,
             format!(
                 "OpenBLAS kernel: {} ran every suite (OpenBLAS itself chooses {}); the kernel \
                  sweep has no results to compare them.",
                 o.kernel, o.core
             ),
             "machine",
-            false,
-        ));
+            Support::Information,
+        );
         return;
     };
-    let best_name = display_kernel(best.name("kernel").unwrap_or("?"));
-    let r = time(lib).zip(time(best)).map(|(l, b)| ratio(&l, &b));
-    match r {
-        Some(r) if lib.full_id != best.full_id && r.1 > 1.0 => {
-            v.lines.push(line(
-                "kernel",
+    let best_name = display_kernel(best.name(key::KERNEL).unwrap_or("?"));
+    if lib.full_id == best.full_id {
+        // The library's own kernel was the fastest: by how much over the next one.
+        let next = fastest(
+            sweep
+                .iter()
+                .flat_map(|s| s.rows.iter().copied())
+                .filter(|r| r.full_id != lib.full_id),
+        );
+        match next.and_then(|n| compare(lib, n)) {
+            Some(c) => v.judged(
+                Topic::Kernel,
                 format!(
-                    "Kernel: set OPENBLAS_CORETYPE={best_name}. OpenBLAS's own choice here, {}, \
-                     ran dgemm {} slower; {best_name} computed the same results.",
+                    "Kernel: leave it to OpenBLAS: its own choice, {}, was the fastest correct \
+                     kernel measured, {} against the next, {}.",
                     o.core,
-                    x(r)
+                    x(c.ratio),
+                    display_kernel(c.against.name(key::KERNEL).unwrap_or("?"))
                 ),
                 "kernels",
-                true,
-            ));
-            v.setup.push(format!(
-                "export OPENBLAS_CORETYPE={best_name}   # the fastest correct kernel here"
-            ));
-        }
-        _ => v.lines.push(line(
-            "kernel",
-            format!(
-                "Kernel: leave it to OpenBLAS: its own choice, {}, was the fastest correct kernel \
-                 measured (or as fast).",
-                o.core
+                c.ratio,
+                Separation::Above,
             ),
-            "kernels",
-            true,
-        )),
+            None => v.line(
+                Topic::Kernel,
+                format!(
+                    "Kernel: OpenBLAS's own choice, {}, is the only kernel measured.",
+                    o.core
+                ),
+                "kernels",
+                Support::Information,
+            ),
+        }
+    } else if let Some(c) = compare(best, lib) {
+        let r = c.ratio;
+        match c.faster(Rule::REPORT) {
+            Ok(s) => {
+                v.line(
+                    Topic::Kernel,
+                    format!(
+                        "Kernel: set OPENBLAS_CORETYPE={best_name}. OpenBLAS's own choice here, \
+                         {}, ran dgemm {} slower; {best_name} computed the same results.",
+                        o.core,
+                        x(r)
+                    ),
+                    "kernels",
+                    Support::Separated { ratio: r },
+                );
+                v.advise(
+                    Setting::Env {
+                        var: EnvVar::OpenblasCoretype,
+                        value: best_name.clone(),
+                    },
+                    "the fastest correct kernel here".into(),
+                    &s,
+                    "kernels",
+                );
+            }
+            Err(why) => v.line(
+                Topic::Kernel,
+                format!(
+                    "Kernel: leave it to OpenBLAS: its own choice, {}, against the fastest \
+                     measured, {best_name}: {}.",
+                    o.core,
+                    why.words()
+                ),
+                "kernels",
+                Support::NotSeparated { why },
+            ),
+        }
     }
     if !parcost::kernel::same(&o.kernel, &o.core)
         && o.kernel_source == "environment"
         && let Some(used) = of(&o.kernel)
-            .and_then(time)
-            .zip(time(best))
-            .map(|(u, b)| ratio(&u, &b))
-        && used.1 > 1.0
+        && let Some(c) = compare(best, used)
     {
-        v.lines.push(line(
-            "kernel",
+        v.judged(
+            Topic::Kernel,
             format!(
-                "This run kept OPENBLAS_CORETYPE={} from your environment, {} slower \
-                         than {best_name}: every figure below is of {}.",
+                "This run kept OPENBLAS_CORETYPE={} from your environment, {} slower than \
+                 {best_name}: every figure below is of {}.",
                 o.kernel,
-                x(used),
+                x(c.ratio),
                 o.kernel
             ),
             "kernels",
-            true,
-        ));
+            c.ratio,
+            Separation::Above,
+        );
     }
 }
 
-/// The OpenBLAS layer with the fastest batch of small products, and what naive nesting cost
-/// under each (the other libraries: [`crate::libraries::verdict`]).
+/// The oversubscription batch of products whose instance ran under the most layers: the
+/// one the layer and library lines are about.
+pub(crate) fn batch_of_products(rows: &[Row]) -> Vec<&Row> {
+    use std::collections::BTreeMap;
+    let mut by: BTreeMap<Vec<(String, String)>, Vec<&Row>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| {
+        r.suite == parcost::id::OVERSUBSCRIPTION.name && r.workload == parcost::id::workload::MATMUL
+    }) {
+        let instance: Vec<(String, String)> = r
+            .params
+            .iter()
+            .filter(|(k, _)| ![key::LAYER, key::TASKS, key::BLAS_THREADS].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        by.entry(instance).or_default().push(r);
+    }
+    by.into_values()
+        .max_by_key(|cells| {
+            cells
+                .iter()
+                .filter_map(|r| r.name(key::LAYER))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        })
+        .unwrap_or_default()
+}
+
+/// The OpenBLAS layer to use for the batch of small products: another build only when its best
+/// beat the default build's best (pthreads, Debian's `libopenblas.so.0`) beyond the interval
+/// and the margin; and what naive nesting cost under each.
 fn layer(rows: &[Row], p: u64, v: &mut Verdict) -> Option<String> {
-    let batch: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.suite == "oversubscription" && r.workload == "matmul")
-        .filter(|r| r.int("n") == Some(256))
-        .filter(|r| r.name("layer").is_some_and(parcost::id::layer::is_openblas))
+    let batch: Vec<&Row> = batch_of_products(rows)
+        .into_iter()
+        .filter(|r| r.name(key::LAYER).is_some_and(layers::is_openblas))
         .collect();
-    let layers: std::collections::BTreeSet<&str> =
-        batch.iter().filter_map(|r| r.name("layer")).collect();
+    let names: std::collections::BTreeSet<&str> =
+        batch.iter().filter_map(|r| r.name(key::LAYER)).collect();
     let best_of = |l: &str| {
         fastest(
             batch
                 .iter()
                 .copied()
-                .filter(move |r| r.name("layer") == Some(l)),
+                .filter(move |r| r.name(key::LAYER) == Some(l)),
         )
     };
-    let mut bests: Vec<(&str, &Row)> = layers
+    let mut bests: Vec<(&str, &Row)> = names
         .iter()
         .filter_map(|l| Some((*l, best_of(l)?)))
         .collect();
@@ -180,44 +369,18 @@ fn layer(rows: &[Row], p: u64, v: &mut Verdict) -> Option<String> {
         .filter_map(|(l, best)| {
             let max_tasks = batch
                 .iter()
-                .filter(|r| r.name("layer") == Some(l))
-                .filter_map(|r| r.int("tasks"))
+                .filter(|r| r.name(key::LAYER) == Some(l))
+                .filter_map(|r| r.int(key::TASKS))
                 .max()?;
             let cell = batch.iter().find(|r| {
-                r.name("layer") == Some(l)
-                    && r.int("tasks") == Some(max_tasks)
-                    && r.int("blas_threads") == Some(p)
+                r.name(key::LAYER) == Some(l)
+                    && r.int(key::TASKS) == Some(max_tasks)
+                    && r.int(key::BLAS_THREADS) == Some(p)
             })?;
             let r = ratio(&time(cell)?, &time(best)?);
-            Some(format!("{l} {:.1}x", r.0))
+            Some(format!("{l} {:.1}x", r.estimate))
         })
         .collect();
-    let pairs = win_row.int("pairs").unwrap_or(0);
-    let runner_up = bests
-        .get(1)
-        .and_then(|(l, r)| Some((*l, ratio(&time(r)?, &time(win_row)?))));
-    let (text, seen) = match runner_up {
-        Some((other, r)) if r.1 > 1.0 => (
-            format!(
-                "Layer: OpenBLAS {winner}. At its best it ran {pairs} products of 256^2 {} faster \
-                 than {other} at its best.",
-                x(r)
-            ),
-            true,
-        ),
-        Some((other, r)) => (
-            format!(
-                "Layer: {winner} and {other} were as fast at their best on {pairs} products of \
-                 256^2 ({}).",
-                x(r)
-            ),
-            false,
-        ),
-        None => (
-            format!("Layer: OpenBLAS {winner} (the only one measured)."),
-            false,
-        ),
-    };
     let naive = if naive.is_empty() {
         String::new()
     } else {
@@ -226,13 +389,93 @@ fn layer(rows: &[Row], p: u64, v: &mut Verdict) -> Option<String> {
             naive.join(", ")
         )
     };
-    v.lines.push(line(
-        "layer",
-        format!("{text}{naive}"),
-        "oversubscription",
-        seen,
-    ));
-    Some(winner.to_owned())
+    let what = crate::findings::human(&win_row.workload, &{
+        let mut params = win_row.params.clone();
+        params.retain(|k, _| ![key::LAYER, key::TASKS, key::BLAS_THREADS].contains(&k.as_str()));
+        params
+    });
+    let default = bests.iter().find(|(l, _)| *l == layers::PTHREADS);
+    let chosen = match default {
+        None => {
+            v.line(
+                Topic::Layer,
+                format!(
+                    "Layer: OpenBLAS {winner} was the fastest build measured on {what}; the \
+                     default build (pthreads) was not measured, so nothing is recommended \
+                     over it.{naive}"
+                ),
+                parcost::id::OVERSUBSCRIPTION.name,
+                Support::NotSeparated {
+                    why: Stands::NoDefault,
+                },
+            );
+            winner
+        }
+        Some((_, d)) if winner == layers::PTHREADS => {
+            match bests.get(1).and_then(|(_, r)| compare(d, r)) {
+                Some(c) => v.judged(
+                    Topic::Layer,
+                    format!(
+                        "Layer: keep OpenBLAS pthreads, the default build: at its best it ran {what} \
+                         {} against {} at its best.{naive}",
+                        x(c.ratio),
+                        c.against.name(key::LAYER).unwrap_or("?")
+                    ),
+                    parcost::id::OVERSUBSCRIPTION.name,
+                    c.ratio,
+                    Separation::Above,
+                ),
+                None => v.line(
+                    Topic::Layer,
+                    format!("Layer: OpenBLAS pthreads, the only build measured.{naive}"),
+                    parcost::id::OVERSUBSCRIPTION.name,
+                    Support::Information,
+                ),
+            }
+            winner
+        }
+        Some((_, d)) => {
+            let c = compare(win_row, d)?;
+            let r = c.ratio;
+            match c.faster(Rule::REPORT) {
+                Ok(s) => {
+                    v.line(
+                        Topic::Layer,
+                        format!(
+                            "Layer: OpenBLAS {winner}. At its best it ran {what} {} faster than \
+                             the default build, pthreads, at its best.{naive}",
+                            x(r)
+                        ),
+                        parcost::id::OVERSUBSCRIPTION.name,
+                        Support::Separated { ratio: r },
+                    );
+                    v.advise(
+                        Setting::OpenBlasLayer {
+                            layer: winner.to_owned(),
+                        },
+                        format!("OpenBLAS {winner} for {what}"),
+                        &s,
+                        parcost::id::OVERSUBSCRIPTION.name,
+                    );
+                    winner
+                }
+                Err(why) => {
+                    v.line(
+                        Topic::Layer,
+                        format!(
+                            "Layer: keep the default build, pthreads: {winner}'s best on {what} \
+                             against it: {}.{naive}",
+                            why.words()
+                        ),
+                        parcost::id::OVERSUBSCRIPTION.name,
+                        Support::NotSeparated { why },
+                    );
+                    layers::PTHREADS
+                }
+            }
+        }
+    };
+    Some(chosen.to_owned())
 }
 
 fn threads(rows: &[Row], p: u64, layer: Option<&str>, v: &mut Verdict) {
@@ -242,84 +485,121 @@ fn threads(rows: &[Row], p: u64, layer: Option<&str>, v: &mut Verdict) {
         .or_else(|| {
             cross
                 .iter()
-                .find(|(l, _)| parcost::id::layer::is_openblas(l))
+                .find(|(l, _)| layers::is_openblas(l))
                 .map(|(l, c)| (l.as_str(), c))
         })
     else {
         return;
     };
-    let sizes: Vec<u64> = rows
-        .iter()
-        .filter(|r| r.suite == "task-level" && r.name("layer") == Some(layer))
-        .filter_map(|r| r.int("n"))
-        .collect();
-    let largest = sizes.iter().max().copied().unwrap_or(0);
-    if let Some((n, r)) = c.best_win.filter(|(_, r)| r.1 > 1.0) {
-        let upto = match c.crossover {
-            Some(cx) => format!("below n={cx}"),
-            None => format!("every size measured, up to n={largest}"),
-        };
-        v.lines.push(line(
-            "small",
+    let largest = c.by_n.last().map_or(0, |(n, _)| *n);
+    let evidence = parcost::id::TASK_LEVEL.name;
+    // Task-level (P x 1) against op-level (1 x P, the library default) at its best size.
+    let win = c.best_win.map(|(n, r)| {
+        (
+            n,
+            Comparison {
+                subject: "task-level",
+                against: "op-level",
+                ratio: r,
+            },
+        )
+    });
+    match win.map(|(n, c)| (n, c.faster(Rule::REPORT))) {
+        Some((n, Ok(s))) => {
+            let upto = match c.crossover {
+                Some(cx) => format!("below n={cx}"),
+                None => format!("every size measured, up to n={largest}"),
+            };
+            v.line(
+                Topic::Small,
+                format!(
+                    "Many small products ({upto}): {p} task threads x 1 BLAS thread. Task-level \
+                     beat BLAS threading by {} at n={n} ({layer}).",
+                    x(s.ratio())
+                ),
+                evidence,
+                Support::Separated { ratio: s.ratio() },
+            );
+            let purpose = format!(
+                "batches of independent products below n={}",
+                c.crossover.unwrap_or(largest)
+            );
+            v.advise(
+                Setting::Env {
+                    var: EnvVar::OpenblasNumThreads,
+                    value: "1".into(),
+                },
+                purpose.clone(),
+                &s,
+                evidence,
+            );
+            v.advise(
+                Setting::RayonPool { threads: p },
+                format!("one product a task: {purpose}"),
+                &s,
+                evidence,
+            );
+        }
+        Some((n, Err(why))) => v.line(
+            Topic::Small,
             format!(
-                "Many small products ({upto}): {p} task threads x 1 BLAS thread. Task-level \
-                 beat BLAS threading by {} at n={n} ({layer}).",
-                x(r)
+                "Many small products: keep BLAS threading (1 task x {p} BLAS threads). \
+                 Task-level's best, at n={n} under {layer}: {}.",
+                why.words()
             ),
-            "task-level",
-            true,
-        ));
-        v.setup.push(format!(
-            "export OPENBLAS_NUM_THREADS=1   # batches of products below n={}",
-            c.crossover.unwrap_or(largest)
-        ));
-        v.setup.push(format!(
-            "let pool = rayon::ThreadPoolBuilder::new().num_threads({p}).build()?;   // one product a task"
-        ));
-    } else {
-        v.lines.push(line(
-            "small",
-            format!(
-                "Many small products: task-level did not beat BLAS threading beyond the intervals \
-                 at any size under {layer}."
-            ),
-            "task-level",
-            false,
-        ));
+            evidence,
+            Support::NotSeparated { why },
+        ),
+        None => {}
     }
-    if let Some(cx) = c.crossover {
+    // Op-level at the largest size: the library default, when it is ahead there.
+    if let Some(&(n, r)) = c.by_n.last() {
+        let from = c
+            .crossover
+            .map(|cx| format!("n >= {cx}"))
+            .unwrap_or_else(|| format!("n = {n}"));
         let crossings = if c.crossings > 1 {
             format!(
-                " (the curves cross {} times: sizes near n={cx} are a toss-up)",
+                " (the curves cross {} times: sizes near the crossover are a toss-up)",
                 c.crossings
             )
         } else {
             String::new()
         };
-        v.lines.push(line(
-            "large",
+        v.judged(
+            Topic::Large,
             format!(
-                "Large matrices (n >= {cx}): 1 task x {p} BLAS threads, the library default: \
-                 op-level was not slower at any larger size{crossings}."
+                "Large matrices ({from}): 1 task x {p} BLAS threads, the library default: at \
+                 n={n} op-level against task-level was {}{crossings}.",
+                x(r.inverse())
             ),
-            "task-level",
-            true,
-        ));
-        v.setup.push(format!(
-            "# n >= {cx}: one product at a time, OPENBLAS_NUM_THREADS unset ({p} threads)"
-        ));
+            evidence,
+            r,
+            Separation::Below,
+        );
     }
 }
 
 fn sharing(rows: &[Row], v: &mut Verdict) {
-    const SIZE: u64 = 64 << 20;
     let in_process = |t: &str| t.starts_with("thread") || t.starts_with("channel") || t == "memcpy";
     let send: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.suite == "array-sharing" && r.workload == "send")
-        .filter(|r| r.int("bytes") == Some(SIZE))
-        .filter(|r| r.name("transport").is_some_and(|t| !in_process(t)))
-        .filter(|r| r.name("pool").is_none_or(|p| p == "persistent"))
+        .filter(|r| {
+            r.suite == parcost::id::ARRAY_SHARING.name && r.workload == parcost::id::workload::SEND
+        })
+        .filter(|r| r.name(key::TRANSPORT).is_some_and(|t| !in_process(t)))
+        .filter(|r| {
+            r.name(key::POOL)
+                .is_none_or(|p| p == parcost::id::pool::PERSISTENT)
+        })
+        .collect();
+    // The largest size measured: moving arrays is about large ones.
+    let Some(size) = send.iter().filter_map(|r| r.int(key::BYTES)).max() else {
+        return;
+    };
+    let send: Vec<&Row> = send
+        .into_iter()
+        .filter(|r| r.int(key::BYTES) == Some(size))
         .collect();
     let Some(best) = fastest(send.iter().copied()) else {
         return;
@@ -327,81 +607,84 @@ fn sharing(rows: &[Row], v: &mut Verdict) {
     let second = fastest(
         send.iter()
             .copied()
-            .filter(|r| r.name("transport") != best.name("transport")),
+            .filter(|r| r.name(key::TRANSPORT) != best.name(key::TRANSPORT)),
     );
-    let name = best.name("transport").unwrap_or("?").to_owned();
+    let name = best.name(key::TRANSPORT).unwrap_or("?").to_owned();
+    let mib = size >> 20;
     let gbs = best
         .throughput
         .as_ref()
         .filter(|t| t.unit == "GB/s")
         .map(|t| format!(" at {:.1} GB/s", t.estimate))
         .unwrap_or_default();
-    let vs = second.and_then(|s| Some((s.name("transport")?, ratio(&time(s)?, &time(best)?))));
-    let (text, seen) = match vs {
-        Some((other, r)) if r.1 > 1.0 => (
+    let evidence = parcost::id::ARRAY_SHARING.name;
+    match second.and_then(|s| compare(best, s)) {
+        Some(c) => v.judged(
+            Topic::Sharing,
             format!(
-                "Sending a 64 MiB array to another process: {name}{gbs}, {} faster than the next, \
-                 {other}. Threads share it by reference for free.",
-                x(r)
+                "Sending a {mib} MiB array to another process: {name}{gbs}, {} against the next, \
+                 {}. Threads share it by reference for free.",
+                x(c.ratio),
+                c.against.name(key::TRANSPORT).unwrap_or("?")
             ),
-            true,
+            evidence,
+            c.ratio,
+            Separation::Above,
         ),
-        Some((other, r)) => (
-            format!(
-                "Sending a 64 MiB array to another process: {name}{gbs} or {other} ({}, not \
-                 separated). Threads share it by reference for free.",
-                x(r)
-            ),
-            false,
+        None => v.line(
+            Topic::Sharing,
+            format!("Sending a {mib} MiB array to another process: {name}{gbs}."),
+            evidence,
+            Support::Information,
         ),
-        None => (
-            format!("Sending a 64 MiB array to another process: {name}{gbs}."),
-            false,
-        ),
-    };
-    v.lines.push(line("sharing", text, "array-sharing", seen));
+    }
 }
 
 /// The worst configuration measured against the best of its own grid.
 fn never(rows: &[Row], v: &mut Verdict) {
-    let mut worst: Option<((f64, f64, f64), &Row, &Row)> = None;
-    for r in rows.iter().filter(|r| r.suite == "oversubscription") {
+    let mut worst: Option<(Ratio, &Row, &Row)> = None;
+    for r in rows
+        .iter()
+        .filter(|r| r.suite == parcost::id::OVERSUBSCRIPTION.name)
+    {
         let group = rows.iter().filter(|o| {
             o.suite == r.suite
                 && o.workload == r.workload
-                && o.name("layer") == r.name("layer")
-                && o.int("n") == r.int("n")
+                && o.name(key::LAYER) == r.name(key::LAYER)
+                && o.int(key::N) == r.int(key::N)
         });
         let Some(best) = fastest(group) else { continue };
-        let Some(q) = time(r).zip(time(best)).map(|(a, b)| ratio(&a, &b)) else {
+        let Some(c) = compare(best, r) else {
             continue;
         };
-        if q.1 > 1.0 && worst.is_none_or(|w| q.0 > w.0.0) {
-            worst = Some((q, r, best));
+        if c.separation(Rule::REPORT) == Separation::Above
+            && worst.is_none_or(|w| c.ratio.estimate > w.0.estimate)
+        {
+            worst = Some((c.ratio, r, best));
         }
     }
     if let Some((q, r, best)) = worst {
         let cell = |r: &Row| {
             format!(
                 "{} tasks x {} BLAS threads",
-                r.int("tasks").unwrap_or(0),
-                r.int("blas_threads").unwrap_or(0)
+                r.int(key::TASKS).unwrap_or(0),
+                r.int(key::BLAS_THREADS).unwrap_or(0)
             )
         };
-        v.lines.push(line(
-            "never",
+        v.line(
+            Topic::Never,
             format!(
                 "Never: {} on {} of {}^2 under {}: {} slower than {}.",
                 cell(r),
                 r.workload,
-                r.int("n").unwrap_or(0),
-                r.name("layer").unwrap_or("?"),
+                r.int(key::N).unwrap_or(0),
+                r.name(key::LAYER).unwrap_or("?"),
                 x(q),
                 cell(best)
             ),
-            "oversubscription",
-            true,
-        ));
+            parcost::id::OVERSUBSCRIPTION.name,
+            Support::Separated { ratio: q },
+        );
     }
 }
 
@@ -428,18 +711,18 @@ fn noise(machine: &MachineOut, v: &mut Verdict) {
         .fold(f64::INFINITY, f64::min);
     let text = if flagged.is_empty() {
         format!(
-            "Noise: quiet enough. Every suite's calibrations agree within 10% (the lowest \
-             delivered parallel capacity was {low:.2} on {} cores), foreign load under 10%.",
-            machine.logical_cores
+            "Noise: quiet enough. Every suite's calibrations agree within {limit:.0}% (the lowest \
+             delivered parallel capacity was {low:.2} on {} cores), foreign load under {limit:.0}%.",
+            machine.logical_cores,
+            limit = 100.0 * parcost::noise::NOISE_LIMIT
         )
     } else {
         format!(
-            "Noise: {} ran on a noisy machine; treat their figures with care and rerun them.",
+            "Noise: {} ran on a noisy machine; their figures carry no advice: rerun them.",
             flagged.join(", ")
         )
     };
-    v.lines
-        .push(line("noise", text, "noise", flagged.is_empty()));
+    v.line(Topic::Noise, text, "noise", Support::Information);
 }
 
 #[cfg(test)]
@@ -450,18 +733,39 @@ mod tests {
         Row::for_test(id, ms, None)
     }
 
+    fn machine() -> MachineOut {
+        MachineOut {
+            logical_cores: 2,
+            physical_cores: 2,
+            ..MachineOut::default()
+        }
+    }
+
+    fn levels(sizes: &[(u64, f64, f64)]) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for &(n, op, task) in sizes {
+            rows.push(row(&format!("task-level/matmul/layer=openmp,n={n},pairs=8/variant=op-level,tasks=1,blas_threads=2"), op));
+            rows.push(row(&format!("task-level/matmul/layer=openmp,n={n},pairs=8/variant=task-level,tasks=2,blas_threads=1"), task));
+        }
+        rows
+    }
+
+    fn text(v: &Verdict, topic: Topic) -> String {
+        v.lines
+            .iter()
+            .find(|l| l.topic == topic)
+            .map(|l| l.text.clone())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn the_verdict_names_the_crossover_the_worst_cell_and_the_copyable_settings() {
-        let mut rows = Vec::new();
-        for (n, op, task) in [
+        let mut rows = levels(&[
             (64, 40.0, 20.0),
             (256, 30.0, 20.0),
             (512, 20.0, 20.5),
             (1024, 18.0, 25.0),
-        ] {
-            rows.push(row(&format!("task-level/matmul/layer=openmp,n={n},pairs=8/variant=op-level,tasks=1,blas_threads=2"), op));
-            rows.push(row(&format!("task-level/matmul/layer=openmp,n={n},pairs=8/variant=task-level,tasks=2,blas_threads=1"), task));
-        }
+        ]);
         for (t, b, ms) in [(2, 1, 20.0), (8, 2, 262.0), (1, 2, 30.0)] {
             rows.push(row(
                 &format!(
@@ -470,31 +774,125 @@ mod tests {
                 ms,
             ));
         }
-        let machine = MachineOut {
-            logical_cores: 2,
-            ..MachineOut::default()
-        };
-        let v = verdict(&machine, &rows);
-        let text = |topic: &str| {
+        let v = verdict(&machine(), &rows, &[]);
+        assert!(
+            text(&v, Topic::Small).contains("below n=512"),
+            "{}",
+            text(&v, Topic::Small)
+        );
+        assert!(
+            text(&v, Topic::Large).contains("n >= 512"),
+            "{}",
+            text(&v, Topic::Large)
+        );
+        assert!(
+            text(&v, Topic::Never).contains("8 tasks x 2 BLAS threads")
+                && text(&v, Topic::Never).contains("13.1x"),
+            "{}",
+            text(&v, Topic::Never)
+        );
+        assert!(
+            v.settings
+                .iter()
+                .any(|s| s.line.starts_with("export OPENBLAS_NUM_THREADS=1"))
+        );
+        assert!(v.settings.iter().any(|s| s.line.contains("num_threads(2)")));
+        assert!(v.lines.iter().all(|l| !l.evidence.is_empty()));
+    }
+
+    #[test]
+    fn the_best_win_is_the_largest_that_separated() {
+        // n=64: 3x by its estimate but with an interval that straddles 1; n=128: 1.5x, clear.
+        let mut rows = levels(&[(64, 60.0, 20.0), (128, 30.0, 20.0), (1024, 18.0, 25.0)]);
+        for r in rows.iter_mut().filter(|r| r.int(key::N) == Some(64)) {
+            let t = r.time_ns.as_mut().expect("sampled");
+            t.lower = t.estimate * 0.2;
+            t.upper = t.estimate * 5.0;
+        }
+        let v = verdict(&machine(), &rows, &[]);
+        assert!(
+            text(&v, Topic::Small).contains("at n=128"),
+            "{}",
+            text(&v, Topic::Small)
+        );
+        assert!(
             v.lines
                 .iter()
-                .find(|l| l.topic == topic)
-                .map(|l| l.text.clone())
-                .unwrap_or_default()
-        };
-        assert!(text("small").contains("below n=512"), "{}", text("small"));
-        assert!(text("large").contains("n >= 512"), "{}", text("large"));
-        assert!(
-            text("never").contains("8 tasks x 2 BLAS threads") && text("never").contains("13.1x"),
-            "{}",
-            text("never")
+                .find(|l| l.topic == Topic::Small)
+                .is_some_and(Line::seen)
         );
+    }
+
+    #[test]
+    fn no_setting_without_a_separated_comparison() {
+        // Task-level ahead by 3% everywhere, with tight intervals: within the margin.
+        let mut near = levels(&[(64, 20.6, 20.0), (256, 20.6, 20.0), (1024, 20.6, 20.0)]);
+        for r in &mut near {
+            let t = r.time_ns.as_mut().expect("sampled");
+            t.lower = t.estimate * 0.999;
+            t.upper = t.estimate * 1.001;
+        }
+        let v = verdict(&machine(), &near, &[]);
+        assert!(v.settings.is_empty(), "{:?}", v.settings);
         assert!(
-            v.setup
+            !v.lines
                 .iter()
-                .any(|s| s.starts_with("export OPENBLAS_NUM_THREADS=1"))
+                .find(|l| l.topic == Topic::Small)
+                .is_some_and(Line::seen)
         );
-        assert!(v.setup.iter().any(|s| s.contains("num_threads(2)")));
-        assert!(v.lines.iter().all(|l| !l.evidence.is_empty()));
+        // Overlapping intervals.
+        let mut wide = levels(&[(64, 30.0, 20.0), (1024, 30.0, 20.0)]);
+        for r in &mut wide {
+            let t = r.time_ns.as_mut().expect("sampled");
+            t.lower = t.estimate * 0.6;
+            t.upper = t.estimate * 1.4;
+        }
+        let v = verdict(&machine(), &wide, &[]);
+        assert!(v.settings.is_empty(), "{:?}", v.settings);
+        // Op-level run once at every size: no interval, no advice.
+        let mut once = levels(&[(64, 40.0, 20.0), (1024, 40.0, 20.0)]);
+        for r in once
+            .iter_mut()
+            .filter(|r| r.name(key::VARIANT) == Some("op-level"))
+        {
+            r.single_run_ns = r.time_ns.take().map(|t| t.estimate);
+        }
+        let v = verdict(&machine(), &once, &[]);
+        assert!(v.settings.is_empty(), "{:?}", v.settings);
+    }
+
+    #[test]
+    fn a_layer_is_recommended_only_over_the_default_build() {
+        let over = |layer: &str, t: u64, b: u64, ms: f64| {
+            row(
+                &format!(
+                    "oversubscription/matmul/layer={layer},n=256,pairs=64/tasks={t},blas_threads={b}"
+                ),
+                ms,
+            )
+        };
+        // openmp 2% ahead of pthreads, tight intervals: equivalent here, keep the default build.
+        let mut rows = [over("openmp", 2, 1, 19.6), over("pthreads", 2, 1, 20.0)];
+        for r in &mut rows {
+            let t = r.time_ns.as_mut().expect("sampled");
+            t.lower = t.estimate * 0.999;
+            t.upper = t.estimate * 1.001;
+        }
+        let v = verdict(&machine(), &rows, &[]);
+        assert!(v.settings.is_empty(), "{:?}", v.settings);
+        assert!(text(&v, Topic::Layer).starts_with("Layer: keep the default build"));
+        // openmp clearly ahead: its library path is the setting.
+        let rows = [over("openmp", 2, 1, 10.0), over("pthreads", 2, 1, 20.0)];
+        let v = verdict(&machine(), &rows, &[]);
+        assert_eq!(v.settings.len(), 1, "{:?}", v.settings);
+        assert!(
+            v.settings[0].line.contains("openblas-openmp"),
+            "{:?}",
+            v.settings
+        );
+        // No pthreads measured: nothing to recommend over.
+        let rows = [over("openmp", 2, 1, 10.0), over("serial", 1, 1, 20.0)];
+        let v = verdict(&machine(), &rows, &[]);
+        assert!(v.settings.is_empty(), "{:?}", v.settings);
     }
 }

@@ -1,0 +1,525 @@
+//! The one comparison every piece of advice rests on: a [`Ratio`] of two times with its
+//! interval, judged by one [`Rule`] (which interval, and the practical margin) into a
+//! [`Separation`]; and [`Advice`], whose `Recommend` variant can only hold a [`Separated`]
+//! comparison, so advice that outruns its evidence cannot be represented.
+//!
+//! Every "faster", "slower", "seen" and "recommended" in the report comes from here: nothing
+//! else compares an interval with 1.
+
+use serde::{Deserialize, Serialize};
+
+use crate::results::Estimate;
+
+/// A ratio of two times with the interval that holds for every pair of values inside the two
+/// intervals (`[lo_a / hi_b, hi_a / lo_b]`: conservative, so it lies beyond 1 only when the two
+/// intervals separate). Without intervals (a variant run once) `lo` and `hi` are absent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    pub estimate: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<f64>,
+}
+
+impl Ratio {
+    /// `a / b`, each a time with its interval.
+    pub fn of(a: &Estimate, b: &Estimate) -> Self {
+        Self {
+            estimate: a.estimate / b.estimate,
+            lower: Some(a.lower / b.upper),
+            upper: Some(a.upper / b.lower),
+        }
+    }
+
+    /// `a / b` of two single values: an estimate with no interval, judged [`Separation::Unknown`].
+    pub fn once(a: f64, b: f64) -> Self {
+        Self {
+            estimate: a / b,
+            lower: None,
+            upper: None,
+        }
+    }
+
+    /// A ratio from an estimate that already carries its interval (a share of a peak).
+    pub fn from_estimate(e: Estimate) -> Self {
+        Self {
+            estimate: e.estimate,
+            lower: Some(e.lower),
+            upper: Some(e.upper),
+        }
+    }
+
+    /// The interval, when there is one.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        self.lower.zip(self.upper)
+    }
+
+    /// The ratio as an estimate with its interval (for the export), when it has one.
+    pub fn as_estimate(&self) -> Option<Estimate> {
+        let (lower, upper) = self.interval()?;
+        Some(Estimate {
+            estimate: self.estimate,
+            lower,
+            upper,
+        })
+    }
+
+    /// `b / a`.
+    pub fn inverse(&self) -> Self {
+        Self {
+            estimate: 1.0 / self.estimate,
+            lower: self.upper.map(|u| 1.0 / u),
+            upper: self.lower.map(|l| 1.0 / l),
+        }
+    }
+
+    /// Where this ratio lies against 1 by `rule`.
+    pub fn separation(&self, rule: Rule) -> Separation {
+        let Some((lo, hi)) = self.interval() else {
+            return Separation::Unknown;
+        };
+        let m = 1.0 + rule.margin;
+        if lo > m {
+            Separation::Above
+        } else if hi < 1.0 / m {
+            Separation::Below
+        } else if lo >= 1.0 / m && hi <= m {
+            Separation::Equivalent
+        } else {
+            Separation::Overlap
+        }
+    }
+
+    /// `1.52x (1.40 to 1.66)`, or `1.52x (one run)`; one decimal from 10x on.
+    pub fn words(&self) -> String {
+        let digits = if self.estimate < 10.0 { 2 } else { 1 };
+        match self.interval() {
+            Some((lo, hi)) => format!(
+                "{:.digits$}x ({lo:.digits$} to {hi:.digits$})",
+                self.estimate
+            ),
+            None => format!("{:.digits$}x (one run, no interval)", self.estimate),
+        }
+    }
+}
+
+/// Which interval a comparison is judged by, and the practical margin beyond it.
+///
+/// The margin: a ratio counts as a difference only when its whole interval lies beyond
+/// `1 + margin` (or below its inverse); an interval wholly inside the margin is "equivalent
+/// here", and one that straddles it decides nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    /// The practical margin, as a fraction (0.05: 5%).
+    pub margin: f64,
+    pub interval: IntervalKind,
+}
+
+/// Where the interval of a comparison comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntervalKind {
+    /// Criterion's 95% interval of one process's samples.
+    WithinRun,
+    /// The spread of independent rounds, each a fresh process (holds between runs).
+    BetweenRounds,
+}
+
+/// The practical margin of the report: below 5%, two configurations are equivalent here.
+pub const MARGIN: f64 = 0.05;
+
+impl Rule {
+    /// The rule the report judges by.
+    pub const REPORT: Rule = Rule {
+        margin: MARGIN,
+        interval: IntervalKind::WithinRun,
+    };
+}
+
+/// A ratio against 1 under a [`Rule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Separation {
+    /// The whole interval lies above `1 + margin`.
+    Above,
+    /// The whole interval lies below `1 / (1 + margin)`.
+    Below,
+    /// The whole interval lies within the margin: equal for practical purposes.
+    Equivalent,
+    /// The interval straddles the margin: undecided.
+    Overlap,
+    /// No interval (a variant run once): nothing can be decided.
+    Unknown,
+}
+
+impl Separation {
+    /// Whether the ratio differs from 1 beyond its interval and the margin.
+    pub fn separated(self) -> bool {
+        matches!(self, Self::Above | Self::Below)
+    }
+}
+
+/// One configuration measured against another: `ratio` is `against`'s time over
+/// `subject`'s, so above 1 the subject was faster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison<C> {
+    pub subject: C,
+    pub against: C,
+    pub ratio: Ratio,
+}
+
+impl<C> Comparison<C> {
+    /// How the subject stands against `against` under `rule`.
+    pub fn separation(&self, rule: Rule) -> Separation {
+        self.ratio.separation(rule)
+    }
+
+    /// The comparison as evidence that the subject was faster, or why it is not.
+    pub fn faster(self, rule: Rule) -> Result<Separated<C>, Stands> {
+        match self.separation(rule) {
+            Separation::Above => Ok(Separated {
+                comparison: self,
+                rule,
+            }),
+            Separation::Below => Err(Stands::Slower(self.ratio)),
+            Separation::Equivalent => Err(Stands::Equivalent(self.ratio)),
+            Separation::Overlap => Err(Stands::Overlap(self.ratio)),
+            Separation::Unknown => Err(Stands::RanOnce),
+        }
+    }
+}
+
+/// A comparison whose subject was faster than what it was measured against, beyond the
+/// interval and the margin of its rule. Only [`Comparison::faster`] makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Separated<C> {
+    comparison: Comparison<C>,
+    rule: Rule,
+}
+
+impl<C> Separated<C> {
+    pub fn comparison(&self) -> &Comparison<C> {
+        &self.comparison
+    }
+
+    pub fn subject(&self) -> &C {
+        &self.comparison.subject
+    }
+
+    pub fn ratio(&self) -> Ratio {
+        self.comparison.ratio
+    }
+
+    pub fn rule(&self) -> Rule {
+        self.rule
+    }
+}
+
+/// Why the default stands (or nothing is said).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "kebab-case")]
+pub enum Stands {
+    /// The fastest measured is the default itself.
+    FastestIsDefault,
+    /// The fastest's interval and the default's overlap (beyond the margin).
+    Overlap(Ratio),
+    /// Within the practical margin of the default.
+    Equivalent(Ratio),
+    /// Slower than the default (a comparison asked the other way).
+    Slower(Ratio),
+    /// The default (or the fastest) ran once: no interval to judge by.
+    RanOnce,
+    /// No default was measured: nothing to recommend against.
+    NoDefault,
+    /// One configuration only (the serial layer): nothing to choose.
+    SingleConfiguration,
+    /// The suite ran on a noisy machine: its figures carry no advice.
+    NoisySuite,
+}
+
+/// What to do about one workload: recommend a configuration over the default (only with a
+/// separated comparison), or keep the default and say why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Advice<C> {
+    Recommend(Separated<C>),
+    Keep { default: Option<C>, why: Stands },
+}
+
+impl<C: PartialEq + Clone> Advice<C> {
+    /// The one recommendation rule: `fastest` over `default` (each with its time), under
+    /// `rule`. `noisy`: the suite's run was flagged, so nothing is recommended from it.
+    pub fn judge(
+        fastest: (C, Option<Estimate>),
+        default: Option<(C, Option<Estimate>)>,
+        configurations: usize,
+        noisy: bool,
+        rule: Rule,
+    ) -> Self {
+        let Some((default, default_time)) = default else {
+            return Self::Keep {
+                default: None,
+                why: if configurations <= 1 {
+                    Stands::SingleConfiguration
+                } else {
+                    Stands::NoDefault
+                },
+            };
+        };
+        if configurations <= 1 {
+            return Self::Keep {
+                default: Some(default),
+                why: Stands::SingleConfiguration,
+            };
+        }
+        if fastest.0 == default {
+            return Self::Keep {
+                default: Some(default),
+                why: Stands::FastestIsDefault,
+            };
+        }
+        let ratio = match (default_time, fastest.1) {
+            (Some(d), Some(f)) => Ratio::of(&d, &f),
+            _ => {
+                return Self::Keep {
+                    default: Some(default),
+                    why: Stands::RanOnce,
+                };
+            }
+        };
+        let comparison = Comparison {
+            subject: fastest.0,
+            against: default.clone(),
+            ratio,
+        };
+        match comparison.faster(rule) {
+            Ok(_) if noisy => Self::Keep {
+                default: Some(default),
+                why: Stands::NoisySuite,
+            },
+            Ok(s) => Self::Recommend(s),
+            Err(why) => Self::Keep {
+                default: Some(default),
+                why,
+            },
+        }
+    }
+
+    /// The configuration to use: the recommended one, else the default.
+    pub fn choice(&self) -> Option<&C> {
+        match self {
+            Self::Recommend(s) => Some(s.subject()),
+            Self::Keep { default, .. } => default.as_ref(),
+        }
+    }
+
+    pub fn recommended(&self) -> Option<&Separated<C>> {
+        match self {
+            Self::Recommend(s) => Some(s),
+            Self::Keep { .. } => None,
+        }
+    }
+}
+
+/// What a recommendation says, for the export: `recommend`, or why the default stands.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "advice", rename_all = "kebab-case")]
+pub enum AdviceKind {
+    Recommend,
+    Keep(Stands),
+}
+
+impl<C> From<&Advice<C>> for AdviceKind {
+    fn from(a: &Advice<C>) -> Self {
+        match a {
+            Advice::Recommend(_) => Self::Recommend,
+            Advice::Keep { why, .. } => Self::Keep(*why),
+        }
+    }
+}
+
+impl Stands {
+    /// Why the default stands, in a few words.
+    pub fn words(&self) -> String {
+        match self {
+            Self::FastestIsDefault => "the default was the fastest".into(),
+            Self::Overlap(r) => format!("the fastest did not separate from it: {}", r.words()),
+            Self::Equivalent(r) => format!(
+                "the fastest was within the {:.0}% margin: {}",
+                100.0 * MARGIN,
+                r.words()
+            ),
+            Self::Slower(r) => format!("the alternative was slower: {}", r.words()),
+            Self::RanOnce => "a variant ran once, so there is no interval to judge by".into(),
+            Self::NoDefault => "the default was not measured".into(),
+            Self::SingleConfiguration => "one configuration only: nothing to choose".into(),
+            Self::NoisySuite => "the suite ran on a noisy machine: rerun it before acting".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn est(e: f64, half: f64) -> Estimate {
+        Estimate {
+            estimate: e,
+            lower: e - half,
+            upper: e + half,
+        }
+    }
+
+    #[test]
+    fn ratios_carry_conservative_intervals() {
+        let r = Ratio::of(&est(10.0, 1.0), &est(2.0, 0.5));
+        assert_eq!(r.estimate, 5.0);
+        let (lo, hi) = r.interval().expect("an interval");
+        assert!((lo - 9.0 / 2.5).abs() < 1e-12 && (hi - 11.0 / 1.5).abs() < 1e-12);
+        assert_eq!(
+            Ratio::once(4.0, 2.0).separation(Rule::REPORT),
+            Separation::Unknown
+        );
+    }
+
+    #[test]
+    fn separation_needs_the_interval_beyond_the_margin() {
+        let rule = Rule::REPORT;
+        // Separated from 1 but not from the margin: 1.02 to 1.04 is equivalent here.
+        let near = Ratio {
+            estimate: 1.03,
+            lower: Some(1.02),
+            upper: Some(1.04),
+        };
+        assert_eq!(near.separation(rule), Separation::Equivalent);
+        // Straddling the margin: undecided.
+        let straddle = Ratio {
+            estimate: 1.06,
+            lower: Some(1.03),
+            upper: Some(1.09),
+        };
+        assert_eq!(straddle.separation(rule), Separation::Overlap);
+        let clear = Ratio {
+            estimate: 1.2,
+            lower: Some(1.1),
+            upper: Some(1.3),
+        };
+        assert_eq!(clear.separation(rule), Separation::Above);
+        assert_eq!(clear.inverse().separation(rule), Separation::Below);
+        // Without the margin the near-tie would separate.
+        let bare = Rule {
+            margin: 0.0,
+            ..rule
+        };
+        assert_eq!(near.separation(bare), Separation::Above);
+    }
+
+    fn judge(f: (u8, Option<Estimate>), d: Option<(u8, Option<Estimate>)>, n: usize) -> Advice<u8> {
+        Advice::judge(f, d, n, false, Rule::REPORT)
+    }
+
+    #[test]
+    fn only_a_separated_comparison_is_recommended() {
+        // Overlapping intervals: the default stands.
+        let a = judge(
+            (1, Some(est(88.0, 8.0))),
+            Some((0, Some(est(100.0, 8.0)))),
+            2,
+        );
+        assert!(
+            matches!(
+                a,
+                Advice::Keep {
+                    why: Stands::Overlap(_),
+                    ..
+                }
+            ),
+            "{a:?}"
+        );
+        assert_eq!(a.choice(), Some(&0));
+        // Within the margin, however tight: the default stands.
+        let a = judge(
+            (1, Some(est(97.0, 0.1))),
+            Some((0, Some(est(100.0, 0.1)))),
+            2,
+        );
+        assert!(
+            matches!(
+                a,
+                Advice::Keep {
+                    why: Stands::Equivalent(_),
+                    ..
+                }
+            ),
+            "{a:?}"
+        );
+        // A default that ran once: no interval, no recommendation.
+        let a = judge((1, Some(est(50.0, 1.0))), Some((0, None)), 2);
+        assert!(
+            matches!(
+                a,
+                Advice::Keep {
+                    why: Stands::RanOnce,
+                    ..
+                }
+            ),
+            "{a:?}"
+        );
+        // No default measured: nothing is recommended, and no choice is made for the user.
+        let a = judge((1, Some(est(50.0, 1.0))), None, 2);
+        assert!(
+            matches!(
+                a,
+                Advice::Keep {
+                    why: Stands::NoDefault,
+                    default: None
+                }
+            ),
+            "{a:?}"
+        );
+        assert_eq!(a.choice(), None);
+        // One configuration: nothing to choose.
+        let a = judge(
+            (0, Some(est(50.0, 1.0))),
+            Some((0, Some(est(50.0, 1.0)))),
+            1,
+        );
+        assert!(
+            matches!(
+                a,
+                Advice::Keep {
+                    why: Stands::SingleConfiguration,
+                    ..
+                }
+            ),
+            "{a:?}"
+        );
+        // A noisy suite: even a clear win is not advice.
+        let a = Advice::judge(
+            (1, Some(est(50.0, 1.0))),
+            Some((0, Some(est(100.0, 1.0)))),
+            2,
+            true,
+            Rule::REPORT,
+        );
+        assert!(
+            matches!(
+                a,
+                Advice::Keep {
+                    why: Stands::NoisySuite,
+                    ..
+                }
+            ),
+            "{a:?}"
+        );
+        // Clearly faster: recommended, and the recommendation carries its comparison.
+        let a = judge(
+            (1, Some(est(50.0, 1.0))),
+            Some((0, Some(est(100.0, 1.0)))),
+            2,
+        );
+        let s = a.recommended().expect("recommended");
+        assert_eq!(*s.subject(), 1);
+        assert!(s.ratio().lower.is_some_and(|l| l > 1.0 + MARGIN));
+    }
+}
