@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use parcost::id::key;
+
 use crate::model::{Advice, AdviceKind, Ratio, Rule, Separation};
 use crate::results::{Estimate, Value};
 use crate::summary::{Finding, Limits, Recommendation, Row};
@@ -613,6 +615,33 @@ pub(crate) fn recommend(
     }
 }
 
+/// The noise rule, one place for every suite: a recommendation drawn from a suite run that the
+/// noise check flagged (its calibrations apart, or foreign load or steal over the limit) is not
+/// advice; the default stands until the suite is rerun.
+pub(crate) fn unless_noisy(recs: &mut [Recommendation], noise: &[crate::summary::NoiseOut]) {
+    for rec in recs.iter_mut() {
+        let layers: Vec<&str> = [rec.params.get(key::LAYER), rec.fastest.get(key::LAYER)]
+            .into_iter()
+            .flatten()
+            .filter_map(Value::name)
+            .collect();
+        let noisy = noise.iter().any(|n| {
+            n.flagged
+                && n.suite == rec.suite
+                && n.layer.as_deref().is_none_or(|l| layers.contains(&l))
+        });
+        if noisy && rec.recommended() {
+            let default = (!rec.default.is_empty()).then(|| rec.default.clone());
+            rec.best = rec.default.clone();
+            rec.advice = AdviceKind::Keep(crate::model::Stands::NoisySuite);
+            rec.typed = Some(Advice::Keep {
+                default,
+                why: crate::model::Stands::NoisySuite,
+            });
+        }
+    }
+}
+
 /// A rate as shares of the best DGEMM measured and of the theoretical peak, with intervals
 /// (the rate's interval inverts the time's; the measured peak's own interval widens it).
 fn efficiencies(row: &Row, limits: Limits) -> (Option<Estimate>, Option<Estimate>) {
@@ -949,6 +978,42 @@ mod tests {
         assert_eq!(r.best["blas_threads"], Value::Int(4));
         let e = r.efficiency_theoretical.expect("a share of the peak");
         assert!(e.lower < e.estimate && e.estimate < e.upper, "{e:?}");
+    }
+
+    #[test]
+    fn a_noisy_suite_carries_no_recommendation() {
+        let clear = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
+        let mut recs = recommendations(&clear, 2, Limits::default());
+        assert!(recs[0].recommended());
+        let noise = |layer: &str, flagged: bool| crate::summary::NoiseOut {
+            suite: "blas-tuning".into(),
+            layer: Some(layer.into()),
+            part: None,
+            started: String::new(),
+            quick: true,
+            threads: 2,
+            capacity_before: 2.0,
+            capacity_after: 1.5,
+            steal: 0.0,
+            foreign_load: 0.0,
+            flagged,
+            rerun: None,
+        };
+        // Another layer's noise, or a quiet run: the recommendation stands.
+        unless_noisy(
+            &mut recs,
+            &[noise("pthreads", true), noise("openmp", false)],
+        );
+        assert!(recs[0].recommended());
+        unless_noisy(&mut recs, &[noise("openmp", true)]);
+        assert!(!recs[0].recommended());
+        assert_eq!(recs[0].best, recs[0].default);
+        assert!(
+            recs[0]
+                .typed
+                .as_ref()
+                .is_some_and(|a| a.recommended().is_none())
+        );
     }
 
     fn level_row(variant: &str, n: u64, ms: f64) -> Row {

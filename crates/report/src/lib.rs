@@ -98,6 +98,7 @@ fn summarize(run: &results::Run) -> Summary {
         let mut recs = findings::recommendations(&rows, logical, limits);
         recs.extend(mpi::recommendations(&rows, limits));
         recs.extend(libraries::recommendations(&rows, logical, limits));
+        findings::unless_noisy(&mut recs, &machine.noise);
         (all, recs)
     };
     let verdict = if logical == 0 {

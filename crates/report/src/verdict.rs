@@ -194,8 +194,31 @@ pub fn verdict(
     sharing(rows, &mut v);
     crate::mpi::verdict(rows, recs, machine, &mut v);
     never(rows, &mut v);
+    unless_noisy(machine, &mut v);
     noise(machine, &mut v);
     v
+}
+
+/// The noise rule for the verdict (recommendations get it in [`crate::findings::unless_noisy`]):
+/// a line whose evidence is a suite that ran on a noisy machine is no advice, and its settings
+/// are dropped.
+fn unless_noisy(machine: &MachineOut, v: &mut Verdict) {
+    let noisy = |evidence: &str| {
+        let suite = if evidence == "kernels" {
+            parcost::id::BLAS_TUNING.name
+        } else {
+            evidence
+        };
+        machine.noise.iter().any(|n| n.flagged && n.suite == suite)
+    };
+    v.settings.retain(|a| !noisy(&a.evidence));
+    for l in &mut v.lines {
+        if l.seen() && noisy(&l.evidence) {
+            l.support = Support::NotSeparated {
+                why: Stands::NoisySuite,
+            };
+        }
+    }
 }
 
 fn kernel(machine: &MachineOut, rows: &[Row], p: u64, v: &mut Verdict) {
@@ -798,6 +821,31 @@ mod tests {
         );
         assert!(v.settings.iter().any(|s| s.line.contains("num_threads(2)")));
         assert!(v.lines.iter().all(|l| !l.evidence.is_empty()));
+    }
+
+    #[test]
+    fn a_noisy_suite_gives_no_setting() {
+        let rows = levels(&[(64, 40.0, 20.0), (1024, 18.0, 25.0)]);
+        let mut m = machine();
+        m.noise.push(crate::summary::NoiseOut {
+            suite: "task-level".into(),
+            layer: Some("openmp".into()),
+            part: None,
+            started: String::new(),
+            quick: true,
+            threads: 2,
+            capacity_before: 2.0,
+            capacity_after: 1.4,
+            steal: 0.0,
+            foreign_load: 0.0,
+            flagged: true,
+            rerun: None,
+        });
+        let v = verdict(&m, &rows, &[]);
+        assert!(v.settings.is_empty(), "{:?}", v.settings);
+        assert!(!v.lines.iter().any(|l| l.topic == Topic::Small && l.seen()));
+        // The same rows on a quiet machine give the settings.
+        assert!(!verdict(&machine(), &rows, &[]).settings.is_empty());
     }
 
     #[test]
