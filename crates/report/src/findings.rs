@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use parcost::id::key;
 
+use crate::facts::{Finding, Limits, Recommendation, Row};
 use crate::model::{Advice, AdviceKind, Ratio, Rule, Separation};
 use crate::results::{Estimate, Value};
-use crate::summary::{Finding, Limits, Recommendation, Row};
 
 /// `slow / fast` with the interval that holds whatever pair of values inside the two 95%
 /// intervals is true: conservative, so "seen" means the intervals separate.
@@ -407,7 +407,6 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
         ));
     }
     all.extend(top3(share));
-    all.extend(crate::mpi::findings(rows, logical_cores));
     all
 }
 
@@ -415,6 +414,33 @@ fn cell_blas<'a>(rows: &[&'a Row], blas: u64) -> Option<&'a Row> {
     rows.iter()
         .copied()
         .find(|r| r.int("blas_threads") == Some(blas))
+}
+
+/// The oversubscription batch of products whose instance ran under the most layers: the
+/// one the layer and library lines are about.
+pub(crate) fn batch_of_products(rows: &[Row]) -> Vec<&Row> {
+    use std::collections::BTreeMap;
+    let mut by: BTreeMap<Vec<(String, String)>, Vec<&Row>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| {
+        r.suite == parcost::id::OVERSUBSCRIPTION.name && r.workload == parcost::id::workload::MATMUL
+    }) {
+        let instance: Vec<(String, String)> = r
+            .params
+            .iter()
+            .filter(|(k, _)| ![key::LAYER, key::TASKS, key::BLAS_THREADS].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        by.entry(instance).or_default().push(r);
+    }
+    by.into_values()
+        .max_by_key(|cells| {
+            cells
+                .iter()
+                .filter_map(|r| r.name(key::LAYER))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        })
+        .unwrap_or_default()
 }
 
 /// Where task-level stops winning, for one layer.
@@ -618,7 +644,7 @@ pub(crate) fn recommend(
 /// The noise rule, one place for every suite: a recommendation drawn from a suite run that the
 /// noise check flagged (its calibrations apart, or foreign load or steal over the limit) is not
 /// advice; the default stands until the suite is rerun.
-pub(crate) fn unless_noisy(recs: &mut [Recommendation], noise: &[crate::summary::NoiseOut]) {
+pub(crate) fn unless_noisy(recs: &mut [Recommendation], noise: &[crate::facts::NoiseOut]) {
     for rec in recs.iter_mut() {
         let layers: Vec<&str> = [rec.params.get(key::LAYER), rec.fastest.get(key::LAYER)]
             .into_iter()
@@ -924,12 +950,12 @@ mod tests {
         let mut plain = sweep_row("x", 2, 50.0);
         plain.params.remove("kernel");
         plain.full_id = "blas-tuning/matmul/layer=pthreads,n=2048/blas_threads=2".into();
-        plain.throughput = Some(crate::summary::Throughput {
+        plain.throughput = Some(crate::facts::Throughput {
             unit: "GFLOP/s".into(),
             estimate: 80.0,
         });
         let mut fast = sweep_row("cooperlake", 2, 10.0);
-        fast.throughput = Some(crate::summary::Throughput {
+        fast.throughput = Some(crate::facts::Throughput {
             unit: "GFLOP/s".into(),
             estimate: 200.0,
         });
@@ -948,7 +974,7 @@ mod tests {
             full_id: id,
             time_ns: Some(est(ms * 1e6, half * 1e6)),
             single_run_ns: None,
-            throughput: Some(crate::summary::Throughput {
+            throughput: Some(crate::facts::Throughput {
                 unit: "GFLOP/s".into(),
                 estimate: 17.18 / ms * 1e3 / 1e3,
             }),
@@ -985,7 +1011,7 @@ mod tests {
         let clear = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
         let mut recs = recommendations(&clear, 2, Limits::default());
         assert!(recs[0].recommended());
-        let noise = |layer: &str, flagged: bool| crate::summary::NoiseOut {
+        let noise = |layer: &str, flagged: bool| crate::facts::NoiseOut {
             suite: "blas-tuning".into(),
             layer: Some(layer.into()),
             part: None,

@@ -7,9 +7,11 @@
 //! page).
 
 pub mod charts;
+pub mod facts;
 pub mod findings;
 pub mod html;
 pub mod libraries;
+pub mod markup;
 pub mod model;
 pub mod mpi;
 pub mod results;
@@ -92,8 +94,9 @@ fn summarize(run: &results::Run) -> Summary {
         all.extend(findings::findings(
             &rows,
             logical,
-            machine.capacity("threads-vs-processes"),
+            machine.capacity(parcost::id::THREADS_VS_PROCESSES.name),
         ));
+        all.extend(mpi::findings(&rows, logical));
         all.extend(libraries::findings(&rows, logical, limits));
         let mut recs = findings::recommendations(&rows, logical, limits);
         recs.extend(mpi::recommendations(&rows, limits));

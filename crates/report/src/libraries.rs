@@ -8,19 +8,13 @@
 //! intervals separate.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use parcost::id::layer as names;
 
-use crate::charts::{self, Axis, Marks, Point, Series};
+use crate::facts::{Finding, Limits, Recommendation, Row};
 use crate::findings::{Config, Instance, human, ratio, recommend};
-use crate::model::Advice;
 use crate::model::{Ratio, Rule, Separation};
 use crate::results::{Estimate, Value};
-use crate::settings::{EnvVar, Setting};
-use crate::summary::{Finding, Limits, Recommendation, Row, Summary};
-use crate::verdict::{Support, Topic, Verdict};
-use parcost::id::key;
 
 /// The keys a suite's grid varies: what is not part of a workload's identity.
 fn grid_keys(suite: &str) -> &'static [&'static str] {
@@ -88,7 +82,7 @@ impl Comparison<'_> {
             .find(|e| names::library(&e.layer) == library)
     }
 
-    fn has_native(&self) -> bool {
+    pub(crate) fn has_native(&self) -> bool {
         self.entries.iter().any(|e| !names::is_openblas(&e.layer))
     }
 }
@@ -157,16 +151,16 @@ pub fn comparisons(rows: &[Row]) -> Vec<Comparison<'_>> {
     out
 }
 
-fn time_of(r: &Row) -> f64 {
+pub(crate) fn time_of(r: &Row) -> f64 {
     r.time_ns.map_or(f64::INFINITY, |t| t.estimate)
 }
 
-fn x(r: Ratio) -> String {
+pub(crate) fn x(r: Ratio) -> String {
     r.words()
 }
 
 /// `a` against `b` as a speedup of `a` (b's time over a's): above 1, `a` was faster.
-fn speedup(a: &Entry, b: &Entry) -> Ratio {
+pub(crate) fn speedup(a: &Entry, b: &Entry) -> Ratio {
     ratio(&b.time(), &a.time())
 }
 
@@ -186,7 +180,7 @@ fn said(seen: bool, text: String) -> String {
 }
 
 /// Whether a ratio's interval lies wholly above (1), below (-1) or across 1 (0).
-fn side(r: Ratio) -> i8 {
+pub(crate) fn side(r: Ratio) -> i8 {
     match r.separation(Rule::REPORT) {
         Separation::Above => 1,
         Separation::Below => -1,
@@ -195,7 +189,7 @@ fn side(r: Ratio) -> i8 {
 }
 
 /// Naive nesting under a layer: its cell with the most tasks at P threads, against its best.
-fn naive_cost<'a>(rows: &[&'a Row], layer: &str, p: u64) -> Option<(&'a Row, Ratio)> {
+pub(crate) fn naive_cost<'a>(rows: &[&'a Row], layer: &str, p: u64) -> Option<(&'a Row, Ratio)> {
     let cells: Vec<&Row> = rows
         .iter()
         .copied()
@@ -481,7 +475,7 @@ fn large_op_finding(rows: &[Row]) -> Option<Finding> {
 }
 
 /// A row's GFLOP/s with its interval (a rate's interval inverts the time's).
-fn rate(r: &Row) -> Option<Estimate> {
+pub(crate) fn rate(r: &Row) -> Option<Estimate> {
     let g = r
         .throughput
         .as_ref()
@@ -497,7 +491,7 @@ fn rate(r: &Row) -> Option<Estimate> {
 }
 
 /// A rate as a share of the peak measured, with the conservative interval.
-fn share(rate: Estimate, peak: Estimate) -> Estimate {
+pub(crate) fn share(rate: Estimate, peak: Estimate) -> Estimate {
     crate::findings::ratio_of(&rate, &peak)
 }
 
@@ -638,289 +632,10 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
     out
 }
 
-/// The verdict's line on the library, from the batch of small products: the library
-/// recommendation for it (the fastest layer's best against ndarray on OpenBLAS's default build at
-/// 1 task x P threads, by the one rule), and what naive nesting cost under each library.
-pub fn verdict(rows: &[Row], recs: &[Recommendation], p: u64, v: &mut Verdict) {
-    let batch = crate::verdict::batch_of_products(rows);
-    let Some(first) = batch.first() else {
-        return;
-    };
-    let all = comparisons(rows);
-    let Some(c) = all.iter().find(|c| {
-        c.suite == first.suite
-            && c.workload == first.workload
-            && c.params.iter().all(|(k, v)| first.params.get(k) == Some(v))
-            && c.has_native()
-    }) else {
-        return;
-    };
-    let Some(rec) = recs
-        .iter()
-        .find(|r| r.suite == c.suite && r.workload == c.workload && r.params == c.params)
-    else {
-        return;
-    };
-    let Some(advice) = &rec.typed else {
-        return;
-    };
-    let cells: Vec<&Row> = batch.clone();
-    let naive: Vec<String> = c
-        .entries
-        .iter()
-        .filter_map(|e| {
-            let (_, cost) = naive_cost(&cells, &e.layer, p)?;
-            Some(format!(
-                "{:.1}x under {}",
-                cost.estimate,
-                names::describe(&e.layer)
-            ))
-        })
-        .collect();
-    let naive = if naive.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " Naive nesting (most tasks x {p} threads) against each one's best: {}.",
-            naive.join(", ")
-        )
-    };
-    let words = |cfg: &Config| {
-        let layer = cfg
-            .get(key::LAYER)
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        format!(
-            "{} ({} x {})",
-            names::describe(&layer),
-            cfg.get(key::TASKS)
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            cfg.get(key::BLAS_THREADS)
-                .map(ToString::to_string)
-                .unwrap_or_default()
-        )
-    };
-    let evidence = "libraries";
-    let title = c.title();
-    match advice {
-        Advice::Recommend(s) => {
-            let pick = s.subject();
-            let layer = pick.get(key::LAYER).and_then(Value::name).unwrap_or("?");
-            let int = |k: &str| pick.get(k).and_then(Value::int).unwrap_or(1);
-            let (t, b) = (int(key::TASKS), int(key::BLAS_THREADS));
-            v.line(
-                Topic::Library,
-                format!(
-                    "Library: {}. At its best, {} ran {} {} faster than ndarray on OpenBLAS's \
-                     default build, {}.{naive}",
-                    names::library(layer),
-                    words(pick),
-                    title,
-                    s.ratio().words(),
-                    words(&s.comparison().against)
-                ),
-                evidence,
-                Support::Separated { ratio: s.ratio() },
-            );
-            let purpose = format!("{title} on {}", names::library(layer));
-            match layer {
-                names::FAER => {
-                    v.advise(Setting::FaerPar { tasks: t, par: b }, purpose, s, evidence)
-                }
-                names::MATRIXMULTIPLY => {
-                    v.advise(
-                        Setting::Env {
-                            var: EnvVar::MatmulNumThreads,
-                            value: b.to_string(),
-                        },
-                        purpose.clone(),
-                        s,
-                        evidence,
-                    );
-                    v.advise(Setting::RayonPool { threads: t }, purpose, s, evidence);
-                }
-                _ => {}
-            }
-        }
-        Advice::Keep { default, why } => v.line(
-            Topic::Library,
-            format!(
-                "Library: keep ndarray on OpenBLAS{}: the fastest library's best on {title}, {}, \
-                 against it: {}.{naive}",
-                default
-                    .as_ref()
-                    .map(|d| format!(", {}", words(d)))
-                    .unwrap_or_default(),
-                words(&rec.fastest),
-                why.words()
-            ),
-            evidence,
-            Support::NotSeparated { why: *why },
-        ),
-    }
-}
-
-/// The section of the page: the libraries' best configurations side by side, the chart of
-/// each layer across the task-level sizes, and the findings. Nothing without a native layer.
-pub fn section(h: &mut String, s: &Summary) -> anyhow::Result<()> {
-    let all = comparisons(&s.results);
-    if !all.iter().any(Comparison::has_native) {
-        return Ok(());
-    }
-    let limits = s.machine.limits;
-    let _ = write!(
-        h,
-        "<h2 id=\"libraries\">Libraries side by side</h2><p class=\"muted\">The same workloads \
-         with the same seeded inputs under each layer: OpenBLAS's builds, faer (pure Rust; its \
-         parallelism is a Par per call and runs as rayon jobs in the caller's pool) and \
-         matrixmultiply (ndarray's dot without BLAS; its own pool, sized once per process by \
-         MATMUL_NUM_THREADS). T is the task pool; B is OpenBLAS's thread count, faer's \
-         Par::rayon(B) (Par::Seq for 1) in a pool of max(T, B), or MATMUL_NUM_THREADS. Every \
-         result was checked against OpenBLAS's serial result within 1e-10 of the largest value \
-         before it was timed. Each cell below is that layer's best configuration; the share of \
-         the peak is of the best DGEMM rate measured in this run.</p>"
-    );
-    let p = s.machine.logical_cores.max(1);
-    for f in findings(&s.results, p, limits) {
-        let _ = writeln!(
-            h,
-            "<div class=\"finding{}\"><b>{}</b>: {}</div>",
-            if f.seen { "" } else { " unseen" },
-            esc(&f.title),
-            esc(&f.text)
-        );
-    }
-    chart(h, &s.results)?;
-    h.push_str(
-        "<table><tr><th>workload</th><th>layer</th><th>best configuration</th>\
-         <th class=\"num\">time</th><th class=\"num\">95% interval</th><th class=\"num\">rate\
-         </th><th class=\"num\">of best DGEMM</th><th class=\"num\">vs fastest</th></tr>",
-    );
-    for c in &all {
-        let fastest = &c.entries[0];
-        for (i, e) in c.entries.iter().enumerate() {
-            let t = e.time();
-            let rate_text = match rate(e.best) {
-                Some(g) => format!("{:.1} GFLOP/s", g.estimate),
-                None => e
-                    .best
-                    .throughput
-                    .as_ref()
-                    .map_or_else(String::new, |t| format!("{:.2} {}", t.estimate, t.unit)),
-            };
-            let of_peak = rate(e.best)
-                .zip(limits.dgemm_peak)
-                .map(|(g, peak)| crate::html::percent(share(g, peak)))
-                .unwrap_or_default();
-            let vs = if i == 0 {
-                "fastest".to_owned()
-            } else {
-                x(ratio(&t, &fastest.time()))
-            };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{:.3} ms</td>\
-                 <td class=\"num\">{:.3} to {:.3}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                if i == 0 {
-                    esc(&format!("{}: {}", c.suite, c.title()))
-                } else {
-                    String::new()
-                },
-                esc(&names::describe(&e.layer)),
-                esc(&e.config()),
-                t.estimate / 1e6,
-                t.lower / 1e6,
-                t.upper / 1e6,
-                esc(&rate_text),
-                of_peak,
-                esc(&vs)
-            );
-        }
-    }
-    h.push_str("</table>\n");
-    Ok(())
-}
-
-/// GFLOP/s of each layer's best configuration at each task-level size, one line a layer.
-fn chart(h: &mut String, rows: &[Row]) -> anyhow::Result<()> {
-    let mut by_layer: BTreeMap<String, Vec<Point>> = BTreeMap::new();
-    for c in comparisons(rows).iter().filter(|c| c.suite == "task-level") {
-        let Some(n) = c.params.get("n").and_then(Value::int) else {
-            continue;
-        };
-        for e in &c.entries {
-            if let Some(g) = rate(e.best) {
-                by_layer.entry(e.layer.clone()).or_default().push(Point {
-                    x: n as f64,
-                    y: g.estimate,
-                    lo: g.lower,
-                    hi: g.upper,
-                });
-            }
-        }
-    }
-    if by_layer.len() < 2 {
-        return Ok(());
-    }
-    let mut marks = Marks::default();
-    let mut takeaways = Vec::new();
-    for layer in names::NATIVE {
-        let by_n = by_size(rows, layer);
-        match lasting_side(&by_n) {
-            Some((from, s)) => {
-                let word = if s > 0 { "faster" } else { "slower" };
-                if by_n.first().is_some_and(|(n, _)| *n != from) {
-                    takeaways.push(format!("{layer} {word} than OpenBLAS from n={from} on"));
-                    marks
-                        .vertical
-                        .push((from as f64, format!("{layer} {word} from n={from}")));
-                } else {
-                    takeaways.push(format!("{layer} {word} than OpenBLAS at every size"));
-                }
-            }
-            None if !by_n.is_empty() => {
-                takeaways.push(format!("{layer} and OpenBLAS: no lasting winner by size"));
-            }
-            None => {}
-        }
-    }
-    if !takeaways.is_empty() {
-        let _ = write!(
-            h,
-            "<p class=\"takeaway\">{}.</p>",
-            esc(&takeaways.join("; "))
-        );
-    }
-    let series: Vec<Series> = by_layer
-        .into_iter()
-        .map(|(name, mut points)| {
-            points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            Series { name, points }
-        })
-        .collect();
-    let svg = charts::lines(
-        "task-level: GFLOP/s of the batch, each layer's best configuration at each size",
-        Axis::log2("matrix size n"),
-        Axis::linear("GFLOP/s"),
-        &series,
-        &marks,
-    )?;
-    let _ = writeln!(h, "<figure>{svg}</figure>");
-    Ok(())
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::{Verdict, library as verdict};
 
     fn row(id: &str, ms: f64, gflops: Option<f64>) -> Row {
         Row::for_test(id, ms, gflops)

@@ -4,20 +4,15 @@
 //! line, and its section of the page: an R x B heatmap per layer with CPU/wall and context
 //! switches, batch against scatter, and the jobs' start-up.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
+use std::collections::BTreeMap;
 
 use parcost::id::{key, variant, workload};
 
+use crate::facts::{Finding, Limits, Recommendation, Row};
 use crate::findings::{
-    Config, Instance, best_sampled, ratio, ratio_of, recommend, slower, top3, worst_sampled,
+    Config, Instance, best_sampled, ratio, recommend, slower, top3, worst_sampled,
 };
-use crate::html::{esc, heat_figure, ms, takeaway};
-use crate::model::{Advice, AdviceKind};
 use crate::results::Value;
-use crate::settings::Setting;
-use crate::summary::{Finding, Limits, MachineOut, Recommendation, Row};
-use crate::verdict::{Support, Topic, Verdict};
 
 pub const SUITE: &str = parcost::id::RANKS_X_THREADS.name;
 
@@ -25,10 +20,10 @@ pub const SUITE: &str = parcost::id::RANKS_X_THREADS.name;
 const GRID: [&str; 2] = [key::RANKS, key::BLAS_THREADS];
 
 /// The grid's keys and `variant` (the default cell's): what tells the cells of an instance apart.
-const GRID_AND_VARIANT: [&str; 3] = [key::RANKS, key::BLAS_THREADS, key::VARIANT];
+pub(crate) const GRID_AND_VARIANT: [&str; 3] = [key::RANKS, key::BLAS_THREADS, key::VARIANT];
 
 /// `R x B`.
-fn cell(r: &Row) -> String {
+pub(crate) fn cell(r: &Row) -> String {
     format!(
         "{} x {}",
         r.int("ranks").unwrap_or(0),
@@ -37,7 +32,7 @@ fn cell(r: &Row) -> String {
 }
 
 /// `4 ranks x 2 BLAS threads`.
-fn cell_words(r: &Row) -> String {
+pub(crate) fn cell_words(r: &Row) -> String {
     let (ranks, b) = (
         r.int("ranks").unwrap_or(0),
         r.int("blas_threads").unwrap_or(0),
@@ -59,7 +54,7 @@ fn seconds(ns: f64) -> String {
 }
 
 /// The batch in words: `64 products and 16 SVDs of 256^2`.
-fn batch_words(params: &BTreeMap<String, Value>) -> String {
+pub(crate) fn batch_words(params: &BTreeMap<String, Value>) -> String {
     let int = |k: &str| params.get(k).and_then(Value::int).unwrap_or(0);
     format!(
         "{} products and {} SVDs of {}^2",
@@ -70,7 +65,7 @@ fn batch_words(params: &BTreeMap<String, Value>) -> String {
 }
 
 /// Megabytes that `scatter` moves an iteration: the inputs out, the results back.
-fn moved_mib(params: &BTreeMap<String, Value>) -> (f64, f64) {
+pub(crate) fn moved_mib(params: &BTreeMap<String, Value>) -> (f64, f64) {
     let int = |k: &str| params.get(k).and_then(Value::int).unwrap_or(0) as f64;
     let (n, pairs, matrices) = (int("n"), int("pairs"), int("matrices"));
     let mib = (1u64 << 20) as f64;
@@ -84,12 +79,12 @@ fn moved_mib(params: &BTreeMap<String, Value>) -> (f64, f64) {
 type Key = (String, BTreeMap<String, Value>);
 
 /// The suite's rows of `workload` (`batch`, `scatter`, `startup`), by instance.
-fn instances<'a>(rows: &[&'a Row], workload: &str) -> BTreeMap<Key, Vec<&'a Row>> {
+pub(crate) fn instances<'a>(rows: &[&'a Row], workload: &str) -> BTreeMap<Key, Vec<&'a Row>> {
     instances_but(rows, workload, &GRID)
 }
 
 /// The same, instances told apart by every parameter but `grid`'s.
-fn instances_but<'a>(
+pub(crate) fn instances_but<'a>(
     rows: &[&'a Row],
     workload: &str,
     grid: &[&str],
@@ -110,12 +105,12 @@ fn instances_but<'a>(
     out
 }
 
-fn all_rows(rows: &[Row]) -> Vec<&Row> {
+pub(crate) fn all_rows(rows: &[Row]) -> Vec<&Row> {
     rows.iter().filter(|r| r.suite == SUITE).collect()
 }
 
 /// The cell of `rows` at `ranks` x `blas`.
-fn at<'a>(rows: &[&'a Row], ranks: u64, blas: u64) -> Option<&'a Row> {
+pub(crate) fn at<'a>(rows: &[&'a Row], ranks: u64, blas: u64) -> Option<&'a Row> {
     rows.iter()
         .copied()
         .find(|r| r.int("ranks") == Some(ranks) && r.int("blas_threads") == Some(blas))
@@ -123,13 +118,13 @@ fn at<'a>(rows: &[&'a Row], ranks: u64, blas: u64) -> Option<&'a Row> {
 
 /// The cell of `rows` with the ranks and BLAS threads of `cell` (the same cell of the other
 /// workload).
-fn same_cell<'a>(rows: &[&'a Row], cell: &Row) -> Option<&'a Row> {
+pub(crate) fn same_cell<'a>(rows: &[&'a Row], cell: &Row) -> Option<&'a Row> {
     at(rows, cell.int("ranks")?, cell.int("blas_threads")?)
 }
 
 /// The naive hybrid, as cost 1's naive nesting: the most ranks, each at P BLAS threads (what
 /// `mpirun -np R` gives with `OPENBLAS_NUM_THREADS` unset), sampled or not.
-fn naive<'a>(cells: &[&'a Row], p: u64) -> Option<&'a Row> {
+pub(crate) fn naive<'a>(cells: &[&'a Row], p: u64) -> Option<&'a Row> {
     cells
         .iter()
         .copied()
@@ -139,7 +134,7 @@ fn naive<'a>(cells: &[&'a Row], p: u64) -> Option<&'a Row> {
 
 /// The default: exactly what a user runs when they set nothing, `mpirun -np P` with OpenMPI's
 /// own binding and OPENBLAS_NUM_THREADS unset (`variant=default`), measured beside the grid.
-fn default_cell<'a>(cells: &[&'a Row]) -> Option<&'a Row> {
+pub(crate) fn default_cell<'a>(cells: &[&'a Row]) -> Option<&'a Row> {
     cells
         .iter()
         .copied()
@@ -147,7 +142,7 @@ fn default_cell<'a>(cells: &[&'a Row]) -> Option<&'a Row> {
 }
 
 /// The grid's cells: every cell but the default.
-fn grid_cells<'a>(cells: &[&'a Row]) -> Vec<&'a Row> {
+pub(crate) fn grid_cells<'a>(cells: &[&'a Row]) -> Vec<&'a Row> {
     cells
         .iter()
         .copied()
@@ -315,7 +310,7 @@ pub fn recommendations(rows: &[Row], limits: Limits) -> Vec<Recommendation> {
 }
 
 /// P as the grid spells it: the largest BLAS thread count of the grid (the grid goes up to P).
-fn naive_p(cells: &[&Row]) -> u64 {
+pub(crate) fn naive_p(cells: &[&Row]) -> u64 {
     cells
         .iter()
         .filter_map(|r| r.int(key::BLAS_THREADS))
@@ -323,379 +318,8 @@ fn naive_p(cells: &[&Row]) -> u64 {
         .unwrap_or(1)
 }
 
-/// The verdict's line: the ranks x threads to run the batch with against the default, the
-/// naive hybrid's cost, and what moving the arrays cost; the command to copy only when the
-/// recommendation separated, with the binding it ran with and `--oversubscribe` past the slots.
-pub fn verdict(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v: &mut Verdict) {
-    let all = all_rows(rows);
-    let p = machine.logical_cores.max(1) as u64;
-    // The layer whose batch ran fastest, at its best grid cell.
-    let Some(((_, params), cells)) = instances_but(&all, workload::BATCH, &GRID_AND_VARIANT)
-        .into_iter()
-        .filter(|(_, cells)| best_sampled(&grid_cells(cells)).is_some())
-        .min_by(|(_, a), (_, b)| {
-            let t = |c: &Vec<&Row>| best_sampled(&grid_cells(c)).and_then(Row::typical_ns);
-            t(a).total_cmp_opt(t(b))
-        })
-    else {
-        return;
-    };
-    let Some(rec) = recs
-        .iter()
-        .find(|r| r.suite == SUITE && r.workload == workload::BATCH && r.params == params)
-    else {
-        return;
-    };
-    let Some(advice) = &rec.typed else {
-        return;
-    };
-    let grid = grid_cells(&cells);
-    let Some(fastest) = best_sampled(&grid) else {
-        return;
-    };
-    let layer = params
-        .get(key::LAYER)
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let default = default_cell(&cells);
-    let seen_in_default = default
-        .map(|d| format!(" ({})", default_words(d)))
-        .unwrap_or_default();
-    let naive_said = naive(&grid, naive_p(&grid))
-        .filter(|n| n.full_id != fastest.full_id)
-        .and_then(|n| {
-            let r = match (n.time_ns, fastest.time_ns) {
-                (Some(nt), Some(ft)) => ratio(&nt, &ft),
-                _ => crate::model::Ratio::once(n.typical_ns()?, fastest.typical_ns()?),
-            };
-            Some(format!(
-                "; the naive hybrid, {} (the most ranks at P BLAS threads each), was {} slower",
-                cell(n),
-                r.words()
-            ))
-        })
-        .unwrap_or_default();
-    let what = format!("{} under {layer}", batch_words(&params));
-    let evidence = SUITE;
-    match advice {
-        Advice::Recommend(s) => {
-            let pick = s.subject();
-            let int = |k: &str| pick.get(k).and_then(Value::int).unwrap_or(0);
-            let (ranks, b) = (int(key::RANKS), int(key::BLAS_THREADS));
-            v.line(
-                Topic::Mpi,
-                format!(
-                    "MPI ({what}): {ranks} rank{} x {b} BLAS thread{} each, ranks not bound, {} \
-                     faster than the default, mpirun -np {p}{seen_in_default}{naive_said}.",
-                    if ranks == 1 { "" } else { "s" },
-                    if b == 1 { "" } else { "s" },
-                    s.ratio().words()
-                ),
-                evidence,
-                Support::Separated { ratio: s.ratio() },
-            );
-            // OpenMPI's slots are the physical cores: more ranks need --oversubscribe.
-            let slots = machine.physical_cores.max(1) as u64;
-            v.advise(
-                Setting::Mpirun {
-                    ranks,
-                    bind_none: true,
-                    oversubscribe: ranks > slots,
-                    blas_threads: Some(b),
-                },
-                format!("MPI ranks x BLAS threads for {what}"),
-                s,
-                evidence,
-            );
-        }
-        Advice::Keep { why, .. } => v.line(
-            Topic::Mpi,
-            format!(
-                "MPI ({what}): keep the default, mpirun -np {p} with nothing set{seen_in_default}: \
-                 the fastest cell, {}, against it: {}{naive_said}.",
-                cell_words(fastest),
-                why.words()
-            ),
-            evidence,
-            Support::NotSeparated { why: *why },
-        ),
-    }
-}
-
-/// What the default cell's ranks had: `each rank bound to 1 CPU, 1 BLAS thread`, from the
-/// ranks' own readings where the run recorded them.
-fn default_words(d: &Row) -> String {
-    format!(
-        "OpenMPI's own binding, OPENBLAS_NUM_THREADS unset, {}",
-        ms(d.typical_ns().unwrap_or(0.0))
-    )
-}
-
-/// The suite's part of the page.
-pub fn section(
-    h: &mut String,
-    rows: &[&Row],
-    recs: &[Recommendation],
-    p: u64,
-) -> anyhow::Result<()> {
-    for workload in ["batch", "scatter"] {
-        // One figure a workload instance, a panel a layer.
-        for ((_, params), cells) in
-            instances_but(rows, workload, &["ranks", "blas_threads", "layer"])
-        {
-            let layers: BTreeSet<&str> = cells.iter().filter_map(|r| r.name("layer")).collect();
-            let title = format!("{workload}: {}", batch_words(&params));
-            let mut panels = Vec::new();
-            let mut grids = Vec::new();
-            for layer in layers {
-                let of: Vec<&Row> = cells
-                    .iter()
-                    .copied()
-                    .filter(|r| r.name("layer") == Some(layer))
-                    .collect();
-                let axis = |k: &str| -> Vec<u64> {
-                    of.iter()
-                        .filter_map(|r| r.int(k))
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect()
-                };
-                grids.push((layer, of.clone(), axis("ranks"), axis("blas_threads")));
-            }
-            // The takeaway: each layer's best and worst cell.
-            let said: Vec<String> = grids
-                .iter()
-                .filter_map(|(layer, of, _, _)| {
-                    let best = of
-                        .iter()
-                        .copied()
-                        .filter(|r| r.typical_ns().is_some())
-                        .min_by(|a, b| a.typical_ns().total_cmp_opt(b.typical_ns()))?;
-                    let worst = of
-                        .iter()
-                        .copied()
-                        .filter(|r| r.typical_ns().is_some())
-                        .max_by(|a, b| a.typical_ns().total_cmp_opt(b.typical_ns()))?;
-                    Some(format!(
-                        "{layer}: fastest {} (ranks x BLAS threads), {}; slowest {} at {:.1}x",
-                        cell(best),
-                        ms(best.typical_ns()?),
-                        cell(worst),
-                        worst.typical_ns()? / best.typical_ns()?
-                    ))
-                })
-                .collect();
-            takeaway(h, &format!("{title}. {}.", said.join("; ")));
-            for (layer, of, ranks, blas) in &grids {
-                let find = |r: u64, b: u64| at(of, r, b);
-                panels.push(crate::html::heat_panel(
-                    layer,
-                    ("MPI ranks", ranks.as_slice()),
-                    ("BLAS threads a rank", blas.as_slice()),
-                    find,
-                ));
-            }
-            heat_figure(h, &title, &panels)?;
-            for (layer, of, ranks, blas) in &grids {
-                let _ = write!(
-                    h,
-                    "<table class=\"usage\"><tr><th>{workload}, {layer}: CPU/wall, switches</th>"
-                );
-                for r in ranks {
-                    let _ = write!(
-                        h,
-                        "<th class=\"num\">{r} rank{}</th>",
-                        if *r == 1 { "" } else { "s" }
-                    );
-                }
-                h.push_str("</tr>");
-                for &b in blas.iter().rev() {
-                    let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
-                    for &r in ranks {
-                        let text = at(of, r, b)
-                            .and_then(|x| Some((x.cpu_per_wall?, x.context_switches?)))
-                            .map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
-                        let _ = write!(h, "<td class=\"num\">{text}</td>");
-                    }
-                    h.push_str("</tr>");
-                }
-                h.push_str("</table>\n");
-            }
-        }
-    }
-    batch_against_scatter(h, rows);
-    startup(h, rows);
-    let _ = write!(
-        h,
-        "<h3>Recommendation</h3><p class=\"muted\">The fastest grid cell where it beat the \
-         default beyond both 95% intervals and the {:.0}% margin, else the default. The default is \
-         measured as a user runs it: mpirun -np {p} with OpenMPI's own binding and \
-         OPENBLAS_NUM_THREADS unset; the grid's cells run with --bind-to none.</p><ul>",
-        100.0 * crate::model::MARGIN
-    );
-    for r in recs.iter().filter(|r| r.suite == SUITE) {
-        let int = |k: &str| r.best.get(k).and_then(Value::int).unwrap_or(0);
-        let (ranks, b) = (int(key::RANKS), int(key::BLAS_THREADS));
-        // Words only: the command to copy is in the verdict's settings, where it was tried.
-        let said = match (r.advice, r.speedup_vs_default) {
-            (AdviceKind::Recommend, Some(s)) => format!(
-                "{ranks} rank{} x {b} BLAS thread{} each (ranks not bound), {} faster than the \
-                 default",
-                if ranks == 1 { "" } else { "s" },
-                if b == 1 { "" } else { "s" },
-                crate::html::times(s)
-            ),
-            (AdviceKind::Keep(why), _) => {
-                format!(
-                    "keep the default, mpirun -np {p} with nothing set ({})",
-                    why.words()
-                )
-            }
-            (AdviceKind::Recommend, None) => String::new(),
-        };
-        let _ = write!(
-            h,
-            "<li>{}, {}: {}</li>",
-            esc(&r.workload),
-            esc(&format!(
-                "{}, {}",
-                batch_words(&r.params),
-                r.params
-                    .get(key::LAYER)
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            )),
-            esc(&said)
-        );
-    }
-    h.push_str("</ul>\n");
-    Ok(())
-}
-
-/// scatter over batch in every cell both measured.
-fn batch_against_scatter(h: &mut String, rows: &[&Row]) {
-    let scatter = instances(rows, "scatter");
-    let mut body = String::new();
-    for ((_, params), cells) in instances(rows, "batch") {
-        let Some(theirs) = scatter.get(&("scatter".to_owned(), params.clone())) else {
-            continue;
-        };
-        let layer = params
-            .get("layer")
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let mut cells = cells.clone();
-        cells.sort_by_key(|r| (r.int("ranks"), r.int("blas_threads")));
-        for b in cells {
-            let Some(s) = same_cell(theirs, b) else {
-                continue;
-            };
-            let (Some(bt), Some(st)) = (b.typical_ns(), s.typical_ns()) else {
-                continue;
-            };
-            let r = match (s.time_ns, b.time_ns) {
-                (Some(s), Some(b)) => crate::html::times(ratio_of(&s, &b)),
-                _ => format!("{:.2}x (one run)", st / bt),
-            };
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td></tr>",
-                esc(&layer),
-                cell(b),
-                ms(bt),
-                ms(st),
-                esc(&r)
-            );
-        }
-    }
-    if body.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        h,
-        "<h3>batch against scatter</h3><p class=\"muted\">scatter does what batch does and also \
-         moves the arrays: rank 0 scatters the inputs (MPI_Scatterv) and gathers the results \
-         (MPI_Gatherv) every iteration. With one rank nothing crosses between processes.</p>\
-         <table><tr><th>layer</th><th>ranks x BLAS threads</th><th class=\"num\">batch</th>\
-         <th class=\"num\">scatter</th><th class=\"num\">scatter / batch</th></tr>{body}</table>"
-    );
-}
-
-/// Each job's start-up, one run a cell.
-fn startup(h: &mut String, rows: &[&Row]) {
-    let starts: Vec<&Row> = rows
-        .iter()
-        .copied()
-        .filter(|r| r.workload == "startup" && r.typical_ns().is_some())
-        .collect();
-    if starts.is_empty() {
-        return;
-    }
-    let mut times: Vec<f64> = starts.iter().filter_map(|r| r.typical_ns()).collect();
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    let best_batch = rows
-        .iter()
-        .filter(|r| r.workload == "batch")
-        .filter_map(|r| r.typical_ns())
-        .min_by(f64::total_cmp);
-    let iterations = best_batch
-        .map(|b| {
-            format!(
-                ", the time of {:.0} iterations of the fastest batch",
-                median / b
-            )
-        })
-        .unwrap_or_default();
-    let _ = write!(h, "<h3>Job start-up</h3>");
-    takeaway(
-        h,
-        &format!(
-            "Starting a job (mpirun to rank 0's first answer, every rank up) took {} to {}, \
-             median {}{iterations}; one run a cell, so no interval.",
-            ms(times[0]),
-            ms(times[times.len() - 1]),
-            ms(median)
-        ),
-    );
-    let layers: BTreeSet<&str> = starts.iter().filter_map(|r| r.name("layer")).collect();
-    let mut cells: Vec<(u64, u64)> = starts
-        .iter()
-        .filter_map(|r| Some((r.int("ranks")?, r.int("blas_threads")?)))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    cells.sort_unstable();
-    h.push_str("<table><tr><th>layer</th>");
-    for (r, b) in &cells {
-        let _ = write!(h, "<th class=\"num\">{r} x {b}</th>");
-    }
-    h.push_str("</tr>");
-    for layer in layers {
-        let _ = write!(h, "<tr><td>{}</td>", esc(layer));
-        for &(r, b) in &cells {
-            let t = starts
-                .iter()
-                .find(|x| {
-                    x.name("layer") == Some(layer)
-                        && x.int("ranks") == Some(r)
-                        && x.int("blas_threads") == Some(b)
-                })
-                .and_then(|x| x.typical_ns());
-            let _ = write!(
-                h,
-                "<td class=\"num\">{}</td>",
-                t.map_or_else(String::new, ms)
-            );
-        }
-        h.push_str("</tr>");
-    }
-    h.push_str("</table>\n");
-}
-
 /// `Option<f64>` ordering with `None` last.
-trait CmpOpt {
+pub(crate) trait CmpOpt {
     fn total_cmp_opt(self, other: Self) -> std::cmp::Ordering;
 }
 
@@ -709,7 +333,10 @@ impl CmpOpt for Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::MachineOut;
+    use crate::html::mpi::section;
     use crate::results::Estimate;
+    use crate::verdict::{Verdict, mpi as verdict};
 
     /// A row of the suite: `workload` at `ranks` x `b` under `layer`, `ms` long.
     fn row(workload: &str, layer: &str, ranks: u64, b: u64, ms: f64) -> Row {

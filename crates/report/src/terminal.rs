@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::html;
+use crate::markup as html;
 use crate::model::AdviceKind;
 use crate::summary::Summary;
 

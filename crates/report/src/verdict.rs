@@ -4,13 +4,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use parcost::id::{key, layer as layers};
+use parcost::id::{key, layer as layers, workload};
 
-use crate::findings::{Crossover, KernelSweep, crossovers, display_kernel, ratio};
+use crate::facts::{MachineOut, Recommendation, Row};
+use crate::findings::{
+    Crossover, KernelSweep, batch_of_products, best_sampled, crossovers, display_kernel, ratio,
+};
+use crate::model::Advice;
 use crate::model::{Comparison, Ratio, Rule, Separated, Separation, Stands};
+use crate::mpi::{
+    CmpOpt, GRID_AND_VARIANT, SUITE, all_rows, batch_words, cell, cell_words, default_cell,
+    grid_cells, instances_but, naive, naive_p,
+};
 use crate::results::Estimate;
+use crate::results::Value;
 use crate::settings::{EnvVar, Setting};
-use crate::summary::{MachineOut, Row};
+use parcost::id::layer as names;
 
 /// What a line of the verdict is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,16 +192,16 @@ fn compare<'a>(subject: &'a Row, against: &'a Row) -> Option<Comparison<&'a Row>
 pub fn verdict(
     machine: &MachineOut,
     rows: &[Row],
-    recs: &[crate::summary::Recommendation],
+    recs: &[crate::facts::Recommendation],
 ) -> Verdict {
     let p = machine.logical_cores.max(1) as u64;
     let mut v = Verdict::default();
     kernel(machine, rows, p, &mut v);
     let layer = layer(rows, p, &mut v);
-    crate::libraries::verdict(rows, recs, p, &mut v);
+    library(rows, recs, p, &mut v);
     threads(rows, p, layer.as_deref(), &mut v);
     sharing(rows, &mut v);
-    crate::mpi::verdict(rows, recs, machine, &mut v);
+    mpi(rows, recs, machine, &mut v);
     never(rows, &mut v);
     unless_noisy(machine, &mut v);
     noise(machine, &mut v);
@@ -330,33 +339,6 @@ fn kernel(machine: &MachineOut, rows: &[Row], p: u64, v: &mut Verdict) {
             Separation::Above,
         );
     }
-}
-
-/// The oversubscription batch of products whose instance ran under the most layers: the
-/// one the layer and library lines are about.
-pub(crate) fn batch_of_products(rows: &[Row]) -> Vec<&Row> {
-    use std::collections::BTreeMap;
-    let mut by: BTreeMap<Vec<(String, String)>, Vec<&Row>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| {
-        r.suite == parcost::id::OVERSUBSCRIPTION.name && r.workload == parcost::id::workload::MATMUL
-    }) {
-        let instance: Vec<(String, String)> = r
-            .params
-            .iter()
-            .filter(|(k, _)| ![key::LAYER, key::TASKS, key::BLAS_THREADS].contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect();
-        by.entry(instance).or_default().push(r);
-    }
-    by.into_values()
-        .max_by_key(|cells| {
-            cells
-                .iter()
-                .filter_map(|r| r.name(key::LAYER))
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-        })
-        .unwrap_or_default()
 }
 
 /// The OpenBLAS layer to use for the batch of small products: another build only when its best
@@ -748,6 +730,237 @@ fn noise(machine: &MachineOut, v: &mut Verdict) {
     v.line(Topic::Noise, text, "noise", Support::Information);
 }
 
+/// The verdict's line on the library, from the batch of small products: the library
+/// recommendation for it (the fastest layer's best against ndarray on OpenBLAS's default build at
+/// 1 task x P threads, by the one rule), and what naive nesting cost under each library.
+pub(crate) fn library(rows: &[Row], recs: &[Recommendation], p: u64, v: &mut Verdict) {
+    let batch = batch_of_products(rows);
+    let Some(first) = batch.first() else {
+        return;
+    };
+    let all = crate::libraries::comparisons(rows);
+    let Some(c) = all.iter().find(|c| {
+        c.suite == first.suite
+            && c.workload == first.workload
+            && c.params.iter().all(|(k, v)| first.params.get(k) == Some(v))
+            && c.has_native()
+    }) else {
+        return;
+    };
+    let Some(rec) = recs
+        .iter()
+        .find(|r| r.suite == c.suite && r.workload == c.workload && r.params == c.params)
+    else {
+        return;
+    };
+    let Some(advice) = &rec.typed else {
+        return;
+    };
+    let cells: Vec<&Row> = batch.clone();
+    let naive: Vec<String> = c
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let (_, cost) = crate::libraries::naive_cost(&cells, &e.layer, p)?;
+            Some(format!(
+                "{:.1}x under {}",
+                cost.estimate,
+                names::describe(&e.layer)
+            ))
+        })
+        .collect();
+    let naive = if naive.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Naive nesting (most tasks x {p} threads) against each one's best: {}.",
+            naive.join(", ")
+        )
+    };
+    let words = |cfg: &crate::findings::Config| {
+        let layer = cfg
+            .get(key::LAYER)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        format!(
+            "{} ({} x {})",
+            names::describe(&layer),
+            cfg.get(key::TASKS)
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            cfg.get(key::BLAS_THREADS)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        )
+    };
+    let evidence = "libraries";
+    let title = c.title();
+    match advice {
+        Advice::Recommend(s) => {
+            let pick = s.subject();
+            let layer = pick.get(key::LAYER).and_then(Value::name).unwrap_or("?");
+            let int = |k: &str| pick.get(k).and_then(Value::int).unwrap_or(1);
+            let (t, b) = (int(key::TASKS), int(key::BLAS_THREADS));
+            v.line(
+                Topic::Library,
+                format!(
+                    "Library: {}. At its best, {} ran {} {} faster than ndarray on OpenBLAS's \
+                     default build, {}.{naive}",
+                    names::library(layer),
+                    words(pick),
+                    title,
+                    s.ratio().words(),
+                    words(&s.comparison().against)
+                ),
+                evidence,
+                Support::Separated { ratio: s.ratio() },
+            );
+            let purpose = format!("{title} on {}", names::library(layer));
+            match layer {
+                names::FAER => {
+                    v.advise(Setting::FaerPar { tasks: t, par: b }, purpose, s, evidence)
+                }
+                names::MATRIXMULTIPLY => {
+                    v.advise(
+                        Setting::Env {
+                            var: EnvVar::MatmulNumThreads,
+                            value: b.to_string(),
+                        },
+                        purpose.clone(),
+                        s,
+                        evidence,
+                    );
+                    v.advise(Setting::RayonPool { threads: t }, purpose, s, evidence);
+                }
+                _ => {}
+            }
+        }
+        Advice::Keep { default, why } => v.line(
+            Topic::Library,
+            format!(
+                "Library: keep ndarray on OpenBLAS{}: the fastest library's best on {title}, {}, \
+                 against it: {}.{naive}",
+                default
+                    .as_ref()
+                    .map(|d| format!(", {}", words(d)))
+                    .unwrap_or_default(),
+                words(&rec.fastest),
+                why.words()
+            ),
+            evidence,
+            Support::NotSeparated { why: *why },
+        ),
+    }
+}
+
+/// The verdict's line: the ranks x threads to run the batch with against the default, the
+/// naive hybrid's cost, and what moving the arrays cost; the command to copy only when the
+/// recommendation separated, with the binding it ran with and `--oversubscribe` past the slots.
+pub(crate) fn mpi(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v: &mut Verdict) {
+    let all = all_rows(rows);
+    let p = machine.logical_cores.max(1) as u64;
+    // The layer whose batch ran fastest, at its best grid cell.
+    let Some(((_, params), cells)) = instances_but(&all, workload::BATCH, &GRID_AND_VARIANT)
+        .into_iter()
+        .filter(|(_, cells)| best_sampled(&grid_cells(cells)).is_some())
+        .min_by(|(_, a), (_, b)| {
+            let t = |c: &Vec<&Row>| best_sampled(&grid_cells(c)).and_then(Row::typical_ns);
+            t(a).total_cmp_opt(t(b))
+        })
+    else {
+        return;
+    };
+    let Some(rec) = recs
+        .iter()
+        .find(|r| r.suite == SUITE && r.workload == workload::BATCH && r.params == params)
+    else {
+        return;
+    };
+    let Some(advice) = &rec.typed else {
+        return;
+    };
+    let grid = grid_cells(&cells);
+    let Some(fastest) = best_sampled(&grid) else {
+        return;
+    };
+    let layer = params
+        .get(key::LAYER)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let default = default_cell(&cells);
+    let seen_in_default = default
+        .map(|d| format!(" ({})", default_words(d)))
+        .unwrap_or_default();
+    let naive_said = naive(&grid, naive_p(&grid))
+        .filter(|n| n.full_id != fastest.full_id)
+        .and_then(|n| {
+            let r = match (n.time_ns, fastest.time_ns) {
+                (Some(nt), Some(ft)) => ratio(&nt, &ft),
+                _ => crate::model::Ratio::once(n.typical_ns()?, fastest.typical_ns()?),
+            };
+            Some(format!(
+                "; the naive hybrid, {} (the most ranks at P BLAS threads each), was {} slower",
+                cell(n),
+                r.words()
+            ))
+        })
+        .unwrap_or_default();
+    let what = format!("{} under {layer}", batch_words(&params));
+    let evidence = SUITE;
+    match advice {
+        Advice::Recommend(s) => {
+            let pick = s.subject();
+            let int = |k: &str| pick.get(k).and_then(Value::int).unwrap_or(0);
+            let (ranks, b) = (int(key::RANKS), int(key::BLAS_THREADS));
+            v.line(
+                Topic::Mpi,
+                format!(
+                    "MPI ({what}): {ranks} rank{} x {b} BLAS thread{} each, ranks not bound, {} \
+                     faster than the default, mpirun -np {p}{seen_in_default}{naive_said}.",
+                    if ranks == 1 { "" } else { "s" },
+                    if b == 1 { "" } else { "s" },
+                    s.ratio().words()
+                ),
+                evidence,
+                Support::Separated { ratio: s.ratio() },
+            );
+            // OpenMPI's slots are the physical cores: more ranks need --oversubscribe.
+            let slots = machine.physical_cores.max(1) as u64;
+            v.advise(
+                Setting::Mpirun {
+                    ranks,
+                    bind_none: true,
+                    oversubscribe: ranks > slots,
+                    blas_threads: Some(b),
+                },
+                format!("MPI ranks x BLAS threads for {what}"),
+                s,
+                evidence,
+            );
+        }
+        Advice::Keep { why, .. } => v.line(
+            Topic::Mpi,
+            format!(
+                "MPI ({what}): keep the default, mpirun -np {p} with nothing set{seen_in_default}: \
+                 the fastest cell, {}, against it: {}{naive_said}.",
+                cell_words(fastest),
+                why.words()
+            ),
+            evidence,
+            Support::NotSeparated { why: *why },
+        ),
+    }
+}
+
+/// What the default cell's ranks had: `each rank bound to 1 CPU, 1 BLAS thread`, from the
+/// ranks' own readings where the run recorded them.
+fn default_words(d: &Row) -> String {
+    format!(
+        "OpenMPI's own binding, OPENBLAS_NUM_THREADS unset, {}",
+        crate::markup::ms(d.typical_ns().unwrap_or(0.0))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -827,7 +1040,7 @@ mod tests {
     fn a_noisy_suite_gives_no_setting() {
         let rows = levels(&[(64, 40.0, 20.0), (1024, 18.0, 25.0)]);
         let mut m = machine();
-        m.noise.push(crate::summary::NoiseOut {
+        m.noise.push(crate::facts::NoiseOut {
             suite: "task-level".into(),
             layer: Some("openmp".into()),
             part: None,

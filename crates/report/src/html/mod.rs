@@ -1,27 +1,20 @@
 //! The HTML page: one self-contained file, inline CSS and SVG, no script, light and dark.
 
+pub(crate) mod libraries;
+pub(crate) mod mpi;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use crate::charts::{self, Axis, Marks, Point, Series};
 use crate::findings::crossovers;
+pub use crate::markup::{esc, figure, heat_figure, heat_panel, ms, percent, takeaway, times};
 use crate::model::{AdviceKind, Stands};
-use crate::results::{Estimate, Skipped};
+use crate::results::Skipped;
 use crate::summary::{Finding, Limits, MachineOut, NoiseOut, Recommendation, Row, Summary};
 
 /// The page's style: light and dark, full-width figures.
-const CSS: &str = include_str!("page.css");
-
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-pub(crate) fn ms(ns: f64) -> String {
-    format!("{:.3} ms", ns / 1e6)
-}
+const CSS: &str = include_str!("../page.css");
 
 /// Inputs of the page besides the summary.
 #[derive(Debug)]
@@ -141,7 +134,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     }
 
     recommendations(&mut h, &s.recommendations);
-    crate::libraries::section(&mut h, s)?;
+    libraries::section(&mut h, s)?;
 
     let p = m.logical_cores.max(1) as u64;
     for suite in parcost::id::SUITES.map(|s| s.name) {
@@ -170,7 +163,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
             }
             "task-level" => task_level(&mut h, &s.results, &rows)?,
             "threads-vs-processes" => threads_vs_processes(&mut h, &rows, p)?,
-            crate::mpi::SUITE => crate::mpi::section(&mut h, &rows, &s.recommendations, p)?,
+            crate::mpi::SUITE => mpi::section(&mut h, &rows, &s.recommendations, p)?,
             _ => array_sharing(&mut h, &rows, m.limits.memcpy_gbps)?,
         }
         table(&mut h, &rows, page.links);
@@ -375,44 +368,6 @@ fn config(c: &BTreeMap<String, crate::results::Value>) -> String {
         .join(", ")
 }
 
-/// A ratio with its interval: `1.52x (1.40 to 1.66)`.
-pub fn times(e: Estimate) -> String {
-    format!("{:.2}x ({:.2} to {:.2})", e.estimate, e.lower, e.upper)
-}
-
-/// A share with its interval: `82% (79 to 85)`.
-pub fn percent(e: Estimate) -> String {
-    format!(
-        "{:.0}% ({:.0} to {:.0})",
-        100.0 * e.estimate,
-        100.0 * e.lower,
-        100.0 * e.upper
-    )
-}
-
-pub(crate) fn figure(h: &mut String, svg: anyhow::Result<String>) -> anyhow::Result<()> {
-    let _ = writeln!(h, "<figure>{}</figure>", svg?);
-    Ok(())
-}
-
-/// The heatmaps of one workload, a panel a layer (nothing when no layer has a cell).
-pub(crate) fn heat_figure(
-    h: &mut String,
-    title: &str,
-    panels: &[charts::HeatPanel],
-) -> anyhow::Result<()> {
-    if panels.is_empty() {
-        return Ok(());
-    }
-    figure(
-        h,
-        charts::heatmaps(
-            &format!("{title}: times the best cell of each layer"),
-            panels,
-        ),
-    )
-}
-
 fn point(r: &Row, scale: f64) -> Option<Point> {
     match (r.time_ns, r.single_run_ns) {
         (Some(t), _) => Some(Point {
@@ -446,44 +401,6 @@ fn instances<'a>(rows: &[&'a Row], grid: &[&str]) -> BTreeMap<String, Vec<&'a Ro
             .push(r);
     }
     out
-}
-
-/// One layer's heatmap of a grid: the time of the row `find(x, y)` gives in each cell, marked
-/// when it is a single run (no interval).
-pub(crate) fn heat_panel<'a, 'r>(
-    layer: &str,
-    x: (&'a str, &'a [u64]),
-    y: (&'a str, &'a [u64]),
-    find: impl Fn(u64, u64) -> Option<&'r Row>,
-) -> charts::HeatPanel<'a> {
-    let rows: Vec<Vec<Option<&Row>>> =
-        y.1.iter()
-            .map(|&b| x.1.iter().map(|&t| find(t, b)).collect())
-            .collect();
-    let cells = rows
-        .iter()
-        .map(|row| row.iter().map(|r| r.and_then(Row::typical_ns)).collect())
-        .collect();
-    let single = rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|r| r.is_some_and(|r| r.time_ns.is_none()))
-                .collect()
-        })
-        .collect();
-    charts::HeatPanel {
-        title: layer.to_owned(),
-        x,
-        y,
-        cells,
-        single,
-    }
-}
-
-/// A one-line takeaway over a chart, computed from the data it draws.
-pub(crate) fn takeaway(h: &mut String, text: &str) {
-    let _ = write!(h, "<p class=\"takeaway\">{}</p>", esc(text));
 }
 
 /// `4 x 1`: a cell of the task x BLAS-thread grid.
