@@ -58,11 +58,11 @@ pub fn limits(rows: &[Row], theoretical_peak_gflops: Option<f64>) -> Limits {
             r.suite == suite
                 && r.workload == workload
                 && r.time_ns.is_some()
-                && !r.params.contains_key("kernel")
+                && !r.params.contains_key(parcost::id::key::KERNEL)
         })
     };
     // The fastest matmul's rate, and its interval (a rate's interval inverts the time's).
-    let dgemm_peak = sampled("blas-tuning", "matmul")
+    let dgemm_peak = sampled(parcost::id::BLAS_TUNING.name, "matmul")
         .filter_map(|r| {
             let rate = r.throughput.as_ref()?.estimate;
             let t = r.time_ns?;
@@ -74,8 +74,8 @@ pub fn limits(rows: &[Row], theoretical_peak_gflops: Option<f64>) -> Limits {
             })
         })
         .max_by(|a, b| a.estimate.total_cmp(&b.estimate));
-    let memcpy = sampled("array-sharing", "copy")
-        .max_by_key(|r| r.int("bytes"))
+    let memcpy = sampled(parcost::id::ARRAY_SHARING.name, "copy")
+        .max_by_key(|r| r.int(parcost::id::key::BYTES))
         .and_then(|r| r.throughput.as_ref().map(|t| t.estimate));
     Limits {
         dgemm_peak_gflops: dgemm_peak.map(|e| e.estimate),
@@ -105,7 +105,7 @@ fn groups<'a>(
     // The kernel sweep compares kernels, not thread counts: see `kernel_findings`.
     for r in rows
         .iter()
-        .filter(|r| r.suite == suite && !r.params.contains_key("kernel"))
+        .filter(|r| r.suite == suite && !r.params.contains_key(parcost::id::key::KERNEL))
     {
         out.entry(group_key(r, grid)).or_default().push(r);
     }
@@ -115,8 +115,14 @@ fn groups<'a>(
 /// A workload instance in words: "64 products of 256^2, openmp", "svd of 768^2, pthreads".
 pub fn human(workload: &str, params: &BTreeMap<String, Value>) -> String {
     let int = |k: &str| params.get(k).and_then(Value::int);
-    let n = int("n").map(|n| format!("{n}^2")).unwrap_or_default();
-    let what = match (workload, int("pairs"), int("matrices")) {
+    let n = int(parcost::id::key::N)
+        .map(|n| format!("{n}^2"))
+        .unwrap_or_default();
+    let what = match (
+        workload,
+        int(parcost::id::key::PAIRS),
+        int(parcost::id::key::MATRICES),
+    ) {
         ("matmul", Some(k), _) => format!("{k} products of {n}"),
         ("svd", _, Some(k)) => format!("{k} SVDs of {n}"),
         (w, _, _) if !n.is_empty() => format!("{w} of {n}"),
@@ -126,7 +132,7 @@ pub fn human(workload: &str, params: &BTreeMap<String, Value>) -> String {
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "n" | "pairs" | "matrices" | "layer"))
         .map(|(k, v)| format!("{k}={v}"))
-        .chain(params.get("layer").map(|l| l.to_string()))
+        .chain(params.get(parcost::id::key::LAYER).map(|l| l.to_string()))
         .collect();
     if rest.is_empty() {
         what
@@ -168,7 +174,10 @@ pub(crate) fn top3(mut findings: Vec<Finding>) -> impl Iterator<Item = Finding> 
 
 fn cell(rows: &[&Row], tasks: u64, blas: u64) -> Option<Row> {
     rows.iter()
-        .find(|r| r.int("tasks") == Some(tasks) && r.int("blas_threads") == Some(blas))
+        .find(|r| {
+            r.int(parcost::id::key::TASKS) == Some(tasks)
+                && r.int(parcost::id::key::BLAS_THREADS) == Some(blas)
+        })
         .map(|r| (*r).clone())
 }
 
@@ -180,14 +189,17 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
 
     // Oversubscription: the naive cell (most tasks, P BLAS threads each) against the best.
     let mut over = Vec::new();
-    for ((workload, params), cells) in groups(rows, "oversubscription", &["tasks", "blas_threads"])
-    {
+    for ((workload, params), cells) in groups(
+        rows,
+        parcost::id::OVERSUBSCRIPTION.name,
+        &[parcost::id::key::TASKS, parcost::id::key::BLAS_THREADS],
+    ) {
         let Some(best) = best_sampled(&cells) else {
             continue;
         };
         let max_tasks = cells
             .iter()
-            .filter_map(|r| r.int("tasks"))
+            .filter_map(|r| r.int(parcost::id::key::TASKS))
             .max()
             .unwrap_or(1);
         let naive = cell(&cells, max_tasks, p)
@@ -204,12 +216,12 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
         let desc = |row: &Row| {
             format!(
                 "{} tasks x {} BLAS threads",
-                row.int("tasks").unwrap_or(0),
-                row.int("blas_threads").unwrap_or(0)
+                row.int(parcost::id::key::TASKS).unwrap_or(0),
+                row.int(parcost::id::key::BLAS_THREADS).unwrap_or(0)
             )
         };
         over.push(slower(
-            "oversubscription",
+            parcost::id::OVERSUBSCRIPTION.name,
             "naive nesting".into(),
             &desc(&naive),
             &desc(best),
@@ -221,22 +233,29 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
 
     // BLAS tuning: the best thread count against the default (P threads).
     let mut tuning = Vec::new();
-    for ((workload, params), cells) in groups(rows, "blas-tuning", &["blas_threads"]) {
+    for ((workload, params), cells) in groups(
+        rows,
+        parcost::id::BLAS_TUNING.name,
+        &[parcost::id::key::BLAS_THREADS],
+    ) {
         let (Some(best), Some(default)) = (best_sampled(&cells), cell_blas(&cells, p)) else {
             continue;
         };
         let (Some(bt), Some(dt)) = (best.time_ns, default.time_ns) else {
             continue;
         };
-        let b = best.int("blas_threads").unwrap_or(0);
+        let b = best.int(parcost::id::key::BLAS_THREADS).unwrap_or(0);
         if b == p {
             if let Some(w) = worst_sampled(&cells).filter(|w| w.full_id != best.full_id)
                 && let Some(wt) = w.time_ns
             {
                 tuning.push(slower(
-                    "blas-tuning",
+                    parcost::id::BLAS_TUNING.name,
                     "BLAS threads".into(),
-                    &format!("{} BLAS threads", w.int("blas_threads").unwrap_or(0)),
+                    &format!(
+                        "{} BLAS threads",
+                        w.int(parcost::id::key::BLAS_THREADS).unwrap_or(0)
+                    ),
                     &format!("the default {p}, the best here"),
                     ratio(&wt, &bt),
                     &format!(" ({})", human(&workload, &params)),
@@ -245,7 +264,7 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
             continue;
         }
         tuning.push(slower(
-            "blas-tuning",
+            parcost::id::BLAS_TUNING.name,
             "BLAS threads".into(),
             &format!("the default {p} BLAS threads"),
             &format!("{b}, the best count measured"),
@@ -271,14 +290,19 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
             ));
         }
         all.push(slower(
-            "task-level",
+            parcost::id::TASK_LEVEL.name,
             format!("crossover under {layer}"),
             "op-level (1 task x P BLAS threads), at its worst,",
             "task-level (P tasks x 1 BLAS thread)",
             r,
             &format!(" at n={n} under {layer}{until}"),
         ));
-        if all.iter().filter(|f| f.suite == "task-level").count() >= 3 {
+        if all
+            .iter()
+            .filter(|f| f.suite == parcost::id::TASK_LEVEL.name)
+            .count()
+            >= 3
+        {
             break;
         }
     }
@@ -286,10 +310,10 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
     // Threads against processes: speedup of threads, cost of pipes, at W = P.
     let at = |job: &str, variant: &str, w: u64| {
         rows.iter().find(|r| {
-            r.suite == "threads-vs-processes"
+            r.suite == parcost::id::THREADS_VS_PROCESSES.name
                 && r.workload == job
-                && r.name("variant") == Some(variant)
-                && r.int("workers") == Some(w)
+                && r.name(parcost::id::key::VARIANT) == Some(variant)
+                && r.int(parcost::id::key::WORKERS) == Some(w)
         })
     };
     if let (Some(serial), Some(rayon)) = (
@@ -298,7 +322,7 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
     ) && let (Some(st), Some(rt)) = (serial.time_ns, rayon.time_ns)
     {
         let mut f = slower(
-            "threads-vs-processes",
+            parcost::id::THREADS_VS_PROCESSES.name,
             "threads on element-wise work".into(),
             "serial",
             &format!("a rayon pool of {p}"),
@@ -327,7 +351,7 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
             && let (Some(pt), Some(rt)) = (pipe.time_ns, rayon.time_ns)
         {
             all.push(slower(
-                "threads-vs-processes",
+                parcost::id::THREADS_VS_PROCESSES.name,
                 format!("processes with pipes on {job}"),
                 &format!("{p} worker processes fed through pipes"),
                 &format!("{p} rayon threads"),
@@ -343,12 +367,13 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
     let sharing = |workload: &str, transport: &str, variant: Option<&str>| {
         rows.iter()
             .find(|r| {
-                r.suite == "array-sharing"
+                r.suite == parcost::id::ARRAY_SHARING.name
                     && r.workload == workload
-                    && r.name("transport") == Some(transport)
-                    && r.name("variant") == variant
-                    && r.name("pool").is_none_or(|p| p == "persistent")
-                    && r.int("bytes") == Some(MIB64)
+                    && r.name(parcost::id::key::TRANSPORT) == Some(transport)
+                    && r.name(parcost::id::key::VARIANT) == variant
+                    && r.name(parcost::id::key::POOL)
+                        .is_none_or(|p| p == "persistent")
+                    && r.int(parcost::id::key::BYTES) == Some(MIB64)
             })
             .and_then(|r| r.time_ns)
     };
@@ -357,7 +382,7 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
         for transport in ["pipe", "mmap-file", "iceoryx2"] {
             if let Some(t) = sharing("send", transport, None) {
                 share.push(slower(
-                    "array-sharing",
+                    parcost::id::ARRAY_SHARING.name,
                     format!("sending 64 MiB by {transport}"),
                     &format!(
                         "sending 64 MiB to a worker process by {transport} (it reads all of it)"
@@ -380,7 +405,7 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
             sharing("read-shared", transport, read_variant),
         ) {
             share.push(slower(
-                "array-sharing",
+                parcost::id::ARRAY_SHARING.name,
                 format!("{transport}: sending against reading in place"),
                 &format!("sending 64 MiB by {transport}"),
                 if read_variant.is_some() {
@@ -398,7 +423,7 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
         sharing("copy", "memcpy", None),
     ) {
         share.push(slower(
-            "array-sharing",
+            parcost::id::ARRAY_SHARING.name,
             "vmsplice against memcpy, 64 MiB".into(),
             "sending 64 MiB through a pipe with vmsplice (and summing it there)",
             "one memcpy of 64 MiB",
@@ -413,7 +438,7 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
 fn cell_blas<'a>(rows: &[&'a Row], blas: u64) -> Option<&'a Row> {
     rows.iter()
         .copied()
-        .find(|r| r.int("blas_threads") == Some(blas))
+        .find(|r| r.int(parcost::id::key::BLAS_THREADS) == Some(blas))
 }
 
 /// The oversubscription batch of products whose instance ran under the most layers: the
@@ -470,21 +495,21 @@ impl Crossover {
 /// Per layer: op-level over task-level at each size, and the crossover.
 pub fn crossovers(rows: &[Row]) -> BTreeMap<String, Crossover> {
     let mut ratios: BTreeMap<String, Vec<(u64, Ratio)>> = BTreeMap::new();
-    for op in rows
-        .iter()
-        .filter(|r| r.suite == "task-level" && r.name("variant") == Some("op-level"))
-    {
+    for op in rows.iter().filter(|r| {
+        r.suite == parcost::id::TASK_LEVEL.name
+            && r.name(parcost::id::key::VARIANT) == Some("op-level")
+    }) {
         let task = rows.iter().find(|r| {
-            r.suite == "task-level"
-                && r.name("variant") == Some("task-level")
-                && r.name("layer") == op.name("layer")
-                && r.int("n") == op.int("n")
+            r.suite == parcost::id::TASK_LEVEL.name
+                && r.name(parcost::id::key::VARIANT) == Some(parcost::id::TASK_LEVEL.name)
+                && r.name(parcost::id::key::LAYER) == op.name(parcost::id::key::LAYER)
+                && r.int(parcost::id::key::N) == op.int(parcost::id::key::N)
         });
         if let (Some(ot), Some(tt), Some(n), Some(layer)) = (
             op.time_ns,
             task.and_then(|t| t.time_ns),
-            op.int("n"),
-            op.name("layer"),
+            op.int(parcost::id::key::N),
+            op.name(parcost::id::key::LAYER),
         ) {
             ratios
                 .entry(layer.to_owned())
@@ -552,9 +577,22 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
     let p = logical_cores.max(1) as u64;
     let mut out = Vec::new();
     let grids: [(&str, &[&str]); 3] = [
-        ("oversubscription", &["tasks", "blas_threads"]),
-        ("task-level", &["tasks", "blas_threads", "variant"]),
-        ("blas-tuning", &["blas_threads"]),
+        (
+            parcost::id::OVERSUBSCRIPTION.name,
+            &[parcost::id::key::TASKS, parcost::id::key::BLAS_THREADS],
+        ),
+        (
+            parcost::id::TASK_LEVEL.name,
+            &[
+                parcost::id::key::TASKS,
+                parcost::id::key::BLAS_THREADS,
+                parcost::id::key::VARIANT,
+            ],
+        ),
+        (
+            parcost::id::BLAS_TUNING.name,
+            &[parcost::id::key::BLAS_THREADS],
+        ),
     ];
     for (suite, grid) in grids {
         for ((workload, params), cells) in groups(rows, suite, grid) {
@@ -562,14 +600,14 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
                 continue;
             };
             let find = |t: Option<u64>, b: u64| {
-                cells
-                    .iter()
-                    .copied()
-                    .find(|r| r.int("blas_threads") == Some(b) && r.int("tasks") == t)
+                cells.iter().copied().find(|r| {
+                    r.int(parcost::id::key::BLAS_THREADS) == Some(b)
+                        && r.int(parcost::id::key::TASKS) == t
+                })
             };
-            let tasks = |t: u64| (suite != "blas-tuning").then_some(t);
+            let tasks = |t: u64| (suite != parcost::id::BLAS_TUNING.name).then_some(t);
             let default = find(tasks(1), p);
-            let naive = (suite != "blas-tuning")
+            let naive = (suite != parcost::id::BLAS_TUNING.name)
                 .then(|| find(tasks(p), p))
                 .flatten();
             let config = |r: &Row| -> Config {
@@ -711,16 +749,22 @@ impl<'a> KernelSweep<'a> {
         let sweep: Vec<&Row> = rows
             .iter()
             .filter(|r| {
-                r.suite == "blas-tuning"
+                r.suite == parcost::id::BLAS_TUNING.name
                     && r.workload == "matmul"
-                    && r.params.contains_key("kernel")
+                    && r.params.contains_key(parcost::id::key::KERNEL)
                     && r.time_ns.is_some()
             })
             .collect();
-        let n = sweep.iter().filter_map(|r| r.int("n")).max()?;
+        let n = sweep
+            .iter()
+            .filter_map(|r| r.int(parcost::id::key::N))
+            .max()?;
         let rows: Vec<&Row> = sweep
             .into_iter()
-            .filter(|r| r.int("n") == Some(n) && r.int("blas_threads") == Some(p))
+            .filter(|r| {
+                r.int(parcost::id::key::N) == Some(n)
+                    && r.int(parcost::id::key::BLAS_THREADS) == Some(p)
+            })
             .collect();
         let best = best_sampled(&rows)?;
         Some(Self { n, rows, best })
@@ -729,7 +773,7 @@ impl<'a> KernelSweep<'a> {
     /// The row of kernel `k` (any spelling).
     pub fn row(&self, k: &str) -> Option<&'a Row> {
         self.rows.iter().copied().find(|r| {
-            r.name("kernel")
+            r.name(parcost::id::key::KERNEL)
                 .is_some_and(|x| parcost::kernel::same(x, k))
         })
     }
@@ -750,7 +794,7 @@ pub fn kernel_findings(
     };
     let (n, at_p, best) = (sweep.n, &sweep.rows, sweep.best);
     let kernel_row = |k: &str| sweep.row(k);
-    let best_k = best.name("kernel").unwrap_or("?");
+    let best_k = best.name(parcost::id::key::KERNEL).unwrap_or("?");
     let best_name = display_kernel(best_k);
     let context = format!(" (dgemm of {n} x {n} at {p} BLAS threads)");
     let mut out = Vec::new();
@@ -761,7 +805,7 @@ pub fn kernel_findings(
                 return out;
             };
             let mut f = slower(
-                "blas-tuning",
+                parcost::id::BLAS_TUNING.name,
                 "the kernel OpenBLAS chooses".into(),
                 &format!("OpenBLAS's own kernel on this CPU, {library},"),
                 &best_name,
@@ -786,9 +830,9 @@ pub fn kernel_findings(
             if let (Some(next), Some(lt)) = (next, lib.time_ns)
                 && let Some(nt) = next.time_ns
             {
-                let next_name = display_kernel(next.name("kernel").unwrap_or("?"));
+                let next_name = display_kernel(next.name(parcost::id::key::KERNEL).unwrap_or("?"));
                 let mut f = slower(
-                    "blas-tuning",
+                    parcost::id::BLAS_TUNING.name,
                     "the kernel OpenBLAS chooses".into(),
                     &format!("the next fastest kernel, {next_name},"),
                     &format!("OpenBLAS's own choice, {library}"),
@@ -809,7 +853,7 @@ pub fn kernel_findings(
         && let (Some(ut), Some(bt)) = (u.time_ns, best.time_ns)
     {
         let mut f = slower(
-            "blas-tuning",
+            parcost::id::BLAS_TUNING.name,
             "the kernel the suites ran".into(),
             &format!("{used}, the kernel every suite of this run used,"),
             &best_name,

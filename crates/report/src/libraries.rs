@@ -19,9 +19,13 @@ use crate::results::{Estimate, Value};
 /// The keys a suite's grid varies: what is not part of a workload's identity.
 fn grid_keys(suite: &str) -> &'static [&'static str] {
     match suite {
-        "oversubscription" => &["tasks", "blas_threads"],
-        "task-level" => &["variant", "tasks", "blas_threads"],
-        "blas-tuning" => &["blas_threads"],
+        "oversubscription" => &[parcost::id::key::TASKS, parcost::id::key::BLAS_THREADS],
+        "task-level" => &[
+            parcost::id::key::VARIANT,
+            parcost::id::key::TASKS,
+            parcost::id::key::BLAS_THREADS,
+        ],
+        "blas-tuning" => &[parcost::id::key::BLAS_THREADS],
         _ => &[],
     }
 }
@@ -45,12 +49,15 @@ impl Entry<'_> {
     /// `2 x 1` (tasks x threads), `B = 2`, `task-level, 2 x 1`.
     pub fn config(&self) -> String {
         let r = self.best;
-        let cell = match (r.int("tasks"), r.int("blas_threads")) {
+        let cell = match (
+            r.int(parcost::id::key::TASKS),
+            r.int(parcost::id::key::BLAS_THREADS),
+        ) {
             (Some(t), Some(b)) => format!("{t} x {b}"),
             (None, Some(b)) => format!("B = {b}"),
             _ => String::new(),
         };
-        match r.name("variant") {
+        match r.name(parcost::id::key::VARIANT) {
             Some(v) => format!("{v}, {cell}"),
             None => cell,
         }
@@ -94,16 +101,17 @@ pub fn comparisons(rows: &[Row]) -> Vec<Comparison<'_>> {
     let mut groups: BTreeMap<Key, BTreeMap<String, Vec<&Row>>> = BTreeMap::new();
     for r in rows {
         let grid = grid_keys(&r.suite);
-        if grid.is_empty() || r.params.contains_key("kernel") || r.time_ns.is_none() {
+        if grid.is_empty() || r.params.contains_key(parcost::id::key::KERNEL) || r.time_ns.is_none()
+        {
             continue;
         }
-        let Some(layer) = r.name("layer") else {
+        let Some(layer) = r.name(parcost::id::key::LAYER) else {
             continue;
         };
         let params = r
             .params
             .iter()
-            .filter(|(k, _)| !grid.contains(&k.as_str()) && k.as_str() != "layer")
+            .filter(|(k, _)| !grid.contains(&k.as_str()) && k.as_str() != parcost::id::key::LAYER)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         groups
@@ -145,7 +153,7 @@ pub fn comparisons(rows: &[Row]) -> Vec<Comparison<'_>> {
         (
             order(&c.suite),
             c.workload.clone(),
-            c.params.get("n").cloned(),
+            c.params.get(parcost::id::key::N).cloned(),
         )
     });
     out
@@ -193,31 +201,41 @@ pub(crate) fn naive_cost<'a>(rows: &[&'a Row], layer: &str, p: u64) -> Option<(&
     let cells: Vec<&Row> = rows
         .iter()
         .copied()
-        .filter(|r| r.name("layer") == Some(layer) && r.time_ns.is_some())
+        .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer) && r.time_ns.is_some())
         .collect();
     let best = cells
         .iter()
         .copied()
         .min_by(|a, b| time_of(a).total_cmp(&time_of(b)))?;
-    let most = cells.iter().filter_map(|r| r.int("tasks")).max()?;
-    let naive = cells
+    let most = cells
         .iter()
-        .copied()
-        .find(|r| r.int("tasks") == Some(most) && r.int("blas_threads") == Some(p))?;
+        .filter_map(|r| r.int(parcost::id::key::TASKS))
+        .max()?;
+    let naive = cells.iter().copied().find(|r| {
+        r.int(parcost::id::key::TASKS) == Some(most)
+            && r.int(parcost::id::key::BLAS_THREADS) == Some(p)
+    })?;
     Some((naive, ratio(&naive.time_ns?, &best.time_ns?)))
 }
 
 /// [`naive_cost`] where the naive cell was too slow to sample (run once, no interval): its one
 /// run over the layer's best estimate.
 fn naive_once(rows: &[&Row], layer: &str, p: u64) -> Option<f64> {
-    let of_layer = || rows.iter().filter(|r| r.name("layer") == Some(layer));
+    let of_layer = || {
+        rows.iter()
+            .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer))
+    };
     let best = of_layer()
         .filter_map(|r| r.time_ns)
         .map(|t| t.estimate)
         .min_by(f64::total_cmp)?;
-    let most = of_layer().filter_map(|r| r.int("tasks")).max()?;
-    let naive =
-        of_layer().find(|r| r.int("tasks") == Some(most) && r.int("blas_threads") == Some(p))?;
+    let most = of_layer()
+        .filter_map(|r| r.int(parcost::id::key::TASKS))
+        .max()?;
+    let naive = of_layer().find(|r| {
+        r.int(parcost::id::key::TASKS) == Some(most)
+            && r.int(parcost::id::key::BLAS_THREADS) == Some(p)
+    })?;
     Some(naive.time_ns.is_none().then_some(naive.single_run_ns?)? / best)
 }
 
@@ -240,7 +258,7 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
     let mut out = Vec::new();
     let over: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.suite == "oversubscription")
+        .filter(|r| r.suite == parcost::id::OVERSUBSCRIPTION.name)
         .collect();
     let mut instances: BTreeMap<(String, BTreeMap<String, Value>), Vec<&Row>> = BTreeMap::new();
     for r in over {
@@ -280,7 +298,7 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
         };
         let cell = format!(
             "{} tasks x {p} threads",
-            faer_naive.int("tasks").unwrap_or(0)
+            faer_naive.int(parcost::id::key::TASKS).unwrap_or(0)
         );
         let once = names::OPENBLAS
             .iter()
@@ -316,7 +334,7 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
             _ => ("the two costs did not separate", false),
         };
         out.push(Finding::new(
-            "oversubscription",
+            parcost::id::OVERSUBSCRIPTION.name,
             "naive nesting, faer against OpenBLAS".into(),
             said(
                 seen,
@@ -346,9 +364,9 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
 pub fn by_size(rows: &[Row], layer: &str) -> Vec<(u64, Ratio)> {
     let mut out: Vec<(u64, Ratio)> = comparisons(rows)
         .iter()
-        .filter(|c| c.suite == "task-level")
+        .filter(|c| c.suite == parcost::id::TASK_LEVEL.name)
         .filter_map(|c| {
-            let n = c.params.get("n")?.int()?;
+            let n = c.params.get(parcost::id::key::N)?.int()?;
             let native = c.of(layer)?;
             let openblas = c.best_of_library(names::LIBRARY_OPENBLAS)?;
             Some((n, speedup(native, openblas)))
@@ -411,7 +429,7 @@ fn size_finding(rows: &[Row], layer: &str) -> Option<Finding> {
         ),
     };
     Some(Finding::new(
-        "task-level",
+        parcost::id::TASK_LEVEL.name,
         format!("{layer} against OpenBLAS by size"),
         said(
             seen,
@@ -432,7 +450,7 @@ fn large_op_finding(rows: &[Row]) -> Option<Finding> {
     let mut seen = false;
     for c in comparisons(rows)
         .iter()
-        .filter(|c| c.suite == "blas-tuning")
+        .filter(|c| c.suite == parcost::id::BLAS_TUNING.name)
     {
         let (Some(f), Some(o)) = (
             c.of(names::FAER),
@@ -459,7 +477,7 @@ fn large_op_finding(rows: &[Row]) -> Option<Finding> {
     }
     let r = first?;
     Some(Finding::new(
-        "blas-tuning",
+        parcost::id::BLAS_TUNING.name,
         "faer against OpenBLAS, one large op".into(),
         said(
             seen,
@@ -503,20 +521,20 @@ fn peak_finding(rows: &[Row], limits: Limits) -> Option<Finding> {
     let peak = limits.dgemm_peak?;
     let peak_row = rows
         .iter()
-        .filter(|r| r.suite == "blas-tuning" && r.workload == "matmul")
-        .filter(|r| !r.params.contains_key("kernel"))
+        .filter(|r| r.suite == parcost::id::BLAS_TUNING.name && r.workload == "matmul")
+        .filter(|r| !r.params.contains_key(parcost::id::key::KERNEL))
         .filter_map(|r| Some((r, rate(r)?)))
         .max_by(|a, b| a.1.estimate.total_cmp(&b.1.estimate))?;
     let batch: Vec<(&Row, Estimate)> = rows
         .iter()
-        .filter(|r| r.suite == "oversubscription" && r.workload == "matmul")
-        .filter(|r| r.int("n") == Some(256))
+        .filter(|r| r.suite == parcost::id::OVERSUBSCRIPTION.name && r.workload == "matmul")
+        .filter(|r| r.int(parcost::id::key::N) == Some(256))
         .filter_map(|r| Some((r, rate(r)?)))
         .collect();
     let best_of = |pred: &dyn Fn(&str) -> bool| {
         batch
             .iter()
-            .filter(|(r, _)| r.name("layer").is_some_and(pred))
+            .filter(|(r, _)| r.name(parcost::id::key::LAYER).is_some_and(pred))
             .max_by(|a, b| a.1.estimate.total_cmp(&b.1.estimate))
     };
     let (best, best_rate) = best_of(&|_| true)?;
@@ -524,9 +542,9 @@ fn peak_finding(rows: &[Row], limits: Limits) -> Option<Finding> {
     let who = |r: &Row| {
         format!(
             "{}, {} tasks x {} threads",
-            names::describe(r.name("layer").unwrap_or("?")),
-            r.int("tasks").unwrap_or(0),
-            r.int("blas_threads").unwrap_or(0)
+            names::describe(r.name(parcost::id::key::LAYER).unwrap_or("?")),
+            r.int(parcost::id::key::TASKS).unwrap_or(0),
+            r.int(parcost::id::key::BLAS_THREADS).unwrap_or(0)
         )
     };
     let openblas = best_of(&names::is_openblas)
@@ -554,7 +572,7 @@ fn peak_finding(rows: &[Row], limits: Limits) -> Option<Finding> {
         format!("an interval that straddles {:.0}%", 100.0 * PEAK_SHARE_BAR)
     };
     Some(Finding::new(
-        "oversubscription",
+        parcost::id::OVERSUBSCRIPTION.name,
         "the best batch of small products against the peak".into(),
         said(
             reached,
@@ -562,16 +580,16 @@ fn peak_finding(rows: &[Row], limits: Limits) -> Option<Finding> {
                 "the fastest batch of {} products of 256^2 ({}) ran at {:.1} GFLOP/s: {:.0}% ({:.0} \
              to {:.0}) of the best DGEMM rate measured in this run ({:.1} GFLOP/s, {} matmul of \
              {}^2 at {} threads), {verdict}.{openblas}",
-                best.int("pairs").unwrap_or(0),
+                best.int(parcost::id::key::PAIRS).unwrap_or(0),
                 who(best),
                 best_rate.estimate,
                 100.0 * s.estimate,
                 100.0 * s.lower,
                 100.0 * s.upper,
                 peak.estimate,
-                names::describe(peak_row.0.name("layer").unwrap_or("?")),
-                peak_row.0.int("n").unwrap_or(0),
-                peak_row.0.int("blas_threads").unwrap_or(0),
+                names::describe(peak_row.0.name(parcost::id::key::LAYER).unwrap_or("?")),
+                peak_row.0.int(parcost::id::key::N).unwrap_or(0),
+                peak_row.0.int(parcost::id::key::BLAS_THREADS).unwrap_or(0),
             ),
         ),
         Ratio::from_estimate(s),
@@ -601,16 +619,16 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
         let default = rows.iter().find(|r| {
             r.suite == c.suite
                 && r.workload == c.workload
-                && r.name("layer") == Some(default_layer)
-                && !r.params.contains_key("kernel")
-                && r.int("blas_threads") == Some(p)
-                && r.int("tasks").is_none_or(|t| t == 1)
+                && r.name(parcost::id::key::LAYER) == Some(default_layer)
+                && !r.params.contains_key(parcost::id::key::KERNEL)
+                && r.int(parcost::id::key::BLAS_THREADS) == Some(p)
+                && r.int(parcost::id::key::TASKS).is_none_or(|t| t == 1)
                 && c.params.iter().all(|(k, v)| r.params.get(k) == Some(v))
         });
         let grid = grid_keys(&c.suite);
         let config = |r: &Row| -> Config {
             grid.iter()
-                .chain(&["layer"])
+                .chain(&[parcost::id::key::LAYER])
                 .filter_map(|k| Some(((*k).to_owned(), r.params.get(*k)?.clone())))
                 .collect()
         };

@@ -26,16 +26,16 @@ pub(crate) const GRID_AND_VARIANT: [&str; 3] = [key::RANKS, key::BLAS_THREADS, k
 pub(crate) fn cell(r: &Row) -> String {
     format!(
         "{} x {}",
-        r.int("ranks").unwrap_or(0),
-        r.int("blas_threads").unwrap_or(0)
+        r.int(parcost::id::key::RANKS).unwrap_or(0),
+        r.int(parcost::id::key::BLAS_THREADS).unwrap_or(0)
     )
 }
 
 /// `4 ranks x 2 BLAS threads`.
 pub(crate) fn cell_words(r: &Row) -> String {
     let (ranks, b) = (
-        r.int("ranks").unwrap_or(0),
-        r.int("blas_threads").unwrap_or(0),
+        r.int(parcost::id::key::RANKS).unwrap_or(0),
+        r.int(parcost::id::key::BLAS_THREADS).unwrap_or(0),
     );
     format!(
         "{ranks} rank{} x {b} BLAS thread{}",
@@ -58,16 +58,20 @@ pub(crate) fn batch_words(params: &BTreeMap<String, Value>) -> String {
     let int = |k: &str| params.get(k).and_then(Value::int).unwrap_or(0);
     format!(
         "{} products and {} SVDs of {}^2",
-        int("pairs"),
-        int("matrices"),
-        int("n")
+        int(parcost::id::key::PAIRS),
+        int(parcost::id::key::MATRICES),
+        int(parcost::id::key::N)
     )
 }
 
 /// Megabytes that `scatter` moves an iteration: the inputs out, the results back.
 pub(crate) fn moved_mib(params: &BTreeMap<String, Value>) -> (f64, f64) {
     let int = |k: &str| params.get(k).and_then(Value::int).unwrap_or(0) as f64;
-    let (n, pairs, matrices) = (int("n"), int("pairs"), int("matrices"));
+    let (n, pairs, matrices) = (
+        int(parcost::id::key::N),
+        int(parcost::id::key::PAIRS),
+        int(parcost::id::key::MATRICES),
+    );
     let mib = (1u64 << 20) as f64;
     (
         (2.0 * pairs + matrices) * n * n * 8.0 / mib,
@@ -111,15 +115,20 @@ pub(crate) fn all_rows(rows: &[Row]) -> Vec<&Row> {
 
 /// The cell of `rows` at `ranks` x `blas`.
 pub(crate) fn at<'a>(rows: &[&'a Row], ranks: u64, blas: u64) -> Option<&'a Row> {
-    rows.iter()
-        .copied()
-        .find(|r| r.int("ranks") == Some(ranks) && r.int("blas_threads") == Some(blas))
+    rows.iter().copied().find(|r| {
+        r.int(parcost::id::key::RANKS) == Some(ranks)
+            && r.int(parcost::id::key::BLAS_THREADS) == Some(blas)
+    })
 }
 
 /// The cell of `rows` with the ranks and BLAS threads of `cell` (the same cell of the other
 /// workload).
 pub(crate) fn same_cell<'a>(rows: &[&'a Row], cell: &Row) -> Option<&'a Row> {
-    at(rows, cell.int("ranks")?, cell.int("blas_threads")?)
+    at(
+        rows,
+        cell.int(parcost::id::key::RANKS)?,
+        cell.int(parcost::id::key::BLAS_THREADS)?,
+    )
 }
 
 /// The naive hybrid, as cost 1's naive nesting: the most ranks, each at P BLAS threads (what
@@ -128,8 +137,8 @@ pub(crate) fn naive<'a>(cells: &[&'a Row], p: u64) -> Option<&'a Row> {
     cells
         .iter()
         .copied()
-        .filter(|r| r.int("blas_threads") == Some(p))
-        .max_by_key(|r| r.int("ranks"))
+        .filter(|r| r.int(parcost::id::key::BLAS_THREADS) == Some(p))
+        .max_by_key(|r| r.int(parcost::id::key::RANKS))
 }
 
 /// The default: exactly what a user runs when they set nothing, `mpirun -np P` with OpenMPI's
@@ -178,7 +187,8 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
             if best.full_id == slow.full_id {
                 continue;
             }
-            let product = slow.int("ranks").unwrap_or(0) * slow.int("blas_threads").unwrap_or(0);
+            let product = slow.int(parcost::id::key::RANKS).unwrap_or(0)
+                * slow.int(parcost::id::key::BLAS_THREADS).unwrap_or(0);
             let k = if product == p {
                 "P".to_owned()
             } else if product % p == 0 {
@@ -219,7 +229,7 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
                     " ({w}: {}, {})",
                     batch_words(&params),
                     params
-                        .get("layer")
+                        .get(parcost::id::key::LAYER)
                         .map(ToString::to_string)
                         .unwrap_or_default()
                 ),
@@ -237,7 +247,7 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
         let several: Vec<&Row> = cells
             .iter()
             .copied()
-            .filter(|r| r.int("ranks").is_some_and(|n| n > 1))
+            .filter(|r| r.int(parcost::id::key::RANKS).is_some_and(|n| n > 1))
             .filter(|r| same_cell(theirs, r).is_some_and(|s| s.time_ns.is_some()))
             .collect();
         let Some(b) = best_sampled(&several) else {
@@ -263,7 +273,7 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
                 " at {}, the best batch cell with more than one rank ({})",
                 cell_words(b),
                 params
-                    .get("layer")
+                    .get(parcost::id::key::LAYER)
                     .map(ToString::to_string)
                     .unwrap_or_default()
             ),

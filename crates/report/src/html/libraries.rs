@@ -98,8 +98,11 @@ pub fn section(h: &mut String, s: &Summary) -> anyhow::Result<()> {
 /// GFLOP/s of each layer's best configuration at each task-level size, one line a layer.
 fn chart(h: &mut String, rows: &[Row]) -> anyhow::Result<()> {
     let mut by_layer: BTreeMap<String, Vec<Point>> = BTreeMap::new();
-    for c in comparisons(rows).iter().filter(|c| c.suite == "task-level") {
-        let Some(n) = c.params.get("n").and_then(Value::int) else {
+    for c in comparisons(rows)
+        .iter()
+        .filter(|c| c.suite == parcost::id::TASK_LEVEL.name)
+    {
+        let Some(n) = c.params.get(parcost::id::key::N).and_then(Value::int) else {
             continue;
         };
         for e in &c.entries {

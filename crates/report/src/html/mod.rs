@@ -407,8 +407,8 @@ fn instances<'a>(rows: &[&'a Row], grid: &[&str]) -> BTreeMap<String, Vec<&'a Ro
 fn cell_name(r: &Row) -> String {
     format!(
         "{} x {}",
-        r.int("tasks").unwrap_or(0),
-        r.int("blas_threads").unwrap_or(0)
+        r.int(parcost::id::key::TASKS).unwrap_or(0),
+        r.int(parcost::id::key::BLAS_THREADS).unwrap_or(0)
     )
 }
 
@@ -421,17 +421,24 @@ fn fastest_of<'a>(rows: impl Iterator<Item = &'a Row>) -> Option<&'a Row> {
 }
 
 fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
-    for (title, cells) in instances(rows, &["tasks", "blas_threads", "layer"]) {
+    for (title, cells) in instances(
+        rows,
+        &[
+            parcost::id::key::TASKS,
+            parcost::id::key::BLAS_THREADS,
+            parcost::id::key::LAYER,
+        ],
+    ) {
         let layers: Vec<&str> = cells
             .iter()
-            .filter_map(|r| r.name("layer"))
+            .filter_map(|r| r.name(parcost::id::key::LAYER))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         let axis = |key: &str, layer: &str| -> Vec<u64> {
             cells
                 .iter()
-                .filter(|r| r.name("layer") == Some(layer))
+                .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer))
                 .filter_map(|r| r.int(key))
                 .collect::<BTreeSet<_>>()
                 .into_iter()
@@ -444,7 +451,7 @@ fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
             let of_layer: Vec<&Row> = cells
                 .iter()
                 .copied()
-                .filter(|r| r.name("layer") == Some(layer))
+                .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer))
                 .collect();
             let (Some(lbest), Some(worst)) = (
                 fastest_of(of_layer.iter().copied()),
@@ -474,7 +481,7 @@ fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
                 &format!(
                     "{title}: fastest {} (tasks x BLAS threads) under {}, {}; {}.",
                     cell_name(b),
-                    b.name("layer").unwrap_or("?"),
+                    b.name(parcost::id::key::LAYER).unwrap_or("?"),
                     ms(b.typical_ns().unwrap_or(0.0)),
                     naive.join("; ")
                 ),
@@ -483,10 +490,16 @@ fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
         let mut panels = Vec::new();
         let mut grids = Vec::new();
         for &layer in &layers {
-            let (tasks, blas) = (axis("tasks", layer), axis("blas_threads", layer));
+            let (tasks, blas) = (
+                axis(parcost::id::key::TASKS, layer),
+                axis(parcost::id::key::BLAS_THREADS, layer),
+            );
             if tasks.len() * blas.len() <= 1 {
                 // One configuration is a sentence, not a chart.
-                if let Some(r) = cells.iter().find(|r| r.name("layer") == Some(layer)) {
+                if let Some(r) = cells
+                    .iter()
+                    .find(|r| r.name(parcost::id::key::LAYER) == Some(layer))
+                {
                     let _ = write!(
                         h,
                         "<p>Under {layer}: one configuration, {} (tasks x BLAS threads): {}.</p>",
@@ -501,9 +514,9 @@ fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
         for (layer, tasks, blas) in &grids {
             let find = |t: u64, b: u64| {
                 cells.iter().copied().find(|r| {
-                    r.name("layer") == Some(layer)
-                        && r.int("tasks") == Some(t)
-                        && r.int("blas_threads") == Some(b)
+                    r.name(parcost::id::key::LAYER) == Some(layer)
+                        && r.int(parcost::id::key::TASKS) == Some(t)
+                        && r.int(parcost::id::key::BLAS_THREADS) == Some(b)
                 })
             };
             panels.push(heat_panel(
@@ -518,9 +531,9 @@ fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
         for (layer, tasks, blas) in &grids {
             let find = |t: u64, b: u64| {
                 cells.iter().find(|r| {
-                    r.name("layer") == Some(layer)
-                        && r.int("tasks") == Some(t)
-                        && r.int("blas_threads") == Some(b)
+                    r.name(parcost::id::key::LAYER) == Some(layer)
+                        && r.int(parcost::id::key::TASKS) == Some(t)
+                        && r.int(parcost::id::key::BLAS_THREADS) == Some(b)
                 })
             };
             let _ = write!(
@@ -556,7 +569,7 @@ fn blas_tuning(
     let rows: Vec<&Row> = rows
         .iter()
         .copied()
-        .filter(|r| !r.params.contains_key("kernel"))
+        .filter(|r| !r.params.contains_key(parcost::id::key::KERNEL))
         .collect();
     let rows = rows.as_slice();
     let mut marks = Marks::default();
@@ -571,13 +584,16 @@ fn blas_tuning(
             ));
         }
     }
-    let by_op = instances(rows, &["blas_threads", "layer"]);
+    let by_op = instances(
+        rows,
+        &[parcost::id::key::BLAS_THREADS, parcost::id::key::LAYER],
+    );
     for (op, cells) in by_op {
         let flops = cells
             .iter()
             .all(|r| r.throughput.as_ref().is_some_and(|t| t.unit == "GFLOP/s"));
         let value = |r: &Row| -> Option<Point> {
-            let x = r.int("blas_threads")? as f64;
+            let x = r.int(parcost::id::key::BLAS_THREADS)? as f64;
             let mut p = point(r, 1e-6)?;
             if flops {
                 // GFLOP/s: the interval of a rate inverts the interval of the time.
@@ -619,8 +635,8 @@ fn blas_tuning(
                 .map(|w| {
                     format!(
                         "; {} BLAS threads under {} took {:.1}x as long",
-                        w.int("blas_threads").unwrap_or(0),
-                        w.name("layer").unwrap_or("?"),
+                        w.int(parcost::id::key::BLAS_THREADS).unwrap_or(0),
+                        w.name(parcost::id::key::LAYER).unwrap_or("?"),
                         w.typical_ns().unwrap_or(0.0) / best.typical_ns().unwrap_or(1.0)
                     )
                 })
@@ -629,8 +645,8 @@ fn blas_tuning(
                 h,
                 &format!(
                     "{op}: fastest at {} BLAS threads under {}{rate}{worst}.",
-                    best.int("blas_threads").unwrap_or(0),
-                    best.name("layer").unwrap_or("?"),
+                    best.int(parcost::id::key::BLAS_THREADS).unwrap_or(0),
+                    best.name(parcost::id::key::LAYER).unwrap_or("?"),
                 ),
             );
         }
@@ -653,12 +669,12 @@ fn blas_tuning(
         let mut panels = Vec::new();
         for layer in cells
             .iter()
-            .filter_map(|r| r.name("layer"))
+            .filter_map(|r| r.name(parcost::id::key::LAYER))
             .collect::<BTreeSet<_>>()
         {
             let mut points: Vec<Point> = cells
                 .iter()
-                .filter(|r| r.name("layer") == Some(layer))
+                .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer))
                 .filter_map(|r| value(r))
                 .collect();
             if points.len() <= 1 {
@@ -697,7 +713,7 @@ fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> 
     let sweep: Vec<&Row> = rows
         .iter()
         .copied()
-        .filter(|r| r.params.contains_key("kernel"))
+        .filter(|r| r.params.contains_key(parcost::id::key::KERNEL))
         .collect();
     let _ = write!(
         h,
@@ -706,8 +722,18 @@ fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> 
          (OPENBLAS_CORETYPE), each checked before it was timed. FLOP counted: 2n^3 for a product, \
          n^3/3 for a Cholesky factorisation, 2n^3/3 + 2n^2 for a solve.</p>"
     );
-    for (op, cells) in instances(&sweep, &["kernel", "blas_threads", "layer"]) {
-        let mut kernels: Vec<&str> = cells.iter().filter_map(|r| r.name("kernel")).collect();
+    for (op, cells) in instances(
+        &sweep,
+        &[
+            parcost::id::key::KERNEL,
+            parcost::id::key::BLAS_THREADS,
+            parcost::id::key::LAYER,
+        ],
+    ) {
+        let mut kernels: Vec<&str> = cells
+            .iter()
+            .filter_map(|r| r.name(parcost::id::key::KERNEL))
+            .collect();
         kernels.sort_by_key(|k| {
             parcost::kernel::X86_64_KERNELS
                 .iter()
@@ -715,7 +741,10 @@ fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> 
                 .unwrap_or(usize::MAX)
         });
         kernels.dedup();
-        let threads: BTreeSet<u64> = cells.iter().filter_map(|r| r.int("blas_threads")).collect();
+        let threads: BTreeSet<u64> = cells
+            .iter()
+            .filter_map(|r| r.int(parcost::id::key::BLAS_THREADS))
+            .collect();
         let series: Vec<(String, Vec<Option<Point>>)> = threads
             .iter()
             .map(|&b| {
@@ -723,7 +752,8 @@ fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> 
                     .iter()
                     .map(|k| {
                         let r = cells.iter().find(|r| {
-                            r.name("kernel") == Some(k) && r.int("blas_threads") == Some(b)
+                            r.name(parcost::id::key::KERNEL) == Some(k)
+                                && r.int(parcost::id::key::BLAS_THREADS) == Some(b)
                         })?;
                         rate_point(r)
                     })
@@ -793,7 +823,7 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
     // The work of each size, from the ids: 2 n^3 FLOP a product.
     let work: BTreeMap<u64, u64> = rows
         .iter()
-        .filter_map(|r| Some((r.int("n")?, r.int("pairs")?)))
+        .filter_map(|r| Some((r.int(parcost::id::key::N)?, r.int(parcost::id::key::PAIRS)?)))
         .collect();
     let sizes: Vec<String> = work
         .iter()
@@ -812,18 +842,21 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
     let mut panels = Vec::new();
     for layer in rows
         .iter()
-        .filter_map(|r| r.name("layer"))
+        .filter_map(|r| r.name(parcost::id::key::LAYER))
         .collect::<BTreeSet<_>>()
     {
         let mut series = Vec::new();
         for variant in ["serial", "op-level", "task-level", "naive"] {
             let mut points: Vec<Point> = rows
                 .iter()
-                .filter(|r| r.name("layer") == Some(layer) && r.name("variant") == Some(variant))
+                .filter(|r| {
+                    r.name(parcost::id::key::LAYER) == Some(layer)
+                        && r.name(parcost::id::key::VARIANT) == Some(variant)
+                })
                 .filter_map(|r| {
                     // GFLOP/s of the batch: its interval inverts the time's.
-                    let n = r.int("n")? as f64;
-                    let flop = 2.0 * n.powi(3) * r.int("pairs")? as f64;
+                    let n = r.int(parcost::id::key::N)? as f64;
+                    let flop = 2.0 * n.powi(3) * r.int(parcost::id::key::PAIRS)? as f64;
                     let t = point(r, 1.0)?;
                     Some(Point {
                         x: n,
@@ -900,8 +933,8 @@ fn threads_vs_processes(h: &mut String, rows: &[&Row], p: u64) -> anyhow::Result
         .collect();
     let workers: BTreeSet<u64> = rows
         .iter()
-        .filter(|r| r.name("variant") != Some("serial"))
-        .filter_map(|r| r.int("workers"))
+        .filter(|r| r.name(parcost::id::key::VARIANT) != Some("serial"))
+        .filter_map(|r| r.int(parcost::id::key::WORKERS))
         .collect();
     for w in workers {
         let mut series = Vec::new();
@@ -911,12 +944,15 @@ fn threads_vs_processes(h: &mut String, rows: &[&Row], p: u64) -> anyhow::Result
                 .map(|job| {
                     let serial = rows
                         .iter()
-                        .find(|r| &r.workload == job && r.name("variant") == Some("serial"))?
+                        .find(|r| {
+                            &r.workload == job
+                                && r.name(parcost::id::key::VARIANT) == Some("serial")
+                        })?
                         .time_ns?;
                     let r = rows.iter().find(|r| {
                         &r.workload == job
-                            && r.name("variant") == Some(variant)
-                            && r.int("workers") == Some(w)
+                            && r.name(parcost::id::key::VARIANT) == Some(variant)
+                            && r.int(parcost::id::key::WORKERS) == Some(w)
                     })?;
                     let t = r.time_ns?;
                     Some(Point {
@@ -955,7 +991,7 @@ fn threads_vs_processes(h: &mut String, rows: &[&Row], p: u64) -> anyhow::Result
 
 fn array_sharing(h: &mut String, rows: &[&Row], memcpy: Option<f64>) -> anyhow::Result<()> {
     let rate = |r: &Row| -> Option<Point> {
-        let bytes = r.int("bytes")? as f64;
+        let bytes = r.int(parcost::id::key::BYTES)? as f64;
         let t = point(r, 1.0)?;
         Some(Point {
             x: bytes / (1 << 20) as f64,
@@ -982,11 +1018,14 @@ fn array_sharing(h: &mut String, rows: &[&Row], memcpy: Option<f64>) -> anyhow::
     ] {
         let mut by_case: BTreeMap<String, Vec<Point>> = BTreeMap::new();
         for r in rows.iter().filter(|r| r.workload == question) {
-            let mut name = r.name("transport").unwrap_or("?").to_owned();
-            if let Some(v) = r.name("variant") {
+            let mut name = r
+                .name(parcost::id::key::TRANSPORT)
+                .unwrap_or("?")
+                .to_owned();
+            if let Some(v) = r.name(parcost::id::key::VARIANT) {
                 name.push_str(&format!(" ({v})"));
             }
-            if r.name("pool") == Some("spawn") {
+            if r.name(parcost::id::key::POOL) == Some("spawn") {
                 name.push_str(" (a process each)");
             }
             if let Some(p) = rate(r) {

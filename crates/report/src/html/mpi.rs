@@ -22,10 +22,19 @@ pub fn section(
 ) -> anyhow::Result<()> {
     for workload in ["batch", "scatter"] {
         // One figure a workload instance, a panel a layer.
-        for ((_, params), cells) in
-            instances_but(rows, workload, &["ranks", "blas_threads", "layer"])
-        {
-            let layers: BTreeSet<&str> = cells.iter().filter_map(|r| r.name("layer")).collect();
+        for ((_, params), cells) in instances_but(
+            rows,
+            workload,
+            &[
+                parcost::id::key::RANKS,
+                parcost::id::key::BLAS_THREADS,
+                parcost::id::key::LAYER,
+            ],
+        ) {
+            let layers: BTreeSet<&str> = cells
+                .iter()
+                .filter_map(|r| r.name(parcost::id::key::LAYER))
+                .collect();
             let title = format!("{workload}: {}", batch_words(&params));
             let mut panels = Vec::new();
             let mut grids = Vec::new();
@@ -33,7 +42,7 @@ pub fn section(
                 let of: Vec<&Row> = cells
                     .iter()
                     .copied()
-                    .filter(|r| r.name("layer") == Some(layer))
+                    .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer))
                     .collect();
                 let axis = |k: &str| -> Vec<u64> {
                     of.iter()
@@ -42,7 +51,12 @@ pub fn section(
                         .into_iter()
                         .collect()
                 };
-                grids.push((layer, of.clone(), axis("ranks"), axis("blas_threads")));
+                grids.push((
+                    layer,
+                    of.clone(),
+                    axis(parcost::id::key::RANKS),
+                    axis(parcost::id::key::BLAS_THREADS),
+                ));
             }
             // The takeaway: each layer's best and worst cell.
             let said: Vec<String> = grids
@@ -163,11 +177,16 @@ fn batch_against_scatter(h: &mut String, rows: &[&Row]) {
             continue;
         };
         let layer = params
-            .get("layer")
+            .get(parcost::id::key::LAYER)
             .map(ToString::to_string)
             .unwrap_or_default();
         let mut cells = cells.clone();
-        cells.sort_by_key(|r| (r.int("ranks"), r.int("blas_threads")));
+        cells.sort_by_key(|r| {
+            (
+                r.int(parcost::id::key::RANKS),
+                r.int(parcost::id::key::BLAS_THREADS),
+            )
+        });
         for b in cells {
             let Some(s) = same_cell(theirs, b) else {
                 continue;
@@ -241,10 +260,18 @@ fn startup(h: &mut String, rows: &[&Row]) {
             ms(median)
         ),
     );
-    let layers: BTreeSet<&str> = starts.iter().filter_map(|r| r.name("layer")).collect();
+    let layers: BTreeSet<&str> = starts
+        .iter()
+        .filter_map(|r| r.name(parcost::id::key::LAYER))
+        .collect();
     let mut cells: Vec<(u64, u64)> = starts
         .iter()
-        .filter_map(|r| Some((r.int("ranks")?, r.int("blas_threads")?)))
+        .filter_map(|r| {
+            Some((
+                r.int(parcost::id::key::RANKS)?,
+                r.int(parcost::id::key::BLAS_THREADS)?,
+            ))
+        })
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -260,9 +287,9 @@ fn startup(h: &mut String, rows: &[&Row]) {
             let t = starts
                 .iter()
                 .find(|x| {
-                    x.name("layer") == Some(layer)
-                        && x.int("ranks") == Some(r)
-                        && x.int("blas_threads") == Some(b)
+                    x.name(parcost::id::key::LAYER) == Some(layer)
+                        && x.int(parcost::id::key::RANKS) == Some(r)
+                        && x.int(parcost::id::key::BLAS_THREADS) == Some(b)
                 })
                 .and_then(|x| x.typical_ns());
             let _ = write!(
