@@ -302,17 +302,14 @@ impl Progress {
 }
 
 /// The benchmark a line of Criterion's or parcost's output starts or records: Criterion's
-/// `Benchmarking <id>` (and its `: Warming up` ... follow-ups), or the harness's line for a
-/// variant over the sampling budget.
+/// `Benchmarking <id>` (and its `: Warming up` ... follow-ups), or the harness's marker for a
+/// variant recorded once ([`parcost::id::event`]).
 pub fn benchmark_started(line: &str) -> Option<&str> {
     if let Some(rest) = line.strip_prefix("Benchmarking ") {
         let id = rest.split(": ").next().unwrap_or(rest).trim();
         return (!id.is_empty()).then_some(id);
     }
-    let rest = line.strip_prefix("parcost ")?;
-    let (_, rest) = rest.split_once(": ")?;
-    let (id, what) = rest.split_once(": ")?;
-    what.starts_with("one run took").then_some(id)
+    parcost::id::event::parse_ran_once(line)
 }
 
 /// `1:05` or `12:30` or `1:02:03`.
@@ -347,11 +344,17 @@ mod tests {
             )
         );
         assert_eq!(benchmark_started("Benchmarking a/b/n=1"), Some("a/b/n=1"));
+        let id = "oversubscription/svd/layer=openmp,n=256,matrices=16/tasks=8,blas_threads=4";
         assert_eq!(
-            benchmark_started(
-                "parcost oversubscription: oversubscription/svd/layer=openmp,n=256,matrices=16/tasks=8,blas_threads=4: one run took 24.81 s, over the 1.0 s sampling budget: recorded once in the sidecar, not sampled"
-            ),
-            Some("oversubscription/svd/layer=openmp,n=256,matrices=16/tasks=8,blas_threads=4")
+            benchmark_started(&parcost::id::event::ran_once(id)),
+            Some(id)
+        );
+        // The sentence for people is not read.
+        assert_eq!(
+            benchmark_started(&format!(
+                "parcost oversubscription: {id}: one run took 24.81 s, over the 1.0 s sampling budget"
+            )),
+            None
         );
         assert_eq!(
             benchmark_started("parcost oversubscription: OpenBLAS layer openmp"),

@@ -614,6 +614,7 @@ impl<'a> Group<'a> {
             self.suite,
             Duration::from_nanos(usage.wall_ns).as_secs_f64()
         );
+        eprintln!("{}", crate::id::event::ran_once(&full_id));
         usage.sampled = Some(false);
         self.usage.borrow_mut().insert(full_id, usage);
     }
@@ -693,6 +694,7 @@ impl<'a> Group<'a> {
                 took.as_secs_f64(),
                 budget.as_secs_f64()
             );
+            eprintln!("{}", crate::id::event::ran_once(full_id));
             return true;
         }
         false

@@ -241,6 +241,25 @@ pub mod layer {
     }
 }
 
+/// The one line the harness prints (to stderr, beside its sentence for people) when it records
+/// a variant's single run instead of sampling it, and how `cargo xtask bench` reads it back: a
+/// fixed marker, so no one parses the sentence.
+pub mod event {
+    const RAN_ONCE: &str = "parcost-event ran-once ";
+
+    /// The line for `full_id`, recorded once.
+    pub fn ran_once(full_id: &str) -> String {
+        format!("{RAN_ONCE}{full_id}")
+    }
+
+    /// The id of a [`ran_once`] line.
+    pub fn parse_ran_once(line: &str) -> Option<&str> {
+        line.strip_prefix(RAN_ONCE)
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+    }
+}
+
 /// `key=value` tokens joined by `,`: one level of a benchmark id.
 pub fn params(pairs: &[(&str, &dyn Display)]) -> String {
     pairs
