@@ -44,6 +44,8 @@ tasks:
               --criterion DIR      read Criterion's results from DIR
               --compare FILE       put another run's summary.json beside this one
               --baseline NAME      put a Criterion baseline beside this run
+              --compare-answers FILE  list where this run's recommendations and settings
+                                   differ from another run's summary.json, and how many agree
 ";
 
 /// A task and its options.
@@ -77,6 +79,8 @@ pub struct Report {
     pub criterion: Option<PathBuf>,
     pub compare: Option<PathBuf>,
     pub baseline: Option<String>,
+    /// Another run's `summary.json` whose answers to hold against this run's.
+    pub compare_answers: Option<PathBuf>,
 }
 
 /// Parses `cargo xtask`'s arguments (without the program name).
@@ -160,6 +164,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Task> {
                     }
                     Long("compare") => r.compare = Some(parser.value()?.into()),
                     Long("baseline") => r.baseline = Some(parser.value()?.string()?),
+                    Long("compare-answers") => r.compare_answers = Some(parser.value()?.into()),
                     other => return Err(unexpected(other, "report")),
                 }
             }

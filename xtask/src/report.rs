@@ -16,11 +16,26 @@ impl flags::Report {
             compare: self.compare.clone(),
             baseline: self.baseline.clone(),
         };
+        // Read before writing: a bad file stops the task with the old report untouched.
+        let answers = self
+            .compare_answers
+            .as_ref()
+            .map(|path| report::summary::read_other(path).map(|s| (path, s)))
+            .transpose()?;
         let written = report::write(&opts)?;
         for w in &written.warnings {
             eprintln!("warning: {w}");
         }
         print!("{}", report::terminal::render(&written.summary));
+        if let Some((path, other)) = answers {
+            print!(
+                "{}",
+                report::answers::render(
+                    &report::answers::compare(&written.summary, &other),
+                    &path.display().to_string()
+                )
+            );
+        }
         println!(
             "report: {} ({} results, {} left out, {:.2} s)",
             written.index.display(),
@@ -39,6 +54,7 @@ pub fn default_report() -> anyhow::Result<()> {
         criterion: None,
         compare: None,
         baseline: None,
+        compare_answers: None,
     }
     .run()
 }

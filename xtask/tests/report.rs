@@ -487,3 +487,40 @@ fn without_a_sidecar_no_finding_pretends_p_is_one() {
     let _ = std::fs::remove_dir_all(tree);
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn two_runs_answers_are_compared_and_counted() {
+    let first = temp("answers-first");
+    let o = run_fixture("complete", &first, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let other = first.join("summary.json");
+    // The same results against themselves: every answer agrees.
+    let out = temp("answers-second");
+    let o = run_fixture(
+        "complete",
+        &out,
+        &["--compare-answers", other.to_str().expect("utf-8")],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = text(&o.stdout);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("Answers against"))
+        .expect("an agreement line");
+    assert!(
+        line.contains("(100%)") && line.contains("0 here only, 0 there only"),
+        "{line}"
+    );
+    // A missing file: one line, and no report half-written over the old one.
+    let o = run_fixture(
+        "complete",
+        &out,
+        &["--compare-answers", "/nonexistent/summary.json"],
+    );
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/summary.json"), "{err}");
+    let _ = std::fs::remove_dir_all(first);
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -6,6 +6,7 @@
 //! [`libraries`] compares the linear-algebra libraries (its findings, and its section of the
 //! page).
 
+pub mod answers;
 pub mod charts;
 pub mod facts;
 pub mod findings;

@@ -1,0 +1,239 @@
+//! Two runs' answers side by side: where their recommendations (the configuration to use for
+//! each workload) and their settings lines differ, with each run's figures, and how many agree.
+//! "The same answer twice" is measured here: figures may move between runs, advice should not.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use crate::facts::Recommendation;
+use crate::markup::times;
+use crate::model::AdviceKind;
+use crate::summary::Summary;
+
+/// One run's answer for one workload instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// What to use: the configuration's keys and values, `key=value` joined by `, `.
+    pub choice: String,
+    pub recommended: bool,
+    /// The default's time over the fastest's, with its interval, when both were sampled.
+    pub speedup: Option<String>,
+}
+
+/// Where two runs agree and where they differ.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Agreement {
+    /// Workload instances both runs recommend for.
+    pub shared: usize,
+    pub agree: usize,
+    /// The instances whose answers differ: this run's, then the other's.
+    pub differ: Vec<(String, Answer, Answer)>,
+    /// Settings lines (without their comments) in one run only.
+    pub settings_here_only: Vec<String>,
+    pub settings_there_only: Vec<String>,
+    pub settings_shared: usize,
+}
+
+impl Agreement {
+    /// The share of shared recommendations that agree (1 when none are shared).
+    pub fn share(&self) -> f64 {
+        if self.shared == 0 {
+            1.0
+        } else {
+            self.agree as f64 / self.shared as f64
+        }
+    }
+
+    pub fn settings_agree(&self) -> bool {
+        self.settings_here_only.is_empty() && self.settings_there_only.is_empty()
+    }
+}
+
+/// A recommendation's workload instance, as both runs name it.
+fn key(r: &Recommendation) -> String {
+    let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{} {} ({})", r.suite, r.workload, params.join(", "))
+}
+
+fn answer(r: &Recommendation) -> Answer {
+    let choice: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Answer {
+        choice: if choice.is_empty() {
+            "nothing (no default measured)".into()
+        } else {
+            choice.join(", ")
+        },
+        recommended: r.advice == AdviceKind::Recommend,
+        speedup: r.speedup_vs_default.map(times),
+    }
+}
+
+/// A settings line without its comment: what a user would run.
+fn command(line: &str) -> String {
+    line.split("   #")
+        .next()
+        .unwrap_or(line)
+        .split("   //")
+        .next()
+        .unwrap_or(line)
+        .trim()
+        .to_owned()
+}
+
+/// Compares this run's answers with another's.
+pub fn compare(this: &Summary, other: &Summary) -> Agreement {
+    let theirs: BTreeMap<String, &Recommendation> =
+        other.recommendations.iter().map(|r| (key(r), r)).collect();
+    let mut out = Agreement::default();
+    for r in &this.recommendations {
+        let k = key(r);
+        let Some(o) = theirs.get(&k) else {
+            continue;
+        };
+        out.shared += 1;
+        let (a, b) = (answer(r), answer(o));
+        if a.choice == b.choice {
+            out.agree += 1;
+        } else {
+            out.differ.push((k, a, b));
+        }
+    }
+    let lines = |s: &Summary| -> BTreeSet<String> {
+        s.verdict
+            .settings
+            .iter()
+            .map(|a| command(&a.line))
+            .collect()
+    };
+    let (here, there) = (lines(this), lines(other));
+    out.settings_shared = here.intersection(&there).count();
+    out.settings_here_only = here.difference(&there).cloned().collect();
+    out.settings_there_only = there.difference(&here).cloned().collect();
+    out
+}
+
+/// The comparison as the terminal shows it.
+pub fn render(a: &Agreement, other_name: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Answers against {other_name}: {} of {} shared recommendations agree ({:.0}%); settings \
+         lines: {} shared, {} here only, {} there only.",
+        a.agree,
+        a.shared,
+        100.0 * a.share(),
+        a.settings_shared,
+        a.settings_here_only.len(),
+        a.settings_there_only.len()
+    );
+    let said = |x: &Answer| {
+        format!(
+            "{}{}{}",
+            x.choice,
+            if x.recommended {
+                " (recommended)"
+            } else {
+                " (the default stands)"
+            },
+            x.speedup
+                .as_ref()
+                .map(|s| format!(", default/fastest {s}"))
+                .unwrap_or_default()
+        )
+    };
+    for (k, here, there) in &a.differ {
+        let _ = writeln!(
+            out,
+            "  differs: {k}\n    this run:  {}\n    other run: {}",
+            said(here),
+            said(there)
+        );
+    }
+    for l in &a.settings_here_only {
+        let _ = writeln!(out, "  setting in this run only:  {l}");
+    }
+    for l in &a.settings_there_only {
+        let _ = writeln!(out, "  setting in the other only: {l}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{MachineOut, Recommendation};
+    use crate::model::Stands;
+    use crate::results::Value;
+    use crate::verdict::Verdict;
+
+    fn rec(n: u64, tasks: u64, recommended: bool) -> Recommendation {
+        Recommendation {
+            suite: "task-level".into(),
+            workload: "matmul".into(),
+            params: [("n".to_owned(), Value::Int(n))].into(),
+            best: [("tasks".to_owned(), Value::Int(tasks))].into(),
+            fastest: [("tasks".to_owned(), Value::Int(tasks))].into(),
+            default: [("tasks".to_owned(), Value::Int(1))].into(),
+            advice: if recommended {
+                AdviceKind::Recommend
+            } else {
+                AdviceKind::Keep(Stands::FastestIsDefault)
+            },
+            speedup_vs_default: None,
+            speedup_vs_naive: None,
+            efficiency: None,
+            efficiency_theoretical: None,
+            typed: None,
+        }
+    }
+
+    fn summary(recs: Vec<Recommendation>) -> Summary {
+        Summary {
+            schema: crate::SCHEMA,
+            machine: MachineOut::default(),
+            results: Vec::new(),
+            findings: Vec::new(),
+            recommendations: recs,
+            verdict: Verdict::default(),
+        }
+    }
+
+    #[test]
+    fn answers_agree_by_the_configuration_to_use() {
+        let a = summary(vec![
+            rec(64, 2, true),
+            rec(128, 2, true),
+            rec(512, 1, false),
+        ]);
+        let b = summary(vec![
+            rec(64, 2, true),
+            rec(128, 1, false),
+            rec(1024, 1, false),
+        ]);
+        let c = compare(&a, &b);
+        assert_eq!((c.shared, c.agree), (2, 1), "{c:?}");
+        assert_eq!(c.differ.len(), 1);
+        assert!(c.differ[0].0.contains("n=128"));
+        assert!((c.share() - 0.5).abs() < 1e-12);
+        let text = render(&c, "b");
+        assert!(
+            text.contains("1 of 2 shared recommendations agree (50%)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tasks=2 (recommended)") && text.contains("tasks=1 (the default stands)")
+        );
+    }
+
+    #[test]
+    fn settings_compare_without_their_comments() {
+        assert_eq!(
+            command("export OPENBLAS_NUM_THREADS=1   # batches of products below n=512"),
+            "export OPENBLAS_NUM_THREADS=1"
+        );
+        assert_eq!(
+            command("let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;   // x"),
+            "let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;"
+        );
+    }
+}
