@@ -1051,6 +1051,30 @@ mod tests {
     }
 
     #[test]
+    fn a_single_configuration_layer_chooses_nothing() {
+        // The serial layer runs 1 BLAS thread only: nothing to choose, nothing recommended.
+        let id = "blas-tuning/matmul/layer=serial,n=2048/blas_threads=1";
+        let rows = [Row::for_test(id, 100.0, None)];
+        let r = &recommendations(&rows, 2, Limits::default())[0];
+        assert_eq!(
+            r.advice,
+            AdviceKind::Keep(crate::model::Stands::SingleConfiguration)
+        );
+        assert!(!r.recommended() && r.best.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn a_default_that_ran_once_is_not_beaten() {
+        // The default over the sampling budget (one run, no interval) against a sampled cell:
+        // no interval to judge by, so no recommendation (the old rule took the fastest).
+        let mut rows = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
+        rows[0].single_run_ns = rows[0].time_ns.take().map(|t| t.estimate);
+        let r = &recommendations(&rows, 2, Limits::default())[0];
+        assert_eq!(r.advice, AdviceKind::Keep(crate::model::Stands::RanOnce));
+        assert_eq!(r.best, r.default);
+    }
+
+    #[test]
     fn a_noisy_suite_carries_no_recommendation() {
         let clear = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
         let mut recs = recommendations(&clear, 2, Limits::default());
