@@ -82,6 +82,8 @@ fn summarize(run: &results::Run) -> Summary {
     // P comes from the sidecars only: without one it is unknown, and every finding that
     // compares against P threads is left out rather than judged against a guess.
     let logical = run.machine.as_ref().map_or(0, |m| m.logical_cores);
+    // Where task-level stops winning: computed once, for the findings, the verdict and the page.
+    let cross = findings::crossovers(&rows);
     let (findings, recommendations) = if logical == 0 {
         (Vec::new(), Vec::new())
     } else {
@@ -95,6 +97,7 @@ fn summarize(run: &results::Run) -> Summary {
             &rows,
             logical,
             machine.capacity(parcost::id::THREADS_VS_PROCESSES.name),
+            &cross,
         ));
         all.extend(mpi::findings(&rows, logical));
         all.extend(libraries::findings(&rows, logical, limits));
@@ -107,7 +110,7 @@ fn summarize(run: &results::Run) -> Summary {
     let verdict = if logical == 0 {
         verdict::Verdict::default()
     } else {
-        verdict::verdict(&machine, &rows, &recommendations)
+        verdict::verdict(&machine, &rows, &recommendations, &cross)
     };
     Summary {
         schema: SCHEMA,
