@@ -80,3 +80,42 @@ pub fn slower(v: &Versus) -> String {
 pub fn takeaway(h: &mut String, text: &str) {
     let _ = write!(h, "<p class=\"takeaway\">{}</p>", esc(text));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Ratio;
+
+    fn versus(name: &str, estimate: f64, lower: f64, upper: f64) -> Versus {
+        let ratio = Ratio {
+            estimate,
+            lower: Some(lower),
+            upper: Some(upper),
+        };
+        Versus {
+            name: name.into(),
+            separation: ratio.separation(crate::model::Rule::REPORT),
+            ratio,
+        }
+    }
+
+    #[test]
+    fn a_lead_that_did_not_separate_is_not_claimed() {
+        let mut e = Extremes {
+            fastest: "4 x 1".into(),
+            time_ns: 18.761e6,
+            runner_up: Some(versus("2 x 1", 1.03, 1.01, 1.05)),
+            slowest: Some(versus("8 x 4", 1.04, 0.98, 1.10)),
+        };
+        assert_eq!(
+            fastest(&e, "", ", 18.761 ms"),
+            "fastest by its estimate 4 x 1, 18.761 ms, not separated from 2 x 1: 1.03x (1.01 to 1.05)"
+        );
+        assert_eq!(
+            slower(e.slowest.as_ref().expect("a slowest")),
+            "1.04x (0.98 to 1.10) (not separated)"
+        );
+        e.runner_up = Some(versus("2 x 1", 1.5, 1.4, 1.6));
+        assert_eq!(fastest(&e, "at ", ""), "fastest at 4 x 1");
+    }
+}
