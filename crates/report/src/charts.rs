@@ -65,20 +65,7 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing a chart: {e:?}")
 }
 
-/// A point with its interval (lower and upper equal the value when it has none).
-#[derive(Debug, Clone, Copy)]
-pub struct Point {
-    pub x: f64,
-    pub y: f64,
-    pub lo: f64,
-    pub hi: f64,
-}
-
-#[derive(Debug, Clone)]
-pub struct Series {
-    pub name: String,
-    pub points: Vec<Point>,
-}
+pub use crate::figures::{HeatCell, HeatPanel, Point, Series};
 
 /// How an axis maps values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,48 +499,20 @@ pub fn bars(
     })
 }
 
-/// One heatmap: `cells[yi][xi]` is a time, `None` if missing, and `single[yi][xi]` marks a
-/// time from one run (no interval).
-#[derive(Debug, Clone)]
-pub struct HeatPanel<'a> {
-    pub title: String,
-    pub x: (&'a str, &'a [u64]),
-    pub y: (&'a str, &'a [u64]),
-    pub cells: Vec<Vec<Option<f64>>>,
-    pub single: Vec<Vec<bool>>,
-}
-
-/// A grid of cells coloured by how much slower each is than the best (log scale), labelled
-/// with that factor; the best cell is outlined.
-pub fn heatmap(
-    title: &str,
-    x: (&str, &[u64]),
-    y: (&str, &[u64]),
-    cells: &[Vec<Option<f64>>],
-    single: &[Vec<bool>],
-) -> Result<String> {
-    heatmaps(
-        title,
-        &[HeatPanel {
-            title: String::new(),
-            x,
-            y,
-            cells: cells.to_vec(),
-            single: single.to_vec(),
-        }],
-    )
-}
-
-/// Heatmaps side by side (one a layer), each cell against its own panel's best, on one shared
-/// colour scale (the same shade is the same slowdown in every panel).
+/// Heatmaps side by side (one a layer), each cell coloured and labelled by its time over its
+/// own panel's best (the figures computed that ratio), on one shared log colour scale (the same
+/// shade is the same slowdown in every panel); the best cell is outlined.
 pub fn heatmaps(title: &str, panels: &[HeatPanel]) -> Result<String> {
     let span = panels
         .iter()
         .map(|p| {
-            let times = || p.cells.iter().flatten().flatten().copied();
-            let best = times().fold(f64::INFINITY, f64::min);
-            let worst = times().fold(0.0, f64::max);
-            (worst / best).log10()
+            p.cells
+                .iter()
+                .flatten()
+                .flatten()
+                .map(|c| c.times_best)
+                .fold(0.0, f64::max)
+                .log10()
         })
         .filter(|s| s.is_finite())
         .fold(0.3, f64::max);
@@ -568,16 +527,10 @@ pub fn heatmaps(title: &str, panels: &[HeatPanel]) -> Result<String> {
 }
 
 fn draw_heatmap(area: &DrawingArea<SVGBackend, Shift>, panel: &HeatPanel, span: f64) -> Result<()> {
-    let (x, y, cells, single) = (panel.x, panel.y, &panel.cells, &panel.single);
+    let (x, y, cells) = (&panel.x, &panel.y, &panel.cells);
     {
         let root = area;
         let (nx, ny) = (x.1.len().max(1) as f64, y.1.len().max(1) as f64);
-        let best = cells
-            .iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .fold(f64::INFINITY, f64::min);
         let mut builder = ChartBuilder::on(root);
         if !panel.title.is_empty() {
             builder.caption(&panel.title, ("sans-serif", 14));
@@ -603,16 +556,16 @@ fn draw_heatmap(area: &DrawingArea<SVGBackend, Shift>, panel: &HeatPanel, span: 
             .disable_mesh()
             .x_labels(2 * x.1.len() + 1)
             .y_labels(2 * y.1.len() + 1)
-            .x_desc(x.0)
-            .y_desc(y.0)
-            .x_label_formatter(&|v| label(*v, x.1))
-            .y_label_formatter(&|v| label(*v, y.1))
+            .x_desc(x.0.as_str())
+            .y_desc(y.0.as_str())
+            .x_label_formatter(&|v| label(*v, &x.1))
+            .y_label_formatter(&|v| label(*v, &y.1))
             .draw()
             .map_err(err)?;
         for (yi, row) in cells.iter().enumerate() {
-            for (xi, t) in row.iter().enumerate() {
+            for (xi, cell) in row.iter().enumerate() {
                 let (x0, y0) = (xi as f64, yi as f64);
-                let Some(t) = t else {
+                let Some(cell) = cell else {
                     chart
                         .draw_series(std::iter::once(Rectangle::new(
                             [(x0, y0), (x0 + 1.0, y0 + 1.0)],
@@ -621,7 +574,8 @@ fn draw_heatmap(area: &DrawingArea<SVGBackend, Shift>, panel: &HeatPanel, span: 
                         .map_err(err)?;
                     continue;
                 };
-                let slow = (t / best).log10() / span;
+                // Pixel geometry: the shade's place on the shared log scale.
+                let slow = cell.times_best.log10() / span;
                 let shade = RGBColor(
                     (255.0 - 40.0 * slow) as u8,
                     (245.0 - 200.0 * slow) as u8,
@@ -633,15 +587,10 @@ fn draw_heatmap(area: &DrawingArea<SVGBackend, Shift>, panel: &HeatPanel, span: 
                         shade.filled(),
                     )))
                     .map_err(err)?;
-                let is_single = single
-                    .get(yi)
-                    .and_then(|r| r.get(xi))
-                    .copied()
-                    .unwrap_or(false);
                 let text = format!(
                     "{}x{}",
-                    short(t / best),
-                    if is_single { " (1 run)" } else { "" }
+                    short(cell.times_best),
+                    if cell.single { " (1 run)" } else { "" }
                 );
                 chart
                     .draw_series(std::iter::once(Text::new(
@@ -653,7 +602,7 @@ fn draw_heatmap(area: &DrawingArea<SVGBackend, Shift>, panel: &HeatPanel, span: 
                             .pos(Pos::new(HPos::Center, VPos::Center)),
                     )))
                     .map_err(err)?;
-                if (*t - best).abs() <= f64::EPSILON * best {
+                if cell.best {
                     chart
                         .draw_series(std::iter::once(Rectangle::new(
                             [(x0 + 0.03, y0 + 0.03), (x0 + 0.97, y0 + 0.97)],
@@ -696,14 +645,22 @@ mod tests {
         };
         let out = lines("rates", Axis::log("MiB"), Axis::log("GB/s"), &[s], &marks).expect("draws");
         assert!(out.starts_with("<svg") && out.contains("pipe") && out.contains("memcpy"));
-        let out = heatmap(
-            "grid",
-            ("tasks", &[1, 2]),
-            ("blas", &[1]),
-            &[vec![Some(1.0), Some(3.0)]],
-            &[vec![false, true]],
-        )
-        .expect("draws");
+        let cell = |times_best: f64, single: bool| {
+            Some(HeatCell {
+                time_ns: 1e6 * times_best,
+                times_best,
+                best: times_best == 1.0,
+                single,
+            })
+        };
+        let panel = HeatPanel {
+            title: String::new(),
+            x: ("tasks".into(), vec![1, 2]),
+            y: ("blas".into(), vec![1]),
+            cells: vec![vec![cell(1.0, false), cell(3.0, true)]],
+            usage: vec![vec![None, None]],
+        };
+        let out = heatmaps("grid", &[panel]).expect("draws");
         assert!(out.contains("3.00x (1 run)"), "{out}");
         assert_eq!(short(1234.0), "1234");
         assert_eq!(short(12_345.0), "12.345k");

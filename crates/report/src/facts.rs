@@ -283,6 +283,38 @@ impl Row {
     pub fn typical_ns(&self) -> Option<f64> {
         self.time_ns.map(|t| t.estimate).or(self.single_run_ns)
     }
+
+    /// Criterion's estimate with its interval, else the one run as an estimate of no width.
+    pub fn time_or_once(&self) -> Option<Estimate> {
+        self.time_ns.or_else(|| {
+            self.single_run_ns.map(|s| Estimate {
+                estimate: s,
+                lower: s,
+                upper: s,
+            })
+        })
+    }
+
+    /// The row's GFLOP/s with its interval (a rate's interval inverts the time's); absent for
+    /// another unit or a variant run once.
+    pub fn gflops(&self) -> Option<Estimate> {
+        let g = self
+            .throughput
+            .as_ref()
+            .filter(|t| t.unit == "GFLOP/s")?
+            .estimate;
+        let t = self.time_ns?;
+        Some(per(g * t.estimate, t))
+    }
+}
+
+/// The rate of `work` done in time `t`: `work / t`, its interval inverting the time's.
+pub fn per(work: f64, t: Estimate) -> Estimate {
+    Estimate {
+        estimate: work / t.estimate,
+        lower: work / t.upper,
+        upper: work / t.lower,
+    }
 }
 
 /// The machine block from the run's sidecars.

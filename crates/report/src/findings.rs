@@ -182,8 +182,14 @@ fn cell(rows: &[&Row], tasks: u64, blas: u64) -> Option<Row> {
 }
 
 /// Findings, most telling first, at most 3 a suite. `capacity`: the parallel speedup the
-/// machine delivered in its calibrations around threads-vs-processes, to judge speedups by.
-pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Vec<Finding> {
+/// machine delivered in its calibrations around threads-vs-processes, to judge speedups by;
+/// `cross`: the task-level crossovers ([`crossovers`]), computed once for every stage.
+pub fn findings(
+    rows: &[Row],
+    logical_cores: usize,
+    capacity: Option<f64>,
+    cross: &BTreeMap<String, Crossover>,
+) -> Vec<Finding> {
     let p = logical_cores.max(1) as u64;
     let mut all = Vec::new();
 
@@ -275,7 +281,7 @@ pub fn findings(rows: &[Row], logical_cores: usize, capacity: Option<f64>) -> Ve
     all.extend(top3(tuning));
 
     // Task level: where task-level (P x 1) stops beating op-level (1 x P).
-    for (layer, cross) in crossovers(rows) {
+    for (layer, cross) in cross {
         let Some((n, r)) = cross.best_win else {
             continue;
         };

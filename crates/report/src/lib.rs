@@ -1,14 +1,16 @@
 //! parcost's report: reads Criterion's results and parcost's sidecars (never runs a benchmark),
 //! and writes `index.html`, `summary.json` and `summary.csv`, all or none.
 //!
-//! The stages are separate: [`results`] reads a run, [`summary`], [`findings`] and [`verdict`]
-//! compute every number, and [`html`] (with [`charts`]) and [`terminal`] only format them;
+//! The stages are separate: [`results`] reads a run, [`summary`], [`findings`], [`verdict`]
+//! and [`figures`] (what each chart and takeaway shows) compute every number, and [`html`]
+//! (with [`markup`] and [`charts`]) and [`terminal`] only format them;
 //! [`libraries`] compares the linear-algebra libraries (its findings, and its section of the
 //! page).
 
 pub mod answers;
 pub mod charts;
 pub mod facts;
+pub mod figures;
 pub mod findings;
 pub mod html;
 pub mod libraries;
@@ -70,8 +72,9 @@ pub struct Written {
     pub took: Duration,
 }
 
-/// Builds the summary of one run: rows, limits, findings, recommendations.
-fn summarize(run: &results::Run) -> Summary {
+/// Builds the summary of one run (rows, limits, findings, recommendations, the verdict) and
+/// the figures of its page.
+fn summarize(run: &results::Run) -> (Summary, figures::Figures) {
     let rows: Vec<Row> = run.measurements.iter().map(Row::from_measurement).collect();
     let theoretical = run
         .machine
@@ -83,8 +86,10 @@ fn summarize(run: &results::Run) -> Summary {
     // P comes from the sidecars only: without one it is unknown, and every finding that
     // compares against P threads is left out rather than judged against a guess.
     let logical = run.machine.as_ref().map_or(0, |m| m.logical_cores);
-    let (findings, recommendations) = if logical == 0 {
-        (Vec::new(), Vec::new())
+    // Where task-level stops winning: computed once, for the findings, the verdict and the page.
+    let cross = findings::crossovers(&rows);
+    let (findings, recommendations, library_findings) = if logical == 0 {
+        (Vec::new(), Vec::new(), Vec::new())
     } else {
         // Cost 0 first: the kernel decides what every other figure means.
         let mut all = machine
@@ -96,28 +101,32 @@ fn summarize(run: &results::Run) -> Summary {
             &rows,
             logical,
             machine.capacity(parcost::id::THREADS_VS_PROCESSES.name),
+            &cross,
         ));
         all.extend(mpi::findings(&rows, logical));
-        all.extend(libraries::findings(&rows, logical, limits));
+        let library_findings = libraries::findings(&rows, logical, limits);
+        all.extend(library_findings.iter().cloned());
         let mut recs = findings::recommendations(&rows, logical, limits);
         recs.extend(mpi::recommendations(&rows, limits));
         recs.extend(libraries::recommendations(&rows, logical, limits));
         findings::unless_noisy(&mut recs, &machine.noise);
-        (all, recs)
+        (all, recs, library_findings)
     };
     let verdict = if logical == 0 {
         verdict::Verdict::default()
     } else {
-        verdict::verdict(&machine, &rows, &recommendations)
+        verdict::verdict(&machine, &rows, &recommendations, &cross)
     };
-    Summary {
+    let figures = figures::figures(&rows, &machine, &cross, library_findings);
+    let summary = Summary {
         schema: SCHEMA,
         findings,
         recommendations,
         verdict,
         machine,
         results: rows,
-    }
+    };
+    (summary, figures)
 }
 
 /// `to` relative to the folder `from`, for links that keep working when the tree moves.
@@ -167,7 +176,7 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
             run.stale.len()
         ));
     }
-    let summary = summarize(&run);
+    let (summary, mut figures) = summarize(&run);
 
     let other = match (&opts.baseline, &opts.compare) {
         (Some(_), Some(_)) => return Err(ReportError::CompareAndBaseline),
@@ -179,7 +188,7 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
                     dir: criterion_dir.clone(),
                 });
             }
-            Some((format!("baseline {name}"), summarize(&base)))
+            Some((format!("baseline {name}"), summarize(&base).0))
         }
         (None, Some(path)) => Some((
             path.display().to_string(),
@@ -187,6 +196,10 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
         )),
         (None, None) => None,
     };
+
+    if let Some((_, o)) = &other {
+        figures.shared = figures::shared(&summary.results, &o.results);
+    }
 
     let out_abs = absolute(out_dir);
     let links: BTreeMap<String, String> = run
@@ -202,6 +215,7 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
         .collect();
     let page = html::Page {
         summary: &summary,
+        figures: &figures,
         skipped: &run.skipped,
         stale: &run.stale,
         links: &links,

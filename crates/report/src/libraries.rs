@@ -494,18 +494,7 @@ fn large_op_finding(rows: &[Row]) -> Option<Finding> {
 
 /// A row's GFLOP/s with its interval (a rate's interval inverts the time's).
 pub(crate) fn rate(r: &Row) -> Option<Estimate> {
-    let g = r
-        .throughput
-        .as_ref()
-        .filter(|t| t.unit == "GFLOP/s")?
-        .estimate;
-    let t = r.time_ns?;
-    let work = g * t.estimate;
-    Some(Estimate {
-        estimate: g,
-        lower: work / t.upper,
-        upper: work / t.lower,
-    })
+    r.gflops()
 }
 
 /// A rate as a share of the peak measured, with the conservative interval.

@@ -1,10 +1,12 @@
 //! The page's small pieces shared by every section: escaping, times and ratios in words,
-//! figures, heatmap panels and takeaways. Formatting only: nothing here compares or judges.
+//! figures, heatmaps and takeaways. Formatting only: nothing here compares or judges; the
+//! comparisons come judged from [`crate::figures`].
 
 use std::fmt::Write;
 
 use crate::charts;
-use crate::facts::Row;
+use crate::figures::{Extremes, HeatPanel, Versus};
+use crate::model::Separation;
 use crate::results::Estimate;
 
 pub fn esc(s: &str) -> String {
@@ -39,11 +41,7 @@ pub fn figure(h: &mut String, svg: anyhow::Result<String>) -> anyhow::Result<()>
 }
 
 /// The heatmaps of one workload, a panel a layer (nothing when no layer has a cell).
-pub fn heat_figure(
-    h: &mut String,
-    title: &str,
-    panels: &[charts::HeatPanel],
-) -> anyhow::Result<()> {
+pub fn heat_figure(h: &mut String, title: &str, panels: &[HeatPanel]) -> anyhow::Result<()> {
     if panels.is_empty() {
         return Ok(());
     }
@@ -56,40 +54,68 @@ pub fn heat_figure(
     )
 }
 
-/// One layer's heatmap of a grid: the time of the row `find(x, y)` gives in each cell, marked
-/// when it is a single run (no interval).
-pub fn heat_panel<'a, 'r>(
-    layer: &str,
-    x: (&'a str, &'a [u64]),
-    y: (&'a str, &'a [u64]),
-    find: impl Fn(u64, u64) -> Option<&'r Row>,
-) -> charts::HeatPanel<'a> {
-    let rows: Vec<Vec<Option<&Row>>> =
-        y.1.iter()
-            .map(|&b| x.1.iter().map(|&t| find(t, b)).collect())
-            .collect();
-    let cells = rows
-        .iter()
-        .map(|row| row.iter().map(|r| r.and_then(Row::typical_ns)).collect())
-        .collect();
-    let single = rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|r| r.is_some_and(|r| r.time_ns.is_none()))
-                .collect()
-        })
-        .collect();
-    charts::HeatPanel {
-        title: layer.to_owned(),
-        x,
-        y,
-        cells,
-        single,
+/// `fastest {at}{name}{detail}`; when the fastest did not separate from the runner-up, it is
+/// called fastest by its estimate only, and the runner-up is named with the ratio.
+pub fn fastest(e: &Extremes, at: &str, detail: &str) -> String {
+    match &e.runner_up {
+        Some(next) if !e.leads() => format!(
+            "fastest by its estimate {at}{}{detail}, not separated from {}: {}",
+            e.fastest,
+            next.name,
+            next.ratio.words()
+        ),
+        _ => format!("fastest {at}{}{detail}", e.fastest),
+    }
+}
+
+/// How much slower a cell was: its ratio with the interval, marked when it did not separate.
+pub fn slower(v: &Versus) -> String {
+    match v.separation {
+        Separation::Above | Separation::Unknown => v.ratio.words(),
+        _ => format!("{} (not separated)", v.ratio.words()),
     }
 }
 
 /// A one-line takeaway over a chart, computed from the data it draws.
 pub fn takeaway(h: &mut String, text: &str) {
     let _ = write!(h, "<p class=\"takeaway\">{}</p>", esc(text));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Ratio;
+
+    fn versus(name: &str, estimate: f64, lower: f64, upper: f64) -> Versus {
+        let ratio = Ratio {
+            estimate,
+            lower: Some(lower),
+            upper: Some(upper),
+        };
+        Versus {
+            name: name.into(),
+            separation: ratio.separation(crate::model::Rule::REPORT),
+            ratio,
+        }
+    }
+
+    #[test]
+    fn a_lead_that_did_not_separate_is_not_claimed() {
+        let mut e = Extremes {
+            fastest: "4 x 1".into(),
+            time_ns: 18.761e6,
+            runner_up: Some(versus("2 x 1", 1.03, 1.01, 1.05)),
+            slowest: Some(versus("8 x 4", 1.04, 0.98, 1.10)),
+        };
+        assert_eq!(
+            fastest(&e, "", ", 18.761 ms"),
+            "fastest by its estimate 4 x 1, 18.761 ms, not separated from 2 x 1: 1.03x (1.01 to 1.05)"
+        );
+        assert_eq!(
+            slower(e.slowest.as_ref().expect("a slowest")),
+            "1.04x (0.98 to 1.10) (not separated)"
+        );
+        e.runner_up = Some(versus("2 x 1", 1.5, 1.4, 1.6));
+        assert_eq!(fastest(&e, "at ", ""), "fastest at 4 x 1");
+    }
 }

@@ -530,10 +530,11 @@ mod tests {
         start.time_ns = None;
         start.single_run_ns = Some(3.1e8);
         rows.push(start);
-        let refs: Vec<&Row> = rows.iter().collect();
         let recs = recommendations(&rows, Limits::default());
+        let figs =
+            crate::figures::figures(&rows, &MachineOut::default(), &BTreeMap::new(), Vec::new());
         let mut h = String::new();
-        section(&mut h, &refs, &recs, 2).expect("renders");
+        section(&mut h, &figs, &recs, 2).expect("renders");
         assert_eq!(h.matches("<svg").count(), 2, "one figure a workload");
         assert!(h.contains("CPU/wall, switches"));
         assert!(h.contains("batch against scatter"));

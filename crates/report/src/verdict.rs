@@ -2,13 +2,15 @@
 //! with the section that holds its evidence and the settings to copy. Only what separated from
 //! its alternatives by the 95% intervals is stated as advice; the rest says it did not.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use parcost::id::{key, layer as layers, workload};
 
 use crate::facts::{MachineOut, Recommendation, Row};
 use crate::findings::{
-    Crossover, KernelSweep, batch_of_products, best_sampled, crossovers, display_kernel, ratio,
+    Crossover, KernelSweep, batch_of_products, best_sampled, display_kernel, ratio,
 };
 use crate::model::Advice;
 use crate::model::{Comparison, Ratio, Rule, Separated, Separation, Stands};
@@ -188,18 +190,19 @@ fn compare<'a>(subject: &'a Row, against: &'a Row) -> Option<Comparison<&'a Row>
     })
 }
 
-/// Computes the verdict of a run.
+/// Computes the verdict of a run; `cross`: the task-level crossovers the analysis computed.
 pub fn verdict(
     machine: &MachineOut,
     rows: &[Row],
     recs: &[crate::facts::Recommendation],
+    cross: &BTreeMap<String, Crossover>,
 ) -> Verdict {
     let p = machine.logical_cores.max(1) as u64;
     let mut v = Verdict::default();
     kernel(machine, rows, p, &mut v);
     let layer = layer(rows, p, &mut v);
     library(rows, recs, p, &mut v);
-    threads(rows, p, layer.as_deref(), &mut v);
+    threads(cross, p, layer.as_deref(), &mut v);
     sharing(rows, &mut v);
     mpi(rows, recs, machine, &mut v);
     never(rows, &mut v);
@@ -483,8 +486,7 @@ fn layer(rows: &[Row], p: u64, v: &mut Verdict) -> Option<String> {
     Some(chosen.to_owned())
 }
 
-fn threads(rows: &[Row], p: u64, layer: Option<&str>, v: &mut Verdict) {
-    let cross = crossovers(rows);
+fn threads(cross: &BTreeMap<String, Crossover>, p: u64, layer: Option<&str>, v: &mut Verdict) {
     let Some((layer, c)): Option<(&str, &Crossover)> = layer
         .and_then(|l| cross.get(l).map(|c| (l, c)))
         .or_else(|| {
@@ -964,6 +966,11 @@ fn default_words(d: &Row) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The verdict of `rows`, their crossovers computed here as the analysis does.
+    fn verdict(machine: &MachineOut, rows: &[Row], recs: &[Recommendation]) -> Verdict {
+        super::verdict(machine, rows, recs, &crate::findings::crossovers(rows))
+    }
 
     fn row(id: &str, ms: f64) -> Row {
         Row::for_test(id, ms, None)

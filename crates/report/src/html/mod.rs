@@ -3,12 +3,14 @@
 pub(crate) mod libraries;
 pub(crate) mod mpi;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::charts::{self, Axis, Marks, Point, Series};
-use crate::findings::crossovers;
-pub use crate::markup::{esc, figure, heat_figure, heat_panel, ms, percent, takeaway, times};
+use crate::charts::{self, Axis, Marks};
+use crate::figures::{
+    Figures, GridFigure, HeatPanel, KernelBars, RateLines, Shared, Speedups, TaskLevel, ThreadSweep,
+};
+pub use crate::markup::{esc, fastest, figure, heat_figure, ms, percent, slower, takeaway, times};
 use crate::model::{AdviceKind, Stands};
 use crate::results::Skipped;
 use crate::summary::{Finding, Limits, MachineOut, NoiseOut, Recommendation, Row, Summary};
@@ -16,10 +18,11 @@ use crate::summary::{Finding, Limits, MachineOut, NoiseOut, Recommendation, Row,
 /// The page's style: light and dark, full-width figures.
 const CSS: &str = include_str!("../page.css");
 
-/// Inputs of the page besides the summary.
+/// Inputs of the page: the summary, the figures computed from it, and what was left out.
 #[derive(Debug)]
 pub struct Page<'a> {
     pub summary: &'a Summary,
+    pub figures: &'a Figures,
     pub skipped: &'a [Skipped],
     /// Results of earlier runs, left out.
     pub stale: &'a [Skipped],
@@ -30,6 +33,7 @@ pub struct Page<'a> {
 
 pub fn render(page: &Page) -> anyhow::Result<String> {
     let s = page.summary;
+    let figs = page.figures;
     let m = &s.machine;
     let mut h = String::new();
     let _ = write!(
@@ -106,10 +110,9 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         m.limits.dgemm_peak_gflops.map_or_else(
             || "not measured (blas-tuning)".into(),
             |g| {
-                let of = m
-                    .limits
-                    .theoretical_peak_gflops
-                    .map(|t| format!(", {:.0}% of the theoretical peak", 100.0 * g / t))
+                let of = figs
+                    .peak_share
+                    .map(|share| format!(", {:.0}% of the theoretical peak", 100.0 * share))
                     .unwrap_or_default();
                 format!("{g:.1} GFLOP/s (best of blas-tuning/matmul with that kernel{of})")
             },
@@ -134,7 +137,9 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     }
 
     recommendations(&mut h, &s.recommendations);
-    libraries::section(&mut h, s)?;
+    if let Some(libs) = &figs.libraries {
+        libraries::section(&mut h, libs)?;
+    }
 
     let p = m.logical_cores.max(1) as u64;
     for suite in parcost::id::SUITES.map(|s| s.name) {
@@ -156,21 +161,21 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
             finding(&mut h, f);
         }
         match suite {
-            "oversubscription" => oversubscription(&mut h, &rows)?,
+            "oversubscription" => oversubscription(&mut h, &figs.oversubscription)?,
             "blas-tuning" => {
-                blas_tuning(&mut h, &rows, m.physical_cores, m.limits)?;
-                kernels(&mut h, &rows, m)?;
+                blas_tuning(&mut h, &figs.blas_tuning, m.physical_cores, m.limits)?;
+                kernels(&mut h, &figs.kernels, m)?;
             }
-            "task-level" => task_level(&mut h, &s.results, &rows)?,
-            "threads-vs-processes" => threads_vs_processes(&mut h, &rows, p)?,
-            crate::mpi::SUITE => mpi::section(&mut h, &rows, &s.recommendations, p)?,
-            _ => array_sharing(&mut h, &rows, m.limits.memcpy_gbps)?,
+            "task-level" => task_level(&mut h, &figs.task_level)?,
+            "threads-vs-processes" => threads_vs_processes(&mut h, &figs.threads_vs_processes)?,
+            crate::mpi::SUITE => mpi::section(&mut h, figs, &s.recommendations, p)?,
+            _ => array_sharing(&mut h, &figs.array_sharing, m.limits.memcpy_gbps)?,
         }
         table(&mut h, &rows, page.links);
     }
 
     if let Some((name, other)) = page.other {
-        compare(&mut h, s, name, other);
+        compare(&mut h, s, name, other, &figs.shared);
     }
     if !page.skipped.is_empty() {
         h.push_str("<h2 id=\"skipped\">Left out</h2><p>These files or ids could not be used:</p>");
@@ -368,210 +373,77 @@ fn config(c: &BTreeMap<String, crate::results::Value>) -> String {
         .join(", ")
 }
 
-fn point(r: &Row, scale: f64) -> Option<Point> {
-    match (r.time_ns, r.single_run_ns) {
-        (Some(t), _) => Some(Point {
-            x: 0.0,
-            y: t.estimate * scale,
-            lo: t.lower * scale,
-            hi: t.upper * scale,
-        }),
-        (None, Some(s)) => Some(Point {
-            x: 0.0,
-            y: s * scale,
-            lo: s * scale,
-            hi: s * scale,
-        }),
-        _ => None,
-    }
-}
-
-/// Rows grouped by the parameters that are not in `grid`, each group named in words.
-fn instances<'a>(rows: &[&'a Row], grid: &[&str]) -> BTreeMap<String, Vec<&'a Row>> {
-    let mut out: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
-    for r in rows {
-        let params: BTreeMap<String, crate::results::Value> = r
-            .params
-            .iter()
-            .filter(|(k, _)| !grid.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        out.entry(crate::findings::human(&r.workload, &params))
-            .or_default()
-            .push(r);
-    }
-    out
-}
-
-/// `4 x 1`: a cell of the task x BLAS-thread grid.
-fn cell_name(r: &Row) -> String {
-    format!(
-        "{} x {}",
-        r.int(parcost::id::key::TASKS).unwrap_or(0),
-        r.int(parcost::id::key::BLAS_THREADS).unwrap_or(0)
-    )
-}
-
-fn fastest_of<'a>(rows: impl Iterator<Item = &'a Row>) -> Option<&'a Row> {
-    rows.filter(|r| r.typical_ns().is_some()).min_by(|a, b| {
-        a.typical_ns()
-            .unwrap_or(f64::MAX)
-            .total_cmp(&b.typical_ns().unwrap_or(f64::MAX))
-    })
-}
-
-fn oversubscription(h: &mut String, rows: &[&Row]) -> anyhow::Result<()> {
-    for (title, cells) in instances(
-        rows,
-        &[
-            parcost::id::key::TASKS,
-            parcost::id::key::BLAS_THREADS,
-            parcost::id::key::LAYER,
-        ],
-    ) {
-        let layers: Vec<&str> = cells
-            .iter()
-            .filter_map(|r| r.name(parcost::id::key::LAYER))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let axis = |key: &str, layer: &str| -> Vec<u64> {
-            cells
+fn oversubscription(h: &mut String, figs: &[GridFigure]) -> anyhow::Result<()> {
+    for g in figs {
+        // The takeaway: the best cell of all, and what each layer's slowest cell cost.
+        if let Some(best) = &g.overall {
+            let worst: Vec<String> = g
+                .layers
                 .iter()
-                .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer))
-                .filter_map(|r| r.int(key))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect()
-        };
-        // The takeaway: the best cell of all, and what the most tasks at P BLAS threads cost.
-        let best = fastest_of(cells.iter().copied());
-        let mut naive = Vec::new();
-        for &layer in &layers {
-            let of_layer: Vec<&Row> = cells
-                .iter()
-                .copied()
-                .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer))
+                .filter_map(|(layer, e)| {
+                    let w = e.slowest.as_ref()?;
+                    Some(format!(
+                        "{layer}: worst {} at {} its best",
+                        w.name,
+                        slower(w)
+                    ))
+                })
                 .collect();
-            let (Some(lbest), Some(worst)) = (
-                fastest_of(of_layer.iter().copied()),
-                of_layer
-                    .iter()
-                    .copied()
-                    .filter(|r| r.typical_ns().is_some())
-                    .max_by(|a, b| {
-                        a.typical_ns()
-                            .unwrap_or(0.0)
-                            .total_cmp(&b.typical_ns().unwrap_or(0.0))
-                    }),
-            ) else {
-                continue;
-            };
-            if worst.full_id != lbest.full_id {
-                naive.push(format!(
-                    "{layer}: worst {} at {:.1}x its best",
-                    cell_name(worst),
-                    worst.typical_ns().unwrap_or(0.0) / lbest.typical_ns().unwrap_or(1.0)
-                ));
-            }
-        }
-        if let Some(b) = best {
             takeaway(
                 h,
                 &format!(
-                    "{title}: fastest {} (tasks x BLAS threads) under {}, {}; {}.",
-                    cell_name(b),
-                    b.name(parcost::id::key::LAYER).unwrap_or("?"),
-                    ms(b.typical_ns().unwrap_or(0.0)),
-                    naive.join("; ")
+                    "{}: {}; {}.",
+                    g.title,
+                    fastest(best, "", &format!(", {}", ms(best.time_ns))),
+                    worst.join("; ")
                 ),
             );
         }
-        let mut panels = Vec::new();
-        let mut grids = Vec::new();
-        for &layer in &layers {
-            let (tasks, blas) = (
-                axis(parcost::id::key::TASKS, layer),
-                axis(parcost::id::key::BLAS_THREADS, layer),
-            );
-            if tasks.len() * blas.len() <= 1 {
-                // One configuration is a sentence, not a chart.
-                if let Some(r) = cells
-                    .iter()
-                    .find(|r| r.name(parcost::id::key::LAYER) == Some(layer))
-                {
-                    let _ = write!(
-                        h,
-                        "<p>Under {layer}: one configuration, {} (tasks x BLAS threads): {}.</p>",
-                        cell_name(r),
-                        ms(r.typical_ns().unwrap_or(0.0))
-                    );
-                }
-                continue;
-            }
-            grids.push((layer, tasks, blas));
-        }
-        for (layer, tasks, blas) in &grids {
-            let find = |t: u64, b: u64| {
-                cells.iter().copied().find(|r| {
-                    r.name(parcost::id::key::LAYER) == Some(layer)
-                        && r.int(parcost::id::key::TASKS) == Some(t)
-                        && r.int(parcost::id::key::BLAS_THREADS) == Some(b)
-                })
-            };
-            panels.push(heat_panel(
-                layer,
-                ("task threads", tasks),
-                ("BLAS threads", blas),
-                find,
-            ));
-        }
-        heat_figure(h, &title, &panels)?;
-        // Why a cell is slow: busy cores (spinning counts) and context switches of one run.
-        for (layer, tasks, blas) in &grids {
-            let find = |t: u64, b: u64| {
-                cells.iter().find(|r| {
-                    r.name(parcost::id::key::LAYER) == Some(layer)
-                        && r.int(parcost::id::key::TASKS) == Some(t)
-                        && r.int(parcost::id::key::BLAS_THREADS) == Some(b)
-                })
-            };
+        for (layer, cell, t) in &g.single {
             let _ = write!(
                 h,
-                "<table class=\"usage\"><tr><th>{layer}: CPU/wall, switches</th>"
+                "<p>Under {layer}: one configuration, {cell} (tasks x BLAS threads): {}.</p>",
+                ms(*t)
             );
-            for t in tasks {
-                let _ = write!(h, "<th class=\"num\">{t} tasks</th>");
-            }
-            h.push_str("</tr>");
-            for &b in blas.iter().rev() {
-                let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
-                for &t in tasks {
-                    let usage =
-                        find(t, b).and_then(|r| Some((r.cpu_per_wall?, r.context_switches?)));
-                    let text = usage.map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
-                    let _ = write!(h, "<td class=\"num\">{text}</td>");
-                }
-                h.push_str("</tr>");
-            }
-            h.push_str("</table>\n");
+        }
+        heat_figure(h, &g.title, &g.panels)?;
+        // Why a cell is slow: busy cores (spinning counts) and context switches of one run.
+        for panel in &g.panels {
+            usage(
+                h,
+                &format!("{}: CPU/wall, switches", panel.title),
+                panel,
+                |t| format!("{t} tasks"),
+            );
         }
     }
     Ok(())
 }
 
+/// A panel's CPU/wall and context switches as a table, the largest BLAS thread count first.
+fn usage(h: &mut String, title: &str, panel: &HeatPanel, column: impl Fn(u64) -> String) {
+    let _ = write!(h, "<table class=\"usage\"><tr><th>{title}</th>");
+    for &x in &panel.x.1 {
+        let _ = write!(h, "<th class=\"num\">{}</th>", column(x));
+    }
+    h.push_str("</tr>");
+    for (b, row) in panel.y.1.iter().zip(&panel.usage).rev() {
+        let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
+        for u in row {
+            let text = u.map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
+            let _ = write!(h, "<td class=\"num\">{text}</td>");
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>\n");
+}
+
 fn blas_tuning(
     h: &mut String,
-    rows: &[&Row],
+    figs: &[ThreadSweep],
     physical: usize,
     limits: Limits,
 ) -> anyhow::Result<()> {
-    let rows: Vec<&Row> = rows
-        .iter()
-        .copied()
-        .filter(|r| !r.params.contains_key(parcost::id::key::KERNEL))
-        .collect();
-    let rows = rows.as_slice();
     let mut marks = Marks::default();
     if physical > 0 {
         marks
@@ -584,74 +456,30 @@ fn blas_tuning(
             ));
         }
     }
-    let by_op = instances(
-        rows,
-        &[parcost::id::key::BLAS_THREADS, parcost::id::key::LAYER],
-    );
-    for (op, cells) in by_op {
-        let flops = cells
-            .iter()
-            .all(|r| r.throughput.as_ref().is_some_and(|t| t.unit == "GFLOP/s"));
-        let value = |r: &Row| -> Option<Point> {
-            let x = r.int(parcost::id::key::BLAS_THREADS)? as f64;
-            let mut p = point(r, 1e-6)?;
-            if flops {
-                // GFLOP/s: the interval of a rate inverts the interval of the time.
-                let per = r.throughput.as_ref()?.estimate * r.typical_ns()? * 1e-6;
-                p = Point {
-                    x,
-                    y: per / p.y,
-                    lo: per / p.hi,
-                    hi: per / p.lo,
-                };
-            }
-            p.x = x;
-            Some(p)
-        };
+    for s in figs {
+        let op = &s.title;
         // The takeaway: the fastest count, its rate and share of the peak, and the worst.
-        if let Some(best) = fastest_of(cells.iter().copied()) {
-            let worst = cells
-                .iter()
-                .copied()
-                .filter(|r| r.typical_ns().is_some())
-                .max_by(|a, b| {
-                    a.typical_ns()
-                        .unwrap_or(0.0)
-                        .total_cmp(&b.typical_ns().unwrap_or(0.0))
-                });
-            let rate = if flops {
-                value(best).map_or_else(String::new, |p| {
-                    let of = limits
-                        .theoretical_peak_gflops
-                        .map(|t| format!(", {:.0}% of the theoretical peak", 100.0 * p.y / t))
+        if let Some(e) = &s.extremes {
+            let rate = match s.rate {
+                Some(r) if s.gflops => {
+                    let of = s
+                        .share_of_theoretical
+                        .map(|share| format!(", {:.0}% of the theoretical peak", 100.0 * share))
                         .unwrap_or_default();
-                    format!(" at {:.1} GFLOP/s{of}", p.y)
-                })
-            } else {
-                format!(", {}", ms(best.typical_ns().unwrap_or(0.0)))
+                    format!(" at {:.1} GFLOP/s{of}", r.estimate)
+                }
+                Some(_) => String::new(),
+                None => format!(", {}", ms(e.time_ns)),
             };
-            let worst = worst
-                .filter(|w| w.full_id != best.full_id)
-                .map(|w| {
-                    format!(
-                        "; {} BLAS threads under {} took {:.1}x as long",
-                        w.int(parcost::id::key::BLAS_THREADS).unwrap_or(0),
-                        w.name(parcost::id::key::LAYER).unwrap_or("?"),
-                        w.typical_ns().unwrap_or(0.0) / best.typical_ns().unwrap_or(1.0)
-                    )
-                })
+            let worst = e
+                .slowest
+                .as_ref()
+                .map(|w| format!("; {} took {} as long", w.name, slower(w)))
                 .unwrap_or_default();
-            takeaway(
-                h,
-                &format!(
-                    "{op}: fastest at {} BLAS threads under {}{rate}{worst}.",
-                    best.int(parcost::id::key::BLAS_THREADS).unwrap_or(0),
-                    best.name(parcost::id::key::LAYER).unwrap_or("?"),
-                ),
-            );
+            takeaway(h, &format!("{op}: {}{worst}.", fastest(e, "at ", &rate)));
         }
         let mut m = marks.clone();
-        let y = if flops {
+        let y = if s.gflops {
             if op.starts_with("matmul") {
                 if let Some(peak) = limits.dgemm_peak_gflops {
                     m.horizontal
@@ -666,42 +494,27 @@ fn blas_tuning(
         } else {
             Axis::linear("time (ms)")
         };
-        let mut panels = Vec::new();
-        for layer in cells
-            .iter()
-            .filter_map(|r| r.name(parcost::id::key::LAYER))
-            .collect::<BTreeSet<_>>()
-        {
-            let mut points: Vec<Point> = cells
-                .iter()
-                .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer))
-                .filter_map(|r| value(r))
-                .collect();
-            if points.len() <= 1 {
-                if let Some(p) = points.first() {
-                    let unit = if flops { "GFLOP/s" } else { "ms" };
-                    let _ = write!(
-                        h,
-                        "<p>Under {layer}: one configuration, {} BLAS thread: {:.1} {unit}.</p>",
-                        p.x, p.y
-                    );
-                }
-                continue;
-            }
-            points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            panels.push(charts::Panel {
-                title: layer.to_owned(),
-                series: vec![Series {
-                    name: layer.to_owned(),
-                    points,
-                }],
-                marks: m.clone(),
-            });
+        for (layer, p) in &s.single {
+            let unit = if s.gflops { "GFLOP/s" } else { "ms" };
+            let _ = write!(
+                h,
+                "<p>Under {layer}: one configuration, {} BLAS thread: {:.1} {unit}.</p>",
+                p.x, p.y
+            );
         }
+        let panels: Vec<charts::Panel> = s
+            .panels
+            .iter()
+            .map(|series| charts::Panel {
+                title: series.name.clone(),
+                series: vec![series.clone()],
+                marks: m.clone(),
+            })
+            .collect();
         if !panels.is_empty() {
             figure(
                 h,
-                charts::lines_grid(&op, &Axis::linear("BLAS threads"), &y, &panels),
+                charts::lines_grid(op, &Axis::linear("BLAS threads"), &y, &panels),
             )?;
         }
     }
@@ -709,12 +522,7 @@ fn blas_tuning(
 }
 
 /// Cost 0: every kernel of the sweep, GFLOP/s at 1 and P BLAS threads, and every trial.
-fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> {
-    let sweep: Vec<&Row> = rows
-        .iter()
-        .copied()
-        .filter(|r| r.params.contains_key(parcost::id::key::KERNEL))
-        .collect();
+fn kernels(h: &mut String, figs: &[KernelBars], m: &MachineOut) -> anyhow::Result<()> {
     let _ = write!(
         h,
         "<h3 id=\"kernels\">The kernel (cost 0)</h3><p class=\"muted\">The same products and \
@@ -722,52 +530,7 @@ fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> 
          (OPENBLAS_CORETYPE), each checked before it was timed. FLOP counted: 2n^3 for a product, \
          n^3/3 for a Cholesky factorisation, 2n^3/3 + 2n^2 for a solve.</p>"
     );
-    for (op, cells) in instances(
-        &sweep,
-        &[
-            parcost::id::key::KERNEL,
-            parcost::id::key::BLAS_THREADS,
-            parcost::id::key::LAYER,
-        ],
-    ) {
-        let mut kernels: Vec<&str> = cells
-            .iter()
-            .filter_map(|r| r.name(parcost::id::key::KERNEL))
-            .collect();
-        kernels.sort_by_key(|k| {
-            parcost::kernel::X86_64_KERNELS
-                .iter()
-                .position(|s| parcost::kernel::same(s.name, k))
-                .unwrap_or(usize::MAX)
-        });
-        kernels.dedup();
-        let threads: BTreeSet<u64> = cells
-            .iter()
-            .filter_map(|r| r.int(parcost::id::key::BLAS_THREADS))
-            .collect();
-        let series: Vec<(String, Vec<Option<Point>>)> = threads
-            .iter()
-            .map(|&b| {
-                let points = kernels
-                    .iter()
-                    .map(|k| {
-                        let r = cells.iter().find(|r| {
-                            r.name(parcost::id::key::KERNEL) == Some(k)
-                                && r.int(parcost::id::key::BLAS_THREADS) == Some(b)
-                        })?;
-                        rate_point(r)
-                    })
-                    .collect();
-                (
-                    format!("{b} BLAS thread{}", if b == 1 { "" } else { "s" }),
-                    points,
-                )
-            })
-            .collect();
-        let categories: Vec<String> = kernels
-            .iter()
-            .map(|k| crate::findings::display_kernel(k))
-            .collect();
+    for k in figs {
         let mut marks = Marks::default();
         if let Some(t) = m.limits.theoretical_peak_gflops {
             marks
@@ -776,7 +539,13 @@ fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> 
         }
         figure(
             h,
-            charts::bars(&op, Axis::linear("GFLOP/s"), &categories, &series, &marks),
+            charts::bars(
+                &k.title,
+                Axis::linear("GFLOP/s"),
+                &k.kernels,
+                &k.series,
+                &marks,
+            ),
         )?;
     }
     if !m.kernel_trials.is_empty() {
@@ -801,38 +570,11 @@ fn kernels(h: &mut String, rows: &[&Row], m: &MachineOut) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// GFLOP/s of a row with its interval (a rate's interval inverts the time's).
-fn rate_point(r: &Row) -> Option<Point> {
-    let rate = r
-        .throughput
-        .as_ref()
-        .filter(|t| t.unit == "GFLOP/s")?
-        .estimate;
-    let t = r.time_ns?;
-    let work = rate * t.estimate;
-    Some(Point {
-        x: 0.0,
-        y: rate,
-        lo: work / t.upper,
-        hi: work / t.lower,
-    })
-}
-
-fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> {
-    let cross = crossovers(all);
-    // The work of each size, from the ids: 2 n^3 FLOP a product.
-    let work: BTreeMap<u64, u64> = rows
+fn task_level(h: &mut String, f: &TaskLevel) -> anyhow::Result<()> {
+    let sizes: Vec<String> = f
+        .work
         .iter()
-        .filter_map(|r| Some((r.int(parcost::id::key::N)?, r.int(parcost::id::key::PAIRS)?)))
-        .collect();
-    let sizes: Vec<String> = work
-        .iter()
-        .map(|(n, k)| {
-            format!(
-                "n={n}: {k} products, {:.1} GFLOP",
-                2.0 * (*n as f64).powi(3) * *k as f64 / 1e9
-            )
-        })
+        .map(|w| format!("n={}: {} products, {:.1} GFLOP", w.n, w.products, w.gflop))
         .collect();
     let _ = write!(
         h,
@@ -840,56 +582,21 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
         esc(&sizes.join("; "))
     );
     let mut panels = Vec::new();
-    for layer in rows
-        .iter()
-        .filter_map(|r| r.name(parcost::id::key::LAYER))
-        .collect::<BTreeSet<_>>()
-    {
-        let mut series = Vec::new();
-        for variant in ["serial", "op-level", "task-level", "naive"] {
-            let mut points: Vec<Point> = rows
-                .iter()
-                .filter(|r| {
-                    r.name(parcost::id::key::LAYER) == Some(layer)
-                        && r.name(parcost::id::key::VARIANT) == Some(variant)
-                })
-                .filter_map(|r| {
-                    // GFLOP/s of the batch: its interval inverts the time's.
-                    let n = r.int(parcost::id::key::N)? as f64;
-                    let flop = 2.0 * n.powi(3) * r.int(parcost::id::key::PAIRS)? as f64;
-                    let t = point(r, 1.0)?;
-                    Some(Point {
-                        x: n,
-                        y: flop / t.y,
-                        lo: flop / t.hi,
-                        hi: flop / t.lo,
-                    })
-                })
-                .collect();
-            if points.is_empty() {
-                continue;
-            }
-            points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            series.push(Series {
-                name: variant.to_owned(),
-                points,
-            });
-        }
-        if series.len() <= 1 {
+    for l in &f.layers {
+        let layer = &l.layer;
+        if l.series.len() <= 1 {
             let _ = write!(
                 h,
                 "<p>Under {layer}: one way to run the batches ({}), so nothing to compare.</p>",
-                series.first().map_or("none", |s| s.name.as_str())
+                l.series.first().map_or("none", |s| s.name.as_str())
             );
             continue;
         }
         let mut marks = Marks::default();
-        let c = cross.get(layer);
-        if let Some(n) = c.and_then(|c| c.crossover) {
+        if let Some(n) = l.crossover {
             marks.vertical.push((n as f64, format!("crossover n={n}")));
         }
-        let won = c.filter(|c| c.won());
-        let text = match (won.and_then(|c| c.best_win), c.and_then(|c| c.crossover)) {
+        let text = match (l.win, l.crossover) {
             (Some((n, r)), Some(cx)) => format!(
                 "{layer}: task-level ahead of op-level below n={cx} (by {} at n={n}); op-level not slower from n={cx} on.",
                 r.words()
@@ -905,8 +612,8 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
         };
         takeaway(h, &text);
         panels.push(charts::Panel {
-            title: layer.to_owned(),
-            series,
+            title: layer.clone(),
+            series: l.series.clone(),
             marks,
         });
     }
@@ -924,64 +631,25 @@ fn task_level(h: &mut String, all: &[Row], rows: &[&Row]) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn threads_vs_processes(h: &mut String, rows: &[&Row], p: u64) -> anyhow::Result<()> {
-    let jobs: Vec<String> = rows
-        .iter()
-        .map(|r| r.workload.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let workers: BTreeSet<u64> = rows
-        .iter()
-        .filter(|r| r.name(parcost::id::key::VARIANT) != Some("serial"))
-        .filter_map(|r| r.int(parcost::id::key::WORKERS))
-        .collect();
-    for w in workers {
-        let mut series = Vec::new();
-        for variant in ["rayon", "scope", "process-pipe", "process-shared"] {
-            let points = jobs
-                .iter()
-                .map(|job| {
-                    let serial = rows
-                        .iter()
-                        .find(|r| {
-                            &r.workload == job
-                                && r.name(parcost::id::key::VARIANT) == Some("serial")
-                        })?
-                        .time_ns?;
-                    let r = rows.iter().find(|r| {
-                        &r.workload == job
-                            && r.name(parcost::id::key::VARIANT) == Some(variant)
-                            && r.int(parcost::id::key::WORKERS) == Some(w)
-                    })?;
-                    let t = r.time_ns?;
-                    Some(Point {
-                        x: 0.0,
-                        y: serial.estimate / t.estimate,
-                        lo: serial.lower / t.upper,
-                        hi: serial.upper / t.lower,
-                    })
-                })
-                .collect();
-            series.push((variant.to_owned(), points));
-        }
+fn threads_vs_processes(h: &mut String, figs: &[Speedups]) -> anyhow::Result<()> {
+    for s in figs {
         let marks = Marks {
             vertical: vec![],
             horizontal: vec![
                 (1.0, "serial".into()),
                 (
-                    w.min(p) as f64,
-                    format!("linear speedup ({} cores)", w.min(p)),
+                    s.linear as f64,
+                    format!("linear speedup ({} cores)", s.linear),
                 ),
             ],
         };
         figure(
             h,
             charts::bars(
-                &format!("speedup over serial, W={w}"),
+                &format!("speedup over serial, W={}", s.workers),
                 Axis::linear("speedup"),
-                &jobs,
-                &series,
+                &s.jobs,
+                &s.series,
                 &marks,
             ),
         )?;
@@ -989,66 +657,21 @@ fn threads_vs_processes(h: &mut String, rows: &[&Row], p: u64) -> anyhow::Result
     Ok(())
 }
 
-fn array_sharing(h: &mut String, rows: &[&Row], memcpy: Option<f64>) -> anyhow::Result<()> {
-    let rate = |r: &Row| -> Option<Point> {
-        let bytes = r.int(parcost::id::key::BYTES)? as f64;
-        let t = point(r, 1.0)?;
-        Some(Point {
-            x: bytes / (1 << 20) as f64,
-            y: bytes / t.y,
-            lo: bytes / t.hi,
-            hi: bytes / t.lo,
-        })
-    };
+fn array_sharing(h: &mut String, figs: &[RateLines], memcpy: Option<f64>) -> anyhow::Result<()> {
     let marks = Marks {
         vertical: vec![],
         horizontal: memcpy
             .map(|m| vec![(m, format!("memcpy {m:.1} GB/s"))])
             .unwrap_or_default(),
     };
-    for (question, title) in [
-        (
-            "send",
-            "sending an array the worker has not seen (end to end)",
-        ),
-        (
-            "read-shared",
-            "reading an array that already lives in shared memory",
-        ),
-    ] {
-        let mut by_case: BTreeMap<String, Vec<Point>> = BTreeMap::new();
-        for r in rows.iter().filter(|r| r.workload == question) {
-            let mut name = r
-                .name(parcost::id::key::TRANSPORT)
-                .unwrap_or("?")
-                .to_owned();
-            if let Some(v) = r.name(parcost::id::key::VARIANT) {
-                name.push_str(&format!(" ({v})"));
-            }
-            if r.name(parcost::id::key::POOL) == Some("spawn") {
-                name.push_str(" (a process each)");
-            }
-            if let Some(p) = rate(r) {
-                by_case.entry(name).or_default().push(p);
-            }
-        }
-        if by_case.is_empty() {
-            continue;
-        }
-        let series: Vec<Series> = by_case
-            .into_iter()
-            .map(|(name, mut points)| {
-                points.sort_by(|a, b| a.x.total_cmp(&b.x));
-                Series { name, points }
-            })
-            .collect();
+    for f in figs {
         figure(
             h,
             charts::lines(
-                title,
+                &f.title,
                 Axis::mib("array size"),
                 Axis::log("GB/s"),
-                &series,
+                &f.series,
                 &marks,
             ),
         )?;
@@ -1087,7 +710,7 @@ fn table(h: &mut String, rows: &[&Row], links: &BTreeMap<String, String>) {
     h.push_str("</table></details>\n");
 }
 
-fn compare(h: &mut String, this: &Summary, name: &str, other: &Summary) {
+fn compare(h: &mut String, this: &Summary, name: &str, other: &Summary, shared: &[Shared]) {
     let _ = write!(
         h,
         "<h2 id=\"compare\">Compared with {}</h2><p>Other run: {}, {} logical / {} physical cores, {}. Ratio is the other run's time over this one's (above 1: this run was faster).</p>",
@@ -1127,32 +750,19 @@ fn compare(h: &mut String, this: &Summary, name: &str, other: &Summary) {
         );
     }
     h.push_str("</table><h3>Benchmarks in both runs</h3>");
-    let others: BTreeMap<&str, &Row> = other
-        .results
-        .iter()
-        .map(|r| (r.full_id.as_str(), r))
-        .collect();
     h.push_str("<table><tr><th>benchmark</th><th class=\"num\">this run</th><th class=\"num\">other run</th><th class=\"num\">other / this</th></tr>");
-    let mut shared = 0;
-    for r in &this.results {
-        let Some(o) = others.get(r.full_id.as_str()) else {
-            continue;
-        };
-        let (Some(a), Some(b)) = (r.typical_ns(), o.typical_ns()) else {
-            continue;
-        };
-        shared += 1;
+    for r in shared {
         let _ = write!(
             h,
             "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td></tr>",
             esc(&r.full_id),
-            ms(a),
-            ms(b),
-            b / a
+            ms(r.this_ns),
+            ms(r.other_ns),
+            r.ratio.estimate
         );
     }
     h.push_str("</table>");
-    if shared == 0 {
+    if shared.is_empty() {
         h.push_str("<p>The two runs have no benchmark id in common.</p>");
     }
 }

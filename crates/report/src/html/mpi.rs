@@ -1,126 +1,72 @@
 //! The ranks-x-threads section of the page: an R x B heatmap per layer with CPU/wall and
 //! context switches, batch against scatter, the jobs' start-up and the recommendations in words.
 
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use parcost::id::key;
 
-use crate::facts::{Recommendation, Row};
-use crate::findings::ratio_of;
-use crate::markup::{esc, heat_figure, ms, takeaway};
+use crate::facts::Recommendation;
+use crate::figures::{BatchScatter, Figures, Startup};
+use crate::markup::{esc, fastest, heat_figure, ms, slower, takeaway};
 use crate::model::AdviceKind;
-use crate::mpi::{CmpOpt, SUITE, at, batch_words, cell, instances, instances_but, same_cell};
+use crate::mpi::{SUITE, batch_words};
 use crate::results::Value;
 
 /// The suite's part of the page.
 pub fn section(
     h: &mut String,
-    rows: &[&Row],
+    figs: &Figures,
     recs: &[Recommendation],
     p: u64,
 ) -> anyhow::Result<()> {
-    for workload in ["batch", "scatter"] {
-        // One figure a workload instance, a panel a layer.
-        for ((_, params), cells) in instances_but(
-            rows,
-            workload,
-            &[
-                parcost::id::key::RANKS,
-                parcost::id::key::BLAS_THREADS,
-                parcost::id::key::LAYER,
-            ],
-        ) {
-            let layers: BTreeSet<&str> = cells
-                .iter()
-                .filter_map(|r| r.name(parcost::id::key::LAYER))
-                .collect();
-            let title = format!("{workload}: {}", batch_words(&params));
-            let mut panels = Vec::new();
-            let mut grids = Vec::new();
-            for layer in layers {
-                let of: Vec<&Row> = cells
-                    .iter()
-                    .copied()
-                    .filter(|r| r.name(parcost::id::key::LAYER) == Some(layer))
-                    .collect();
-                let axis = |k: &str| -> Vec<u64> {
-                    of.iter()
-                        .filter_map(|r| r.int(k))
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect()
-                };
-                grids.push((
-                    layer,
-                    of.clone(),
-                    axis(parcost::id::key::RANKS),
-                    axis(parcost::id::key::BLAS_THREADS),
-                ));
-            }
-            // The takeaway: each layer's best and worst cell.
-            let said: Vec<String> = grids
-                .iter()
-                .filter_map(|(layer, of, _, _)| {
-                    let best = of
-                        .iter()
-                        .copied()
-                        .filter(|r| r.typical_ns().is_some())
-                        .min_by(|a, b| a.typical_ns().total_cmp_opt(b.typical_ns()))?;
-                    let worst = of
-                        .iter()
-                        .copied()
-                        .filter(|r| r.typical_ns().is_some())
-                        .max_by(|a, b| a.typical_ns().total_cmp_opt(b.typical_ns()))?;
-                    Some(format!(
-                        "{layer}: fastest {} (ranks x BLAS threads), {}; slowest {} at {:.1}x",
-                        cell(best),
-                        ms(best.typical_ns()?),
-                        cell(worst),
-                        worst.typical_ns()? / best.typical_ns()?
-                    ))
-                })
-                .collect();
-            takeaway(h, &format!("{title}. {}.", said.join("; ")));
-            for (layer, of, ranks, blas) in &grids {
-                let find = |r: u64, b: u64| at(of, r, b);
-                panels.push(crate::markup::heat_panel(
-                    layer,
-                    ("MPI ranks", ranks.as_slice()),
-                    ("BLAS threads a rank", blas.as_slice()),
-                    find,
-                ));
-            }
-            heat_figure(h, &title, &panels)?;
-            for (layer, of, ranks, blas) in &grids {
+    for g in &figs.mpi {
+        // The takeaway: each layer's fastest and slowest cell.
+        let said: Vec<String> = g
+            .layers
+            .iter()
+            .map(|(layer, e)| {
+                let slowest = e
+                    .slowest
+                    .as_ref()
+                    .map(|w| format!("; slowest {} at {}", w.name, slower(w)))
+                    .unwrap_or_default();
+                format!(
+                    "{layer} (ranks x BLAS threads): {}{slowest}",
+                    fastest(e, "", &format!(", {}", ms(e.time_ns)))
+                )
+            })
+            .collect();
+        takeaway(h, &format!("{}. {}.", g.title, said.join("; ")));
+        heat_figure(h, &g.title, &g.panels)?;
+        for panel in &g.panels {
+            let _ = write!(
+                h,
+                "<table class=\"usage\"><tr><th>{}, {}: CPU/wall, switches</th>",
+                g.workload, panel.title
+            );
+            for r in &panel.x.1 {
                 let _ = write!(
                     h,
-                    "<table class=\"usage\"><tr><th>{workload}, {layer}: CPU/wall, switches</th>"
+                    "<th class=\"num\">{r} rank{}</th>",
+                    if *r == 1 { "" } else { "s" }
                 );
-                for r in ranks {
-                    let _ = write!(
-                        h,
-                        "<th class=\"num\">{r} rank{}</th>",
-                        if *r == 1 { "" } else { "s" }
-                    );
+            }
+            h.push_str("</tr>");
+            for (b, row) in panel.y.1.iter().zip(&panel.usage).rev() {
+                let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
+                for u in row {
+                    let text = u.map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
+                    let _ = write!(h, "<td class=\"num\">{text}</td>");
                 }
                 h.push_str("</tr>");
-                for &b in blas.iter().rev() {
-                    let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
-                    for &r in ranks {
-                        let text = at(of, r, b)
-                            .and_then(|x| Some((x.cpu_per_wall?, x.context_switches?)))
-                            .map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
-                        let _ = write!(h, "<td class=\"num\">{text}</td>");
-                    }
-                    h.push_str("</tr>");
-                }
-                h.push_str("</table>\n");
             }
+            h.push_str("</table>\n");
         }
     }
-    batch_against_scatter(h, rows);
-    startup(h, rows);
+    batch_against_scatter(h, &figs.batch_scatter);
+    if let Some(s) = &figs.startup {
+        startup(h, s);
+    }
     let _ = write!(
         h,
         "<h3>Recommendation</h3><p class=\"muted\">The fastest grid cell where it beat the \
@@ -169,49 +115,26 @@ pub fn section(
 }
 
 /// scatter over batch in every cell both measured.
-fn batch_against_scatter(h: &mut String, rows: &[&Row]) {
-    let scatter = instances(rows, "scatter");
-    let mut body = String::new();
-    for ((_, params), cells) in instances(rows, "batch") {
-        let Some(theirs) = scatter.get(&("scatter".to_owned(), params.clone())) else {
-            continue;
-        };
-        let layer = params
-            .get(parcost::id::key::LAYER)
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let mut cells = cells.clone();
-        cells.sort_by_key(|r| {
-            (
-                r.int(parcost::id::key::RANKS),
-                r.int(parcost::id::key::BLAS_THREADS),
-            )
-        });
-        for b in cells {
-            let Some(s) = same_cell(theirs, b) else {
-                continue;
-            };
-            let (Some(bt), Some(st)) = (b.typical_ns(), s.typical_ns()) else {
-                continue;
-            };
-            let r = match (s.time_ns, b.time_ns) {
-                (Some(s), Some(b)) => crate::markup::times(ratio_of(&s, &b)),
-                _ => format!("{:.2}x (one run)", st / bt),
-            };
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td></tr>",
-                esc(&layer),
-                cell(b),
-                ms(bt),
-                ms(st),
-                esc(&r)
-            );
-        }
-    }
-    if body.is_empty() {
+fn batch_against_scatter(h: &mut String, rows: &[BatchScatter]) {
+    if rows.is_empty() {
         return;
+    }
+    let mut body = String::new();
+    for r in rows {
+        let ratio = match r.ratio.interval() {
+            Some((lo, hi)) => format!("{:.2}x ({lo:.2} to {hi:.2})", r.ratio.estimate),
+            None => format!("{:.2}x (one run)", r.ratio.estimate),
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
+            esc(&r.layer),
+            r.cell,
+            ms(r.batch_ns),
+            ms(r.scatter_ns),
+            esc(&ratio)
+        );
     }
     let _ = writeln!(
         h,
@@ -224,30 +147,10 @@ fn batch_against_scatter(h: &mut String, rows: &[&Row]) {
 }
 
 /// Each job's start-up, one run a cell.
-fn startup(h: &mut String, rows: &[&Row]) {
-    let starts: Vec<&Row> = rows
-        .iter()
-        .copied()
-        .filter(|r| r.workload == "startup" && r.typical_ns().is_some())
-        .collect();
-    if starts.is_empty() {
-        return;
-    }
-    let mut times: Vec<f64> = starts.iter().filter_map(|r| r.typical_ns()).collect();
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    let best_batch = rows
-        .iter()
-        .filter(|r| r.workload == "batch")
-        .filter_map(|r| r.typical_ns())
-        .min_by(f64::total_cmp);
-    let iterations = best_batch
-        .map(|b| {
-            format!(
-                ", the time of {:.0} iterations of the fastest batch",
-                median / b
-            )
-        })
+fn startup(h: &mut String, s: &Startup) {
+    let iterations = s
+        .iterations
+        .map(|i| format!(", the time of {i:.0} iterations of the fastest batch"))
         .unwrap_or_default();
     let _ = write!(h, "<h3>Job start-up</h3>");
     takeaway(
@@ -255,43 +158,19 @@ fn startup(h: &mut String, rows: &[&Row]) {
         &format!(
             "Starting a job (mpirun to rank 0's first answer, every rank up) took {} to {}, \
              median {}{iterations}; one run a cell, so no interval.",
-            ms(times[0]),
-            ms(times[times.len() - 1]),
-            ms(median)
+            ms(s.min_ns),
+            ms(s.max_ns),
+            ms(s.median_ns)
         ),
     );
-    let layers: BTreeSet<&str> = starts
-        .iter()
-        .filter_map(|r| r.name(parcost::id::key::LAYER))
-        .collect();
-    let mut cells: Vec<(u64, u64)> = starts
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r.int(parcost::id::key::RANKS)?,
-                r.int(parcost::id::key::BLAS_THREADS)?,
-            ))
-        })
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    cells.sort_unstable();
     h.push_str("<table><tr><th>layer</th>");
-    for (r, b) in &cells {
+    for (r, b) in &s.cells {
         let _ = write!(h, "<th class=\"num\">{r} x {b}</th>");
     }
     h.push_str("</tr>");
-    for layer in layers {
+    for (layer, times) in &s.layers {
         let _ = write!(h, "<tr><td>{}</td>", esc(layer));
-        for &(r, b) in &cells {
-            let t = starts
-                .iter()
-                .find(|x| {
-                    x.name(parcost::id::key::LAYER) == Some(layer)
-                        && x.int(parcost::id::key::RANKS) == Some(r)
-                        && x.int(parcost::id::key::BLAS_THREADS) == Some(b)
-                })
-                .and_then(|x| x.typical_ns());
+        for t in times {
             let _ = write!(
                 h,
                 "<td class=\"num\">{}</td>",
