@@ -317,6 +317,11 @@ pub fn per(work: f64, t: Estimate) -> Estimate {
     }
 }
 
+/// A time in words for the analysis's own sentences: `12.345 ms`.
+pub fn ms_words(ns: f64) -> String {
+    format!("{:.3} ms", ns / 1e6)
+}
+
 /// The machine block from the run's sidecars.
 pub fn machine_out(run: &Run, limits: Limits) -> MachineOut {
     let m = run.machine.as_ref();

@@ -16,9 +16,7 @@ pub fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-pub fn ms(ns: f64) -> String {
-    format!("{:.3} ms", ns / 1e6)
-}
+pub use crate::facts::ms_words as ms;
 
 /// A ratio with its interval: `1.52x (1.40 to 1.66)`.
 pub fn times(e: Estimate) -> String {

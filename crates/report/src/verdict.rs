@@ -959,7 +959,7 @@ pub(crate) fn mpi(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v
 fn default_words(d: &Row) -> String {
     format!(
         "OpenMPI's own binding, OPENBLAS_NUM_THREADS unset, {}",
-        crate::markup::ms(d.typical_ns().unwrap_or(0.0))
+        crate::facts::ms_words(d.typical_ns().unwrap_or(0.0))
     )
 }
 
