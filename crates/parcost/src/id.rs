@@ -22,6 +22,9 @@ pub struct SuiteInfo {
     /// Whether it also runs on the Rust-native libraries (faer, matrixmultiply); MPI ranks run
     /// OpenBLAS only.
     pub native_layers: bool,
+    /// The keys its grid varies within a workload instance (the configurations compared);
+    /// the other keys of an id name the instance.
+    pub grid: &'static [&'static str],
     /// What it asks, in one line.
     pub question: &'static str,
     /// How to read its figures, in the report.
@@ -33,6 +36,7 @@ pub const OVERSUBSCRIPTION: SuiteInfo = SuiteInfo {
     cost: 1,
     uses_blas: true,
     native_layers: true,
+    grid: &[key::TASKS, key::BLAS_THREADS],
     question: "What happens when task threads each call a multithreaded BLAS op?",
     about: "Cost 1: batches of independent BLAS calls on T task threads, each calling BLAS at B \
             threads. Cells show how much slower each cell was than the best; the best is outlined.",
@@ -43,6 +47,7 @@ pub const BLAS_TUNING: SuiteInfo = SuiteInfo {
     cost: 2,
     uses_blas: true,
     native_layers: true,
+    grid: &[key::BLAS_THREADS],
     question: "Is the default BLAS thread count the best one, per operation? And the kernel?",
     about: "Cost 2: one large operation at B BLAS threads; the physical core count and one less \
             are marked. FLOP counted: 2n^3 for a product, n^3/3 for a Cholesky factorisation, \
@@ -54,6 +59,7 @@ pub const TASK_LEVEL: SuiteInfo = SuiteInfo {
     cost: 4,
     uses_blas: true,
     native_layers: true,
+    grid: &[key::VARIANT, key::TASKS, key::BLAS_THREADS],
     question: "At which matrix size does BLAS at 1 thread + a task pool stop beating BLAS threading?",
     about: "Cost 4: a batch of independent products at each size, about 2 GFLOP and at least 4P \
             products (more work at the largest sizes, stated below), run four ways: serial (1x1), \
@@ -66,6 +72,7 @@ pub const THREADS_VS_PROCESSES: SuiteInfo = SuiteInfo {
     cost: 3,
     uses_blas: false,
     native_layers: false,
+    grid: &[key::VARIANT, key::WORKERS],
     question: "Threads share the array for free; what do processes pay to get it?",
     about: "Cost 3: element-wise work over 2^25 values on threads (shared memory) and on worker \
             processes (pipes or shared memory). Bars are speedups over serial.",
@@ -76,6 +83,7 @@ pub const ARRAY_SHARING: SuiteInfo = SuiteInfo {
     cost: 5,
     uses_blas: false,
     native_layers: false,
+    grid: &[key::TRANSPORT, key::VARIANT, key::POOL],
     question: "What does sending an array to another process cost, and reading one it shares?",
     about: "Cost 5: sending an array a worker has not seen (end to end, until it answers with a \
             sum that proves it read all of it) and reading one that already lives in shared \
@@ -87,6 +95,7 @@ pub const RANKS_X_THREADS: SuiteInfo = SuiteInfo {
     cost: 1,
     uses_blas: true,
     native_layers: false,
+    grid: &[key::RANKS, key::BLAS_THREADS, key::VARIANT],
     question: "Across MPI: how many ranks, and how many BLAS threads in each?",
     about: "Cost 1 across MPI: the oversubscription batch (64 products and 16 SVDs of 256 x 256) \
             split across R MPI ranks (OpenMPI, ranks not bound), each calling BLAS at B threads; \

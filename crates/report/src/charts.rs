@@ -33,10 +33,10 @@ pub fn color(i: usize) -> RGBColor {
 
 /// The names that recur across charts, each with a colour of its own.
 const NAMED: [&str; 10] = [
-    "serial",
-    "op-level",
-    "task-level",
-    "naive",
+    parcost::id::variant::SERIAL,
+    parcost::id::variant::OP_LEVEL,
+    parcost::id::variant::TASK_LEVEL,
+    parcost::id::variant::NAIVE,
     "pthreads",
     "openmp",
     "rayon",

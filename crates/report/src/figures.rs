@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use parcost::id::key;
 use parcost::id::layer as names;
+use parcost::id::{key, variant};
 
 use crate::facts::{Finding, MachineOut, Row, Throughput, per};
 use crate::findings::{Crossover, display_kernel, human};
@@ -647,7 +647,12 @@ fn task_level(rows: &[&Row], cross: &BTreeMap<String, Crossover>) -> TaskLevel {
     let mut layers = Vec::new();
     for layer in layers_of(rows) {
         let mut series = Vec::new();
-        for variant in ["serial", "op-level", "task-level", "naive"] {
+        for variant in [
+            variant::SERIAL,
+            variant::OP_LEVEL,
+            variant::TASK_LEVEL,
+            variant::NAIVE,
+        ] {
             let mut points: Vec<Point> = rows
                 .iter()
                 .filter(|r| {

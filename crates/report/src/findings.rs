@@ -130,7 +130,7 @@ pub fn human(workload: &str, params: &BTreeMap<String, Value>) -> String {
     };
     let rest: Vec<String> = params
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "n" | "pairs" | "matrices" | "layer"))
+        .filter(|(k, _)| ![key::N, key::PAIRS, key::MATRICES, key::LAYER].contains(&k.as_str()))
         .map(|(k, v)| format!("{k}={v}"))
         .chain(params.get(parcost::id::key::LAYER).map(|l| l.to_string()))
         .collect();

@@ -16,18 +16,12 @@ use crate::findings::{Config, Instance, human, ratio, recommend};
 use crate::model::{Ratio, Rule, Separation};
 use crate::results::{Estimate, Value};
 
-/// The keys a suite's grid varies: what is not part of a workload's identity.
+/// The keys a suite's grid varies (the suite table's), for the suites that run on every
+/// library; none for the others, which are not compared across libraries.
 fn grid_keys(suite: &str) -> &'static [&'static str] {
-    match suite {
-        "oversubscription" => &[parcost::id::key::TASKS, parcost::id::key::BLAS_THREADS],
-        "task-level" => &[
-            parcost::id::key::VARIANT,
-            parcost::id::key::TASKS,
-            parcost::id::key::BLAS_THREADS,
-        ],
-        "blas-tuning" => &[parcost::id::key::BLAS_THREADS],
-        _ => &[],
-    }
+    parcost::id::suite(suite)
+        .filter(|s| s.native_layers)
+        .map_or(&[], |s| s.grid)
 }
 
 /// One layer's best configuration of a workload.
@@ -265,7 +259,14 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
         let params = r
             .params
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "tasks" | "blas_threads" | "layer"))
+            .filter(|(k, _)| {
+                ![
+                    parcost::id::key::TASKS,
+                    parcost::id::key::BLAS_THREADS,
+                    parcost::id::key::LAYER,
+                ]
+                .contains(&k.as_str())
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         instances

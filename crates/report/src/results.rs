@@ -371,11 +371,14 @@ fn read_measurement(
     }
     let counted = bench.throughput.as_ref().and_then(|t| {
         let (kind, &n) = t.iter().next()?;
-        match (kind.as_str(), suite.as_str()) {
-            ("Bytes" | "BytesDecimal", _) => Some(Counted::Bytes(n)),
-            ("Elements", "threads-vs-processes") => Some(Counted::Elements(n)),
-            ("Elements", "oversubscription") if workload == "svd" => Some(Counted::Elements(n)),
-            ("Elements", _) => Some(Counted::Flop(n)),
+        let (elements, svd) = (
+            suite == parcost::id::THREADS_VS_PROCESSES.name,
+            suite == parcost::id::OVERSUBSCRIPTION.name && workload == parcost::id::workload::SVD,
+        );
+        match kind.as_str() {
+            "Bytes" | "BytesDecimal" => Some(Counted::Bytes(n)),
+            "Elements" if elements || svd => Some(Counted::Elements(n)),
+            "Elements" => Some(Counted::Flop(n)),
             _ => None,
         }
     });

@@ -51,7 +51,9 @@ pub fn render(s: &Summary) -> String {
         if noisy.is_empty() {
             outln!(
                 out,
-                "Noise: quiet enough for every suite (calibrations within 10%, foreign load under 10%)"
+                "Noise: quiet enough for every suite (calibrations within {limit:.0}%, foreign \
+                 load under {limit:.0}%)",
+                limit = 100.0 * parcost::noise::NOISE_LIMIT
             );
         }
         for n in noisy {

@@ -505,8 +505,8 @@ fn threads(cross: &BTreeMap<String, Crossover>, p: u64, layer: Option<&str>, v: 
         (
             n,
             Comparison {
-                subject: "task-level",
-                against: "op-level",
+                subject: parcost::id::variant::TASK_LEVEL,
+                against: parcost::id::variant::OP_LEVEL,
                 ratio: r,
             },
         )

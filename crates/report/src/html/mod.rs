@@ -160,16 +160,20 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         for f in s.findings.iter().filter(|f| f.suite == suite) {
             finding(&mut h, f);
         }
-        match suite {
-            "oversubscription" => oversubscription(&mut h, &figs.oversubscription)?,
-            "blas-tuning" => {
-                blas_tuning(&mut h, &figs.blas_tuning, m.physical_cores, m.limits)?;
-                kernels(&mut h, &figs.kernels, m)?;
-            }
-            "task-level" => task_level(&mut h, &figs.task_level)?,
-            "threads-vs-processes" => threads_vs_processes(&mut h, &figs.threads_vs_processes)?,
-            crate::mpi::SUITE => mpi::section(&mut h, figs, &s.recommendations, p)?,
-            _ => array_sharing(&mut h, &figs.array_sharing, m.limits.memcpy_gbps)?,
+        use parcost::id as ids;
+        if suite == ids::OVERSUBSCRIPTION.name {
+            oversubscription(&mut h, &figs.oversubscription)?;
+        } else if suite == ids::BLAS_TUNING.name {
+            blas_tuning(&mut h, &figs.blas_tuning, m.physical_cores, m.limits)?;
+            kernels(&mut h, &figs.kernels, m)?;
+        } else if suite == ids::TASK_LEVEL.name {
+            task_level(&mut h, &figs.task_level)?;
+        } else if suite == ids::THREADS_VS_PROCESSES.name {
+            threads_vs_processes(&mut h, &figs.threads_vs_processes)?;
+        } else if suite == ids::RANKS_X_THREADS.name {
+            mpi::section(&mut h, figs, &s.recommendations, p)?;
+        } else {
+            array_sharing(&mut h, &figs.array_sharing, m.limits.memcpy_gbps)?;
         }
         table(&mut h, &rows, page.links);
     }
@@ -256,14 +260,17 @@ fn noise(h: &mut String, runs: &[NoiseOut]) {
         return;
     }
     let flagged: Vec<&NoiseOut> = runs.iter().filter(|n| n.flagged).collect();
+    let limit = 100.0 * parcost::noise::NOISE_LIMIT;
     let verdict = if flagged.is_empty() {
-        "The machine was quiet enough for every suite: its calibrations agree within 10% and \
-         other processes used under 10% of the CPUs."
-            .to_owned()
+        format!(
+            "The machine was quiet enough for every suite: its calibrations agree within \
+             {limit:.0}% and other processes used under {limit:.0}% of the CPUs."
+        )
     } else {
         format!(
-            "{} of {} suite runs ran on a noisy machine (calibrations 10% apart or over 10% \
-             foreign load): their figures are suspect; rerun them with the command shown.",
+            "{} of {} suite runs ran on a noisy machine (calibrations {limit:.0}% apart or over \
+             {limit:.0}% foreign load): their figures carry no advice; rerun them with the \
+             command shown.",
             flagged.len(),
             runs.len()
         )
