@@ -78,12 +78,19 @@ pub fn render(s: &Summary) -> String {
     }
     outln!(
         out,
-        "Recommendations (the fastest only when it beat the default beyond both intervals; \
-         speedup of the fastest over 1 x all BLAS threads):"
+        "Recommendations (the fastest only when it beat the default beyond both intervals and \
+         the {:.0}% margin; the default's time over the fastest's):",
+        100.0 * crate::model::MARGIN
     );
     for r in &s.recommendations {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let best: Vec<String> = r.best.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // Nothing chosen (no default measured, one configuration): say so, not "use ".
+        let best = if best.is_empty() {
+            "nothing".to_owned()
+        } else {
+            best.join(",")
+        };
         let verdict = match r.advice {
             AdviceKind::Recommend => String::new(),
             AdviceKind::Keep(why) => format!(" (kept: {})", why.words()),
@@ -94,7 +101,7 @@ pub fn render(s: &Summary) -> String {
             r.suite,
             r.workload,
             params.join(","),
-            best.join(","),
+            best,
             r.speedup_vs_default
                 .map_or_else(|| "-".to_owned(), html::times),
         );
