@@ -9,7 +9,9 @@
 //!   uses min(B, pool size) of them, so a cell never has more than max(T, B) threads: with a
 //!   pool of only T, "1 task x P threads" would run on one thread.
 //! - matrixmultiply: a pool of T task threads; B is its own pool's size, fixed for the process
-//!   by `MATMUL_NUM_THREADS` (one process per B).
+//!   by `MATMUL_NUM_THREADS` (one process per pool: 1, 2 or 4 threads), and shared by the calls
+//!   of all T tasks; a product runs [`crate::layer::matmul_threads_at`] of its threads, which
+//!   is the B of its id ([`crate::id::layer::MATRIXMULTIPLY_GRID_NOTE`]).
 
 use faer::{MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayBase, Data, DataMut, Ix2};
@@ -166,7 +168,8 @@ enum Inner {
 
 impl LayerPool {
     /// The pool of cell (`tasks`, `blas_threads`) under `layer` (see the module's doc for what
-    /// each means per layer). Under matrixmultiply `blas_threads` must be the process's count.
+    /// each means per layer). Under matrixmultiply `blas_threads` must ask for the process's
+    /// pool ([`Layer::runs_blas_threads`]; what a product then runs depends on its size).
     pub fn new(layer: Layer, tasks: usize, blas_threads: usize) -> Result<Self, BlasError> {
         let tasks = tasks.max(1);
         if blas_threads == 0 {
@@ -179,7 +182,7 @@ impl LayerPool {
                 format!("faer-{blas_threads}"),
             )?),
             Layer::Matrixmultiply { threads } => {
-                if threads != blas_threads {
+                if !layer.runs_blas_threads(blas_threads) {
                     return Err(BlasError::FixedThreads {
                         layer: layer.name(),
                         threads,
@@ -353,6 +356,10 @@ mod tests {
         );
         let mm = Layer::Matrixmultiply { threads: 2 };
         assert_eq!(LayerPool::new(mm, 3, 2).expect("pool").pool_threads(), 3);
+        assert!(
+            LayerPool::new(mm, 3, 3).is_ok(),
+            "B = 3 asks for the pool of 2"
+        );
         let err = LayerPool::new(mm, 3, 1).expect_err("fixed per process");
         assert!(err.to_string().contains("MATMUL_NUM_THREADS=2"), "{err}");
         let _serial = crate::blas::exclusive_blas();
