@@ -150,15 +150,22 @@ pub mod key {
 ///
 /// In every layer `tasks` is the size of the task pool (an explicit rayon pool) and
 /// `blas_threads` (B) the library's own parallelism inside each task: OpenBLAS's thread count,
-/// faer's `Par` (`Par::Seq` for 1, `Par::rayon(B)` otherwise), and under matrixmultiply the
-/// threads it really runs for a product of the id's size (`parcost::layer::matmul_threads_at`),
-/// never 3. [`layer::MATRIXMULTIPLY_GRID_NOTE`] says so in a sentence the report can show.
+/// faer's `Par` (`Par::Seq` for 1, `Par::rayon(B)` otherwise) in a pool of max(T, B) threads,
+/// and under matrixmultiply the threads it really runs for a product of the id's size
+/// (`parcost::layer::matmul_threads_at`), never 3. [`layer::FAER_GRID_NOTE`] and
+/// [`layer::MATRIXMULTIPLY_GRID_NOTE`] say so in a sentence the report can show.
 pub mod layer {
     pub const PTHREADS: &str = "pthreads";
     pub const OPENMP: &str = "openmp";
     pub const SERIAL: &str = "serial";
     pub const FAER: &str = "faer";
     pub const MATRIXMULTIPLY: &str = "matrixmultiply";
+
+    /// What a `tasks` x `blas_threads` cell under faer is, in one sentence for the report.
+    pub const FAER_GRID_NOTE: &str = "The faer T x B cell runs T tasks in a rayon pool of \
+        max(T, B) threads with Par::rayon(B) (Par::Seq for 1) in each, so its \"naive nesting\" \
+        at 4P x P is the cost of a 4P-thread pool, and the P x P cell is what par_iter on \
+        rayon's global pool with faer's default Par gives.";
 
     /// What `blas_threads` is under matrixmultiply, in one sentence for the report.
     pub const MATRIXMULTIPLY_GRID_NOTE: &str = "matrixmultiply runs 1, 2 or 4 threads (B = 3 \
