@@ -3,8 +3,12 @@
 //!
 //! Ids: `oversubscription/<matmul|svd>/layer=L,n=N,<pairs|matrices>=K/tasks=T,blas_threads=B`,
 //! T in {1, P, 2P, 4P} (4P left out under `--quick`), B in {1, P, 2P}.
-//! B is OpenBLAS's thread count, faer's `Par` or matrixmultiply's `MATMUL_NUM_THREADS` (one
-//! process per B: its cells are the ones with that B). matrixmultiply has no SVD.
+//! B is OpenBLAS's thread count, or faer's `Par::rayon(B)` in a pool of max(T, B) threads (the
+//! P x P cell is `par_iter` on rayon's global pool with faer's default `Par`, see
+//! `parcost::native::LayerPool::new`), or under matrixmultiply the threads a product of size N
+//! really runs (1, 2 or 4): one process per pool (`MATMUL_NUM_THREADS`), its cells the ones
+//! with its count, each count once across the processes (`Layer::cell_blas_threads`).
+//! matrixmultiply has no SVD.
 
 use criterion::Throughput;
 use oversubscription::SvdBatch;
@@ -14,6 +18,9 @@ use parcost::native::LayerPool;
 use parcost::workload::MatmulBatch;
 
 const SEED: u64 = 0x5eed_0001;
+
+/// A layer's grid at one size: its task counts and, per B asked, the count its ids name.
+type SizedGrid<'a> = (Layer, &'a Vec<usize>, Vec<(usize, usize)>);
 
 /// The grid of one layer: task counts and B values this process runs.
 fn grid(suite: &Suite, layer: Layer) -> (Vec<usize>, Vec<usize>) {
@@ -51,6 +58,7 @@ fn main() {
         LayerPool::new(layer, t, b).unwrap_or_else(|e| fail("oversubscription", e))
     };
     let cell = |t: usize, b: usize| params(&[("tasks", &t), ("blas_threads", &b)]);
+    let runs = parcost::layer::matmul_thread_runs(suite.name(), suite.logical_cores());
     let grids: Vec<(Layer, Vec<usize>, Vec<usize>)> = suite
         .layers()
         .into_iter()
@@ -63,16 +71,36 @@ fn main() {
     for (n, pairs) in [(256, 64), (512, 16)] {
         let batch = MatmulBatch::new(n, pairs, SEED);
         let reference = batch.reference();
+        // Per layer, (asked, ran): B as asked, and the count the id names.
+        let sized: Vec<SizedGrid> = grids
+            .iter()
+            .map(|(layer, tasks, blas)| {
+                let blas = blas
+                    .iter()
+                    .filter_map(|&b| {
+                        let ran = layer.cell_blas_threads(b, n, &runs);
+                        if ran.is_none() {
+                            suite.skip(
+                                &format!("B = {b} under {layer} at n={n}"),
+                                "matrixmultiply runs a count there that another process measures",
+                            );
+                        }
+                        Some(b).zip(ran)
+                    })
+                    .collect();
+                (*layer, tasks, blas)
+            })
+            .collect();
         let mut group = suite.group("matmul");
         group.throughput(Throughput::Elements(batch.flop()));
-        for (layer, tasks, blas) in &grids {
+        for (layer, tasks, blas) in &sized {
             let layer = *layer;
             let workload = params(&[("layer", &layer), ("n", &n), ("pairs", &pairs)]);
-            for &t in tasks {
-                for &b in blas {
+            for &t in *tasks {
+                for &(b, ran) in blas {
                     let pool = pool(layer, t, b);
                     group.bench(
-                        &format!("{workload}/{}", cell(t, b)),
+                        &format!("{workload}/{}", cell(t, ran)),
                         batch.outputs(),
                         |out| batch.run_on(&pool, out),
                         |out| MatmulBatch::check(out, &reference),

@@ -202,18 +202,33 @@ pub mod pool {
 /// - `faer`: faer on rayon. Its parallelism is a per-call `Par`, and its parallel loops run as
 ///   rayon tasks in the caller's pool: it starts no threads of its own.
 /// - `matrixmultiply`: the `matrixmultiply::dgemm` ndarray's `dot` runs without BLAS, with its
-///   `threading` feature: a pool of its own, sized once per process by `MATMUL_NUM_THREADS`.
+///   `threading` feature: a pool of its own (1, 2 or 4 threads), sized once per process by
+///   `MATMUL_NUM_THREADS` and shared by every calling thread.
 ///
 /// In every layer `tasks` is the size of the task pool (an explicit rayon pool) and
 /// `blas_threads` (B) the library's own parallelism inside each task: OpenBLAS's thread count,
-/// faer's `Par` (`Par::Seq` for 1, `Par::rayon(B)` otherwise), matrixmultiply's
-/// `MATMUL_NUM_THREADS`.
+/// faer's `Par` (`Par::Seq` for 1, `Par::rayon(B)` otherwise) in a pool of max(T, B) threads,
+/// and under matrixmultiply the threads it really runs for a product of the id's size
+/// (`parcost::layer::matmul_threads_at`), never 3. [`layer::FAER_GRID_NOTE`] and
+/// [`layer::MATRIXMULTIPLY_GRID_NOTE`] say so in a sentence the report can show.
 pub mod layer {
     pub const PTHREADS: &str = "pthreads";
     pub const OPENMP: &str = "openmp";
     pub const SERIAL: &str = "serial";
     pub const FAER: &str = "faer";
     pub const MATRIXMULTIPLY: &str = "matrixmultiply";
+
+    /// What a `tasks` x `blas_threads` cell under faer is, in one sentence for the report.
+    pub const FAER_GRID_NOTE: &str = "The faer T x B cell runs T tasks in a rayon pool of \
+        max(T, B) threads with Par::rayon(B) (Par::Seq for 1) in each, so its \"naive nesting\" \
+        at 4P x P is the cost of a 4P-thread pool, and the P x P cell is what par_iter on \
+        rayon's global pool with faer's default Par gives.";
+
+    /// What `blas_threads` is under matrixmultiply, in one sentence for the report.
+    pub const MATRIXMULTIPLY_GRID_NOTE: &str = "matrixmultiply runs 1, 2 or 4 threads (B = 3 \
+        runs 2, more than 4 runs 4) and only 1 for products below n = 128 (at most 2 below \
+        n = 182), in one process-wide pool that all T tasks share, so blas_threads is the count \
+        that really ran and a T x B cell runs at most T + B - 1 threads, not T x B.";
 
     /// OpenBLAS's layers, in the order the report shows them.
     pub const OPENBLAS: [&str; 3] = [PTHREADS, OPENMP, SERIAL];

@@ -312,8 +312,9 @@ pub struct Sidecar {
     /// were computed with, not the one measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
-    /// matrixmultiply's thread count in this run, as it read `MATMUL_NUM_THREADS` (clamped
-    /// to 1..=4): B of every variant here.
+    /// matrixmultiply's pool in this run, what it made of `MATMUL_NUM_THREADS` (1, 2 or 4,
+    /// [`crate::layer::matmul_pool_threads`]): the most a variant here ran; each variant's B is
+    /// what a product of its size ran ([`crate::layer::matmul_threads_at`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matmul_num_threads: Option<usize>,
     /// Criterion full id -> CPU use of one extra run of that variant.

@@ -7,9 +7,12 @@
 //! - faer: a pool of max(T, B) threads; T tasks at a time, each call at `Par::rayon(B)`
 //!   (`Par::Seq` for B = 1). faer's parallel loops are rayon jobs in the caller's pool and it
 //!   uses min(B, pool size) of them, so a cell never has more than max(T, B) threads: with a
-//!   pool of only T, "1 task x P threads" would run on one thread.
+//!   pool of only T, "1 task x P threads" would run on one thread. The grid is "T tasks,
+//!   `Par::rayon(B)`, in a pool of max(T, B)" ([`crate::id::layer::FAER_GRID_NOTE`]).
 //! - matrixmultiply: a pool of T task threads; B is its own pool's size, fixed for the process
-//!   by `MATMUL_NUM_THREADS` (one process per B).
+//!   by `MATMUL_NUM_THREADS` (one process per pool: 1, 2 or 4 threads), and shared by the calls
+//!   of all T tasks; a product runs [`crate::layer::matmul_threads_at`] of its threads, which
+//!   is the B of its id ([`crate::id::layer::MATRIXMULTIPLY_GRID_NOTE`]).
 
 use faer::{MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayBase, Data, DataMut, Ix2};
@@ -166,7 +169,18 @@ enum Inner {
 
 impl LayerPool {
     /// The pool of cell (`tasks`, `blas_threads`) under `layer` (see the module's doc for what
-    /// each means per layer). Under matrixmultiply `blas_threads` must be the process's count.
+    /// each means per layer). Under matrixmultiply `blas_threads` must ask for the process's
+    /// pool ([`Layer::runs_blas_threads`]; what a product then runs depends on its size).
+    ///
+    /// Under faer the cell (P, P) on P logical cores is what users write: `par_iter` on rayon's
+    /// global pool (P threads by default) with faer's default parallelism in every task. That
+    /// default (`faer::get_global_parallelism()`, unset) is `Par::rayon(0)`, which faer reads at
+    /// the call as `Par::rayon(rayon::current_num_threads())`, P inside a pool of P (faer
+    /// 0.24.4 `src/lib.rs:942-950, 1107-1150`); faer's parallel loops (`spindle::for_each`)
+    /// run as `rayon::scope` jobs of the caller's pool, global or not (spindle 0.2.6
+    /// `src/lib.rs:274`). Here: a pool of max(P, P) = P threads, `Par::rayon(P)`, and
+    /// [`LayerPool::run_tasks`] is a `par_iter` over it. Only the pool object differs (an
+    /// explicit one, with [`BLAS_STACK_SIZE`] stacks), so the suites build no global-pool cell.
     pub fn new(layer: Layer, tasks: usize, blas_threads: usize) -> Result<Self, BlasError> {
         let tasks = tasks.max(1);
         if blas_threads == 0 {
@@ -179,7 +193,7 @@ impl LayerPool {
                 format!("faer-{blas_threads}"),
             )?),
             Layer::Matrixmultiply { threads } => {
-                if threads != blas_threads {
+                if !layer.runs_blas_threads(blas_threads) {
                     return Err(BlasError::FixedThreads {
                         layer: layer.name(),
                         threads,
@@ -353,11 +367,42 @@ mod tests {
         );
         let mm = Layer::Matrixmultiply { threads: 2 };
         assert_eq!(LayerPool::new(mm, 3, 2).expect("pool").pool_threads(), 3);
+        assert!(
+            LayerPool::new(mm, 3, 3).is_ok(),
+            "B = 3 asks for the pool of 2"
+        );
         let err = LayerPool::new(mm, 3, 1).expect_err("fixed per process");
         assert!(err.to_string().contains("MATMUL_NUM_THREADS=2"), "{err}");
         let _serial = crate::blas::exclusive_blas();
         let ob = LayerPool::new(Layer::OpenBlas(BlasLayer::Pthreads), 2, 1).expect("pool");
         assert_eq!(ob.gemm(), Gemm::OpenBlas);
+    }
+
+    /// The faer cell (P, P) is `par_iter` on rayon's global pool with faer's default `Par`:
+    /// the default, read inside the global pool's tasks, is the cell's `Par`.
+    #[test]
+    fn faer_cell_p_by_p_is_par_iter_on_the_global_pool_with_the_default_par() {
+        let global: Vec<(usize, Par)> = (0..8)
+            .into_par_iter()
+            .map(|_| (rayon::current_num_threads(), faer::get_global_parallelism()))
+            .collect();
+        let p = global[0].0;
+        let cell = LayerPool::new(Layer::Faer, p, p).expect("pool");
+        assert_eq!(
+            (cell.tasks(), cell.pool_threads()),
+            (p, p),
+            "par_iter over P"
+        );
+        let in_cell = cell.install(faer::get_global_parallelism);
+        for (threads, par) in global {
+            assert_eq!(threads, p);
+            assert_eq!(par, in_cell, "the default is the same in both pools");
+            if p > 1 {
+                assert_eq!(par, cell.par(), "the default is Par::rayon(P)");
+            } else {
+                assert_eq!(par.degree(), cell.par().degree(), "one thread either way");
+            }
+        }
     }
 
     #[test]

@@ -3,14 +3,17 @@
 //!
 //! Ids: `task-level/matmul/layer=L,n=N,pairs=K/variant=V,tasks=T,blas_threads=B`; the work of a
 //! batch is `2 n^3 K` FLOP (about 2 GFLOP, more where 4P products exceed it). Under
-//! matrixmultiply a process runs the variants whose B is its `MATMUL_NUM_THREADS`.
+//! matrixmultiply a process runs the variants whose B asks for its pool (`MATMUL_NUM_THREADS`),
+//! B is the count a product of size N really runs (1 below N = 128: there op-level and naive
+//! are the serial and task-level cells and are left out), and each count once across the
+//! suite's processes (`task_level::cells`).
 
 use criterion::Throughput;
 use parcost::harness::{Suite, fail, params};
 use parcost::layer::Layer;
 use parcost::native::LayerPool;
 use parcost::workload::MatmulBatch;
-use task_level::{SIZES, Variant, pairs_for};
+use task_level::{Cell, SIZES, Variant, cells, pairs_for};
 
 const SEED: u64 = 0x5eed_0004;
 
@@ -35,7 +38,10 @@ fn variants(suite: &Suite, layer: Layer, p: usize) -> Vec<Variant> {
         } else if !layer.runs_blas_threads(blas) {
             suite.skip(
                 &what,
-                &format!("it runs in the process with MATMUL_NUM_THREADS={blas}"),
+                &format!(
+                    "it runs in the process with MATMUL_NUM_THREADS={}",
+                    parcost::layer::matmul_pool_threads(blas)
+                ),
             );
         } else {
             out.push(v);
@@ -47,6 +53,7 @@ fn variants(suite: &Suite, layer: Layer, p: usize) -> Vec<Variant> {
 fn main() {
     let mut suite = Suite::with_blas("task-level");
     let p = suite.logical_cores();
+    let runs = parcost::layer::matmul_thread_runs(suite.name(), p);
     let layers: Vec<(Layer, Vec<Variant>)> = suite
         .layers()
         .into_iter()
@@ -56,18 +63,34 @@ fn main() {
         let pairs = pairs_for(n, p);
         let batch = MatmulBatch::new(n, pairs, SEED);
         let reference = batch.reference();
+        let cells: Vec<(Layer, Vec<Cell>)> = layers
+            .iter()
+            .map(|(layer, variants)| {
+                let cells = cells(*layer, p, n, &runs, variants);
+                for v in variants
+                    .iter()
+                    .filter(|v| !cells.iter().any(|c| c.variant == **v))
+                {
+                    suite.skip(
+                        &format!("{} under {layer} at n={n}", v.name()),
+                        "matrixmultiply runs another count at this size, measured under its own \
+                         name or in the process with that pool",
+                    );
+                }
+                (*layer, cells)
+            })
+            .collect();
         let mut group = suite.group("matmul");
         group.throughput(Throughput::Elements(batch.flop()));
-        for (layer, variants) in &layers {
-            let workload = params(&[("layer", layer), ("n", &n), ("pairs", &pairs)]);
-            for &v in variants {
-                let (tasks, blas) = v.threads(p);
-                let pool =
-                    LayerPool::new(*layer, tasks, blas).unwrap_or_else(|e| fail("task-level", e));
+        for (layer, cells) in cells {
+            let workload = params(&[("layer", &layer), ("n", &n), ("pairs", &pairs)]);
+            for c in cells {
+                let pool = LayerPool::new(layer, c.tasks, c.asked)
+                    .unwrap_or_else(|e| fail("task-level", e));
                 let cell = params(&[
-                    ("variant", &v.name()),
-                    ("tasks", &tasks),
-                    ("blas_threads", &blas),
+                    ("variant", &c.variant.name()),
+                    ("tasks", &c.tasks),
+                    ("blas_threads", &c.blas_threads),
                 ]);
                 group.bench(
                     &format!("{workload}/{cell}"),

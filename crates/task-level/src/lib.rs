@@ -2,6 +2,8 @@
 //! tasks than with BLAS threading alone. This crate names the four ways to run a batch and sizes
 //! the batches; the product itself is `parcost::workload::MatmulBatch`.
 
+use parcost::layer::Layer;
+
 /// The total work of every batch, so sizes can be compared at equal work.
 pub const TARGET_FLOP: u64 = 2_000_000_000;
 
@@ -56,6 +58,38 @@ impl Variant {
     }
 }
 
+/// One benchmark of a size: a variant, its task threads, the library threads it asks for and
+/// the `blas_threads` its id names, the count that really runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    pub variant: Variant,
+    pub tasks: usize,
+    pub asked: usize,
+    pub blas_threads: usize,
+}
+
+/// The cells of `variants` that `layer` runs at size `n` in this process, on `p` logical
+/// cores; `runs` are the matrixmultiply processes of the suite
+/// (`parcost::layer::matmul_thread_runs`). OpenBLAS and faer run every variant as asked. Under
+/// matrixmultiply a variant's B is what a product of size n runs
+/// ([`Layer::cell_blas_threads`]): op-level and naive ask for P threads but run 1 below
+/// n = 128, where they are the serial and task-level cells, measured once, under those names.
+pub fn cells(layer: Layer, p: usize, n: usize, runs: &[usize], variants: &[Variant]) -> Vec<Cell> {
+    variants
+        .iter()
+        .filter_map(|&variant| {
+            let (tasks, asked) = variant.threads(p);
+            let blas_threads = layer.cell_blas_threads(asked, n, runs)?;
+            Some(Cell {
+                variant,
+                tasks,
+                asked,
+                blas_threads,
+            })
+        })
+        .collect()
+}
+
 /// Pairs of `n x n` matrices for `p` task threads: about [`TARGET_FLOP`] of products, and at
 /// least [`PRODUCTS_PER_TASK`] x `p` of them (so the largest sizes do more work than the target:
 /// the report states each size's real figure from `pairs` in its id).
@@ -99,9 +133,73 @@ mod tests {
         assert_eq!(names, ["serial", "op-level", "task-level", "naive"]);
     }
 
+    /// Under matrixmultiply, across the processes of the suite's run (one a pool), at every
+    /// size: no two ids name the same run, and each names the count that ran.
+    #[test]
+    fn matrixmultiply_cells_name_each_count_that_runs_once() {
+        use parcost::layer::{matmul_thread_runs, matmul_threads_at};
+        for p in 1..=9 {
+            let runs = matmul_thread_runs("task-level", p);
+            // With P = 1 the bench runs the serial variant only (the others are it).
+            let variants: &[Variant] = if p == 1 {
+                &[Variant::Serial]
+            } else {
+                &Variant::ALL
+            };
+            for n in SIZES {
+                let all: Vec<Cell> = runs
+                    .iter()
+                    .flat_map(|&threads| {
+                        cells(Layer::Matrixmultiply { threads }, p, n, &runs, variants)
+                    })
+                    .collect();
+                let mut ran: Vec<(usize, usize)> =
+                    all.iter().map(|c| (c.tasks, c.blas_threads)).collect();
+                ran.sort_unstable();
+                let before = ran.len();
+                ran.dedup();
+                assert_eq!(ran.len(), before, "p={p}, n={n}: {all:?}");
+                for c in &all {
+                    assert_eq!(c.blas_threads, matmul_threads_at(c.asked, n), "{c:?}");
+                    assert_ne!(c.blas_threads, 3, "p={p}, n={n}: {c:?}");
+                    if n <= 64 {
+                        assert_eq!(c.blas_threads, 1, "p={p}, n={n}: {c:?}");
+                    }
+                }
+                // Every (tasks, count) a variant really runs is measured.
+                let mut wanted: Vec<(usize, usize)> = variants
+                    .iter()
+                    .map(|v| {
+                        let (t, b) = v.threads(p);
+                        (t, matmul_threads_at(b, n))
+                    })
+                    .collect();
+                wanted.sort_unstable();
+                wanted.dedup();
+                assert_eq!(ran, wanted, "p={p}, n={n}");
+            }
+        }
+        let runs = matmul_thread_runs("task-level", 2);
+        let at = |threads, n| {
+            cells(
+                Layer::Matrixmultiply { threads },
+                2,
+                n,
+                &runs,
+                &Variant::ALL,
+            )
+        };
+        assert!(
+            at(2, 64).is_empty(),
+            "op-level and naive run 1 thread at 64"
+        );
+        assert_eq!(at(2, 128).len(), 2);
+        assert_eq!(at(1, 64).len(), 2, "serial and task-level");
+        assert_eq!(cells(Layer::Faer, 2, 32, &runs, &Variant::ALL).len(), 4);
+    }
+
     #[test]
     fn every_variant_under_every_layer_matches_serial() {
-        use parcost::layer::Layer;
         use parcost::native::LayerPool;
         let _serial = parcost::blas::exclusive_blas();
         let batch = MatmulBatch::new(48, 8, 3);
