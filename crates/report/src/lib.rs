@@ -4,7 +4,7 @@
 //! The stages are separate: [`results`] reads a run, [`summary`], [`findings`] and [`verdict`]
 //! compute every number, and [`html`] (with [`charts`]) and [`terminal`] only format them;
 //! [`libraries`] compares the linear-algebra libraries (its findings, and its section of the
-//! page).
+//! page); [`settings`] types the lines a user may copy and tries each on this machine.
 
 pub mod charts;
 pub mod findings;
@@ -12,6 +12,7 @@ pub mod html;
 pub mod libraries;
 pub mod mpi;
 pub mod results;
+pub mod settings;
 pub mod summary;
 pub mod terminal;
 pub mod verdict;
