@@ -34,6 +34,9 @@ pub struct Options {
     pub compare: Option<PathBuf>,
     /// A Criterion baseline to put beside this run.
     pub baseline: Option<String>,
+    /// `parcost-probe`, which every setting the report prints is tried against first
+    /// ([`settings::try_all`]); without it no setting is shown ([`settings::NO_PROBE`]).
+    pub probe: Option<PathBuf>,
 }
 
 /// Why no report was written; the previous one, if any, is untouched.
