@@ -1,4 +1,6 @@
-//! `cargo xtask report`: the `report` crate writes the report; this prints what it says.
+//! `cargo xtask report`: the `report` crate writes the report; this prints what it says. It
+//! builds `parcost-probe` first (the bench profile, as `cargo xtask bench` builds the suites, so
+//! after a bench it is already there): the report tries every setting it prints against it.
 
 use crate::flags;
 
@@ -15,6 +17,7 @@ impl flags::Report {
                 .unwrap_or_else(|| crate::workspace_root().join("reports")),
             compare: self.compare.clone(),
             baseline: self.baseline.clone(),
+            probe: probe(),
         };
         // Read before writing: a bad file stops the task with the old report untouched.
         let answers = self
@@ -44,6 +47,20 @@ impl flags::Report {
             written.took.as_secs_f64()
         );
         Ok(())
+    }
+}
+
+/// `parcost-probe`, built; without it (no OpenBLAS, a failed build) one line says why and the
+/// report shows no settings to copy.
+fn probe() -> Option<std::path::PathBuf> {
+    match report::settings::build_probe("bench") {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!(
+                "warning: {e}; the report cannot try the settings it prints, so it shows none"
+            );
+            None
+        }
     }
 }
 

@@ -174,6 +174,13 @@ pub fn blas_threads() -> usize {
 }
 
 #[cfg(feature = "suites")]
+/// `openblas_get_parallel()` as it answers: 0 serial, 1 pthreads, 2 OpenMP.
+pub fn openblas_parallel() -> i32 {
+    // SAFETY: a plain query with no arguments.
+    unsafe { openblas_get_parallel() }
+}
+
+#[cfg(feature = "suites")]
 fn set_blas_threads(n: usize) {
     let n = c_int::try_from(n).unwrap_or(c_int::MAX);
     // SAFETY: OpenBLAS clamps the count to its MAX_THREADS; any positive value is valid.

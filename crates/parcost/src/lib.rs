@@ -11,6 +11,8 @@
 //! - [`topology`]: logical and physical cores from the kernel's files.
 //! - [`workload`]: seeded inputs, shared workloads and the check against a serial reference.
 //! - [`meta`]: the machine and per-variant CPU usage, written as a sidecar to Criterion's files.
+//! - [`probe`]: what `parcost-probe` sees through the libraries' APIs (the report tries every
+//!   setting it prints against it).
 //! - [`noise`]: the machine's delivered parallel capacity, steal and foreign load around a suite.
 //! - [`id`]: the benchmark-id vocabulary (suites, keys) that suites, report and xtask share.
 //! - [`harness`]: the Criterion frame a suite's bench runs in.
@@ -39,6 +41,7 @@ pub mod meta;
 #[cfg(feature = "suites")]
 pub mod native;
 pub mod noise;
+pub mod probe;
 #[cfg(feature = "suites")]
 pub mod shm;
 pub mod topology;

@@ -28,7 +28,7 @@ pub struct Agreement {
     pub agree: usize,
     /// The instances whose answers differ: this run's, then the other's.
     pub differ: Vec<(String, Answer, Answer)>,
-    /// Settings lines (without their comments) in one run only.
+    /// Settings lines shown (run as printed), without their comments, in one run only.
     pub settings_here_only: Vec<String>,
     pub settings_there_only: Vec<String>,
     pub settings_shared: usize,
@@ -102,6 +102,7 @@ pub fn compare(this: &Summary, other: &Summary) -> Agreement {
         s.verdict
             .settings
             .iter()
+            .filter(|a| a.shown())
             .map(|a| command(&a.line))
             .collect()
     };

@@ -5,7 +5,7 @@
 //! and [`figures`] (what each chart and takeaway shows) compute every number, and [`html`]
 //! (with [`markup`] and [`charts`]) and [`terminal`] only format them;
 //! [`libraries`] compares the linear-algebra libraries (its findings, and its section of the
-//! page).
+//! page); [`settings`] types the lines a user may copy and tries each on this machine.
 
 pub mod answers;
 pub mod charts;
@@ -40,6 +40,9 @@ pub struct Options {
     pub compare: Option<PathBuf>,
     /// A Criterion baseline to put beside this run.
     pub baseline: Option<String>,
+    /// `parcost-probe`, which every setting the report prints is tried against first
+    /// ([`settings::try_all`]); without it no setting is shown ([`settings::NO_PROBE`]).
+    pub probe: Option<PathBuf>,
 }
 
 /// Why no report was written; the previous one, if any, is untouched.
@@ -176,7 +179,9 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
             run.stale.len()
         ));
     }
-    let (summary, mut figures) = summarize(&run);
+    let (mut summary, mut figures) = summarize(&run);
+    // Every line a user may copy is run as printed here before it is shown.
+    summary.verdict.try_settings(opts.probe.as_deref());
 
     let other = match (&opts.baseline, &opts.compare) {
         (Some(_), Some(_)) => return Err(ReportError::CompareAndBaseline),

@@ -27,8 +27,19 @@ pub fn render(s: &Summary) -> String {
                 if l.seen() { "" } else { " (not separated)" }
             );
         }
-        for a in &s.verdict.settings {
+        for a in s.verdict.settings.iter().filter(|a| a.shown()) {
             outln!(out, "    {}", a.line);
+        }
+        for a in s.verdict.settings.iter().filter(|a| !a.shown()) {
+            let why = match &a.tried {
+                Some(crate::settings::Outcome::Failed { why }) => why.as_str(),
+                _ => "not tried",
+            };
+            outln!(
+                out,
+                "  left out (it did not run as printed here: {why}): {}",
+                a.line
+            );
         }
     }
     if let Some(o) = &s.machine.openblas {

@@ -20,7 +20,7 @@ use crate::mpi::{
 };
 use crate::results::Estimate;
 use crate::results::Value;
-use crate::settings::{EnvVar, Setting};
+use crate::settings::{EnvVar, Outcome, Setting};
 use parcost::id::layer as names;
 
 /// What a line of the verdict is about.
@@ -85,18 +85,27 @@ impl Line {
     }
 }
 
-/// A setting the verdict tells the user to make, with the comparison it rests on. Made only by
-/// [`Verdict::advise`], from a [`Separated`] comparison.
+/// A setting the verdict tells the user to make, with the comparison it rests on and what
+/// trying its line on this machine found. Made only by [`Verdict::advise`], from a
+/// [`Separated`] comparison; shown only when its trial ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Advised {
     pub setting: Setting,
-    /// What it is for: the workload, the sizes.
-    pub purpose: String,
     /// The line to copy, as printed.
     pub line: String,
     /// The speedup it rests on.
     pub because: Ratio,
     pub evidence: String,
+    /// What trying the line found; absent until [`Verdict::try_settings`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tried: Option<Outcome>,
+}
+
+impl Advised {
+    /// Whether the line ran as printed on this machine, so the report may show it.
+    pub fn shown(&self) -> bool {
+        matches!(self.tried, Some(Outcome::Ran { .. }))
+    }
 }
 
 /// The verdict block: its lines, and the settings ready to copy.
@@ -147,20 +156,27 @@ impl Verdict {
     }
 
     /// A setting to copy: only with the comparison that separated.
-    pub(crate) fn advise<C>(
-        &mut self,
-        setting: Setting,
-        purpose: String,
-        because: &Separated<C>,
-        evidence: &str,
-    ) {
+    pub(crate) fn advise<C>(&mut self, setting: Setting, because: &Separated<C>, evidence: &str) {
         self.settings.push(Advised {
-            line: setting.line(&purpose),
+            line: setting.line(),
             setting,
-            purpose,
             because: because.ratio(),
             evidence: evidence.to_owned(),
+            tried: None,
         });
+    }
+
+    /// Tries every setting's line as printed with `probe` (in order: a line runs under the
+    /// exports above it), or marks them all not tried when there is no probe.
+    pub fn try_settings(&mut self, probe: Option<&std::path::Path>) {
+        let settings: Vec<Setting> = self.settings.iter().map(|a| a.setting.clone()).collect();
+        let tried = match probe {
+            Some(p) => crate::settings::try_all(&settings, p),
+            None => crate::settings::not_tried(&settings, crate::settings::NO_PROBE),
+        };
+        for (a, t) in self.settings.iter_mut().zip(tried) {
+            a.tried = Some(t.outcome);
+        }
     }
 }
 
@@ -304,8 +320,8 @@ fn kernel(machine: &MachineOut, rows: &[Row], p: u64, v: &mut Verdict) {
                     Setting::Env {
                         var: EnvVar::OpenblasCoretype,
                         value: best_name.clone(),
+                        for_what: "the fastest correct kernel here".into(),
                     },
-                    "the fastest correct kernel here".into(),
                     &s,
                     "kernels",
                 );
@@ -460,8 +476,8 @@ fn layer(rows: &[Row], p: u64, v: &mut Verdict) -> Option<String> {
                     v.advise(
                         Setting::OpenBlasLayer {
                             layer: winner.to_owned(),
+                            for_what: format!("OpenBLAS {winner} for {what}"),
                         },
-                        format!("OpenBLAS {winner} for {what}"),
                         &s,
                         parcost::id::OVERSUBSCRIPTION.name,
                     );
@@ -531,18 +547,27 @@ fn threads(cross: &BTreeMap<String, Crossover>, p: u64, layer: Option<&str>, v: 
                 "batches of independent products below n={}",
                 c.crossover.unwrap_or(largest)
             );
+            // OpenBLAS's OpenMP build takes its thread count from OMP_NUM_THREADS (0.3.21
+            // ignores OPENBLAS_NUM_THREADS there: the probe saw 2 threads with it set to 1).
+            let var = if layer == layers::OPENMP {
+                EnvVar::OmpNumThreads
+            } else {
+                EnvVar::OpenblasNumThreads
+            };
             v.advise(
                 Setting::Env {
-                    var: EnvVar::OpenblasNumThreads,
+                    var,
                     value: "1".into(),
+                    for_what: purpose.clone(),
                 },
-                purpose.clone(),
                 &s,
                 evidence,
             );
             v.advise(
-                Setting::RayonPool { threads: p },
-                format!("one product a task: {purpose}"),
+                Setting::RayonPool {
+                    threads: p,
+                    for_what: format!("one product a task: {purpose}"),
+                },
                 &s,
                 evidence,
             );
@@ -819,20 +844,33 @@ pub(crate) fn library(rows: &[Row], recs: &[Recommendation], p: u64, v: &mut Ver
             );
             let purpose = format!("{title} on {}", names::library(layer));
             match layer {
-                names::FAER => {
-                    v.advise(Setting::FaerPar { tasks: t, par: b }, purpose, s, evidence)
-                }
+                names::FAER => v.advise(
+                    Setting::FaerPar {
+                        tasks: t,
+                        par: b,
+                        for_what: purpose,
+                    },
+                    s,
+                    evidence,
+                ),
                 names::MATRIXMULTIPLY => {
                     v.advise(
                         Setting::Env {
                             var: EnvVar::MatmulNumThreads,
                             value: b.to_string(),
+                            for_what: purpose.clone(),
                         },
-                        purpose.clone(),
                         s,
                         evidence,
                     );
-                    v.advise(Setting::RayonPool { threads: t }, purpose, s, evidence);
+                    v.advise(
+                        Setting::RayonPool {
+                            threads: t,
+                            for_what: purpose,
+                        },
+                        s,
+                        evidence,
+                    );
                 }
                 _ => {}
             }
@@ -934,8 +972,8 @@ pub(crate) fn mpi(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v
                     bind_none: true,
                     oversubscribe: ranks > slots,
                     blas_threads: Some(b),
+                    for_what: format!("MPI ranks x BLAS threads for {what}"),
                 },
-                format!("MPI ranks x BLAS threads for {what}"),
                 s,
                 evidence,
             );
@@ -1034,10 +1072,14 @@ mod tests {
             "{}",
             text(&v, Topic::Never)
         );
+        // Under OpenBLAS's OpenMP build the count is OMP_NUM_THREADS (it ignores
+        // OPENBLAS_NUM_THREADS: the probe saw 2 threads with it set to 1).
         assert!(
             v.settings
                 .iter()
-                .any(|s| s.line.starts_with("export OPENBLAS_NUM_THREADS=1"))
+                .any(|s| s.line.starts_with("export OMP_NUM_THREADS=1")),
+            "{:?}",
+            v.settings
         );
         assert!(v.settings.iter().any(|s| s.line.contains("num_threads(2)")));
         assert!(v.lines.iter().all(|l| !l.evidence.is_empty()));

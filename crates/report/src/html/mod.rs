@@ -13,6 +13,7 @@ use crate::figures::{
 pub use crate::markup::{esc, fastest, figure, heat_figure, ms, percent, slower, takeaway, times};
 use crate::model::{AdviceKind, Stands};
 use crate::results::Skipped;
+use crate::settings::Outcome;
 use crate::summary::{Finding, Limits, MachineOut, NoiseOut, Recommendation, Row, Summary};
 
 /// The page's style: light and dark, full-width figures.
@@ -243,12 +244,45 @@ fn verdict(h: &mut String, v: &crate::verdict::Verdict, m: &MachineOut) {
         );
     }
     h.push_str("</ul>");
-    if !v.settings.is_empty() {
-        let lines: Vec<&str> = v.settings.iter().map(|a| a.line.as_str()).collect();
+    let shown: Vec<&str> = v
+        .settings
+        .iter()
+        .filter(|a| a.shown())
+        .map(|a| a.line.as_str())
+        .collect();
+    if !shown.is_empty() {
         let _ = write!(
             h,
-            "<pre class=\"setup\"><code>{}</code></pre>",
-            esc(&lines.join("\n"))
+            "<p class=\"muted\">Each line below was run as printed on this machine (against \
+             parcost-probe, which reads the setting back through the library) before this page \
+             was written.</p><pre class=\"setup\"><code>{}</code></pre>",
+            esc(&shown.join("\n"))
+        );
+    }
+    let failed: Vec<String> = v
+        .settings
+        .iter()
+        .filter(|a| !a.shown())
+        .map(|a| match &a.tried {
+            Some(Outcome::Failed { why }) => {
+                format!("<li><code>{}</code>: {}</li>", esc(&a.line), esc(why))
+            }
+            _ => format!("<li><code>{}</code>: not tried</li>", esc(&a.line)),
+        })
+        .collect();
+    if !failed.is_empty() {
+        let _ = write!(
+            h,
+            "<details class=\"not-shown\"><summary>{} setting{} left out: {} not run as printed \
+             here</summary><ul>{}</ul></details>",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
+            if failed.len() == 1 {
+                "it did"
+            } else {
+                "they did"
+            },
+            failed.join("")
         );
     }
     h.push_str("</section>\n");
