@@ -211,7 +211,8 @@ mod suite {
         }
 
         // After the suite: no launcher, daemon or rank of any of its jobs is left.
-        let mut left = procs::carrying(JOB_VAR, &format!("{}-", job::mark_prefix()));
+        let every_job = format!("{}-", job::mark_prefix());
+        let mut left = procs::carrying(JOB_VAR, procs::Value::StartsWith(&every_job));
         left.extend(procs::children_named(&procs::LAUNCHER_NAMES));
         if !left.is_empty() {
             fail(

@@ -28,7 +28,7 @@ use parcost::meta::Extra;
 use parcost::worker::{process_cpu_time, wait_for_exit};
 
 use crate::batch::Shape;
-use crate::procs::{self, Proc};
+use crate::procs::{self, Proc, Value};
 use crate::protocol::{Answer, Hello, JOB_VAR, RANK_FLAG, RankUsage, Request, Workload};
 
 /// How long rank 0 may take to answer a request to run an iteration (the ranks' own deadline for
@@ -708,7 +708,7 @@ impl Job {
     /// Processes of this job still there: those carrying its mark, its local ranks by pid (a
     /// zombie's environment cannot be read), and mpirun.
     fn remaining(&self) -> Vec<Proc> {
-        let mut left = procs::carrying(JOB_VAR, &self.mark);
+        let mut left = procs::carrying(JOB_VAR, Value::Is(&self.mark));
         let known: Vec<u32> = if self.hello.is_some() {
             self.local_ranks().into_iter().map(|(_, p)| p).collect()
         } else {
@@ -717,7 +717,8 @@ impl Job {
         for pid in known.into_iter().chain([self.pid]) {
             if left.iter().all(|p| p.pid != pid)
                 && let Some(p) = Proc::read(pid)
-                && (p.ppid == std::process::id() || procs::environ_has(pid, JOB_VAR, &self.mark))
+                && (p.ppid == std::process::id()
+                    || procs::environ_has(pid, JOB_VAR, Value::Is(&self.mark)))
             {
                 left.push(p);
             }

@@ -59,23 +59,50 @@ pub fn pids() -> Vec<u32> {
         .collect()
 }
 
-/// Whether the environment of `pid` has `var` set to a value starting with `prefix` (false for
-/// a process whose environment cannot be read: a zombie, or another user's).
-pub fn environ_has(pid: u32, var: &str, prefix: &str) -> bool {
+/// How a value in a process's environment is matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// Exactly this value: one job's mark (`m-1` is not `m-10`).
+    Is(&'a str),
+    /// Any value starting with this: every job of one bench (`m-`).
+    StartsWith(&'a str),
+}
+
+impl Value<'_> {
+    fn matches(self, value: &[u8]) -> bool {
+        match self {
+            Self::Is(v) => value == v.as_bytes(),
+            Self::StartsWith(p) => value.starts_with(p.as_bytes()),
+        }
+    }
+}
+
+/// Whether the environment of `pid` has `var` set to `value` (false for a process whose
+/// environment cannot be read: a zombie, or another user's).
+pub fn environ_has(pid: u32, var: &str, value: Value<'_>) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
         return false;
     };
-    let want = format!("{var}={prefix}");
-    env.split(|&b| b == 0)
-        .any(|entry| entry.starts_with(want.as_bytes()))
+    environ_matches(&env, var, value)
 }
 
-/// The processes whose environment has `var` starting with `prefix` (this process left out).
-pub fn carrying(var: &str, prefix: &str) -> Vec<Proc> {
+/// Whether an environment block (`NAME=value` entries, each ended by a NUL) has `var` set to
+/// `value`.
+pub fn environ_matches(env: &[u8], var: &str, value: Value<'_>) -> bool {
+    env.split(|&b| b == 0).any(|entry| {
+        entry
+            .strip_prefix(var.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"="))
+            .is_some_and(|v| value.matches(v))
+    })
+}
+
+/// The processes whose environment has `var` set to `value` (this process left out).
+pub fn carrying(var: &str, value: Value<'_>) -> Vec<Proc> {
     let me = std::process::id();
     pids()
         .into_iter()
-        .filter(|&pid| pid != me && environ_has(pid, var, prefix))
+        .filter(|&pid| pid != me && environ_has(pid, var, value))
         .filter_map(Proc::read)
         .collect()
 }
@@ -149,7 +176,7 @@ mod tests {
         {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        let found = carrying("PARCOST_PROCS_TEST", &mark);
+        let found = carrying("PARCOST_PROCS_TEST", Value::Is(&mark));
         assert_eq!(found.len(), 1, "{found:?}");
         let p = &found[0];
         assert_eq!(
@@ -161,11 +188,35 @@ mod tests {
                 .iter()
                 .any(|c| c.pid == child.id())
         );
-        assert!(carrying("PARCOST_PROCS_TEST", "other").is_empty());
+        assert!(carrying("PARCOST_PROCS_TEST", Value::Is("other")).is_empty());
+        assert_eq!(
+            carrying("PARCOST_PROCS_TEST", Value::StartsWith("procs-test-")).len(),
+            1
+        );
+        // A mark that is a prefix of the child's (`m-1` against `m-10`) is another job's.
+        assert!(carrying("PARCOST_PROCS_TEST", Value::Is(&mark[..mark.len() - 1])).is_empty());
         signal(child.id(), libc::SIGKILL);
         let _ = child.wait();
         assert!(!exists(child.id()));
-        assert!(carrying("PARCOST_PROCS_TEST", &mark).is_empty());
+        assert!(carrying("PARCOST_PROCS_TEST", Value::Is(&mark)).is_empty());
+    }
+
+    #[test]
+    fn a_mark_matches_exactly_or_as_a_prefix() {
+        let env = b"A=1\0PARCOST_MPI_JOB=m-10\0PARCOST_MPI_JOBS=m-1\0";
+        let var = "PARCOST_MPI_JOB";
+        assert!(
+            !environ_matches(env, var, Value::Is("m-1")),
+            "m-1 is not m-10"
+        );
+        assert!(environ_matches(env, var, Value::Is("m-10")));
+        assert!(environ_matches(env, var, Value::StartsWith("m-")));
+        assert!(environ_matches(env, var, Value::StartsWith("m-1")));
+        assert!(!environ_matches(
+            b"PARCOST_MPI_JOB=m-1",
+            "PARCOST_MPI_JO",
+            Value::StartsWith("")
+        ));
     }
 
     #[test]

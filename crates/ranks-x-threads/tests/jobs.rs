@@ -40,7 +40,7 @@ fn launch(ranks: usize, blas: usize, cell: &str) -> Launch {
 
 /// Nothing of the job is left: not its mpirun, not a rank, not a zombie.
 fn assert_gone(mark: &str, pids: &[u32]) {
-    let carrying = procs::carrying(JOB_VAR, mark);
+    let carrying = procs::carrying(JOB_VAR, procs::Value::Is(mark));
     assert!(carrying.is_empty(), "left: {carrying:?}");
     for &pid in pids {
         assert!(
