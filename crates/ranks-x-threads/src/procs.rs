@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Once;
+use std::time::Duration;
 
 /// Names of OpenMPI's launcher and daemon processes (Open MPI 4 and 5).
 pub const LAUNCHER_NAMES: [&str; 5] = ["mpirun", "mpiexec", "orterun", "orted", "prterun"];
@@ -105,6 +106,83 @@ pub fn carrying(var: &str, value: Value<'_>) -> Vec<Proc> {
         .filter(|&pid| pid != me && environ_has(pid, var, value))
         .filter_map(Proc::read)
         .collect()
+}
+
+/// The CPUs this thread may run on (`sched_getaffinity`), ascending. A process that OpenMPI
+/// (or `taskset`) bound starts with this mask in every thread.
+pub fn allowed_cpus() -> std::io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; all zeros is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes at most `size_of::<cpu_set_t>()` bytes into `set`.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let size = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
+    // SAFETY: CPU_ISSET reads bit `c` of the set, `c` below its size.
+    Ok((0..size)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// `Cpus_allowed_list` of `/proc/PID/status`: the CPUs the process may run on, as the kernel
+/// shows them from outside.
+pub fn cpus_allowed(pid: u32) -> Option<Vec<usize>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+    parse_cpu_list(list)
+}
+
+/// Each thread of this process and its time on a CPU so far, in ns (`/proc/self/task/*/
+/// schedstat`); empty where the kernel does not keep it.
+pub fn thread_cpu_times() -> Vec<(u32, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let tid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+        Some((tid, stat.split_whitespace().next()?.parse().ok()?))
+    })
+    .collect()
+}
+
+/// The threads that were on a CPU for at least a tenth of `wall` between two
+/// [`thread_cpu_times`] (threads started in between count from zero).
+pub fn busy_tids(before: &[(u32, u64)], after: &[(u32, u64)], wall: Duration) -> Vec<u32> {
+    let floor = u64::try_from(wall.as_nanos() / 10).unwrap_or(u64::MAX);
+    after
+        .iter()
+        .filter(|(tid, ns)| {
+            let was = before.iter().find(|b| b.0 == *tid).map_or(0, |b| b.1);
+            ns.saturating_sub(was) >= floor
+        })
+        .map(|(tid, _)| *tid)
+        .collect()
+}
+
+/// How many [`busy_tids`]; `None` where the kernel keeps no per-thread CPU time.
+pub fn busy_threads(before: &[(u32, u64)], after: &[(u32, u64)], wall: Duration) -> Option<u32> {
+    if after.is_empty() {
+        return None;
+    }
+    u32::try_from(busy_tids(before, after, wall).len()).ok()
+}
+
+/// A kernel CPU list (`0-2,5`) expanded: 0, 1, 2, 5.
+pub fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<usize>().ok()?..=b.parse::<usize>().ok()?),
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Some(cpus)
 }
 
 /// This process's children with one of `names` (zombies included).
@@ -217,6 +295,49 @@ mod tests {
             "PARCOST_MPI_JO",
             Value::StartsWith("")
         ));
+    }
+
+    #[test]
+    fn cpu_lists_expand_and_match_the_affinity() {
+        assert_eq!(parse_cpu_list("0-2,5\n"), Some(vec![0, 1, 2, 5]));
+        assert_eq!(parse_cpu_list("3"), Some(vec![3]));
+        assert_eq!(parse_cpu_list("x"), None);
+        let inside = allowed_cpus().expect("affinity");
+        assert!(!inside.is_empty());
+        assert_eq!(cpus_allowed(std::process::id()), Some(inside));
+    }
+
+    #[test]
+    fn a_spinning_thread_is_busy_and_a_sleeping_one_is_not() {
+        let before = thread_cpu_times();
+        if before.is_empty() {
+            eprintln!("no schedstat here");
+            return;
+        }
+        let start = std::time::Instant::now();
+        let (tell, told) = std::sync::mpsc::channel();
+        let sleeper = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            let _ = tell.send(unsafe { libc::gettid() } as u32);
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(200) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let after = thread_cpu_times();
+        let wall = start.elapsed();
+        let sleeper_tid = told.recv().expect("tid");
+        sleeper.join().expect("sleeper");
+        assert!(x > 0);
+        // This thread, not the sleeper (other tests' threads may be busy too).
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        let busy = busy_tids(&before, &after, wall);
+        assert!(busy.contains(&me), "{busy:?}");
+        assert!(!busy.contains(&sleeper_tid), "{busy:?}");
+        assert!(busy_threads(&before, &after, wall) >= Some(1));
+        assert_eq!(busy_threads(&before, &[], wall), None);
     }
 
     #[test]
