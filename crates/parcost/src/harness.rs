@@ -13,7 +13,9 @@ use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput};
 
 use crate::blas::{BlasInfo, BlasLayer};
 use crate::layer::{Layer, Library, MATMUL_THREADS_VAR};
-use crate::meta::{Extra, Machine, RunInfo, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir};
+use crate::meta::{
+    Extra, Machine, RankSeen, RunInfo, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir,
+};
 use crate::noise::{Noise, NoiseProbe};
 use crate::topology::Topology;
 use crate::workload::Mismatch;
@@ -219,6 +221,8 @@ pub struct Suite {
     noise: Option<NoiseProbe>,
     criterion: Criterion,
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
+    /// What the processes that ran a variant saw from inside (MPI ranks), by full id.
+    ranks_seen: Rc<RefCell<BTreeMap<String, Vec<RankSeen>>>>,
     openblas: Option<BlasInfo>,
     /// The layers this process runs (empty for suites without BLAS).
     layers: Vec<Layer>,
@@ -355,6 +359,7 @@ impl Suite {
                 .map(|i| vec![Layer::OpenBlas(i.layer)])
                 .unwrap_or_default(),
             usage: Rc::default(),
+            ranks_seen: Rc::default(),
             openblas,
             topology,
             selection: Rc::new(selection),
@@ -409,6 +414,7 @@ impl Suite {
             inner: self.criterion.benchmark_group(name.clone()),
             name,
             usage: Rc::clone(&self.usage),
+            ranks_seen: Rc::clone(&self.ranks_seen),
             selection: Rc::clone(&self.selection),
         }
     }
@@ -438,6 +444,7 @@ impl Suite {
             );
         }
         let variants = std::mem::take(&mut *self.usage.borrow_mut());
+        let mut ranks_seen = std::mem::take(&mut *self.ranks_seen.borrow_mut());
         if variants.is_empty() || self.selection.is_test() {
             return;
         }
@@ -477,6 +484,10 @@ impl Suite {
                     Some(Layer::Matrixmultiply { threads }) => Some(threads),
                     _ => None,
                 },
+                ranks_seen: variants
+                    .keys()
+                    .filter_map(|id| Some((id.clone(), ranks_seen.remove(id)?)))
+                    .collect(),
                 variants,
                 runs: [(self.run, run)].into_iter().collect(),
             };
@@ -503,6 +514,7 @@ pub struct Group<'a> {
     name: String,
     inner: BenchmarkGroup<'a, WallTime>,
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
+    ranks_seen: Rc<RefCell<BTreeMap<String, Vec<RankSeen>>>>,
     selection: Rc<Selection>,
 }
 
@@ -617,6 +629,15 @@ impl<'a> Group<'a> {
         eprintln!("{}", crate::id::event::ran_once(&full_id));
         usage.sampled = Some(false);
         self.usage.borrow_mut().insert(full_id, usage);
+    }
+
+    /// Keeps what the processes that ran `<suite>/<workload>/<id>` saw from inside (MPI ranks:
+    /// their CPUs and BLAS threads) beside its usage in the sidecar, if this run recorded it.
+    pub fn ranks_seen(&mut self, id: &str, seen: &[RankSeen]) {
+        let full_id = format!("{}/{id}", self.name);
+        if self.usage.borrow().contains_key(&full_id) {
+            self.ranks_seen.borrow_mut().insert(full_id, seen.to_vec());
+        }
     }
 
     /// Benchmarks a routine that consumes its input (LAPACK overwrites the matrix it factors):

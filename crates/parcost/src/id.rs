@@ -102,9 +102,11 @@ pub const RANKS_X_THREADS: SuiteInfo = SuiteInfo {
             one job a cell, driven from the bench. batch: every rank makes its own inputs, \
             computes, and rank 0 reduces a checksum; scatter: rank 0 scatters the inputs and \
             gathers the results as well, so scatter over batch is what moving the arrays costs. \
-            Under --quick the batch is a quarter (16 products, 4 SVDs), as its ids say. Cells \
-            show how much slower each was than the best; start-up is mpirun to the first answer, \
-            one run a cell.",
+            Under --quick the batch is a quarter (16 products, 4 SVDs), as its ids say. Beside \
+            the grid, variant=default is what a user who sets nothing runs: mpirun -np P with \
+            OpenMPI's own binding (one core a rank when P <= 2) and OpenBLAS's own thread count \
+            in each rank. Cells show how much slower each was than the best; start-up is mpirun \
+            to the first answer, one run a cell.",
 };
 
 /// Every suite, in the order they run and are reported.
@@ -142,6 +144,8 @@ pub mod key {
     pub const ELEMENTS: &str = "elements";
     pub const BYTES: &str = "bytes";
     pub const TRANSPORT: &str = "transport";
+    /// A named way of running a measurement; its values across suites are in [`super::variant`]
+    /// where more than one suite or the report needs them.
     pub const VARIANT: &str = "variant";
     pub const POOL: &str = "pool";
 }
@@ -182,8 +186,10 @@ pub mod variant {
     pub const PROCESS_SHARED: &str = "process-shared";
     /// array-sharing: a pipe's worker reading its own copy, sent once.
     pub const HELD_COPY: &str = "held-copy";
-    /// What a user gets when they set nothing, run as they run it (ranks-x-threads:
-    /// `mpirun -np P`, OpenMPI's own binding, OPENBLAS_NUM_THREADS unset).
+    /// What a user gets when they set nothing: no thread count, no binding, no pool size, run
+    /// the way they run it (`mpirun -np P`, with OpenMPI's own binding and OpenBLAS's own
+    /// thread count, in `ranks-x-threads`). Its id carries what the user did choose (`ranks=P`)
+    /// and nothing it left alone (no `blas_threads`).
     pub const DEFAULT: &str = "default";
 }
 

@@ -130,6 +130,28 @@ pub struct Usage {
     pub threads: Option<u64>,
 }
 
+/// What one MPI rank saw from inside itself: at its start, and (`busy_threads`) in a checked run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RankSeen {
+    pub rank: u32,
+    /// The host it ran on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// The CPUs it may run on (`sched_getaffinity`), ascending: one core's where OpenMPI bound
+    /// it, every CPU of the host when it is not bound.
+    pub cpus: Vec<usize>,
+    /// The BLAS threads its calls run at (`openblas_get_num_threads()` in the rank, after any
+    /// count it set): OpenBLAS's own choice when nothing was set.
+    pub blas_threads: usize,
+    /// `OPENBLAS_NUM_THREADS` as it saw it; absent: not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openblas_num_threads: Option<String>,
+    /// Threads of the rank on a CPU for at least a tenth of its part of the checked run (the
+    /// BLAS threads that really worked, whatever `blas_threads` says); absent for a start-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_threads: Option<u32>,
+}
+
 /// One run of a suite (under one layer): when it started and what the machine did meanwhile.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
@@ -319,6 +341,11 @@ pub struct Sidecar {
     pub matmul_num_threads: Option<usize>,
     /// Criterion full id -> CPU use of one extra run of that variant.
     pub variants: BTreeMap<String, Usage>,
+    /// Criterion full id -> what each process that ran the variant saw from inside (the MPI
+    /// ranks of its job: CPUs and BLAS threads), for the variants run by other processes.
+    /// Absent in older sidecars.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ranks_seen: BTreeMap<String, Vec<RankSeen>>,
     /// The runs the variants came from, by [`RunInfo::started_ms`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runs: BTreeMap<u64, RunInfo>,
@@ -404,6 +431,12 @@ impl Sidecar {
     /// (a filtered `cargo bench` must not erase the rest).
     pub fn merge_into(mut self, path: &Path) -> Result<(), SidecarError> {
         if let Ok(old) = Self::read(path) {
+            // What the ranks of a variant measured again saw is this run's, or nothing.
+            for (id, seen) in old.ranks_seen {
+                if !self.variants.contains_key(&id) {
+                    self.ranks_seen.entry(id).or_insert(seen);
+                }
+            }
             for (id, usage) in old.variants {
                 self.variants.entry(id).or_insert(usage);
             }
@@ -415,6 +448,8 @@ impl Sidecar {
         let used: std::collections::BTreeSet<u64> =
             self.variants.values().filter_map(|u| u.run).collect();
         self.runs.retain(|started, _| used.contains(started));
+        let variants = &self.variants;
+        self.ranks_seen.retain(|id, _| variants.contains_key(id));
         let text = serde_json::to_string_pretty(&self).map_err(|source| SidecarError::Parse {
             path: path.to_owned(),
             source,
@@ -507,6 +542,7 @@ mod tests {
         assert_eq!(s.layer_name(), Some("openmp"));
         assert_eq!(s.matmul_num_threads, None);
         assert_eq!(s.variants["s/w/layer=openmp,n=1"].threads, None);
+        assert!(s.ranks_seen.is_empty());
     }
 
     #[test]
@@ -553,17 +589,34 @@ mod tests {
             layer: None,
             matmul_num_threads: None,
             variants: BTreeMap::new(),
+            ranks_seen: BTreeMap::new(),
             runs: BTreeMap::new(),
         };
         first.variants.insert("a".into(), usage(1));
         first.variants.insert("b".into(), usage(2));
+        let seen = |cpu| RankSeen {
+            rank: 0,
+            host: "vm".into(),
+            cpus: vec![cpu],
+            blas_threads: 1,
+            openblas_num_threads: None,
+            busy_threads: Some(1),
+        };
+        first.ranks_seen.insert("a".into(), vec![seen(0)]);
+        first.ranks_seen.insert("b".into(), vec![seen(1)]);
         first.clone().merge_into(&path).expect("write");
         let mut second = first.clone();
         second.variants = [("b".to_owned(), usage(5))].into_iter().collect();
+        second.ranks_seen = BTreeMap::new();
         second.merge_into(&path).expect("merge");
         let read = Sidecar::read(&path).expect("read");
         assert_eq!(read.variants["a"].wall_ns, 1, "kept from the first run");
         assert_eq!(read.variants["b"].wall_ns, 5, "replaced by the second run");
+        assert_eq!(read.ranks_seen["a"], [seen(0)], "kept with its variant");
+        assert!(
+            !read.ranks_seen.contains_key("b"),
+            "the second run of b recorded no ranks: the first run's are not its"
+        );
 
         std::fs::write(&path, "{ not json").expect("corrupt");
         let err = Sidecar::read(&path).expect_err("corrupt");

@@ -2,7 +2,9 @@
 //!
 //! Ids (see `ranks_x_threads::grid`):
 //! `ranks-x-threads/<batch|scatter>/layer=L,n=256,pairs=64,matrices=16/ranks=R,blas_threads=B`
-//! and `ranks-x-threads/startup/layer=L/ranks=R,blas_threads=B`.
+//! and `ranks-x-threads/startup/layer=L/ranks=R,blas_threads=B`; the default cell (`mpirun -np
+//! P`, nothing set) ends in `variant=default,ranks=P` instead. Every variant's sidecar record
+//! keeps what each rank saw from inside: its CPUs and BLAS threads (`ranks_seen`).
 //!
 //! This binary is also the ranks: `mpirun ... <this binary> --parcost-rank`.
 
@@ -31,7 +33,7 @@ mod suite {
     use parcost::meta::Usage;
     use ranks_x_threads::SUITE;
     use ranks_x_threads::batch::{self, Shape};
-    use ranks_x_threads::grid::{self, Cell};
+    use ranks_x_threads::grid::{self, Setting};
     use ranks_x_threads::job::{self, Job, Launch};
     use ranks_x_threads::procs;
     use ranks_x_threads::protocol::{JOB_VAR, Workload};
@@ -53,14 +55,47 @@ mod suite {
         sums: Vec<f64>,
     }
 
-    /// Every rank loaded the bench's OpenBLAS layer and runs BLAS at the cell's count.
-    fn check_ranks(job: &Job, layer: BlasLayer, cell: Cell) {
-        let want = if layer.is_threaded() {
-            cell.blas_threads
-        } else {
-            1
+    /// Every rank loaded the bench's OpenBLAS layer and runs BLAS at the cell's count; in the
+    /// default cell no rank saw a count, and each runs at OpenBLAS's own (said in a line).
+    fn check_ranks(job: &Job, layer: BlasLayer, setting: Setting) {
+        let want = match setting.blas_threads() {
+            Some(b) if layer.is_threaded() => Some(b),
+            Some(_) => Some(1),
+            None => None,
         };
+        if want.is_none() {
+            let seen: Vec<String> = job
+                .hello()
+                .ranks
+                .iter()
+                .map(|r| {
+                    format!(
+                        "rank {} may run on CPUs {:?} at {} BLAS thread(s)",
+                        r.rank, r.cpus, r.blas_threads
+                    )
+                })
+                .collect();
+            eprintln!(
+                "parcost {SUITE}: cell {} (mpirun -np {}, nothing set): {}",
+                job.cell(),
+                setting.ranks(),
+                seen.join("; ")
+            );
+        }
         for r in &job.hello().ranks {
+            if want.is_none()
+                && let Some(v) = &r.env_threads
+            {
+                fail(
+                    SUITE,
+                    format!(
+                        "cell {}: rank {} saw OPENBLAS_NUM_THREADS={v}, which the default cell \
+                         does not set",
+                        job.cell(),
+                        r.rank
+                    ),
+                );
+            }
             if r.layer != layer.name() {
                 fail(
                     SUITE,
@@ -74,7 +109,9 @@ mod suite {
                     ),
                 );
             }
-            if r.blas_threads as usize != want {
+            if let Some(want) = want
+                && r.blas_threads as usize != want
+            {
                 fail(
                     SUITE,
                     format!(
@@ -143,7 +180,12 @@ mod suite {
         };
         let mut reference: Option<Vec<f64>> = None;
 
-        for cell in grid::cells(p, layer.is_threaded()) {
+        // The grid, then what a user who sets nothing runs.
+        let settings = grid::cells(p, layer.is_threaded())
+            .into_iter()
+            .map(Setting::from)
+            .chain([Setting::default_for(p)]);
+        for cell in settings {
             let ids: Vec<(Workload, String)> = Workload::ALL
                 .iter()
                 .map(|&w| (w, grid::id(w.name(), layer_name, &shape, cell, hosts)))
@@ -152,12 +194,11 @@ mod suite {
             if !suite.runs(&startup_id) && !ids.iter().any(|(_, id)| suite.runs(id)) {
                 continue;
             }
-            let mut launch = Launch::new(
-                &exe,
-                cell.ranks,
-                cell.blas_threads,
-                grid::cell_name(layer_name, cell, hosts),
-            );
+            let name = grid::cell_name(layer_name, cell, hosts);
+            let mut launch = match cell {
+                Setting::Grid(c) => Launch::new(&exe, c.ranks, c.blas_threads, name),
+                Setting::Default { ranks } => Launch::user_default(&exe, ranks, name),
+            };
             if let Some(h) = &hostfile {
                 launch = launch
                     .hostfile(h.clone())
@@ -165,6 +206,7 @@ mod suite {
             }
             let mut job = launch.start().unwrap_or_else(|e| fail(SUITE, e));
             check_ranks(&job, layer, cell);
+            let seen = job.hello().seen();
             // The start-up: one run a cell (a job is started once), not sampled.
             let mut group = suite.group("startup");
             let startup = Usage::of_wall(job.startup(), job.startup_usage());
@@ -174,6 +216,7 @@ mod suite {
                 startup,
                 "MPI job start-up: mpirun to the first answer",
             );
+            group.ranks_seen(below, &seen);
             group.finish();
 
             job.prepare(shape).unwrap_or_else(|e| fail(SUITE, e));
@@ -205,13 +248,17 @@ mod suite {
                     |s| batch::check(&s.sums, reference),
                     |s| Some(s.job.usage().unwrap_or_else(|e| fail(SUITE, e))),
                 );
+                let busy = job.take_busy_threads();
+                let running = job.hello().seen_running(busy.as_deref());
+                group.ranks_seen(below, &running);
                 group.finish();
             }
             job.shutdown().unwrap_or_else(|e| fail(SUITE, e));
         }
 
         // After the suite: no launcher, daemon or rank of any of its jobs is left.
-        let mut left = procs::carrying(JOB_VAR, &format!("{}-", job::mark_prefix()));
+        let every_job = format!("{}-", job::mark_prefix());
+        let mut left = procs::carrying(JOB_VAR, procs::Value::StartsWith(&every_job));
         left.extend(procs::children_named(&procs::LAUNCHER_NAMES));
         if !left.is_empty() {
             fail(

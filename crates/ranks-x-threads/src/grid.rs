@@ -1,11 +1,14 @@
 //! The grid: R ranks x B BLAS threads per rank, R and B in {1, P, 2P} with R x B at most 4P
-//! (B = 1 alone under the serial OpenBLAS layer), and the benchmark ids of its cells:
+//! (B = 1 alone under the serial OpenBLAS layer), ranks unbound; beside it the default cell,
+//! what a user who sets nothing runs: `mpirun -np P`, OpenMPI's own binding, OpenBLAS's own
+//! thread count. The benchmark ids of a grid cell:
 //! `ranks-x-threads/<batch|scatter>/layer=L,n=256,pairs=64,matrices=16/ranks=R,blas_threads=B`
-//! and `ranks-x-threads/startup/layer=L/ranks=R,blas_threads=B` (`,hosts=H` after them when a
-//! hostfile spreads the ranks).
+//! and `ranks-x-threads/startup/layer=L/ranks=R,blas_threads=B`; of the default cell the same
+//! with `variant=default,ranks=P` as the last level (no `blas_threads`: nothing set it).
+//! `,hosts=H` follows when a hostfile spreads the ranks.
 
 use parcost::harness::distinct;
-use parcost::id::{key, params};
+use parcost::id::{key, params, variant};
 
 use crate::batch::Shape;
 
@@ -34,12 +37,55 @@ pub fn cells(p: usize, threaded: bool) -> Vec<Cell> {
     out
 }
 
-/// `ranks=R,blas_threads=B[,hosts=H]`.
-pub fn cell_params(cell: Cell, hosts: Option<usize>) -> String {
-    let mut p = params(&[
-        (key::RANKS, &cell.ranks),
-        (key::BLAS_THREADS, &cell.blas_threads),
-    ]);
+/// What one job of the suite sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Setting {
+    /// A cell of the grid: R ranks unbound, B BLAS threads each, both set by the bench.
+    Grid(Cell),
+    /// The user's default: `mpirun -np ranks` and nothing else.
+    Default { ranks: usize },
+}
+
+impl From<Cell> for Setting {
+    fn from(cell: Cell) -> Self {
+        Self::Grid(cell)
+    }
+}
+
+impl Setting {
+    /// The user's default on `p` logical cores: a rank a core.
+    pub fn default_for(p: usize) -> Self {
+        Self::Default { ranks: p.max(1) }
+    }
+
+    pub fn ranks(self) -> usize {
+        match self {
+            Self::Grid(c) => c.ranks,
+            Self::Default { ranks } => ranks,
+        }
+    }
+
+    /// The BLAS threads the bench sets in every rank (`None`: it sets none).
+    pub fn blas_threads(self) -> Option<usize> {
+        match self {
+            Self::Grid(c) => Some(c.blas_threads),
+            Self::Default { .. } => None,
+        }
+    }
+}
+
+/// The last level of a job's ids: `ranks=R,blas_threads=B[,hosts=H]` for a grid cell,
+/// `variant=default,ranks=P[,hosts=H]` for the default.
+pub fn cell_params(setting: impl Into<Setting>, hosts: Option<usize>) -> String {
+    let mut p = match setting.into() {
+        Setting::Grid(cell) => params(&[
+            (key::RANKS, &cell.ranks),
+            (key::BLAS_THREADS, &cell.blas_threads),
+        ]),
+        Setting::Default { ranks } => {
+            params(&[(key::VARIANT, &variant::DEFAULT), (key::RANKS, &ranks)])
+        }
+    };
     if let Some(h) = hosts {
         p.push_str(&format!(",{}={h}", key::HOSTS));
     }
@@ -47,7 +93,13 @@ pub fn cell_params(cell: Cell, hosts: Option<usize>) -> String {
 }
 
 /// The id (below the suite) of `workload` in `cell`.
-pub fn id(workload: &str, layer: &str, shape: &Shape, cell: Cell, hosts: Option<usize>) -> String {
+pub fn id(
+    workload: &str,
+    layer: &str,
+    shape: &Shape,
+    cell: impl Into<Setting>,
+    hosts: Option<usize>,
+) -> String {
     let w = params(&[
         (key::LAYER, &layer),
         (key::N, &shape.n),
@@ -58,7 +110,7 @@ pub fn id(workload: &str, layer: &str, shape: &Shape, cell: Cell, hosts: Option<
 }
 
 /// The id (below the suite) of a job's start-up in `cell`.
-pub fn startup_id(layer: &str, cell: Cell, hosts: Option<usize>) -> String {
+pub fn startup_id(layer: &str, cell: impl Into<Setting>, hosts: Option<usize>) -> String {
     format!(
         "startup/{}/{}",
         params(&[(key::LAYER, &layer)]),
@@ -67,7 +119,7 @@ pub fn startup_id(layer: &str, cell: Cell, hosts: Option<usize>) -> String {
 }
 
 /// The cell as error messages name it.
-pub fn cell_name(layer: &str, cell: Cell, hosts: Option<usize>) -> String {
+pub fn cell_name(layer: &str, cell: impl Into<Setting>, hosts: Option<usize>) -> String {
     format!("layer={layer}/{}", cell_params(cell, hosts))
 }
 
@@ -121,5 +173,38 @@ mod tests {
             "ranks-x-threads/startup/layer=serial/ranks=4,blas_threads=2,hosts=3"
         );
         assert!(parcost::id::parse(&start).is_ok());
+    }
+
+    #[test]
+    fn the_default_cell_shares_the_prefix_and_names_no_thread_count() {
+        let default = Setting::default_for(2);
+        assert_eq!((default.ranks(), default.blas_threads()), (2, None));
+        let cell = Cell {
+            ranks: 2,
+            blas_threads: 1,
+        };
+        for workload in ["batch", "scatter"] {
+            let grid = id(workload, "pthreads", &Shape::SUITE, cell, None);
+            let own = id(workload, "pthreads", &Shape::SUITE, default, None);
+            assert_eq!(
+                grid.rsplit_once('/').map(|g| g.0),
+                own.rsplit_once('/').map(|o| o.0)
+            );
+            assert!(own.ends_with("/variant=default,ranks=2"), "{own}");
+            let parsed = parcost::id::parse(&format!("ranks-x-threads/{own}")).expect("parses");
+            assert_eq!(
+                parsed.params[key::VARIANT],
+                parcost::id::Value::Name(variant::DEFAULT.into())
+            );
+            assert!(!parsed.params.contains_key(key::BLAS_THREADS));
+        }
+        assert_eq!(
+            startup_id("openmp", default, Some(2)),
+            "startup/layer=openmp/variant=default,ranks=2,hosts=2"
+        );
+        assert_eq!(
+            cell_name("serial", default, None),
+            "layer=serial/variant=default,ranks=2"
+        );
     }
 }

@@ -28,7 +28,7 @@ use parcost::meta::Extra;
 use parcost::worker::{process_cpu_time, wait_for_exit};
 
 use crate::batch::Shape;
-use crate::procs::{self, Proc};
+use crate::procs::{self, Proc, Value};
 use crate::protocol::{Answer, Hello, JOB_VAR, RANK_FLAG, RankUsage, Request, Workload};
 
 /// How long rank 0 may take to answer a request to run an iteration (the ranks' own deadline for
@@ -76,6 +76,15 @@ pub const FORWARDED_VARS: [&str; 4] = [
     parcost::kernel::LIBRARY_CORE_VAR,
 ];
 
+/// The variables that set OpenBLAS's (and OpenMP's) thread count: a grid cell sets the first and
+/// the last to B, the default cell leaves all of them out of its job, as a user who sets
+/// nothing does.
+pub const THREAD_VARS: [&str; 3] = [
+    "OPENBLAS_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OMP_NUM_THREADS",
+];
+
 /// What went wrong with a job. Every message is one line and names the cell.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -116,7 +125,11 @@ pub struct Launch {
     /// The rank binary: the bench itself, run with `--parcost-rank`.
     pub exe: PathBuf,
     pub ranks: usize,
-    pub blas_threads: usize,
+    /// `Some(B)`: a grid cell, ranks unbound (`--bind-to none`) and `OPENBLAS_NUM_THREADS=B`
+    /// (each rank also sets B through OpenBLAS's API). `None`: the user's default, `mpirun -np
+    /// R` and nothing else: OpenMPI's own binding, no thread count in the ranks' environment,
+    /// OpenBLAS's own choice.
+    pub blas_threads: Option<usize>,
     /// The cell, as error messages name it.
     pub cell: String,
     /// `mpirun --hostfile`: the rank binary must exist at the same path on every host.
@@ -166,9 +179,18 @@ impl Launch {
     /// cores, as OpenMPI counts them).
     pub fn new(exe: impl Into<PathBuf>, ranks: usize, blas_threads: usize, cell: String) -> Self {
         Self {
+            blas_threads: Some(blas_threads),
+            ..Self::user_default(exe, ranks, cell)
+        }
+    }
+
+    /// A job as a user runs it who sets nothing: `mpirun -np ranks`, OpenMPI's own binding,
+    /// no BLAS thread count anywhere.
+    pub fn user_default(exe: impl Into<PathBuf>, ranks: usize, cell: String) -> Self {
+        Self {
             exe: exe.into(),
             ranks,
-            blas_threads,
+            blas_threads: None,
             cell,
             hostfile: None,
             slots: parcost::topology::Topology::detect().physical,
@@ -195,15 +217,17 @@ impl Launch {
             a.push("--hostfile".into());
             a.push(h.clone().into());
         }
-        // OpenMPI binds each rank to one core when np <= 2, which would put all of a rank's
-        // BLAS threads on that core: the suite leaves placement to the kernel.
-        a.extend(["--bind-to", "none"].map(OsString::from));
-        let b = self.blas_threads;
-        let mut set = vec![
-            format!("OPENBLAS_NUM_THREADS={b}"),
-            format!("OMP_NUM_THREADS={b}"),
-            format!("{JOB_VAR}={mark}"),
-        ];
+        let mut set = vec![format!("{JOB_VAR}={mark}")];
+        if let Some(b) = self.blas_threads {
+            // OpenMPI binds each rank to one core when np <= 2, which would put all of a rank's
+            // BLAS threads on that core: the grid leaves placement to the kernel. The default
+            // cell keeps OpenMPI's binding, and sets no thread count.
+            a.extend(["--bind-to", "none"].map(OsString::from));
+            set.extend([
+                format!("OPENBLAS_NUM_THREADS={b}"),
+                format!("OMP_NUM_THREADS={b}"),
+            ]);
+        }
         for var in FORWARDED_VARS {
             if let Some(v) = std::env::var_os(var).and_then(|v| v.into_string().ok()) {
                 set.push(format!("{var}={v}"));
@@ -225,11 +249,17 @@ impl Launch {
         let mark = format!("{}-{}", mark_prefix(), JOBS.fetch_add(1, Ordering::Relaxed));
         let mpirun = mpirun();
         let mut cmd = Command::new(&mpirun);
-        cmd.args(self.args(&mark))
-            .env(JOB_VAR, &mark)
-            .env("OPENBLAS_NUM_THREADS", self.blas_threads.to_string())
-            .env("OMP_NUM_THREADS", self.blas_threads.to_string())
-            .stdin(Stdio::piped())
+        cmd.args(self.args(&mark)).env(JOB_VAR, &mark);
+        // Local ranks inherit mpirun's environment: a grid cell's count, and for the default
+        // cell none (not even one the bench was started with).
+        for var in THREAD_VARS {
+            cmd.env_remove(var);
+        }
+        if let Some(b) = self.blas_threads {
+            cmd.env("OPENBLAS_NUM_THREADS", b.to_string())
+                .env("OMP_NUM_THREADS", b.to_string());
+        }
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: geteuid has no preconditions.
@@ -282,6 +312,7 @@ impl Launch {
             hello: None,
             startup: Duration::ZERO,
             startup_usage: Extra::default(),
+            busy: None,
             torn_down: false,
         };
         live_jobs(|l| l.push((job.pid, Vec::new())));
@@ -393,6 +424,8 @@ pub struct Job {
     hello: Option<Hello>,
     startup: Duration,
     startup_usage: Extra,
+    /// Each rank's busy threads in the last checked run.
+    busy: Option<Vec<u32>>,
     torn_down: bool,
 }
 
@@ -477,6 +510,9 @@ impl Job {
             deadline_ms: self.deadline_ms(),
         };
         let answer = self.request(&request, self.launch.answer_timeout + ANSWER_GRACE)?;
+        if answer.busy_threads.is_some() {
+            self.busy = answer.busy_threads.clone();
+        }
         answer.checksums().ok_or_else(|| {
             self.fail(|cell| JobError::Garbage {
                 cell,
@@ -484,6 +520,12 @@ impl Job {
                 line: "an answer without checksums".into(),
             })
         })
+    }
+
+    /// Each rank's threads busy during its part of the last checked run (`verify`), by rank
+    /// (`u32::MAX`: unknown), and forgets them.
+    pub fn take_busy_threads(&mut self) -> Option<Vec<u32>> {
+        self.busy.take()
     }
 
     /// Tests: every rank (or rank `only`) sleeps `ms` as its part of an iteration.
@@ -708,7 +750,7 @@ impl Job {
     /// Processes of this job still there: those carrying its mark, its local ranks by pid (a
     /// zombie's environment cannot be read), and mpirun.
     fn remaining(&self) -> Vec<Proc> {
-        let mut left = procs::carrying(JOB_VAR, &self.mark);
+        let mut left = procs::carrying(JOB_VAR, Value::Is(&self.mark));
         let known: Vec<u32> = if self.hello.is_some() {
             self.local_ranks().into_iter().map(|(_, p)| p).collect()
         } else {
@@ -717,7 +759,8 @@ impl Job {
         for pid in known.into_iter().chain([self.pid]) {
             if left.iter().all(|p| p.pid != pid)
                 && let Some(p) = Proc::read(pid)
-                && (p.ppid == std::process::id() || procs::environ_has(pid, JOB_VAR, &self.mark))
+                && (p.ppid == std::process::id()
+                    || procs::environ_has(pid, JOB_VAR, Value::Is(&self.mark)))
             {
                 left.push(p);
             }
@@ -906,6 +949,23 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert!(text.contains("--oversubscribe --hostfile /h"), "{text}");
+    }
+
+    #[test]
+    fn the_default_job_sets_no_binding_and_no_thread_count() {
+        let mut l = Launch::user_default("/x/rank", 2, "c".into());
+        l.slots = 2;
+        let text = l
+            .args("m-1")
+            .into_iter()
+            .map(|a| a.into_string().expect("utf-8"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(text.starts_with("-np 2 -x PARCOST_MPI_JOB=m-1"), "{text}");
+        for absent in ["--bind-to", "--map-by", "NUM_THREADS", "--oversubscribe"] {
+            assert!(!text.contains(absent), "{absent}: {text}");
+        }
+        assert!(text.ends_with("/x/rank --parcost-rank"), "{text}");
     }
 
     #[test]

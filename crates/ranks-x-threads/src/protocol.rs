@@ -129,6 +129,42 @@ pub struct RankInfo {
     /// `OPENBLAS_NUM_THREADS` as it saw it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_threads: Option<String>,
+    /// The CPUs it may run on (`sched_getaffinity`), ascending: one core where OpenMPI bound
+    /// it, every CPU of its host under `--bind-to none`.
+    #[serde(default)]
+    pub cpus: Vec<usize>,
+}
+
+impl RankInfo {
+    /// What the sidecar keeps of it.
+    pub fn seen(&self) -> parcost::meta::RankSeen {
+        parcost::meta::RankSeen {
+            rank: self.rank,
+            host: self.host.clone(),
+            cpus: self.cpus.clone(),
+            blas_threads: self.blas_threads as usize,
+            openblas_num_threads: self.env_threads.clone(),
+            busy_threads: None,
+        }
+    }
+}
+
+impl Hello {
+    /// What every rank saw from inside, for the sidecar.
+    pub fn seen(&self) -> Vec<parcost::meta::RankSeen> {
+        self.ranks.iter().map(RankInfo::seen).collect()
+    }
+
+    /// The same with each rank's busy threads of a checked run (by rank; `u32::MAX`: unknown).
+    pub fn seen_running(&self, busy: Option<&[u32]>) -> Vec<parcost::meta::RankSeen> {
+        let mut seen = self.seen();
+        for s in &mut seen {
+            s.busy_threads = busy
+                .and_then(|b| b.get(s.rank as usize).copied())
+                .filter(|&b| b != u32::MAX);
+        }
+        seen
+    }
 }
 
 /// Rank 0's first answer: the job is up.
@@ -149,6 +185,10 @@ pub struct Answer {
     pub checksum_bits: Option<Vec<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<RankUsage>,
+    /// A checked run: each rank's threads busy during its part, by rank (`u32::MAX`: its
+    /// kernel keeps no per-thread CPU time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_threads: Option<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -4,7 +4,9 @@
 //!
 //! BLAS threads: `OPENBLAS_NUM_THREADS` (and `OMP_NUM_THREADS`) in every rank's environment, set
 //! by the bench with `mpirun -x`, and set again through OpenBLAS's API when the rank starts
-//! (`BlasThreads`); every rank reports the count its calls run at, and the bench checks it.
+//! (`BlasThreads`); every rank reports the count its calls run at, and the bench checks it. In
+//! the default cell nothing is set: the rank sets no count either and reports the one OpenBLAS
+//! chose at load. Every rank also reports the CPUs it may run on.
 //!
 //! Every wait for the other ranks' parts is bounded: each rank tells rank 0 when its part of an
 //! iteration is done (an 8-byte message), and rank 0 names the ranks that have not finished by
@@ -35,8 +37,9 @@ struct Deadline {
     after: Duration,
 }
 
-/// Bytes of one rank's self-description in the start-up gather.
-const INFO_BYTES: usize = 1024;
+/// Bytes of one rank's self-description in the start-up gather (its CPU list too: about 5
+/// bytes a CPU where it is not bound).
+const INFO_BYTES: usize = 16 * 1024;
 
 /// Call first in `main`: if this process was started as a rank (`--parcost-rank`), it serves
 /// the job until the bench closes its input, and exits.
@@ -147,8 +150,11 @@ impl Rank {
     }
 
     /// Every rank's self-description and usage, gathered and answered by rank 0: the job is up.
+    /// Its BLAS thread count is read here, after the count it set (if any): with none set, the
+    /// count OpenBLAS chose when it was loaded.
     fn hello(&mut self, env_threads: Option<String>) -> Result<(), String> {
         let blas = BlasInfo::loaded().map_err(|e| e.to_string())?;
+        let cpus = crate::procs::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
         let info = RankInfo {
             rank: self.rank as u32,
             host: host_name(),
@@ -157,6 +163,7 @@ impl Rank {
             core: blas.core,
             blas_threads: u32::try_from(blas_threads()).unwrap_or(u32::MAX),
             env_threads,
+            cpus,
         };
         let mut mine = serde_json::to_vec(&info).map_err(|e| e.to_string())?;
         if mine.len() > INFO_BYTES {
@@ -395,7 +402,14 @@ impl Rank {
                     received
                 }
             };
+            // A checked run also counts the threads that worked on this rank's part.
+            let threads_before = verify.then(crate::procs::thread_cpu_times);
+            let started = Instant::now();
             part.compute();
+            let busy = threads_before.map(|before| {
+                let after = crate::procs::thread_cpu_times();
+                crate::procs::busy_threads(&before, &after, started.elapsed()).unwrap_or(u32::MAX)
+            });
             if corrupt && last {
                 part.corrupt();
             }
@@ -409,6 +423,18 @@ impl Rank {
             } else {
                 self.root().reduce_into(&mine[..], SystemOperation::sum());
                 None
+            };
+            let busy = match busy {
+                Some(mine) if self.is_root() => {
+                    let mut all = vec![0u32; ranks];
+                    self.root().gather_into_root(&mine, &mut all[..]);
+                    Some(all)
+                }
+                Some(mine) => {
+                    self.root().gather_into(&mine);
+                    None
+                }
+                None => None,
             };
             let mut sums = reduced;
             if workload == Workload::Scatter {
@@ -436,6 +462,7 @@ impl Rank {
             if let Some(sums) = sums {
                 answer(&Answer {
                     checksum_bits: Some(sums.iter().map(|x| x.to_bits()).collect()),
+                    busy_threads: busy,
                     ..Answer::default()
                 })?;
             }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use parcost::blas::BlasLayer;
 use ranks_x_threads::batch::{self, Shape};
 use ranks_x_threads::job::{Job, JobError, Launch};
 use ranks_x_threads::procs;
@@ -16,6 +17,15 @@ const SMALL: Shape = Shape {
     n: 48,
     pairs: 6,
     matrices: 3,
+    seed: batch::SEED,
+};
+
+/// Products large enough for OpenBLAS to run them on its threads (it runs small ones on the
+/// calling thread alone), for the tests that count the threads busy in a rank.
+const THREADED: Shape = Shape {
+    n: 256,
+    pairs: 8,
+    matrices: 2,
     seed: batch::SEED,
 };
 
@@ -40,7 +50,7 @@ fn launch(ranks: usize, blas: usize, cell: &str) -> Launch {
 
 /// Nothing of the job is left: not its mpirun, not a rank, not a zombie.
 fn assert_gone(mark: &str, pids: &[u32]) {
-    let carrying = procs::carrying(JOB_VAR, mark);
+    let carrying = procs::carrying(JOB_VAR, procs::Value::Is(mark));
     assert!(carrying.is_empty(), "left: {carrying:?}");
     for &pid in pids {
         assert!(
@@ -193,6 +203,145 @@ fn a_localhost_hostfile_runs_the_job() {
     job.prepare(SMALL).expect("prepares");
     let sums = job.run(Workload::Scatter, true).expect("runs");
     batch::check(&sums, &reference).expect("matches");
+    let (mark, pids) = (job.mark().to_owned(), pids_of(&job));
+    job.shutdown().expect("nothing left");
+    assert_gone(&mark, &pids);
+}
+
+/// The OpenBLAS layer the ranks load (the same library as this test, through the forwarded
+/// `LD_LIBRARY_PATH`).
+fn layer() -> BlasLayer {
+    BlasLayer::loaded().expect("OpenBLAS reports its layer")
+}
+
+/// Each local rank's CPUs as it saw them (`sched_getaffinity`) are what the kernel shows from
+/// outside (`Cpus_allowed_list` of its `/proc/PID/status`).
+fn assert_cpus_match_proc(job: &Job) {
+    for r in &job.hello().ranks {
+        assert!(!r.cpus.is_empty(), "rank {} reported no CPU", r.rank);
+        assert_eq!(
+            procs::cpus_allowed(r.pid).as_ref(),
+            Some(&r.cpus),
+            "rank {}: inside and /proc disagree",
+            r.rank
+        );
+    }
+}
+
+/// The default cell, as a user who sets nothing runs it: `mpirun -np P`, OpenMPI's own binding,
+/// no thread count. With np <= 2 OpenMPI 4.1 binds each rank to a core. What OpenBLAS 0.3.21
+/// then reports (`openblas_get_num_threads`) depends on its layer: the pthreads build counts the
+/// CPUs the rank may run on (1), the OpenMP build counts the host's CPUs whatever the binding
+/// (P), the serial build 1; but the threads that work during a product are as many as the rank
+/// has CPUs (the OpenMP build runs at OpenMP's count, which follows the binding). On this 2-core
+/// machine: rank 0 on CPU 0, rank 1 on CPU 1, one thread busy in each, where the report once
+/// assumed P x P. Forwarding `OPENBLAS_NUM_THREADS=P` to this job (tried once) makes it fail.
+#[test]
+fn the_default_cell_keeps_openmpis_binding_and_openblass_own_count() {
+    let _turn = one_at_a_time();
+    let topology = parcost::topology::Topology::detect();
+    let p = topology.logical;
+    let mut l = Launch::user_default(exe(), p, "test/variant=default".to_owned());
+    l.start_timeout = Duration::from_secs(60);
+    l.answer_timeout = Duration::from_secs(60);
+    let mut job = l.start().expect("starts");
+    let ranks = &job.hello().ranks;
+    assert_eq!(ranks.len(), p);
+    assert_cpus_match_proc(&job);
+    for r in ranks {
+        eprintln!(
+            "default cell: rank {} (pid {}) may run on CPUs {:?}, OpenBLAS {} at {} thread(s)",
+            r.rank, r.pid, r.cpus, r.layer, r.blas_threads
+        );
+        assert_eq!(r.env_threads, None, "rank {} saw a thread count", r.rank);
+        let chosen = match layer() {
+            BlasLayer::Pthreads => r.cpus.len(),
+            BlasLayer::Openmp => p,
+            BlasLayer::Serial => 1,
+        };
+        assert_eq!(
+            r.blas_threads as usize,
+            chosen,
+            "rank {} on CPUs {:?}: OpenBLAS {}'s own count",
+            r.rank,
+            r.cpus,
+            layer()
+        );
+    }
+    let two_cores = p == 2 && topology.physical == 2;
+    if two_cores {
+        // OpenMPI binds np <= 2 to cores: one CPU each, not the same one.
+        for r in ranks {
+            assert_eq!(r.cpus.len(), 1, "rank {} is bound to one core", r.rank);
+        }
+        assert_ne!(ranks[0].cpus, ranks[1].cpus);
+    } else {
+        eprintln!(
+            "{p} logical / {} physical cores: not the 2-core case",
+            topology.physical
+        );
+    }
+    // The default cell is checked like every other; its checked runs count the busy threads.
+    let reference = batch::reference(&THREADED);
+    job.prepare(THREADED).expect("prepares");
+    for workload in Workload::ALL {
+        let sums = job.run(workload, true).expect("runs");
+        batch::check(&sums, &reference).unwrap_or_else(|e| panic!("{}: {e}", workload.name()));
+        let busy = job.take_busy_threads().expect("a checked run counts");
+        let seen = job.hello().seen_running(Some(&busy));
+        eprintln!(
+            "default cell, {}: busy threads by rank {busy:?}",
+            workload.name()
+        );
+        for s in &seen {
+            let busy = s.busy_threads.expect("schedstat is kept here");
+            assert!(
+                (1..=s.cpus.len() as u32).contains(&busy),
+                "rank {}: {busy} threads busy on CPUs {:?}",
+                s.rank,
+                s.cpus
+            );
+            if two_cores {
+                assert_eq!(busy, 1, "rank {}: one thread works on its one core", s.rank);
+            }
+        }
+        assert!(job.take_busy_threads().is_none(), "taken");
+    }
+    let (mark, pids) = (job.mark().to_owned(), pids_of(&job));
+    job.shutdown().expect("nothing left");
+    assert_gone(&mark, &pids);
+}
+
+/// A grid cell (`--bind-to none`, B set): every rank may run on every CPU this test may, and
+/// runs BLAS at the B it was given.
+#[test]
+fn a_grid_cell_is_unbound_at_the_count_it_set() {
+    let _turn = one_at_a_time();
+    let mine = procs::allowed_cpus().expect("affinity");
+    let b = 2;
+    let mut job = launch(2, b, "test/ranks=2,blas_threads=2")
+        .start()
+        .expect("starts");
+    assert_cpus_match_proc(&job);
+    let want = if layer().is_threaded() { b } else { 1 };
+    for r in &job.hello().ranks {
+        assert_eq!(r.cpus, mine, "rank {} is not bound", r.rank);
+        assert_eq!(r.blas_threads as usize, want, "rank {}", r.rank);
+        assert_eq!(r.env_threads.as_deref(), Some("2"));
+    }
+    let seen = job.hello().seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        (seen[1].rank, &seen[1].cpus, seen[1].blas_threads),
+        (1, &mine, want)
+    );
+    // B threads work in each rank during a product (the pthreads build's wait by spinning).
+    job.prepare(THREADED).expect("prepares");
+    let sums = job.run(Workload::Batch, true).expect("runs");
+    batch::check(&sums, &batch::reference(&THREADED)).expect("matches");
+    let busy = job.take_busy_threads().expect("a checked run counts");
+    eprintln!("grid cell ranks=2,blas_threads=2: busy threads by rank {busy:?}");
+    assert_eq!(busy, [want as u32; 2]);
     let (mark, pids) = (job.mark().to_owned(), pids_of(&job));
     job.shutdown().expect("nothing left");
     assert_gone(&mark, &pids);

@@ -444,6 +444,7 @@ mod tests {
             layer: layer.map(str::to_owned),
             matmul_num_threads: matmul,
             variants: [(id, usage)].into_iter().collect(),
+            ranks_seen: BTreeMap::new(),
             runs: [(
                 started,
                 RunInfo {
