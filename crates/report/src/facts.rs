@@ -133,6 +133,9 @@ pub struct Row {
     pub cpu_per_wall: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_switches: Option<u64>,
+    /// What each MPI rank saw from inside (ranks-x-threads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranks_seen: Vec<parcost::meta::RankSeen>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,6 +236,7 @@ impl Row {
             }),
             cpu_per_wall: None,
             context_switches: None,
+            ranks_seen: Vec::new(),
         }
     }
 
@@ -269,6 +273,7 @@ impl Row {
             throughput,
             cpu_per_wall: m.usage.map(|u| u.cpu_per_wall),
             context_switches: m.usage.map(|u| u.context_switches),
+            ranks_seen: m.ranks_seen.clone(),
         }
     }
 

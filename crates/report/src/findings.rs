@@ -945,6 +945,7 @@ mod tests {
             throughput: None,
             cpu_per_wall: None,
             context_switches: None,
+            ranks_seen: Vec::new(),
         }
     }
 
@@ -1030,6 +1031,7 @@ mod tests {
             }),
             cpu_per_wall: None,
             context_switches: None,
+            ranks_seen: Vec::new(),
         }
     }
 
@@ -1136,6 +1138,7 @@ mod tests {
             throughput: None,
             cpu_per_wall: None,
             context_switches: None,
+            ranks_seen: Vec::new(),
         }
     }
 

@@ -368,6 +368,7 @@ mod tests {
             throughput: None,
             cpu_per_wall: Some(1.9),
             context_switches: Some(100),
+            ranks_seen: Vec::new(),
         }
     }
 
@@ -476,6 +477,33 @@ mod tests {
         verdict(&flat, &recs, &machine(2), &mut v);
         assert!(v.settings.is_empty(), "{:?}", v.settings);
         assert!(!v.lines[0].seen());
+    }
+
+    #[test]
+    fn the_default_cell_says_what_its_ranks_saw_inside() {
+        let mut rows = grid("pthreads");
+        let mut d = default_row("batch", "pthreads", 200.0);
+        d.ranks_seen = (0..2)
+            .map(|rank| parcost::meta::RankSeen {
+                rank,
+                host: String::new(),
+                cpus: vec![rank as usize],
+                blas_threads: 1,
+                openblas_num_threads: None,
+                busy_threads: Some(1),
+            })
+            .collect();
+        rows.push(d);
+        let recs = recommendations(&rows, Limits::default());
+        let mut v = Verdict::default();
+        verdict(&rows, &recs, &machine(2), &mut v);
+        assert!(
+            v.lines[0].text.contains(
+                "inside, each rank could run on 1 CPU(s) and OpenBLAS counted 1 thread(s), 1 busy"
+            ),
+            "{}",
+            v.lines[0].text
+        );
     }
 
     #[test]

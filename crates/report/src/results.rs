@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use parcost::blas::BlasInfo;
 use parcost::kernel::Survey;
-use parcost::meta::{Machine, RunInfo, SIDECAR_DIR, Sidecar, Usage};
+use parcost::meta::{Machine, RankSeen, RunInfo, SIDECAR_DIR, Sidecar, Usage};
 use serde::{Deserialize, Serialize};
 
 pub use parcost::id::Value;
@@ -42,6 +42,8 @@ pub struct Measurement {
     pub single_run_ns: Option<f64>,
     pub counted: Option<Counted>,
     pub usage: Option<Usage>,
+    /// What its MPI ranks saw from inside (ranks-x-threads): CPUs, BLAS threads, busy threads.
+    pub ranks_seen: Vec<RankSeen>,
     /// Criterion's page for this benchmark, if it wrote one.
     pub criterion_page: Option<PathBuf>,
 }
@@ -88,9 +90,11 @@ pub struct SuiteRun {
 }
 
 /// A variant's record in its sidecar, and whether it belongs to its sidecar's latest run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Record {
     usage: Usage,
+    /// What its MPI ranks saw from inside, if it ran under mpirun.
+    ranks_seen: Vec<RankSeen>,
     current: bool,
     /// When the latest run of its sidecar started (ms since the epoch), if recorded.
     run_started_ms: Option<u64>,
@@ -205,6 +209,7 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
                     single_run_ns: Some(usage.wall_ns as f64),
                     counted: None,
                     usage: Some(usage),
+                    ranks_seen: rec.ranks_seen.clone(),
                     criterion_page: None,
                 }),
                 Err(why) => run.skipped.push(Skipped {
@@ -318,12 +323,15 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Record
                         info,
                     });
                 }
+                let mut seen = sidecar.ranks_seen;
                 for (id, u) in sidecar.variants {
+                    let ranks_seen = seen.remove(&id).unwrap_or_default();
                     // A sidecar without runs predates run records: all of it counts as current.
                     let current = latest.is_none_or(|l| u.run == Some(l.started_ms));
                     usage.insert(
                         id,
                         Record {
+                            ranks_seen,
                             usage: u,
                             current,
                             run_started_ms: latest.map(|l| l.started_ms),
@@ -390,6 +398,10 @@ fn read_measurement(
         workload,
         params,
         usage: sidecars.get(&bench.full_id).map(|r| r.usage),
+        ranks_seen: sidecars
+            .get(&bench.full_id)
+            .map(|r| r.ranks_seen.clone())
+            .unwrap_or_default(),
         full_id: bench.full_id,
         time: Some(time),
         single_run_ns: None,
