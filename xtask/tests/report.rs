@@ -163,10 +163,30 @@ fn a_complete_run_gives_every_section_findings_and_recommendations() {
         "{}",
         s["verdict"]
     );
-    // Every setting rests on a comparison that separated beyond the margin.
-    for a in s["verdict"]["settings"].as_array().expect("settings") {
+    // Every setting rests on a comparison that separated beyond the margin, and was tried as
+    // printed before the page was written: the page shows only the lines that ran.
+    let html_text = std::fs::read_to_string(out.join("index.html")).expect("html");
+    let settings = s["verdict"]["settings"].as_array().expect("settings");
+    for a in settings {
         let lower = a["because"]["lower"].as_f64().expect("an interval");
         assert!(lower > 1.05, "{a}");
+        let outcome = a["tried"]["outcome"].as_str().expect("tried");
+        let line = a["line"].as_str().expect("a line");
+        let escaped = line
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;");
+        let shown = html_text
+            .split("<pre class=\"setup\">")
+            .nth(1)
+            .is_some_and(|block| {
+                block
+                    .split("</pre>")
+                    .next()
+                    .is_some_and(|b| b.contains(&escaped))
+            });
+        assert_eq!(shown, outcome == "ran", "{a}");
     }
 
     let html = std::fs::read_to_string(out.join("index.html")).expect("html");

@@ -463,13 +463,17 @@ pub(crate) fn batch_of_products(rows: &[Row]) -> Vec<&Row> {
             .collect();
         by.entry(instance).or_default().push(r);
     }
+    // The most layers, then the most products (the batch of *small* products), then the first.
     by.into_values()
+        .rev()
         .max_by_key(|cells| {
-            cells
+            let layers = cells
                 .iter()
                 .filter_map(|r| r.name(key::LAYER))
                 .collect::<std::collections::BTreeSet<_>>()
-                .len()
+                .len();
+            let pairs = cells.iter().filter_map(|r| r.int(key::PAIRS)).max();
+            (layers, pairs)
         })
         .unwrap_or_default()
 }

@@ -110,7 +110,7 @@ fn summarize(run: &results::Run) -> (Summary, figures::Figures) {
         let library_findings = libraries::findings(&rows, logical, limits);
         all.extend(library_findings.iter().cloned());
         let mut recs = findings::recommendations(&rows, logical, limits);
-        recs.extend(mpi::recommendations(&rows, limits));
+        recs.extend(mpi::recommendations(&rows, logical, limits));
         recs.extend(libraries::recommendations(&rows, logical, limits));
         findings::unless_noisy(&mut recs, &machine.noise);
         (all, recs, library_findings)

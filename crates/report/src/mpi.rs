@@ -285,7 +285,8 @@ pub fn findings(rows: &[Row], logical_cores: usize) -> Vec<Finding> {
 
 /// What to run each workload with: the fastest grid cell when it beat the default cell
 /// (`mpirun -np P` as a user runs it) by the one rule, else the default.
-pub fn recommendations(rows: &[Row], limits: Limits) -> Vec<Recommendation> {
+pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Vec<Recommendation> {
+    let p = logical_cores.max(1) as u64;
     let rows = all_rows(rows);
     let mut out = Vec::new();
     for workload in [workload::BATCH, workload::SCATTER] {
@@ -300,7 +301,6 @@ pub fn recommendations(rows: &[Row], limits: Limits) -> Vec<Recommendation> {
                     .filter_map(|k| Some(((*k).to_owned(), r.params.get(*k)?.clone())))
                     .collect()
             };
-            let p = naive_p(&cells);
             out.push(recommend(
                 Instance {
                     suite: SUITE,
@@ -317,15 +317,6 @@ pub fn recommendations(rows: &[Row], limits: Limits) -> Vec<Recommendation> {
         }
     }
     out
-}
-
-/// P as the grid spells it: the largest BLAS thread count of the grid (the grid goes up to P).
-pub(crate) fn naive_p(cells: &[&Row]) -> u64 {
-    cells
-        .iter()
-        .filter_map(|r| r.int(key::BLAS_THREADS))
-        .max()
-        .unwrap_or(1)
 }
 
 /// `Option<f64>` ordering with `None` last.
@@ -445,7 +436,7 @@ mod tests {
     fn the_recommendation_beats_the_default_cell_or_is_the_default() {
         let mut rows = grid("pthreads");
         rows.push(default_row("batch", "pthreads", 200.0));
-        let recs = recommendations(&rows, Limits::default());
+        let recs = recommendations(&rows, 2, Limits::default());
         let batch = recs.iter().find(|r| r.workload == "batch").expect("batch");
         assert!(batch.recommended());
         assert_eq!(batch.best["ranks"], Value::Int(2));
@@ -470,7 +461,7 @@ mod tests {
             .map(|(r, b, t)| row("batch", "pthreads", r, b, t))
             .collect();
         flat.push(default_row("batch", "pthreads", 100.0));
-        let recs = recommendations(&flat, Limits::default());
+        let recs = recommendations(&flat, 2, Limits::default());
         assert!(!recs[0].recommended());
         assert_eq!(recs[0].best, recs[0].default);
         let mut v = Verdict::default();
@@ -494,7 +485,7 @@ mod tests {
             })
             .collect();
         rows.push(d);
-        let recs = recommendations(&rows, Limits::default());
+        let recs = recommendations(&rows, 2, Limits::default());
         let mut v = Verdict::default();
         verdict(&rows, &recs, &machine(2), &mut v);
         assert!(
@@ -511,7 +502,7 @@ mod tests {
         // The grid alone (a run before the default cell existed): its fastest cell is not
         // advice, however fast, and no mpirun line is printed.
         let rows = grid("pthreads");
-        let recs = recommendations(&rows, Limits::default());
+        let recs = recommendations(&rows, 2, Limits::default());
         assert!(recs.iter().all(|r| !r.recommended()), "{recs:?}");
         let mut v = Verdict::default();
         verdict(&rows, &recs, &machine(2), &mut v);
@@ -527,7 +518,7 @@ mod tests {
             .map(|(r, b, t)| row("batch", "pthreads", r, b, t))
             .chain([default_row("batch", "pthreads", 140.0)])
             .collect();
-        let recs = recommendations(&rows, Limits::default());
+        let recs = recommendations(&rows, 2, Limits::default());
         let mut v = Verdict::default();
         verdict(&rows, &recs, &machine(2), &mut v);
         assert!(
@@ -558,7 +549,7 @@ mod tests {
         start.time_ns = None;
         start.single_run_ns = Some(3.1e8);
         rows.push(start);
-        let recs = recommendations(&rows, Limits::default());
+        let recs = recommendations(&rows, 2, Limits::default());
         let figs =
             crate::figures::figures(&rows, &MachineOut::default(), &BTreeMap::new(), Vec::new());
         let mut h = String::new();

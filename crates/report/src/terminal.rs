@@ -24,7 +24,11 @@ pub fn render(s: &Summary) -> String {
                 out,
                 "  {}{}",
                 l.text,
-                if l.seen() { "" } else { " (not separated)" }
+                if l.not_separated() {
+                    " (not separated)"
+                } else {
+                    ""
+                }
             );
         }
         for a in s.verdict.settings.iter().filter(|a| a.shown()) {

@@ -16,7 +16,7 @@ use crate::model::Advice;
 use crate::model::{Comparison, Ratio, Rule, Separated, Separation, Stands};
 use crate::mpi::{
     CmpOpt, GRID_AND_VARIANT, SUITE, all_rows, batch_words, cell, cell_words, default_cell,
-    grid_cells, instances_but, naive, naive_p,
+    grid_cells, instances_but, naive,
 };
 use crate::results::Estimate;
 use crate::results::Value;
@@ -82,6 +82,11 @@ impl Line {
     /// Whether the line's advice rests on a comparison that separated.
     pub fn seen(&self) -> bool {
         matches!(self.support, Support::Separated { .. })
+    }
+
+    /// Whether the line is about a comparison that did not separate (and says so).
+    pub fn not_separated(&self) -> bool {
+        matches!(self.support, Support::NotSeparated { .. })
     }
 }
 
@@ -931,7 +936,7 @@ pub(crate) fn mpi(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v
     let seen_in_default = default
         .map(|d| format!(" ({})", default_words(d)))
         .unwrap_or_default();
-    let naive_said = naive(&grid, naive_p(&grid))
+    let naive_said = naive(&grid, p)
         .filter(|n| n.full_id != fastest.full_id)
         .and_then(|n| {
             let r = match (n.time_ns, fastest.time_ns) {

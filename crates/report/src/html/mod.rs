@@ -235,10 +235,10 @@ fn verdict(h: &mut String, v: &crate::verdict::Verdict, m: &MachineOut) {
             "<li class=\"{}\">{}{} <a class=\"evidence\" href=\"#{}\">evidence</a></li>",
             l.topic.name(),
             esc(&l.text),
-            if l.seen() {
-                ""
-            } else {
+            if l.not_separated() {
                 " <i>(not separated)</i>"
+            } else {
+                ""
             },
             esc(&l.evidence)
         );
