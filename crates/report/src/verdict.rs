@@ -39,18 +39,18 @@ pub enum Topic {
 }
 
 impl Topic {
-    /// The class of its line on the page.
+    /// The class of its line on the page (`topic-` and the topic, as summary.json spells it).
     pub fn name(self) -> &'static str {
         match self {
-            Self::Kernel => "kernel",
-            Self::Layer => "layer",
-            Self::Library => "library",
-            Self::Small => "small",
-            Self::Large => "large",
-            Self::Sharing => "sharing",
-            Self::Mpi => "mpi",
-            Self::Never => "never",
-            Self::Noise => "noise",
+            Self::Kernel => "topic-kernel",
+            Self::Layer => "topic-layer",
+            Self::Library => "topic-library",
+            Self::Small => "topic-small",
+            Self::Large => "topic-large",
+            Self::Sharing => "topic-sharing",
+            Self::Mpi => "topic-mpi",
+            Self::Never => "topic-never",
+            Self::Noise => "topic-noise",
         }
     }
 }
@@ -74,6 +74,9 @@ pub struct Line {
     pub text: String,
     /// The id of the page element that holds the evidence.
     pub evidence: String,
+    /// The layer whose runs it rests on, when it rests on one layer's (for the noise rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
     #[serde(flatten)]
     pub support: Support,
 }
@@ -101,6 +104,9 @@ pub struct Advised {
     /// The speedup it rests on.
     pub because: Ratio,
     pub evidence: String,
+    /// The layer whose runs it rests on, when it rests on one layer's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
     /// What trying the line found; absent until [`Verdict::try_settings`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tried: Option<Outcome>,
@@ -119,6 +125,9 @@ pub struct Verdict {
     pub lines: Vec<Line>,
     /// The settings to copy, each from a recommendation whose comparison separated.
     pub settings: Vec<Advised>,
+    /// The layer the lines and settings being added rest on (see [`Verdict::within`]).
+    #[serde(skip)]
+    scope: Option<String>,
 }
 
 impl Verdict {
@@ -127,8 +136,16 @@ impl Verdict {
             topic,
             text,
             evidence: evidence.to_owned(),
+            layer: self.scope.clone(),
             support,
         });
+    }
+
+    /// Runs `f` with the lines and settings it adds marked as resting on `layer`'s runs.
+    fn within(&mut self, layer: Option<&str>, f: impl FnOnce(&mut Self)) {
+        self.scope = layer.map(str::to_owned);
+        f(self);
+        self.scope = None;
     }
 
     /// A line whose support is `separation` of `ratio` (the one rule).
@@ -167,6 +184,7 @@ impl Verdict {
             setting,
             because: because.ratio(),
             evidence: evidence.to_owned(),
+            layer: self.scope.clone(),
             tried: None,
         });
     }
@@ -236,17 +254,23 @@ pub fn verdict(
 /// a line whose evidence is a suite that ran on a noisy machine is no advice, and its settings
 /// are dropped.
 fn unless_noisy(machine: &MachineOut, v: &mut Verdict) {
-    let noisy = |evidence: &str| {
-        let suite = if evidence == "kernels" {
-            parcost::id::BLAS_TUNING.name
-        } else {
-            evidence
-        };
-        machine.noise.iter().any(|n| n.flagged && n.suite == suite)
+    // A line rests on its evidence suite's runs: those of its layer where it names one, the
+    // kernel sweep's for the kernel, else every layer's.
+    let noisy = |evidence: &str, layer: Option<&str>| {
+        machine.noise.iter().filter(|n| n.flagged).any(|n| {
+            if evidence == "kernels" {
+                n.suite == parcost::id::BLAS_TUNING.name
+                    && n.part.as_deref().is_some_and(|p| p.starts_with("kernel"))
+            } else {
+                n.suite == evidence
+                    && (layer.is_none() || n.layer.is_none() || n.layer.as_deref() == layer)
+            }
+        })
     };
-    v.settings.retain(|a| !noisy(&a.evidence));
+    v.settings
+        .retain(|a| !noisy(&a.evidence, a.layer.as_deref()));
     for l in &mut v.lines {
-        if l.seen() && noisy(&l.evidence) {
+        if l.seen() && noisy(&l.evidence, l.layer.as_deref()) {
             l.support = Support::NotSeparated {
                 why: Stands::NoisySuite,
             };
@@ -519,6 +543,11 @@ fn threads(cross: &BTreeMap<String, Crossover>, p: u64, layer: Option<&str>, v: 
     else {
         return;
     };
+    v.within(Some(layer), |v| threads_in(layer, c, p, v));
+}
+
+/// [`threads`] for the crossover of `layer`.
+fn threads_in(layer: &str, c: &Crossover, p: u64, v: &mut Verdict) {
     let largest = c.by_n.last().map_or(0, |(n, _)| *n);
     let evidence = parcost::id::TASK_LEVEL.name;
     // Task-level (P x 1) against op-level (1 x P, the library default) at its best size.
@@ -708,6 +737,7 @@ fn never(rows: &[Row], v: &mut Verdict) {
                 r.int(key::BLAS_THREADS).unwrap_or(0)
             )
         };
+        v.scope = r.name(key::LAYER).map(str::to_owned);
         v.line(
             Topic::Never,
             format!(
@@ -722,6 +752,7 @@ fn never(rows: &[Row], v: &mut Verdict) {
             parcost::id::OVERSUBSCRIPTION.name,
             Support::Separated { ratio: q },
         );
+        v.scope = None;
     }
 }
 
@@ -951,6 +982,7 @@ pub(crate) fn mpi(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v
         })
         .unwrap_or_default();
     let what = format!("{} under {layer}", batch_words(&params));
+    v.scope = Some(layer.clone());
     let evidence = SUITE;
     match advice {
         Advice::Recommend(s) => {
@@ -995,6 +1027,7 @@ pub(crate) fn mpi(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v
             Support::NotSeparated { why: *why },
         ),
     }
+    v.scope = None;
 }
 
 /// What the default cell's ranks had: `each rank bound to 1 CPU, 1 BLAS thread`, from the
@@ -1134,8 +1167,12 @@ mod tests {
         let v = verdict(&m, &rows, &[]);
         assert!(v.settings.is_empty(), "{:?}", v.settings);
         assert!(!v.lines.iter().any(|l| l.topic == Topic::Small && l.seen()));
-        // The same rows on a quiet machine give the settings.
+        // The same rows on a quiet machine give the settings, and so does noise in another
+        // layer's run of the suite: the advice rests on openmp's runs only.
         assert!(!verdict(&machine(), &rows, &[]).settings.is_empty());
+        m.noise[0].layer = Some("matrixmultiply".into());
+        let v = verdict(&m, &rows, &[]);
+        assert!(!v.settings.is_empty(), "{:?}", v.lines);
     }
 
     #[test]
