@@ -277,7 +277,7 @@ impl Suite {
     /// process): its sidecar is the kernel's own, so the runs do not overwrite each other.
     pub fn kernel_sweep(name: &'static str) -> Self {
         let info = BlasInfo::loaded().unwrap_or_else(|e| fail(name, e));
-        let tag = format!("kernel-{}", crate::kernel::token(&info.core));
+        let tag = crate::id::kernel_part(&crate::kernel::token(&info.core));
         Self::new(name, Some(info), Some(tag))
     }
 

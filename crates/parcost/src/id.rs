@@ -290,6 +290,14 @@ pub mod event {
     }
 }
 
+/// The sidecar tag of a kernel sweep's run under `kernel` (its token): `kernel-<token>`.
+pub fn kernel_part(kernel_token: &str) -> String {
+    format!("{KERNEL_PART_PREFIX}{kernel_token}")
+}
+
+/// What every kernel sweep's sidecar tag starts with.
+pub const KERNEL_PART_PREFIX: &str = "kernel-";
+
 /// `key=value` tokens joined by `,`: one level of a benchmark id.
 pub fn params(pairs: &[(&str, &dyn Display)]) -> String {
     pairs

@@ -260,7 +260,9 @@ fn unless_noisy(machine: &MachineOut, v: &mut Verdict) {
         machine.noise.iter().filter(|n| n.flagged).any(|n| {
             if evidence == "kernels" {
                 n.suite == parcost::id::BLAS_TUNING.name
-                    && n.part.as_deref().is_some_and(|p| p.starts_with("kernel"))
+                    && n.part
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with(parcost::id::KERNEL_PART_PREFIX))
             } else {
                 n.suite == evidence
                     && (layer.is_none() || n.layer.is_none() || n.layer.as_deref() == layer)

@@ -17,10 +17,12 @@ pub fn section(h: &mut String, libs: &Libraries) -> anyhow::Result<()> {
          parallelism is a Par per call and runs as rayon jobs in the caller's pool) and \
          matrixmultiply (ndarray's dot without BLAS; its own pool, sized once per process by \
          MATMUL_NUM_THREADS). T is the task pool; B is OpenBLAS's thread count, faer's \
-         Par::rayon(B) (Par::Seq for 1) in a pool of max(T, B), or MATMUL_NUM_THREADS. Every \
+         Par::rayon(B) (Par::Seq for 1) in a pool of max(T, B), or the threads matrixmultiply ran. Every \
          result was checked against OpenBLAS's serial result within 1e-10 of the largest value \
          before it was timed. Each cell below is that layer's best configuration; the share of \
-         the peak is of the best DGEMM rate measured in this run.</p>"
+         the peak is of the best DGEMM rate measured in this run.</p><p class=\"muted\">{} {}</p>",
+        esc(parcost::id::layer::FAER_GRID_NOTE),
+        esc(parcost::id::layer::MATRIXMULTIPLY_GRID_NOTE)
     );
     for f in &libs.findings {
         let _ = writeln!(
