@@ -223,11 +223,13 @@ fn verdict(h: &mut String, v: &crate::verdict::Verdict, m: &MachineOut) {
         h,
         "<section id=\"verdict\" class=\"verdict\"><h2>What to set on this machine</h2>\
          <p class=\"muted\">{} ({} logical / {} physical cores), measured {}. Advice stands only \
-         where the 95% intervals separated; lines marked <i>(not separated)</i> say so.</p><ul>",
+         where the 95% intervals separated beyond a {:.0}% margin; lines marked <i>(not \
+         separated)</i> say so and why the default stands.</p><ul>",
         esc(&m.cpu),
         m.logical_cores,
         m.physical_cores,
-        esc(&m.created)
+        esc(&m.created),
+        100.0 * crate::model::MARGIN
     );
     for l in &v.lines {
         let _ = write!(
