@@ -464,7 +464,12 @@ fn oversubscription(h: &mut String, figs: &[GridFigure]) -> anyhow::Result<()> {
 }
 
 /// A panel's CPU/wall and context switches as a table, the largest BLAS thread count first.
-fn usage(h: &mut String, title: &str, panel: &HeatPanel, column: impl Fn(u64) -> String) {
+pub(crate) fn usage(
+    h: &mut String,
+    title: &str,
+    panel: &HeatPanel,
+    column: impl Fn(u64) -> String,
+) {
     let _ = write!(h, "<table class=\"usage\"><tr><th>{title}</th>");
     for &x in &panel.x.1 {
         let _ = write!(h, "<th class=\"num\">{}</th>", column(x));

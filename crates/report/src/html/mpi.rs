@@ -39,28 +39,12 @@ pub fn section(
         takeaway(h, &format!("{}. {}.", g.title, said.join("; ")));
         heat_figure(h, &g.title, &g.panels)?;
         for panel in &g.panels {
-            let _ = write!(
+            super::usage(
                 h,
-                "<table class=\"usage\"><tr><th>{}, {}: CPU/wall, switches</th>",
-                g.workload, panel.title
+                &format!("{}, {}: CPU/wall, switches", g.workload, panel.title),
+                panel,
+                |r| format!("{r} rank{}", if r == 1 { "" } else { "s" }),
             );
-            for r in &panel.x.1 {
-                let _ = write!(
-                    h,
-                    "<th class=\"num\">{r} rank{}</th>",
-                    if *r == 1 { "" } else { "s" }
-                );
-            }
-            h.push_str("</tr>");
-            for (b, row) in panel.y.1.iter().zip(&panel.usage).rev() {
-                let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
-                for u in row {
-                    let text = u.map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
-                    let _ = write!(h, "<td class=\"num\">{text}</td>");
-                }
-                h.push_str("</tr>");
-            }
-            h.push_str("</table>\n");
         }
     }
     batch_against_scatter(h, &figs.batch_scatter);
