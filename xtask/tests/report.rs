@@ -167,6 +167,12 @@ fn a_complete_run_gives_every_section_findings_and_recommendations() {
     // printed before the page was written: the page shows only the lines that ran.
     let html_text = std::fs::read_to_string(out.join("index.html")).expect("html");
     let settings = s["verdict"]["settings"].as_array().expect("settings");
+    // The fixture's task-level advice gives lines to copy, and on a machine with OpenBLAS the
+    // probe runs them: a run where nothing was tried would pass the loop below vacuously.
+    assert!(
+        settings.iter().any(|a| a["tried"]["outcome"] == "ran"),
+        "{settings:?}"
+    );
     for a in settings {
         let lower = a["because"]["lower"].as_f64().expect("an interval");
         assert!(lower > 1.05, "{a}");

@@ -694,11 +694,15 @@ pub(crate) fn recommend(
 /// advice; the default stands until the suite is rerun.
 pub(crate) fn unless_noisy(recs: &mut [Recommendation], noise: &[crate::facts::NoiseOut]) {
     for rec in recs.iter_mut() {
-        let layers: Vec<&str> = [rec.params.get(key::LAYER), rec.fastest.get(key::LAYER)]
-            .into_iter()
-            .flatten()
-            .filter_map(Value::name)
-            .collect();
+        let layers: Vec<&str> = [
+            rec.params.get(key::LAYER),
+            rec.fastest.get(key::LAYER),
+            rec.default.get(key::LAYER),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::name)
+        .collect();
         let noisy = noise.iter().any(|n| {
             n.flagged
                 && n.suite == rec.suite
@@ -849,10 +853,13 @@ pub fn kernel_findings(
                     ratio(&nt, &lt),
                     &context,
                 );
-                f.text = format!(
-                    "OpenBLAS's own kernel, {library}, was the fastest measured on this CPU: {}",
-                    f.text
-                );
+                // Its lead is claimed only when it separated.
+                let lead = if f.seen {
+                    "was the fastest measured on this CPU"
+                } else {
+                    "had the best estimate on this CPU"
+                };
+                f.text = format!("OpenBLAS's own kernel, {library}, {lead}: {}", f.text);
                 out.push(f);
             }
         }

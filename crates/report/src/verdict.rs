@@ -312,8 +312,8 @@ fn kernel(machine: &MachineOut, rows: &[Row], p: u64, v: &mut Verdict) {
             Some(c) => v.judged(
                 Topic::Kernel,
                 format!(
-                    "Kernel: leave it to OpenBLAS: its own choice, {}, was the fastest correct \
-                     kernel measured, {} against the next, {}.",
+                    "Kernel: leave it to OpenBLAS: its own choice, {}, had the best estimate of \
+                     the correct kernels measured, {} against the next, {}.",
                     o.core,
                     x(c.ratio),
                     display_kernel(c.against.name(key::KERNEL).unwrap_or("?"))
@@ -565,7 +565,27 @@ fn threads_in(layer: &str, c: &Crossover, p: u64, v: &mut Verdict) {
     });
     match win.map(|(n, c)| (n, c.faster(Rule::REPORT))) {
         Some((n, Ok(s))) => {
+            // The sizes the advice covers: every size below the crossover only where task-level
+            // separated at each of them; else just the sizes where it did.
+            let won: Vec<u64> = c
+                .by_n
+                .iter()
+                .filter(|(_, r)| r.separation(Rule::REPORT) == Separation::Above)
+                .map(|(n, _)| *n)
+                .collect();
+            let below = c.by_n.iter().filter(|(m, _)| match c.crossover {
+                Some(cx) => *m < cx,
+                None => true,
+            });
+            let all_below = below.clone().count() == won.len();
             let upto = match c.crossover {
+                _ if !all_below => format!(
+                    "n = {}",
+                    won.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 Some(cx) => format!("below n={cx}"),
                 None => format!("every size measured, up to n={largest}"),
             };
@@ -579,10 +599,14 @@ fn threads_in(layer: &str, c: &Crossover, p: u64, v: &mut Verdict) {
                 evidence,
                 Support::Separated { ratio: s.ratio() },
             );
-            let purpose = format!(
-                "batches of independent products below n={}",
-                c.crossover.unwrap_or(largest)
-            );
+            let purpose = if all_below {
+                match c.crossover {
+                    Some(cx) => format!("batches of independent products below n={cx}"),
+                    None => format!("batches of independent products up to n={largest}"),
+                }
+            } else {
+                format!("batches of independent products of {upto}")
+            };
             // OpenBLAS's OpenMP build takes its thread count from OMP_NUM_THREADS (0.3.21
             // ignores OPENBLAS_NUM_THREADS there: the probe saw 2 threads with it set to 1).
             let var = if layer == layers::OPENMP {
@@ -858,7 +882,8 @@ pub(crate) fn library(rows: &[Row], recs: &[Recommendation], p: u64, v: &mut Ver
                 .unwrap_or_default()
         )
     };
-    let evidence = "libraries";
+    // Its evidence is the libraries' section; for the noise rule it rests on the suite's runs.
+    let evidence = c.suite.as_str();
     let title = c.title();
     match advice {
         Advice::Recommend(s) => {
@@ -976,8 +1001,14 @@ pub(crate) fn mpi(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v
                 (Some(nt), Some(ft)) => ratio(&nt, &ft),
                 _ => crate::model::Ratio::once(n.typical_ns()?, fastest.typical_ns()?),
             };
+            // Called slower only where it separated, by the one rule.
+            let how = match r.separation(Rule::REPORT) {
+                Separation::Above => "slower",
+                Separation::Unknown => "slower in its one run",
+                _ => "against it, not separated",
+            };
             Some(format!(
-                "; the naive hybrid, {} (the most ranks at P BLAS threads each), was {} slower",
+                "; the naive hybrid, {} (the most ranks at P BLAS threads each), was {} {how}",
                 cell(n),
                 r.words()
             ))
@@ -1146,6 +1177,34 @@ mod tests {
         );
         assert!(v.settings.iter().any(|s| s.line.contains("num_threads(2)")));
         assert!(v.lines.iter().all(|l| !l.evidence.is_empty()));
+    }
+
+    #[test]
+    fn the_settings_cover_only_the_sizes_that_separated() {
+        // n=128 within the margin, below the crossover at 512: the advice names 64 and 256.
+        let mut rows = levels(&[
+            (64, 40.0, 20.0),
+            (128, 20.4, 20.0),
+            (256, 30.0, 20.0),
+            (512, 20.0, 20.5),
+            (1024, 18.0, 25.0),
+        ]);
+        for r in rows.iter_mut().filter(|r| r.int(key::N) == Some(128)) {
+            let t = r.time_ns.as_mut().expect("sampled");
+            t.lower = t.estimate * 0.999;
+            t.upper = t.estimate * 1.001;
+        }
+        let v = verdict(&machine(), &rows, &[]);
+        assert!(
+            text(&v, Topic::Small).contains("(n = 64, 256)"),
+            "{}",
+            text(&v, Topic::Small)
+        );
+        assert!(
+            v.settings.iter().all(|s| s.line.contains("of n = 64, 256")),
+            "{:?}",
+            v.settings
+        );
     }
 
     #[test]
