@@ -16,8 +16,8 @@ pub const HOSTFILE_VAR: &str = "PARCOST_MPI_HOSTFILE";
 pub const MPI_FEATURE: [&str; 2] = ["--features", "ranks-x-threads/mpi"];
 
 /// Criterion flags of a `--quick` run: Criterion's quick mode (a few doubling iterations, no
-/// warm-up, until the spread is under 5% or a second has passed).
-const QUICK_ARGS: [&str; 3] = ["--quick", "--measurement-time", "1"];
+/// warm-up, until the spread is under 5% or half a second has passed).
+const QUICK_ARGS: [&str; 3] = ["--quick", "--measurement-time", "0.5"];
 
 impl flags::Bench {
     pub fn run(&self) -> anyhow::Result<()> {
@@ -96,69 +96,85 @@ impl flags::Bench {
         });
         let p = parcost::topology::Topology::detect().logical;
 
-        // The plan: every suite run (one a layer for the BLAS suites, one a kernel for the
-        // sweep), each a `cargo bench` of its own.
-        let mut steps: Vec<(String, Command)> = Vec::new();
-        let bench = |package: &str, bench: &str| {
-            let mut cmd = cargo();
-            cmd.args(["bench", "--quiet", "--package", package, "--bench", bench]);
-            if package == RANKS_X_THREADS.name {
-                cmd.args(MPI_FEATURE);
-                if let Some(h) = &hostfile {
-                    cmd.env(HOSTFILE_VAR, h);
-                }
-            }
-            cmd.arg("--").args(&criterion_args);
-            cmd
-        };
-        for suite in &suites {
-            if !suite.uses_blas {
-                steps.push((suite.name.to_owned(), bench(suite.name, suite.name)));
-                continue;
-            }
-            for (layer, kernel) in layers.iter().zip(&chosen) {
-                let mut cmd = bench(suite.name, suite.name);
-                layer.apply(&mut cmd);
-                kernel.apply(&mut cmd);
-                cmd.env(LAYER_VAR, OPENBLAS_WORD);
-                steps.push((format!("{} under {}", suite.name, layer.name), cmd));
-            }
-            if let Some((host, kernel)) = &host {
-                for (lib, threads) in native_runs(suite.name, &native, p) {
-                    let mut cmd = bench(suite.name, suite.name);
-                    host.apply(&mut cmd);
-                    kernel.apply(&mut cmd);
-                    cmd.env(LAYER_VAR, lib.word());
-                    let mut label = format!("{} under {}", suite.name, lib.word());
-                    if let Some(b) = threads {
-                        cmd.env(MATMUL_THREADS_VAR, b.to_string());
-                        label.push_str(&format!(" ({MATMUL_THREADS_VAR}={b})"));
+        // The plan of one round: every suite run (one a layer for the BLAS suites, one a kernel
+        // for the sweep), each a `cargo bench` of its own, with `extra` Criterion arguments.
+        let plan = |extra: &[String]| -> Vec<Step> {
+            let mut steps: Vec<Step> = Vec::new();
+            let bench = |package: &str, bench: &str| {
+                let mut cmd = cargo();
+                cmd.args(["bench", "--quiet", "--package", package, "--bench", bench]);
+                if package == RANKS_X_THREADS.name {
+                    cmd.args(MPI_FEATURE);
+                    if let Some(h) = &hostfile {
+                        cmd.env(HOSTFILE_VAR, h);
                     }
-                    steps.push((label, cmd));
                 }
-            }
-            if suite.name != parcost::id::BLAS_TUNING.name {
-                continue;
-            }
-            // Cost 0: the kernel sweep, one process a kernel, under the first layer (a kernel's
-            // speed does not depend on the threading runtime).
-            if let (Some(layer), Some(kernel)) = (layers.first(), chosen.first()) {
-                let used = kernel
-                    .decision
-                    .coretype
-                    .as_deref()
-                    .or(kernel.decision.library_core.as_deref());
-                for name in kernel.survey.sweep_kernels(used) {
-                    let mut cmd = bench(suite.name, "blas-kernel");
-                    layer.apply(&mut cmd);
-                    kernel.apply_sweep(&mut cmd, &name);
-                    steps.push((
-                        format!("blas-tuning kernel {name} under {}", layer.name),
-                        cmd,
+                cmd.arg("--").args(&criterion_args).args(extra);
+                cmd
+            };
+            let step =
+                |label: String, suite: &str, layer: Option<&str>, kernel: Option<&str>, cmd| Step {
+                    label,
+                    suite: suite.to_owned(),
+                    layer: layer.map(str::to_owned),
+                    kernel: kernel.map(parcost::kernel::token),
+                    cmd,
+                };
+            for suite in &suites {
+                if !suite.uses_blas {
+                    steps.push(step(
+                        suite.name.to_owned(),
+                        suite.name,
+                        None,
+                        None,
+                        bench(suite.name, suite.name),
                     ));
+                    continue;
+                }
+                for (layer, kernel) in layers.iter().zip(&chosen) {
+                    let mut cmd = bench(suite.name, suite.name);
+                    layer.apply(&mut cmd);
+                    kernel.apply(&mut cmd);
+                    cmd.env(LAYER_VAR, OPENBLAS_WORD);
+                    let label = format!("{} under {}", suite.name, layer.name);
+                    steps.push(step(label, suite.name, Some(&layer.name), None, cmd));
+                }
+                if let Some((host, kernel)) = &host {
+                    for (lib, threads) in native_runs(suite.name, &native, p) {
+                        let mut cmd = bench(suite.name, suite.name);
+                        host.apply(&mut cmd);
+                        kernel.apply(&mut cmd);
+                        cmd.env(LAYER_VAR, lib.word());
+                        let mut label = format!("{} under {}", suite.name, lib.word());
+                        if let Some(b) = threads {
+                            cmd.env(MATMUL_THREADS_VAR, b.to_string());
+                            label.push_str(&format!(" ({MATMUL_THREADS_VAR}={b})"));
+                        }
+                        steps.push(step(label, suite.name, Some(lib.word()), None, cmd));
+                    }
+                }
+                if suite.name != parcost::id::BLAS_TUNING.name {
+                    continue;
+                }
+                // Cost 0: the kernel sweep, one process a kernel, under the first layer (a
+                // kernel's speed does not depend on the threading runtime).
+                if let (Some(layer), Some(kernel)) = (layers.first(), chosen.first()) {
+                    let used = kernel
+                        .decision
+                        .coretype
+                        .as_deref()
+                        .or(kernel.decision.library_core.as_deref());
+                    for name in kernel.survey.sweep_kernels(used) {
+                        let mut cmd = bench(suite.name, "blas-kernel");
+                        layer.apply(&mut cmd);
+                        kernel.apply_sweep(&mut cmd, &name);
+                        let label = format!("blas-tuning kernel {name} under {}", layer.name);
+                        steps.push(step(label, suite.name, Some(&layer.name), Some(&name), cmd));
+                    }
                 }
             }
-        }
+            steps
+        };
         let fingerprint = format!(
             "{:?}",
             (
@@ -168,30 +184,86 @@ impl flags::Bench {
                 &opts.kernel,
                 &opts.hostfile,
                 &opts.criterion,
-                &opts.criterion_plots
+                &opts.criterion_plots,
+                &opts.rounds
             )
         );
-        let mode = if criterion_args
+        let test = criterion_args
             .iter()
-            .any(|a| a == "--test" || a == "--list")
-        {
+            .any(|a| a == "--test" || a == "--list");
+        let mode = if test {
             "test"
         } else if opts.quick {
             "quick"
         } else {
             "full"
         };
+        // Rounds: the first measures everything; the later ones, each a fresh process of every
+        // step, only the contenders the first found (report::rounds::contenders).
+        let rounds = if test {
+            1
+        } else {
+            opts.rounds.unwrap_or(ROUNDS)
+        };
         let files = progress::Files::new(&parcost::meta::criterion_dir(), mode);
+        let contenders_file = files.dir.join("contenders.txt");
+        let mut steps: Vec<(u32, Step)> = Vec::new();
+        for round in 1..=rounds {
+            let extra = if test {
+                Vec::new()
+            } else {
+                vec![
+                    "--save-baseline".to_owned(),
+                    parcost::id::round::baseline(round),
+                ]
+            };
+            for mut s in plan(&extra) {
+                if rounds > 1 {
+                    s.label = format!("{}, round {round} of {rounds}", s.label);
+                }
+                steps.push((round, s));
+            }
+        }
         let mut progress = progress::Progress::start(
             files.clone(),
-            steps.iter().map(|(l, _)| l.clone()).collect(),
+            steps.iter().map(|(_, s)| s.label.clone()).collect(),
             fingerprint,
             opts.resume,
             opts.verbose,
         )?;
+        let run = progress.run_key().to_string();
         let started = Instant::now();
-        for (label, cmd) in &mut steps {
-            progress.run(label, cmd)?;
+        let mut contenders: Option<Vec<String>> = None;
+        for (round, step) in &mut steps {
+            step.cmd
+                .env(parcost::id::round::RUN_VAR, &run)
+                .env(parcost::id::round::ROUND_VAR, round.to_string());
+            if *round > 1 {
+                let ids = match &contenders {
+                    Some(ids) => ids,
+                    None => {
+                        let ids = report::rounds::contenders(
+                            &parcost::meta::criterion_dir(),
+                            progress.run_key(),
+                            p,
+                        );
+                        write_lines(&contenders_file, &ids)?;
+                        eprintln!(
+                            "rounds 2 to {rounds}: {} contenders (within {}x of their instance's \
+                             best, and the defaults), listed in {}",
+                            ids.len(),
+                            report::rounds::CONTENDER_FACTOR,
+                            contenders_file.display()
+                        );
+                        contenders.insert(ids)
+                    }
+                };
+                if !ids.iter().any(|id| step.measures(id)) {
+                    continue;
+                }
+                step.cmd.env(parcost::id::round::ONLY_VAR, &contenders_file);
+            }
+            progress.run(&step.label, &mut step.cmd)?;
         }
         let times = progress.finish()?;
         eprintln!("\nbench times:");
@@ -207,15 +279,58 @@ impl flags::Bench {
             "Criterion's results are in {}",
             parcost::meta::criterion_dir().display()
         );
-        if criterion_args
-            .iter()
-            .any(|a| a == "--test" || a == "--list")
-        {
+        if test {
             return Ok(());
         }
         // The report reads what the suites wrote (it never runs a benchmark).
         crate::report::default_report()
     }
+}
+
+/// Rounds of a run unless `--rounds` says otherwise: three, the fewest with a between-round
+/// interval (a t-interval of two degrees of freedom, so it is wide unless the rounds agree).
+pub const ROUNDS: u32 = 3;
+
+/// One suite process of a round.
+struct Step {
+    label: String,
+    suite: String,
+    /// The layer its ids name (`layer=`), if any.
+    layer: Option<String>,
+    /// The kernel its ids name (`kernel=`, the sweep's token), if any.
+    kernel: Option<String>,
+    cmd: Command,
+}
+
+impl Step {
+    /// Whether the benchmark `full_id` is one this process measures.
+    fn measures(&self, full_id: &str) -> bool {
+        let Ok(parsed) = parcost::id::parse(full_id) else {
+            return false;
+        };
+        let named = |k: &str, want: &Option<String>| match want {
+            Some(w) => parsed.params.get(k).is_some_and(|v| v.to_string() == *w),
+            None => true,
+        };
+        parsed.suite == self.suite
+            && named(parcost::id::key::LAYER, &self.layer)
+            && match &self.kernel {
+                Some(_) => named(parcost::id::key::KERNEL, &self.kernel),
+                None => !parsed.params.contains_key(parcost::id::key::KERNEL),
+            }
+    }
+}
+
+/// Writes `lines` to `path`, one a line, whole or not at all.
+fn write_lines(path: &std::path::Path, lines: &[String]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, lines.join("\n").as_bytes())?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
 }
 
 /// The native layers' processes for `suite` on `p` logical cores, of the libraries asked for:

@@ -70,6 +70,8 @@ pub struct Bench {
     pub verbose: bool,
     /// Criterion's own per-benchmark pages and plots (off: they cost a quarter second each).
     pub criterion_plots: bool,
+    /// Rounds of every contender, each a fresh process (`--rounds N`, at least 1).
+    pub rounds: Option<u32>,
     pub criterion: Vec<String>,
 }
 
@@ -119,6 +121,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Task> {
                     Long("resume") => b.resume = true,
                     Long("verbose") => b.verbose = true,
                     Long("criterion-plots") => b.criterion_plots = true,
+                    Long("rounds") => {
+                        let text = parser.value()?.string()?;
+                        b.rounds = Some(
+                            text.parse::<u32>()
+                                .ok()
+                                .filter(|r| (1..=parcost::id::round::MAX).contains(r))
+                                .ok_or_else(|| {
+                                    anyhow::anyhow!(
+                                        "--rounds {text:?}: a number of rounds from 1 to {}",
+                                        parcost::id::round::MAX
+                                    )
+                                })?,
+                        );
+                    }
                     Long("suite") => b.suites.push(parser.value()?.string()?),
                     Long("layer") => b.layers.push(parser.value()?.string()?),
                     Long("hostfile") if b.hostfile.is_some() => {

@@ -54,6 +54,10 @@ pub struct StepTime {
 pub struct State {
     pub options: String,
     pub done: Vec<String>,
+    /// The run's key (ms since the epoch at its start), which every round's sidecar records:
+    /// a resumed run keeps it, so its rounds stay one run.
+    #[serde(default)]
+    pub run: u64,
 }
 
 fn read_json<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> T {
@@ -101,7 +105,7 @@ impl Progress {
             .with_context(|| format!("cannot create {}", files.dir.display()))?;
         let previous: BTreeMap<String, StepTime> = read_json(&files.times());
         let old: State = read_json(&files.state());
-        let state = if resume && old.options == options {
+        let mut state = if resume && old.options == options {
             old
         } else {
             if resume {
@@ -117,8 +121,12 @@ impl Progress {
             State {
                 options,
                 done: Vec::new(),
+                run: parcost::meta::now_ms(),
             }
         };
+        if state.run == 0 {
+            state.run = parcost::meta::now_ms();
+        }
         write_json(&files.state(), &state)?;
         // A fresh log for a fresh run; a resumed one appends.
         if state.done.is_empty() {
@@ -140,6 +148,11 @@ impl Progress {
             verbose,
             bar,
         })
+    }
+
+    /// The run's key: when it started (kept by `--resume`).
+    pub fn run_key(&self) -> u64 {
+        self.state.run
     }
 
     /// Whether `step` finished in the run being resumed.

@@ -69,8 +69,6 @@ fn main() {
         .collect();
 
     for (n, pairs) in [(256, 64), (512, 16)] {
-        let batch = MatmulBatch::new(n, pairs, SEED);
-        let reference = batch.reference();
         // Per layer, (asked, ran): B as asked, and the count the id names.
         let sized: Vec<SizedGrid> = grids
             .iter()
@@ -91,16 +89,35 @@ fn main() {
                 (*layer, tasks, blas)
             })
             .collect();
+        let id = |layer: Layer, t: usize, ran: usize| {
+            let workload = params(&[("layer", &layer), ("n", &n), ("pairs", &pairs)]);
+            format!("{workload}/{}", cell(t, ran))
+        };
+        // A size none of whose cells runs here (a later round's contenders) costs nothing.
+        let any = sized.iter().any(|(layer, tasks, blas)| {
+            tasks.iter().any(|&t| {
+                blas.iter()
+                    .any(|&(_, ran)| suite.runs(&format!("matmul/{}", id(*layer, t, ran))))
+            })
+        });
+        if !any {
+            continue;
+        }
+        let batch = MatmulBatch::new(n, pairs, SEED);
+        let reference = batch.reference();
         let mut group = suite.group("matmul");
         group.throughput(Throughput::Elements(batch.flop()));
         for (layer, tasks, blas) in &sized {
             let layer = *layer;
-            let workload = params(&[("layer", &layer), ("n", &n), ("pairs", &pairs)]);
             for &t in *tasks {
                 for &(b, ran) in blas {
+                    let id = id(layer, t, ran);
+                    if !group.runs(&id) {
+                        continue;
+                    }
                     let pool = pool(layer, t, b);
                     group.bench(
-                        &format!("{workload}/{}", cell(t, ran)),
+                        &id,
                         batch.outputs(),
                         |out| batch.run_on(&pool, out),
                         |out| MatmulBatch::check(out, &reference),
@@ -116,21 +133,34 @@ fn main() {
         .iter()
         .filter(|(l, _, _)| !matches!(l, Layer::Matrixmultiply { .. }))
         .collect();
+    let svd_id = |layer: Layer, t: usize, b: usize| {
+        let workload = params(&[("layer", &layer), ("n", &n), ("matrices", &matrices)]);
+        format!("{workload}/{}", cell(t, b))
+    };
+    let any_svd = svd_layers.iter().any(|(layer, tasks, blas)| {
+        tasks.iter().any(|&t| {
+            blas.iter()
+                .any(|&b| suite.runs(&format!("svd/{}", svd_id(*layer, t, b))))
+        })
+    });
     if svd_layers.is_empty() {
         suite.skip("svd", "matrixmultiply has no SVD");
-    } else {
+    } else if any_svd {
         let batch = SvdBatch::new(n, matrices, SEED);
         let reference = batch.reference();
         let mut group = suite.group("svd");
         group.throughput(Throughput::Elements(matrices as u64));
         for (layer, tasks, blas) in svd_layers {
             let layer = *layer;
-            let workload = params(&[("layer", &layer), ("n", &n), ("matrices", &matrices)]);
             for &t in tasks {
                 for &b in blas {
+                    let id = svd_id(layer, t, b);
+                    if !group.runs(&id) {
+                        continue;
+                    }
                     let pool = pool(layer, t, b);
                     group.bench(
-                        &format!("{workload}/{}", cell(t, b)),
+                        &id,
                         batch.outputs(),
                         |out| batch.run_on(&pool, out),
                         |out| SvdBatch::check(out, &reference),

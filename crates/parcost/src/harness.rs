@@ -14,7 +14,7 @@ use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use crate::blas::{BlasInfo, BlasLayer};
 use crate::layer::{Layer, Library, MATMUL_THREADS_VAR};
 use crate::meta::{
-    Extra, Machine, RankSeen, RunInfo, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir,
+    Extra, Machine, RankSeen, RoundTime, RunInfo, SIDECAR_SCHEMA, Sidecar, Usage, criterion_dir,
 };
 use crate::noise::{Noise, NoiseProbe};
 use crate::topology::Topology;
@@ -27,20 +27,37 @@ pub const SAMPLING_BUDGET: Duration = Duration::from_secs(1);
 
 /// Criterion's warm-up: short, as each variant has just run once in its check (caches, pages
 /// and pools are warm), and a full run of every suite and layer must fit in 20 minutes.
-pub const WARM_UP_TIME: Duration = Duration::from_millis(100);
+pub const WARM_UP_TIME: Duration = Duration::from_millis(50);
 
 /// How long Criterion samples a variant (`--measurement-time` overrides it): ten samples in
-/// 0.3 s, thousands of runs for most variants. The rest of a variant's time (its check, the
-/// slow ones' ten runs, the single runs of the worst cells) does not shrink with it; at 0.5 s
-/// a full run of every suite and layer took 19.5 minutes here from a fresh clone, with
-/// OpenBLAS and MPI installed, and it must stay within 20 with their install.
-pub const MEASUREMENT_TIME: Duration = Duration::from_millis(300);
+/// 0.2 s, thousands of runs for the variants it samples (those under
+/// [`HARNESS_TIMED_ABOVE`]). Each round is a fresh process and the spread between rounds is
+/// what the report's intervals rest on, so a round's own precision buys little: the time goes
+/// to rounds instead (a full run of three rounds must fit in 20 minutes with the install).
+pub const MEASUREMENT_TIME: Duration = Duration::from_millis(200);
 
 /// Criterion's samples a variant: its minimum, enough for a 95% interval.
 const SAMPLES: u64 = 10;
 
 /// The same budget under Criterion's `--quick`, which is for a rough picture fast.
 pub const QUICK_SAMPLING_BUDGET: Duration = Duration::from_millis(500);
+
+/// A variant whose warm run takes longer than this is timed by the harness, in
+/// [`RUNS_A_ROUND`] runs, not by Criterion: Criterion needs ten samples whatever their length,
+/// and with rounds in fresh processes the spread between rounds, not the samples of one, is
+/// what the report's intervals rest on (Kalibera and Jones: spend the time where the variance
+/// is). Below it Criterion samples thousands of runs in its measurement time.
+pub const HARNESS_TIMED_ABOVE: Duration = Duration::from_millis(20);
+
+/// Timed runs of a variant the harness times, each round (after its checked run, which warms
+/// it): the round's figure is their median, and their range its interval within the round.
+pub const RUNS_A_ROUND: usize = 2;
+
+pub use crate::id::round::HOPELESS_FACTOR;
+
+/// Only a checked run longer than this can be hopeless: a short one costs little, and a first
+/// run that starts a thread pool can be many times its warm time.
+pub const HOPELESS_ABOVE: Duration = Duration::from_millis(100);
 
 /// What Criterion was asked to do, read from the same arguments it parses, so the harness runs
 /// a variant's checked run only for the benchmarks Criterion will run.
@@ -50,6 +67,8 @@ pub struct Selection {
     quick: bool,
     filter: Filter,
     measurement_time: Duration,
+    /// The full ids this round runs (`PARCOST_ONLY`): the contenders, after the first round.
+    only: Option<std::collections::BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +157,14 @@ impl Selection {
             quick,
             filter,
             measurement_time,
+            only: None,
         }
+    }
+
+    /// Runs only the benchmarks named in `ids` (the rounds after the first).
+    pub fn only(mut self, ids: impl IntoIterator<Item = String>) -> Self {
+        self.only = Some(ids.into_iter().collect());
+        self
     }
 
     /// Criterion's sampling for a variant one run of which took `one_run`: linear sampling
@@ -158,6 +184,7 @@ impl Selection {
     /// Whether Criterion will run the benchmark with this full id.
     pub fn runs(&self, full_id: &str) -> bool {
         self.mode != Mode::NoRun
+            && self.only.as_ref().is_none_or(|o| o.contains(full_id))
             && match &self.filter {
                 Filter::All => true,
                 Filter::Exact(e) => e == full_id,
@@ -216,8 +243,15 @@ pub struct Suite {
     /// Told apart from the suite's main sidecar: `kernel-<core>` for the kernel sweep.
     sidecar_tag: Option<String>,
     machine: Machine,
-    /// This run's key in the sidecar: its start, in ms since the epoch.
+    /// This run's key in the sidecar: its start, in ms since the epoch (`PARCOST_RUN`: the
+    /// start of the bench whose round this is).
     run: u64,
+    /// The round this process measures (`PARCOST_ROUND`, 1 when unset).
+    round: u32,
+    /// Each variant's figure of this round.
+    rounds: Rc<RefCell<BTreeMap<String, RoundTime>>>,
+    /// The fastest warm run so far of each instance ([`crate::id::instance`]), in ns.
+    best: Rc<RefCell<BTreeMap<String, u64>>>,
     noise: Option<NoiseProbe>,
     criterion: Criterion,
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
@@ -310,7 +344,36 @@ impl Suite {
         // Before anything runs: the clock and FMA rate of a quiet machine.
         let machine = Machine::detect();
         let topology = Topology::detect();
-        let selection = Selection::from_args(std::env::args().skip(1));
+        let mut selection = Selection::from_args(std::env::args().skip(1));
+        if let Some(path) = std::env::var_os(crate::id::round::ONLY_VAR) {
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                fail(
+                    name,
+                    format!(
+                        "{} names {}, which cannot be read ({e}): rerun `cargo xtask bench`",
+                        crate::id::round::ONLY_VAR,
+                        std::path::Path::new(&path).display()
+                    ),
+                )
+            });
+            selection = selection.only(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from),
+            );
+        }
+        let from_env = |var: &str| {
+            std::env::var(var).ok().map(|v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| fail(name, format!("{var}={v:?} is not a positive integer")))
+            })
+        };
+        let run = from_env(crate::id::round::RUN_VAR).unwrap_or_else(crate::meta::now_ms);
+        let round = from_env(crate::id::round::ROUND_VAR)
+            .map_or(1, |r| u32::try_from(r).unwrap_or(u32::MAX));
         // A smoke test (`--test`) or a listing measures nothing: no calibration either.
         let noise = selection
             .measures()
@@ -351,7 +414,10 @@ impl Suite {
             name,
             sidecar_tag,
             machine,
-            run: crate::meta::now_ms(),
+            run,
+            round,
+            rounds: Rc::default(),
+            best: Rc::default(),
             noise,
             criterion,
             layers: openblas
@@ -416,6 +482,9 @@ impl Suite {
             usage: Rc::clone(&self.usage),
             ranks_seen: Rc::clone(&self.ranks_seen),
             selection: Rc::clone(&self.selection),
+            rounds: Rc::clone(&self.rounds),
+            best: Rc::clone(&self.best),
+            logical: self.topology.logical,
         }
     }
 
@@ -445,6 +514,7 @@ impl Suite {
         }
         let variants = std::mem::take(&mut *self.usage.borrow_mut());
         let mut ranks_seen = std::mem::take(&mut *self.ranks_seen.borrow_mut());
+        let mut rounds = std::mem::take(&mut *self.rounds.borrow_mut());
         if variants.is_empty() || self.selection.is_test() {
             return;
         }
@@ -457,11 +527,7 @@ impl Suite {
                 .or_default()
                 .insert(id, usage);
         }
-        let run = RunInfo {
-            started_ms: self.run,
-            quick: self.selection.is_quick(),
-            noise,
-        };
+        let run = RunInfo::of_round(self.run, self.selection.is_quick(), noise, self.round);
         for (name, variants) in by_layer {
             let layer = name
                 .as_deref()
@@ -487,6 +553,13 @@ impl Suite {
                 ranks_seen: variants
                     .keys()
                     .filter_map(|id| Some((id.clone(), ranks_seen.remove(id)?)))
+                    .collect(),
+                rounds: variants
+                    .keys()
+                    .filter_map(|id| {
+                        let time = rounds.remove(id)?;
+                        Some((id.clone(), [(self.round, time)].into_iter().collect()))
+                    })
                     .collect(),
                 variants,
                 runs: [(self.run, run)].into_iter().collect(),
@@ -516,6 +589,9 @@ pub struct Group<'a> {
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
     ranks_seen: Rc<RefCell<BTreeMap<String, Vec<RankSeen>>>>,
     selection: Rc<Selection>,
+    rounds: Rc<RefCell<BTreeMap<String, RoundTime>>>,
+    best: Rc<RefCell<BTreeMap<String, u64>>>,
+    logical: usize,
 }
 
 impl std::fmt::Debug for Group<'_> {
@@ -527,6 +603,12 @@ impl std::fmt::Debug for Group<'_> {
 }
 
 impl<'a> Group<'a> {
+    /// Whether this process runs the benchmark `<suite>/<workload>/<id>` of this group (a state
+    /// that is costly to set up, worker processes say, is built only for one that runs).
+    pub fn runs(&self, id: &str) -> bool {
+        self.selection.runs(&format!("{}/{id}", self.name))
+    }
+
     /// Criterion's group, for its other settings (sample size, sampling mode).
     pub fn criterion(&mut self) -> &mut BenchmarkGroup<'a, WallTime> {
         &mut self.inner
@@ -584,29 +666,23 @@ impl<'a> Group<'a> {
         mut others: impl FnMut(&mut S) -> Option<Extra>,
     ) {
         let full_id = format!("{}/{id}", self.name);
-        if self.selection.runs(&full_id) {
-            let mut measure = |state: &mut S| {
-                let before = others(state);
-                let ((), used) = Usage::measure(|| run(state));
-                let extra = others(state)
-                    .zip(before)
-                    .map_or(Extra::default(), |(a, b)| a.since(b));
-                used.with_extra(extra)
-            };
-            let mut used = measure(&mut state);
-            if let Err(e) = verify(&state) {
-                fail(self.suite, format!("{full_id}: result check failed: {e}"));
-            }
-            if self.over_budget(&full_id, &used, true) {
-                used = measure(&mut state);
-            }
-            let once = self.over_budget(&full_id, &used, false);
-            used.sampled = Some(!once);
-            self.usage.borrow_mut().insert(full_id.clone(), used);
-            if once {
-                return;
-            }
-            self.sample_as(&used);
+        if !self.selection.runs(&full_id) {
+            return;
+        }
+        let mut measure = |state: &mut S| {
+            let before = others(state);
+            let ((), used) = Usage::measure(|| run(state));
+            let extra = others(state)
+                .zip(before)
+                .map_or(Extra::default(), |(a, b)| a.since(b));
+            used.with_extra(extra)
+        };
+        let checked = measure(&mut state);
+        if let Err(e) = verify(&state) {
+            fail(self.suite, format!("{full_id}: result check failed: {e}"));
+        }
+        if self.timed_here(&full_id, checked, || measure(&mut state)) {
+            return;
         }
         self.inner
             .bench_function(id, |b| b.iter(|| run(std::hint::black_box(&mut state))));
@@ -628,6 +704,13 @@ impl<'a> Group<'a> {
         );
         eprintln!("{}", crate::id::event::ran_once(&full_id));
         usage.sampled = Some(false);
+        self.rounds.borrow_mut().insert(
+            full_id.clone(),
+            RoundTime {
+                runs_ns: vec![usage.wall_ns],
+                ..RoundTime::default()
+            },
+        );
         self.usage.borrow_mut().insert(full_id, usage);
     }
 
@@ -652,73 +735,169 @@ impl<'a> Group<'a> {
         mut verify: impl FnMut(&O) -> Result<(), Mismatch>,
     ) {
         let full_id = format!("{}/{id}", self.name);
-        if self.selection.runs(&full_id) {
+        if !self.selection.runs(&full_id) {
+            return;
+        }
+        let input = setup();
+        let (out, checked) = Usage::measure(|| run(input));
+        if let Err(e) = verify(&out) {
+            fail(self.suite, format!("{full_id}: result check failed: {e}"));
+        }
+        drop(out);
+        let timed = self.timed_here(&full_id, checked, || {
             let input = setup();
-            let (out, mut used) = Usage::measure(|| run(input));
-            if let Err(e) = verify(&out) {
-                fail(self.suite, format!("{full_id}: result check failed: {e}"));
-            }
+            let (out, used) = Usage::measure(|| run(input));
             drop(out);
-            if self.over_budget(&full_id, &used, true) {
-                let input = setup();
-                let (out, warm) = Usage::measure(|| run(input));
-                drop(out);
-                used = warm;
-            }
-            let once = self.over_budget(&full_id, &used, false);
-            used.sampled = Some(!once);
-            self.usage.borrow_mut().insert(full_id.clone(), used);
-            if once {
-                return;
-            }
-            self.sample_as(&used);
+            used
+        });
+        if timed {
+            return;
         }
         self.inner.bench_function(id, |b| {
             b.iter_batched(&mut setup, &mut run, BatchSize::LargeInput);
         });
     }
 
-    /// Sets Criterion's sampling for the next benchmark from one run's time.
-    fn sample_as(&mut self, one_run: &Usage) {
-        let mode = self
-            .selection
-            .sampling_mode(Duration::from_nanos(one_run.wall_ns));
-        self.inner.sampling_mode(mode);
-    }
-
-    /// Whether one run took longer than the sampling budget. `first`: the first run, which pays
-    /// for first touches and cold caches, so a warm run is judged instead when it is within 5x
-    /// of the budget (then this returns true: time a warm run).
-    fn over_budget(&self, full_id: &str, used: &Usage, first: bool) -> bool {
+    /// After a variant's checked run (`checked`): decides who times it this round, records its
+    /// usage and round figure, and says whether it is done (true) or Criterion samples it next.
+    /// `again` runs it once more, measured.
+    ///
+    /// - hopeless (its checked run over [`HOPELESS_ABOVE`] and [`HOPELESS_FACTOR`] times the
+    ///   best of its instance so far, and not a default): stopped, recorded as a bound;
+    /// - over the sampling budget: one warm run is its figure (the checked one when that was
+    ///   5x the budget);
+    /// - over [`HARNESS_TIMED_ABOVE`]: [`RUNS_A_ROUND`] runs, timed here;
+    /// - else Criterion samples it (and under `--test` Criterion runs everything once).
+    fn timed_here(
+        &mut self,
+        full_id: &str,
+        checked: Usage,
+        mut again: impl FnMut() -> Usage,
+    ) -> bool {
+        let instance = crate::id::parse(full_id).ok().map(|p| {
+            (
+                crate::id::instance(&p, &[]),
+                crate::id::is_default(&p, self.logical),
+            )
+        });
         let Some(budget) = self.selection.sampling_budget() else {
+            self.usage.borrow_mut().insert(
+                full_id.to_owned(),
+                Usage {
+                    sampled: Some(true),
+                    ..checked
+                },
+            );
             return false;
         };
-        let took = Duration::from_nanos(used.wall_ns);
-        if first {
-            if took > budget && took < 5 * budget {
-                eprintln!(
-                    "parcost {}: {full_id}: first run {:.2} s, over the {:.1} s budget; timing \
-                     a warm run",
-                    self.suite,
-                    took.as_secs_f64(),
-                    budget.as_secs_f64()
-                );
-                return true;
-            }
-            return false;
-        }
-        if took > budget {
+        let took = Duration::from_nanos(checked.wall_ns);
+        let best_so_far = instance
+            .as_ref()
+            .filter(|(_, default)| !default)
+            .and_then(|(i, _)| self.best.borrow().get(i).copied());
+        if let Some(best) = best_so_far
+            && took > HOPELESS_ABOVE
+            && checked.wall_ns > HOPELESS_FACTOR * best
+        {
+            let at_least = HOPELESS_FACTOR * best;
             eprintln!(
-                "parcost {}: {full_id}: one run took {:.2} s, over the {:.1} s sampling budget: \
-                 recorded once in the sidecar, not sampled",
+                "parcost {}: {full_id}: its checked run took {:.3} s, over {HOPELESS_FACTOR}x the \
+                 best of its instance so far ({:.3} s): stopped there, recorded as at least \
+                 {:.3} s",
+                self.suite,
+                took.as_secs_f64(),
+                Duration::from_nanos(best).as_secs_f64(),
+                Duration::from_nanos(at_least).as_secs_f64()
+            );
+            eprintln!("{}", crate::id::event::ran_once(full_id));
+            self.record(
+                full_id,
+                Usage {
+                    sampled: Some(false),
+                    ..checked
+                },
+                RoundTime {
+                    at_least_ns: Some(at_least),
+                    ..RoundTime::default()
+                },
+            );
+            return true;
+        }
+        let mut used = checked;
+        if took > budget && took < 5 * budget {
+            eprintln!(
+                "parcost {}: {full_id}: first run {:.2} s, over the {:.1} s budget; timing a warm \
+                 run",
                 self.suite,
                 took.as_secs_f64(),
                 budget.as_secs_f64()
             );
-            eprintln!("{}", crate::id::event::ran_once(full_id));
-            return true;
+            used = again();
         }
-        false
+        let warm = Duration::from_nanos(used.wall_ns);
+        let runs: Vec<Usage> = if warm > budget {
+            eprintln!(
+                "parcost {}: {full_id}: one run took {:.2} s, over the {:.1} s sampling budget: \
+                 recorded once in the sidecar, not sampled",
+                self.suite,
+                warm.as_secs_f64(),
+                budget.as_secs_f64()
+            );
+            eprintln!("{}", crate::id::event::ran_once(full_id));
+            vec![used]
+        } else if warm > HARNESS_TIMED_ABOVE {
+            let mut runs: Vec<Usage> = (0..RUNS_A_ROUND).map(|_| again()).collect();
+            runs.sort_by_key(|u| u.wall_ns);
+            runs
+        } else {
+            if let Some((instance, _)) = &instance {
+                self.note_best(instance, used.wall_ns);
+            }
+            self.usage.borrow_mut().insert(
+                full_id.to_owned(),
+                Usage {
+                    sampled: Some(true),
+                    ..used
+                },
+            );
+            self.rounds.borrow_mut().insert(
+                full_id.to_owned(),
+                RoundTime {
+                    sampled: true,
+                    ..RoundTime::default()
+                },
+            );
+            let mode = self.selection.sampling_mode(warm);
+            self.inner.sampling_mode(mode);
+            return false;
+        };
+        let median = runs[runs.len() / 2];
+        if let Some((instance, _)) = &instance {
+            self.note_best(instance, runs[0].wall_ns);
+        }
+        self.record(
+            full_id,
+            Usage {
+                sampled: Some(false),
+                ..median
+            },
+            RoundTime {
+                runs_ns: runs.iter().map(|u| u.wall_ns).collect(),
+                ..RoundTime::default()
+            },
+        );
+        true
+    }
+
+    fn record(&mut self, full_id: &str, usage: Usage, time: RoundTime) {
+        self.usage.borrow_mut().insert(full_id.to_owned(), usage);
+        self.rounds.borrow_mut().insert(full_id.to_owned(), time);
+    }
+
+    fn note_best(&mut self, instance: &str, wall_ns: u64) {
+        let mut best = self.best.borrow_mut();
+        let b = best.entry(instance.to_owned()).or_insert(wall_ns);
+        *b = (*b).min(wall_ns);
     }
 
     pub fn finish(self) {
@@ -772,7 +951,7 @@ mod tests {
     fn slow_variants_are_sampled_flat() {
         let ms = Duration::from_millis;
         let default = selection("");
-        assert!(matches!(default.sampling_mode(ms(5)), SamplingMode::Auto));
+        assert!(matches!(default.sampling_mode(ms(3)), SamplingMode::Auto));
         assert!(
             matches!(default.sampling_mode(ms(25)), SamplingMode::Flat),
             "55 runs of 25 ms do not fit in the measurement time"

@@ -399,6 +399,67 @@ pub fn is_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// Rounds: `cargo xtask bench` measures every compared configuration in several rounds, each a
+/// fresh process, so that the intervals the report judges by hold between runs and not only
+/// within one process's samples (Kalibera and Jones, "Rigorous benchmarking in reasonable
+/// time", 2013). These are the names the xtask, the harness and the report share.
+pub mod round {
+    /// The run every round belongs to (ms since the epoch when `cargo xtask bench` started):
+    /// the rounds of one run share their sidecar's run record.
+    pub const RUN_VAR: &str = "PARCOST_RUN";
+    /// The round this process measures: 1, 2, ...
+    pub const ROUND_VAR: &str = "PARCOST_ROUND";
+    /// A file of full ids, one a line: the only benchmarks this round runs (the contenders of
+    /// the rounds after the first).
+    pub const ONLY_VAR: &str = "PARCOST_ONLY";
+
+    /// A variant whose checked run is more than this many times the best of its instance so
+    /// far (and longer than the harness's `HOPELESS_ABOVE`) is stopped there: recorded as a
+    /// bound ("at least 10x the best"), never timed further nor used as an estimate. A default
+    /// never is.
+    pub const HOPELESS_FACTOR: u64 = 10;
+
+    /// The most rounds a run has (the report keeps this many).
+    pub const MAX: u32 = 8;
+
+    /// Criterion's baseline a round's estimates are saved under (`--save-baseline`).
+    pub fn baseline(round: u32) -> String {
+        format!("round-{round}")
+    }
+
+    /// The round of a [`baseline`] name.
+    pub fn of_baseline(name: &str) -> Option<u32> {
+        name.strip_prefix("round-")?.parse().ok().filter(|&r| r > 0)
+    }
+}
+
+/// Whether a measurement is what a user gets who sets nothing: `variant=default`, or one task
+/// at P BLAS threads (the library default of every grid with tasks or BLAS threads). The
+/// harness never stops a default early, and the rounds after the first always measure it.
+pub fn is_default(parsed: &ParsedId, logical_cores: usize) -> bool {
+    let get = |k: &str| parsed.params.get(k);
+    if get(key::VARIANT).and_then(Value::name) == Some(variant::DEFAULT) {
+        return true;
+    }
+    get(key::RANKS).is_none()
+        && get(key::BLAS_THREADS).and_then(Value::int) == Some(logical_cores as u64)
+        && get(key::TASKS).is_none_or(|t| t.int() == Some(1))
+}
+
+/// The instance a measurement belongs to: its suite, workload and the parameters that are not
+/// configurations compared (its suite's grid, and `without` besides: `layer` and `kernel` to
+/// compare across libraries and kernels).
+pub fn instance(parsed: &ParsedId, without: &[&str]) -> String {
+    let grid = suite(&parsed.suite).map_or(&[][..], |s| s.grid);
+    let rest: Vec<String> = parsed
+        .params
+        .iter()
+        .filter(|(k, _)| !grid.contains(&k.as_str()) && !without.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!("{}/{}/{}", parsed.suite, parsed.workload, rest.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

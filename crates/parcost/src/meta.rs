@@ -159,8 +159,88 @@ pub struct RunInfo {
     pub started_ms: u64,
     /// Criterion's `--quick`.
     pub quick: bool,
+    /// The worst noise any of its rounds saw (a flagged round's, else the largest drift).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<Noise>,
+    /// The rounds of the run recorded here (each a fresh process), one bit a round (bit k-1
+    /// for round k). 0 in older sidecars: one round.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rounds: u32,
+    /// The rounds whose own noise check flagged, one bit a round.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub noisy_rounds: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl RunInfo {
+    /// The record of round `round` of a run.
+    pub fn of_round(started_ms: u64, quick: bool, noise: Option<Noise>, round: u32) -> Self {
+        let bit = 1u32.checked_shl(round.saturating_sub(1)).unwrap_or(0);
+        Self {
+            started_ms,
+            quick,
+            noise,
+            rounds: bit,
+            noisy_rounds: if noise.is_some_and(|n| n.flagged()) {
+                bit
+            } else {
+                0
+            },
+        }
+    }
+
+    /// Whether the run's figures are suspect: its one round flagged, or most of its rounds.
+    /// With rounds, one round's calibration drift is in the spread between rounds, which the
+    /// report's intervals already hold; a machine busy throughout flags every round.
+    pub fn flagged(&self) -> bool {
+        let rounds = self.rounds.count_ones();
+        if rounds <= 1 {
+            return self.noise.is_some_and(|n| n.flagged());
+        }
+        2 * self.noisy_rounds.count_ones() > rounds
+    }
+
+    /// This round's record merged with another round's of the same run: the worse noise, every
+    /// round.
+    pub fn merge(self, other: Self) -> Self {
+        let worse = |a: Noise, b: Noise| {
+            if (b.flagged(), b.drift()) > (a.flagged(), a.drift()) {
+                b
+            } else {
+                a
+            }
+        };
+        Self {
+            started_ms: self.started_ms,
+            quick: self.quick,
+            noise: match (self.noise, other.noise) {
+                (Some(a), Some(b)) => Some(worse(a, b)),
+                (a, b) => a.or(b),
+            },
+            rounds: self.rounds | other.rounds,
+            noisy_rounds: self.noisy_rounds | other.noisy_rounds,
+        }
+    }
+}
+
+/// One round's figure of a variant, as the harness took it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RoundTime {
+    /// Criterion sampled it: the estimate is under the round's baseline
+    /// ([`crate::id::round::baseline`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sampled: bool,
+    /// The harness's own timed runs, in ns, for a variant too slow for Criterion's ten samples
+    /// (one, over the sampling budget): the round's figure is their median.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs_ns: Vec<u64>,
+    /// A hopeless variant, stopped after its checked run: its time is only known to be at
+    /// least this (a set factor times the best of its instance so far). Never an estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least_ns: Option<u64>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -349,6 +429,10 @@ pub struct Sidecar {
     /// The runs the variants came from, by [`RunInfo::started_ms`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runs: BTreeMap<u64, RunInfo>,
+    /// Criterion full id -> round -> that round's figure, for the variants' run (absent in
+    /// older sidecars: one round, Criterion's files and `variants`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rounds: BTreeMap<String, BTreeMap<u32, RoundTime>>,
 }
 
 impl Sidecar {
@@ -437,11 +521,30 @@ impl Sidecar {
                     self.ranks_seen.entry(id).or_insert(seen);
                 }
             }
+            // A variant's earlier rounds count only in the same run as this round's.
+            for (id, rounds) in old.rounds {
+                let same_run = match (self.variants.get(&id), old.variants.get(&id)) {
+                    (Some(new), Some(old)) => new.run == old.run,
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                };
+                if same_run {
+                    let mine = self.rounds.entry(id).or_default();
+                    for (round, time) in rounds {
+                        mine.entry(round).or_insert(time);
+                    }
+                }
+            }
             for (id, usage) in old.variants {
                 self.variants.entry(id).or_insert(usage);
             }
             for (started, run) in old.runs {
-                self.runs.entry(started).or_insert(run);
+                match self.runs.get_mut(&started) {
+                    Some(mine) => *mine = mine.merge(run),
+                    None => {
+                        self.runs.insert(started, run);
+                    }
+                }
             }
         }
         // Only the runs some variant still comes from.
@@ -450,6 +553,7 @@ impl Sidecar {
         self.runs.retain(|started, _| used.contains(started));
         let variants = &self.variants;
         self.ranks_seen.retain(|id, _| variants.contains_key(id));
+        self.rounds.retain(|id, _| variants.contains_key(id));
         let text = serde_json::to_string_pretty(&self).map_err(|source| SidecarError::Parse {
             path: path.to_owned(),
             source,
@@ -590,6 +694,7 @@ mod tests {
             matmul_num_threads: None,
             variants: BTreeMap::new(),
             ranks_seen: BTreeMap::new(),
+            rounds: BTreeMap::new(),
             runs: BTreeMap::new(),
         };
         first.variants.insert("a".into(), usage(1));

@@ -196,6 +196,7 @@ mod tests {
             findings: Vec::new(),
             recommendations: recs,
             verdict: Verdict::default(),
+            stability: Vec::new(),
         }
     }
 

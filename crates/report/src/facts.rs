@@ -69,8 +69,14 @@ pub struct NoiseOut {
     pub capacity_after: f64,
     pub steal: f64,
     pub foreign_load: f64,
-    /// The calibrations disagree by more than 10%, or other processes used more than 10% of
-    /// the CPUs: the suite's figures are suspect.
+    /// The rounds of the run, and how many of them the noise check flagged (the numbers above
+    /// are the worst round's).
+    #[serde(default)]
+    pub rounds: u32,
+    #[serde(default)]
+    pub noisy_rounds: u32,
+    /// In its one round, or in most of its rounds, the calibrations disagreed by more than 10%
+    /// or other processes used more than 10% of the CPUs: the suite's figures are suspect.
     pub flagged: bool,
     /// The command that reruns this suite, when flagged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +133,10 @@ pub struct Row {
     /// The one run of a variant over the sampling budget (no interval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single_run_ns: Option<f64>,
+    /// A variant stopped as hopeless after its checked run: its time is at least this (ns), a
+    /// set factor times the best of its instance. A bound, never an estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least_ns: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<Throughput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,21 +225,21 @@ impl Recommendation {
 }
 
 impl Row {
-    /// A row for tests: `id` timed at `ms` milliseconds with a 2% interval, at `gflops` if set.
+    /// A row for tests: `id` timed at `ms` milliseconds in three rounds (a 2% between-round
+    /// interval), the rounds' order set by the id (so two rows' rounds are not alike and their
+    /// paired ratio has an interval too), at `gflops` if set.
     #[cfg(test)]
     pub fn for_test(id: &str, ms: f64, gflops: Option<f64>) -> Self {
         let (suite, workload, params) = crate::results::parse_id(id).expect("valid id");
+        let order = id.bytes().map(usize::from).sum::<usize>();
         Self {
             suite,
             workload,
             params,
             full_id: id.to_owned(),
-            time_ns: Some(Estimate {
-                estimate: ms * 1e6,
-                lower: ms * 0.98e6,
-                upper: ms * 1.02e6,
-            }),
+            time_ns: Some(Estimate::in_rounds(ms * 1e6, ms * 0.02e6, order)),
             single_run_ns: None,
+            at_least_ns: None,
             throughput: gflops.map(|g| Throughput {
                 unit: "GFLOP/s".into(),
                 estimate: g,
@@ -270,6 +280,7 @@ impl Row {
             full_id: m.full_id.clone(),
             time_ns: m.time,
             single_run_ns: m.single_run_ns,
+            at_least_ns: m.at_least_ns,
             throughput,
             cpu_per_wall: m.usage.map(|u| u.cpu_per_wall),
             context_switches: m.usage.map(|u| u.context_switches),
@@ -296,6 +307,7 @@ impl Row {
                 estimate: s,
                 lower: s,
                 upper: s,
+                rounds: Default::default(),
             })
         })
     }
@@ -319,6 +331,7 @@ pub fn per(work: f64, t: Estimate) -> Estimate {
         estimate: work / t.estimate,
         lower: work / t.upper,
         upper: work / t.lower,
+        rounds: Default::default(),
     }
 }
 
@@ -373,7 +386,7 @@ pub fn machine_out(run: &Run, limits: Limits) -> MachineOut {
             .iter()
             .filter_map(|r| {
                 let n = r.info.noise?;
-                let flagged = n.flagged();
+                let flagged = r.info.flagged();
                 Some(NoiseOut {
                     suite: r.suite.clone(),
                     layer: r.layer.clone(),
@@ -385,6 +398,12 @@ pub fn machine_out(run: &Run, limits: Limits) -> MachineOut {
                     capacity_after: n.after.capacity,
                     steal: n.steal,
                     foreign_load: n.foreign_load,
+                    rounds: r.info.rounds.count_ones().max(1),
+                    noisy_rounds: if r.info.rounds == 0 {
+                        u32::from(n.flagged())
+                    } else {
+                        r.info.noisy_rounds.count_ones()
+                    },
                     flagged,
                     rerun: flagged.then(|| {
                         let layer = r

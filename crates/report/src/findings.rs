@@ -71,6 +71,7 @@ pub fn limits(rows: &[Row], theoretical_peak_gflops: Option<f64>) -> Limits {
                 estimate: rate,
                 lower: work / t.upper,
                 upper: work / t.lower,
+                rounds: Default::default(),
             })
         })
         .max_by(|a, b| a.estimate.total_cmp(&b.estimate));
@@ -498,7 +499,7 @@ impl Crossover {
     /// Whether task-level's best win separated.
     pub fn won(&self) -> bool {
         self.best_win
-            .is_some_and(|(_, r)| r.separation(Rule::REPORT) == Separation::Above)
+            .is_some_and(|(_, r)| r.separation(Rule::ADVICE) == Separation::Above)
     }
 }
 
@@ -531,7 +532,8 @@ pub fn crossovers(rows: &[Row]) -> BTreeMap<String, Crossover> {
         .into_iter()
         .map(|(layer, mut by_n)| {
             by_n.sort_by_key(|(n, _)| *n);
-            let side = |r: &Ratio| r.separation(Rule::REPORT);
+            // The crossover decides which sizes the small-matrix settings cover: advice's rule.
+            let side = |r: &Ratio| r.separation(Rule::ADVICE);
             let largest = |it: &mut dyn Iterator<Item = (u64, Ratio)>| {
                 it.max_by(|a, b| a.1.estimate.total_cmp(&b.1.estimate))
             };
@@ -578,6 +580,7 @@ pub(crate) fn ratio_of(slow: &Estimate, fast: &Estimate) -> Estimate {
         estimate: slow.estimate / fast.estimate,
         lower: slow.lower / fast.upper,
         upper: slow.upper / fast.lower,
+        rounds: Default::default(),
     }
 }
 
@@ -665,13 +668,21 @@ pub(crate) fn recommend(
     config: &dyn Fn(&Row) -> Config,
     limits: Limits,
 ) -> Recommendation {
-    let advice = Advice::judge(
-        (config(fastest), fastest.time_ns),
-        default.map(|d| (config(d), d.time_ns)),
-        cells.len(),
-        false,
-        Rule::REPORT,
-    );
+    let pick = simplest_equivalent(cells, fastest, default);
+    let advice = match default {
+        // A default stopped as hopeless has a bound, not a time: nothing is judged against it.
+        Some(d) if d.at_least_ns.is_some() => Advice::Keep {
+            default: Some(config(d)),
+            why: crate::model::Stands::Censored,
+        },
+        _ => Advice::judge(
+            (config(pick), pick.time_ns),
+            default.map(|d| (config(d), d.time_ns)),
+            cells.len(),
+            false,
+            Rule::ADVICE,
+        ),
+    };
     let (efficiency, efficiency_theoretical) = efficiencies(fastest, limits);
     Recommendation {
         suite: instance.suite.to_owned(),
@@ -687,6 +698,44 @@ pub(crate) fn recommend(
         efficiency_theoretical,
         typed: Some(advice),
     }
+}
+
+/// What to recommend of `cells`: the simplest configuration (fewest threads in all, then fewest
+/// tasks) that did not separate from the fastest between rounds; the fastest when none is, or
+/// when the default is one of them (then the default stands). Two runs that differ only in which of several equivalent
+/// configurations came out fastest then give the same advice.
+pub(crate) fn simplest_equivalent<'a>(
+    cells: &[&'a Row],
+    fastest: &'a Row,
+    default: Option<&'a Row>,
+) -> &'a Row {
+    let Some(ft) = fastest.time_ns else {
+        return fastest;
+    };
+    let tied = |r: &Row| {
+        r.time_ns.is_some_and(|t| {
+            matches!(
+                Ratio::of(&t, &ft).separation(Rule::ADVICE),
+                Separation::Equivalent | Separation::Overlap
+            )
+        })
+    };
+    // The default among them: the comparison of the fastest with it says why it stands.
+    if default.is_some_and(&tied) {
+        return fastest;
+    }
+    let threads = |r: &Row| {
+        let int = |k: &str| r.int(k).unwrap_or(1);
+        let tasks = int(key::TASKS) * int(key::RANKS);
+        (tasks * int(key::BLAS_THREADS), tasks)
+    };
+    cells
+        .iter()
+        .copied()
+        .filter(|r| tied(r))
+        .min_by_key(|r| threads(r))
+        .filter(|r| threads(r) < threads(fastest))
+        .unwrap_or(fastest)
 }
 
 /// The noise rule, one place for every suite: a recommendation drawn from a suite run that the
@@ -737,12 +786,14 @@ fn efficiencies(row: &Row, limits: Limits) -> (Option<Estimate>, Option<Estimate
         estimate: rate,
         lower: work / t.upper,
         upper: work / t.lower,
+        rounds: Default::default(),
     };
     let measured = limits.dgemm_peak.map(|peak| ratio_of(&r, &peak));
     let theoretical = limits.theoretical_peak_gflops.map(|peak| Estimate {
         estimate: r.estimate / peak,
         lower: r.lower / peak,
         upper: r.upper / peak,
+        rounds: Default::default(),
     });
     (measured, theoretical)
 }
@@ -910,6 +961,7 @@ mod tests {
             estimate: e,
             lower: e - half,
             upper: e + half,
+            rounds: Default::default(),
         }
     }
 
@@ -953,6 +1005,7 @@ mod tests {
             full_id: id,
             time_ns: Some(est(ms * 1e6, ms * 1e4)),
             single_run_ns: None,
+            at_least_ns: None,
             throughput: None,
             cpu_per_wall: None,
             context_switches: None,
@@ -1034,8 +1087,9 @@ mod tests {
             workload,
             params,
             full_id: id,
-            time_ns: Some(est(ms * 1e6, half * 1e6)),
+            time_ns: Some(Estimate::in_rounds(ms * 1e6, half * 1e6, b as usize)),
             single_run_ns: None,
+            at_least_ns: None,
             throughput: Some(crate::facts::Throughput {
                 unit: "GFLOP/s".into(),
                 estimate: 17.18 / ms * 1e3 / 1e3,
@@ -1094,6 +1148,29 @@ mod tests {
     }
 
     #[test]
+    fn a_censored_cell_is_never_an_estimate() {
+        // A cell stopped as hopeless with a bound below every time measured: never the
+        // fastest, never a speedup, never a rate.
+        let mut rows = vec![tuning_row(2, 100.0, 1.0), tuning_row(4, 60.0, 1.0)];
+        let mut stopped = tuning_row(3, 1.0, 0.01);
+        stopped.time_ns = None;
+        stopped.throughput = None;
+        stopped.at_least_ns = Some(1e6);
+        rows.push(stopped);
+        let r = &recommendations(&rows, 2, Limits::default())[0];
+        assert_eq!(r.fastest["blas_threads"], Value::Int(4), "{r:?}");
+        assert!(r.recommended() && r.best["blas_threads"] == Value::Int(4));
+        assert!(rows[2].typical_ns().is_none() && rows[2].time_or_once().is_none());
+        // A default with only a bound: nothing is judged against it.
+        let mut rows = vec![tuning_row(2, 100.0, 1.0), tuning_row(4, 60.0, 1.0)];
+        rows[0].time_ns = None;
+        rows[0].at_least_ns = Some(50e6);
+        let r = &recommendations(&rows, 2, Limits::default())[0];
+        assert_eq!(r.advice, AdviceKind::Keep(crate::model::Stands::Censored));
+        assert!(r.speedup_vs_default.is_none(), "{r:?}");
+    }
+
+    #[test]
     fn a_noisy_suite_carries_no_recommendation() {
         let clear = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
         let mut recs = recommendations(&clear, 2, Limits::default());
@@ -1109,6 +1186,8 @@ mod tests {
             capacity_after: 1.5,
             steal: 0.0,
             foreign_load: 0.0,
+            rounds: 1,
+            noisy_rounds: 1,
             flagged,
             rerun: None,
         };
@@ -1144,8 +1223,13 @@ mod tests {
             workload,
             params,
             full_id: id,
-            time_ns: Some(est(ms, ms * 0.01)),
+            time_ns: Some(Estimate::in_rounds(
+                ms,
+                ms * 0.01,
+                n as usize + variant.len(),
+            )),
             single_run_ns: None,
+            at_least_ns: None,
             throughput: None,
             cpu_per_wall: None,
             context_switches: None,

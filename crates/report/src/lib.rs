@@ -18,6 +18,7 @@ pub mod markup;
 pub mod model;
 pub mod mpi;
 pub mod results;
+pub mod rounds;
 pub mod settings;
 pub mod summary;
 pub mod terminal;
@@ -127,6 +128,7 @@ fn summarize(run: &results::Run) -> (Summary, figures::Figures) {
         recommendations,
         verdict,
         machine,
+        stability: rounds::stability(&rows),
         results: rows,
     };
     (summary, figures)

@@ -37,6 +37,7 @@ impl Entry<'_> {
             estimate: f64::NAN,
             lower: f64::NAN,
             upper: f64::NAN,
+            rounds: Default::default(),
         })
     }
 
@@ -322,6 +323,9 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
             estimate: faer.estimate / theirs.estimate,
             lower: faer.lower.zip(theirs.upper).map(|(a, b)| a / b),
             upper: faer.upper.zip(theirs.lower).map(|(a, b)| a / b),
+            // Not paired by round: a quotient of two intervals holds only within a run.
+            rounds: 0,
+            unstable: faer.unstable || theirs.unstable,
         };
         let (verdict, seen) = match costs.separation(Rule::REPORT) {
             Separation::Below => (

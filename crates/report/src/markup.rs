@@ -85,11 +85,7 @@ mod tests {
     use crate::model::Ratio;
 
     fn versus(name: &str, estimate: f64, lower: f64, upper: f64) -> Versus {
-        let ratio = Ratio {
-            estimate,
-            lower: Some(lower),
-            upper: Some(upper),
-        };
+        let ratio = Ratio::within(estimate, lower, upper);
         Versus {
             name: name.into(),
             separation: ratio.separation(crate::model::Rule::REPORT),

@@ -8,11 +8,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::results::Estimate;
+use crate::results::{Estimate, Rounds};
 
-/// A ratio of two times with the interval that holds for every pair of values inside the two
-/// intervals (`[lo_a / hi_b, hi_a / lo_b]`: conservative, so it lies beyond 1 only when the two
-/// intervals separate). Without intervals (a variant run once) `lo` and `hi` are absent.
+/// A ratio of two times with its 95% interval. Between rounds (both measured in at least
+/// [`MIN_ROUNDS`] of the same rounds, each a fresh process): the paired ratio of each round, a
+/// t-interval of their logarithms, which holds from run to run. Otherwise the interval that holds
+/// for every pair of values inside the two within-run intervals (`[lo_a / hi_b, hi_a / lo_b]`:
+/// conservative). Without intervals (a variant run once) `lo` and `hi` are absent.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Ratio {
     pub estimate: f64,
@@ -20,15 +22,112 @@ pub struct Ratio {
     pub lower: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upper: Option<f64>,
+    /// The rounds paired for the interval; 0: a within-run interval (or none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rounds: u32,
+    /// One of the two times spread between its rounds wider than the practical margin
+    /// ([`unstable`]): the comparison carries no advice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unstable: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Rounds two times must share for a between-round interval.
+pub const MIN_ROUNDS: usize = 3;
+
+/// The 0.975 quantile of Student's t with `df` degrees of freedom (df >= 1; 1.96 beyond 30).
+pub fn t_975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    T.get(df.max(1) - 1).copied().unwrap_or(1.96)
+}
+
+/// Mean and sample standard deviation of `xs` (at least two).
+fn mean_sd(xs: &[f64]) -> Option<(f64, f64)> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    Some((mean, var.sqrt()))
+}
+
+/// How far a time's rounds spread: the standard deviation of their logarithms (about the
+/// relative spread of one round around the time), from at least [`MIN_ROUNDS`] rounds.
+pub fn spread(t: &Estimate) -> Option<f64> {
+    let logs: Vec<f64> = t.rounds.iter().map(|(_, v)| v.ln()).collect();
+    (logs.len() >= MIN_ROUNDS).then(|| mean_sd(&logs).map(|(_, sd)| sd))?
+}
+
+/// Whether a time's rounds spread wider than the practical margin: such a time is named in the
+/// report and carries no advice.
+pub fn unstable(t: &Estimate) -> bool {
+    spread(t).is_some_and(|s| s > MARGIN)
+}
+
+/// A time from its rounds' figures (ns): their geometric mean and the t-interval of their
+/// logarithms, each round kept; `None` below [`MIN_ROUNDS`].
+pub fn between_rounds(rounds: Rounds) -> Option<Estimate> {
+    let logs: Vec<f64> = rounds.iter().map(|(_, v)| v.ln()).collect();
+    if logs.len() < MIN_ROUNDS {
+        return None;
+    }
+    let (mean, sd) = mean_sd(&logs)?;
+    let half = t_975(logs.len() - 1) * sd / (logs.len() as f64).sqrt();
+    Some(Estimate {
+        estimate: mean.exp(),
+        lower: (mean - half).exp(),
+        upper: (mean + half).exp(),
+        rounds,
+    })
 }
 
 impl Ratio {
-    /// `a / b`, each a time with its interval.
+    /// `a / b`, each a time with its interval: paired by round when both were measured in at
+    /// least [`MIN_ROUNDS`] of the same rounds, else from the two intervals.
     pub fn of(a: &Estimate, b: &Estimate) -> Self {
+        let unstable = unstable(a) || unstable(b);
+        let logs: Vec<f64> = a
+            .rounds
+            .paired(&b.rounds)
+            .map(|(x, y)| (x / y).ln())
+            .collect();
+        if logs.len() >= MIN_ROUNDS
+            && let Some((mean, sd)) = mean_sd(&logs)
+        {
+            let half = t_975(logs.len() - 1) * sd / (logs.len() as f64).sqrt();
+            return Self {
+                estimate: mean.exp(),
+                lower: Some((mean - half).exp()),
+                upper: Some((mean + half).exp()),
+                rounds: logs.len() as u32,
+                unstable,
+            };
+        }
         Self {
             estimate: a.estimate / b.estimate,
             lower: Some(a.lower / b.upper),
             upper: Some(a.upper / b.lower),
+            rounds: 0,
+            unstable,
+        }
+    }
+
+    /// A ratio with a within-run interval.
+    pub fn within(estimate: f64, lower: f64, upper: f64) -> Self {
+        Self {
+            estimate,
+            lower: Some(lower),
+            upper: Some(upper),
+            rounds: 0,
+            unstable: false,
         }
     }
 
@@ -38,6 +137,8 @@ impl Ratio {
             estimate: a / b,
             lower: None,
             upper: None,
+            rounds: 0,
+            unstable: false,
         }
     }
 
@@ -47,6 +148,8 @@ impl Ratio {
             estimate: e.estimate,
             lower: Some(e.lower),
             upper: Some(e.upper),
+            rounds: 0,
+            unstable: false,
         }
     }
 
@@ -62,6 +165,7 @@ impl Ratio {
             estimate: self.estimate,
             lower,
             upper,
+            rounds: Default::default(),
         })
     }
 
@@ -71,14 +175,24 @@ impl Ratio {
             estimate: 1.0 / self.estimate,
             lower: self.upper.map(|u| 1.0 / u),
             upper: self.lower.map(|l| 1.0 / l),
+            ..*self
         }
     }
 
-    /// Where this ratio lies against 1 by `rule`.
+    /// Whether the interval is one that holds between runs.
+    pub fn between_rounds(&self) -> bool {
+        self.rounds as usize >= MIN_ROUNDS
+    }
+
+    /// Where this ratio lies against 1 by `rule`: unknown without an interval, or under a rule
+    /// of between-round intervals with a within-run one.
     pub fn separation(&self, rule: Rule) -> Separation {
         let Some((lo, hi)) = self.interval() else {
             return Separation::Unknown;
         };
+        if rule.interval == IntervalKind::BetweenRounds && !self.between_rounds() {
+            return Separation::Unknown;
+        }
         let m = 1.0 + rule.margin;
         if lo > m {
             Separation::Above
@@ -95,6 +209,10 @@ impl Ratio {
     pub fn words(&self) -> String {
         let digits = if self.estimate < 10.0 { 2 } else { 1 };
         match self.interval() {
+            Some((lo, hi)) if self.between_rounds() => format!(
+                "{:.digits$}x ({lo:.digits$} to {hi:.digits$}, {} rounds)",
+                self.estimate, self.rounds
+            ),
             Some((lo, hi)) => format!(
                 "{:.digits$}x ({lo:.digits$} to {hi:.digits$})",
                 self.estimate
@@ -120,7 +238,8 @@ pub struct Rule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IntervalKind {
-    /// Criterion's 95% interval of one process's samples.
+    /// Criterion's 95% interval of one process's samples (or the harness's runs of one round):
+    /// a between-round interval is used where there is one.
     WithinRun,
     /// The spread of independent rounds, each a fresh process (holds between runs).
     BetweenRounds,
@@ -130,10 +249,17 @@ pub enum IntervalKind {
 pub const MARGIN: f64 = 0.05;
 
 impl Rule {
-    /// The rule the report judges by.
+    /// The rule the report's findings and figures judge by: the best interval there is.
     pub const REPORT: Rule = Rule {
         margin: MARGIN,
         interval: IntervalKind::WithinRun,
+    };
+
+    /// The rule of advice (recommendations and every setting): only an interval that holds
+    /// between runs, beyond the margin, and neither time unstable.
+    pub const ADVICE: Rule = Rule {
+        margin: MARGIN,
+        interval: IntervalKind::BetweenRounds,
     };
 }
 
@@ -177,6 +303,14 @@ impl<C> Comparison<C> {
 
     /// The comparison as evidence that the subject was faster, or why it is not.
     pub fn faster(self, rule: Rule) -> Result<Separated<C>, Stands> {
+        if rule.interval == IntervalKind::BetweenRounds && self.ratio.interval().is_some() {
+            if !self.ratio.between_rounds() {
+                return Err(Stands::FewRounds(self.ratio));
+            }
+            if self.ratio.unstable {
+                return Err(Stands::Unstable(self.ratio));
+            }
+        }
         match self.separation(rule) {
             Separation::Above => Ok(Separated {
                 comparison: self,
@@ -236,6 +370,13 @@ pub enum Stands {
     SingleConfiguration,
     /// The suite ran on a noisy machine: its figures carry no advice.
     NoisySuite,
+    /// Measured in fewer than [`MIN_ROUNDS`] of the same rounds: no interval that holds between
+    /// runs.
+    FewRounds(Ratio),
+    /// One of the two spread between its rounds wider than the margin.
+    Unstable(Ratio),
+    /// The default (or the fastest) was stopped as hopeless: only a bound is known.
+    Censored,
 }
 
 /// What to do about one workload: recommend a configuration over the default (only with a
@@ -354,6 +495,16 @@ impl Stands {
             Self::NoDefault => "the default was not measured".into(),
             Self::SingleConfiguration => "one configuration only: nothing to choose".into(),
             Self::NoisySuite => "the suite ran on a noisy machine: rerun it before acting".into(),
+            Self::FewRounds(r) => format!(
+                "measured in fewer than {MIN_ROUNDS} rounds, so no interval holds between runs: {}",
+                r.words()
+            ),
+            Self::Unstable(r) => format!(
+                "its rounds spread wider than the {:.0}% margin: {}",
+                100.0 * MARGIN,
+                r.words()
+            ),
+            Self::Censored => "a variant was stopped as hopeless: only a bound is known".into(),
         }
     }
 }
@@ -367,6 +518,7 @@ mod tests {
             estimate: e,
             lower: e - half,
             upper: e + half,
+            rounds: Default::default(),
         }
     }
 
@@ -386,24 +538,12 @@ mod tests {
     fn separation_needs_the_interval_beyond_the_margin() {
         let rule = Rule::REPORT;
         // Separated from 1 but not from the margin: 1.02 to 1.04 is equivalent here.
-        let near = Ratio {
-            estimate: 1.03,
-            lower: Some(1.02),
-            upper: Some(1.04),
-        };
+        let near = Ratio::within(1.03, 1.02, 1.04);
         assert_eq!(near.separation(rule), Separation::Equivalent);
         // Straddling the margin: undecided.
-        let straddle = Ratio {
-            estimate: 1.06,
-            lower: Some(1.03),
-            upper: Some(1.09),
-        };
+        let straddle = Ratio::within(1.06, 1.03, 1.09);
         assert_eq!(straddle.separation(rule), Separation::Overlap);
-        let clear = Ratio {
-            estimate: 1.2,
-            lower: Some(1.1),
-            upper: Some(1.3),
-        };
+        let clear = Ratio::within(1.2, 1.1, 1.3);
         assert_eq!(clear.separation(rule), Separation::Above);
         assert_eq!(clear.inverse().separation(rule), Separation::Below);
         // Without the margin the near-tie would separate.
@@ -416,6 +556,114 @@ mod tests {
 
     fn judge(f: (u8, Option<Estimate>), d: Option<(u8, Option<Estimate>)>, n: usize) -> Advice<u8> {
         Advice::judge(f, d, n, false, Rule::REPORT)
+    }
+
+    /// Advice's rule: the fastest (1) against the default (0), each measured in rounds.
+    fn advise(fastest: Estimate, default: Estimate) -> Advice<u8> {
+        Advice::judge(
+            (1, Some(fastest)),
+            Some((0, Some(default))),
+            2,
+            false,
+            Rule::ADVICE,
+        )
+    }
+
+    #[test]
+    fn advice_needs_between_round_intervals_beyond_the_margin() {
+        let rounds = Estimate::in_rounds;
+        // Clearly apart in every round: recommended, the interval a paired one of 3 rounds.
+        let clear = advise(rounds(50.0, 1.0, 1), rounds(100.0, 1.0, 0));
+        let s = clear.recommended().expect("separated between rounds");
+        assert_eq!(s.ratio().rounds, 3);
+        // 5% apart, but the rounds overlap: no recommendation.
+        let overlap = advise(rounds(95.0, 4.0, 1), rounds(100.0, 4.0, 0));
+        assert!(
+            matches!(
+                overlap,
+                Advice::Keep {
+                    why: Stands::Overlap(_),
+                    ..
+                }
+            ),
+            "{overlap:?}"
+        );
+        // 3% apart in every round: within the margin, equivalent here.
+        let near = advise(rounds(97.0, 0.3, 1), rounds(100.0, 0.3, 0));
+        assert!(
+            matches!(
+                near,
+                Advice::Keep {
+                    why: Stands::Equivalent(_),
+                    ..
+                }
+            ),
+            "{near:?}"
+        );
+        // Apart only by one process's samples (no rounds): no advice, whatever the ratio.
+        let one_run = advise(est(50.0, 1.0), est(100.0, 1.0));
+        assert!(
+            matches!(
+                one_run,
+                Advice::Keep {
+                    why: Stands::FewRounds(_),
+                    ..
+                }
+            ),
+            "{one_run:?}"
+        );
+        // Rounds of the default spread wider than the margin: no advice though 2x apart.
+        let unstable = advise(rounds(50.0, 1.0, 1), rounds(100.0, 30.0, 0));
+        assert!(
+            matches!(
+                unstable,
+                Advice::Keep {
+                    why: Stands::Unstable(_),
+                    ..
+                }
+            ),
+            "{unstable:?}"
+        );
+        // The findings' rule still reads the within-run interval as evidence.
+        assert_eq!(
+            Ratio::of(&est(100.0, 1.0), &est(50.0, 1.0)).separation(Rule::REPORT),
+            Separation::Above
+        );
+    }
+
+    #[test]
+    fn rounds_pair_by_round_and_their_interval_holds_between_runs() {
+        // Two times that move together round by round (a slow round slows both): the paired
+        // ratio is tight, the two times' own intervals are not.
+        let mut a = Rounds::default();
+        let mut b = Rounds::default();
+        for (k, (x, y)) in [(100.0, 50.0), (120.0, 60.0), (90.0, 45.0)]
+            .into_iter()
+            .enumerate()
+        {
+            a.set(k as u32 + 1, x);
+            b.set(k as u32 + 1, y);
+        }
+        let (a, b) = (
+            between_rounds(a).expect("3 rounds"),
+            between_rounds(b).expect("3 rounds"),
+        );
+        assert!(a.upper / a.lower > 1.3, "{a:?}");
+        let r = Ratio::of(&a, &b);
+        assert!(
+            (r.estimate - 2.0).abs() < 1e-9 && r.between_rounds(),
+            "{r:?}"
+        );
+        assert!(
+            r.upper.zip(r.lower).is_some_and(|(h, l)| h - l < 1e-9),
+            "{r:?}"
+        );
+        // Fewer than three shared rounds: no between-round interval.
+        let mut two = Rounds::default();
+        two.set(1, 100.0);
+        two.set(2, 100.0);
+        assert!(between_rounds(two).is_none());
+        assert_eq!(t_975(2), 4.303);
     }
 
     #[test]

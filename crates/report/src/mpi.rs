@@ -350,12 +350,13 @@ mod tests {
             workload,
             params,
             full_id: id,
-            time_ns: Some(Estimate {
-                estimate: ms * 1e6,
-                lower: ms * 0.97e6,
-                upper: ms * 1.03e6,
-            }),
+            time_ns: Some(Estimate::in_rounds(
+                ms * 1e6,
+                ms * 0.03e6,
+                (ranks * 3 + b) as usize,
+            )),
             single_run_ns: None,
+            at_least_ns: None,
             throughput: None,
             cpu_per_wall: Some(1.9),
             context_switches: Some(100),
@@ -390,7 +391,7 @@ mod tests {
         assert!(naive[0].seen);
         assert!(
             naive[0].text.starts_with(
-                "4 ranks x 2 BLAS threads (R x B = 4P) was 20.0x (18.8 to 21.2) slower than the best, 2 ranks x 1 BLAS thread"
+                "4 ranks x 2 BLAS threads (R x B = 4P) was 20.0x (19.0 to 21.1, 3 rounds) slower than the best, 2 ranks x 1 BLAS thread"
             ),
             "{}",
             naive[0].text
@@ -435,6 +436,14 @@ mod tests {
     #[test]
     fn the_recommendation_beats_the_default_cell_or_is_the_default() {
         let mut rows = grid("pthreads");
+        // 1 x 2 separated from the fastest, 2 x 1 (within rounds it would be the simpler pick).
+        for r in rows.iter_mut().filter(|r| {
+            r.workload == "batch"
+                && r.int(key::RANKS) == Some(1)
+                && r.int(key::BLAS_THREADS) == Some(2)
+        }) {
+            *r = row("batch", "pthreads", 1, 2, 170.0);
+        }
         rows.push(default_row("batch", "pthreads", 200.0));
         let recs = recommendations(&rows, 2, Limits::default());
         let batch = recs.iter().find(|r| r.workload == "batch").expect("batch");

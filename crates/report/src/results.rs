@@ -6,17 +6,119 @@ use std::path::{Path, PathBuf};
 
 use parcost::blas::BlasInfo;
 use parcost::kernel::Survey;
-use parcost::meta::{Machine, RankSeen, RunInfo, SIDECAR_DIR, Sidecar, Usage};
+use parcost::meta::{Machine, RankSeen, RoundTime, RunInfo, SIDECAR_DIR, Sidecar, Usage};
 use serde::{Deserialize, Serialize};
 
 pub use parcost::id::Value;
 
-/// A point estimate with its 95% interval, in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A point estimate with its 95% interval, in nanoseconds (or a rate, or a share). A time
+/// measured in rounds carries each round's figure, which the comparisons pair by round.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Estimate {
     pub estimate: f64,
     pub lower: f64,
     pub upper: f64,
+    #[serde(default, skip_serializing_if = "Rounds::is_empty")]
+    pub rounds: Rounds,
+}
+
+impl Estimate {
+    /// An estimate and its interval, measured in one round (or not a time).
+    pub fn new(estimate: f64, lower: f64, upper: f64) -> Self {
+        Self {
+            estimate,
+            lower,
+            upper,
+            rounds: Rounds::default(),
+        }
+    }
+}
+
+impl Estimate {
+    /// A time for tests measured in three rounds whose t-interval is about `half` either side
+    /// of `estimate`; `order` (any number) picks the order of the rounds, so two times of
+    /// different orders are not alike round by round and their paired ratio has a width.
+    #[cfg(test)]
+    pub fn in_rounds(estimate: f64, half: f64, order: usize) -> Self {
+        const ORDERS: [[f64; 3]; 6] = [
+            [-1.0, 0.0, 1.0],
+            [0.0, 1.0, -1.0],
+            [1.0, -1.0, 0.0],
+            [-1.0, 1.0, 0.0],
+            [1.0, 0.0, -1.0],
+            [0.0, -1.0, 1.0],
+        ];
+        // Three rounds at -d, 0, +d (relative): a log-sd of d, a t-interval of 2.48 d.
+        let d = half / estimate / (crate::model::t_975(2) / 3f64.sqrt());
+        let mut rounds = Rounds::default();
+        for (k, step) in ORDERS[order % ORDERS.len()].iter().enumerate() {
+            rounds.set(k as u32 + 1, estimate * (step * d).exp());
+        }
+        crate::model::between_rounds(rounds).expect("three rounds")
+    }
+}
+
+/// The most rounds a run records a variant in.
+pub const MAX_ROUNDS: usize = parcost::id::round::MAX as usize;
+
+/// A variant's figure in each round of its run (round `k` at index `k - 1`; absent: not
+/// measured in that round), in ns. Copy, so an [`Estimate`] stays a value.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(from = "BTreeMap<u32, f64>", into = "BTreeMap<u32, f64>")]
+pub struct Rounds([Option<f64>; MAX_ROUNDS]);
+
+impl Rounds {
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    /// The rounds measured, with their figures.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((i as u32 + 1, (*v)?)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Records round `round`'s figure (rounds past [`MAX_ROUNDS`] are not kept).
+    pub fn set(&mut self, round: u32, value: f64) {
+        if let Some(slot) = (round as usize)
+            .checked_sub(1)
+            .and_then(|i| self.0.get_mut(i))
+            && value.is_finite()
+            && value > 0.0
+        {
+            *slot = Some(value);
+        }
+    }
+
+    /// `(a_k, b_k)` for every round both were measured in.
+    pub fn paired<'a>(&'a self, other: &'a Rounds) -> impl Iterator<Item = (f64, f64)> + 'a {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
+    }
+}
+
+impl From<BTreeMap<u32, f64>> for Rounds {
+    fn from(map: BTreeMap<u32, f64>) -> Self {
+        let mut r = Self::default();
+        for (k, v) in map {
+            r.set(k, v);
+        }
+        r
+    }
+}
+
+impl From<Rounds> for BTreeMap<u32, f64> {
+    fn from(r: Rounds) -> Self {
+        r.iter().collect()
+    }
 }
 
 /// What a rate is counted in.
@@ -40,6 +142,9 @@ pub struct Measurement {
     pub time: Option<Estimate>,
     /// The one run of a variant that was not sampled, in nanoseconds.
     pub single_run_ns: Option<f64>,
+    /// A variant stopped as hopeless after its checked run: its time is at least this (ns).
+    /// Never an estimate: `time` and `single_run_ns` are absent.
+    pub at_least_ns: Option<f64>,
     pub counted: Option<Counted>,
     pub usage: Option<Usage>,
     /// What its MPI ranks saw from inside (ranks-x-threads): CPUs, BLAS threads, busy threads.
@@ -98,6 +203,8 @@ struct Record {
     current: bool,
     /// When the latest run of its sidecar started (ms since the epoch), if recorded.
     run_started_ms: Option<u64>,
+    /// Its figure in each round of that run (empty in older sidecars).
+    rounds: BTreeMap<u32, RoundTime>,
 }
 
 #[derive(Deserialize)]
@@ -145,11 +252,16 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
     // Ids Criterion has a folder for, read or not: only the others were run once and live in
     // the sidecars alone.
     let mut sampled = std::collections::HashSet::new();
+    // Each benchmark's folder, where Criterion keeps a round's estimates under its baseline.
+    let mut folders: BTreeMap<String, PathBuf> = BTreeMap::new();
     for bench_file in files {
         if let Some(id) = std::fs::read_to_string(&bench_file)
             .ok()
             .and_then(|t| serde_json::from_str::<BenchmarkJson>(&t).ok())
         {
+            if let Some(folder) = bench_file.parent().and_then(Path::parent) {
+                folders.insert(id.full_id.clone(), folder.to_owned());
+            }
             sampled.insert(id.full_id);
         }
         match read_measurement(criterion_dir, &bench_file, &sidecars) {
@@ -207,6 +319,7 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
                     full_id: id.clone(),
                     time: None,
                     single_run_ns: Some(usage.wall_ns as f64),
+                    at_least_ns: None,
                     counted: None,
                     usage: Some(usage),
                     ranks_seen: rec.ranks_seen.clone(),
@@ -219,8 +332,106 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
             }
         }
     }
+    if which == "new" {
+        for m in &mut run.measurements {
+            if let Some(rec) = sidecars.get(&m.full_id).filter(|r| r.current) {
+                apply_rounds(m, rec, folders.get(&m.full_id).map(PathBuf::as_path));
+            }
+        }
+    }
     run.measurements.sort_by(|a, b| a.full_id.cmp(&b.full_id));
     run
+}
+
+/// A variant's time from its rounds: each round's figure (Criterion's estimate under the round's
+/// baseline, or the median of the harness's runs with their range), and from at least
+/// [`crate::model::MIN_ROUNDS`] of them the between-round estimate and interval
+/// ([`crate::model::between_rounds`]); from fewer, their geometric mean inside the widest
+/// interval. A bound (a hopeless variant stopped) replaces every figure. A round whose
+/// Criterion files predate the run is left out.
+fn apply_rounds(m: &mut Measurement, rec: &Record, folder: Option<&Path>) {
+    if rec.rounds.is_empty() {
+        return;
+    }
+    if let Some(bound) = rec.rounds.values().filter_map(|r| r.at_least_ns).max() {
+        m.time = None;
+        m.single_run_ns = None;
+        m.at_least_ns = Some(bound as f64);
+        return;
+    }
+    let mut figures: Vec<(u32, Estimate, bool)> = Vec::new();
+    for (&round, time) in &rec.rounds {
+        if time.sampled {
+            let Some(file) = folder.map(|f| {
+                f.join(parcost::id::round::baseline(round))
+                    .join("estimates.json")
+            }) else {
+                continue;
+            };
+            let fresh = std::fs::metadata(&file)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64)
+                .zip(rec.run_started_ms)
+                .is_none_or(|(modified, started)| modified + 1_000 >= started);
+            if let Some(e) = fresh.then(|| read_estimate(&file).ok()).flatten() {
+                figures.push((round, e, false));
+            }
+        } else if !time.runs_ns.is_empty() {
+            let mut runs = time.runs_ns.clone();
+            runs.sort_unstable();
+            let at = |i: usize| runs[i] as f64;
+            let e = Estimate::new(at(runs.len() / 2), at(0), at(runs.len() - 1));
+            figures.push((round, e, runs.len() == 1));
+        }
+    }
+    let Some(&(_, latest, _)) = figures.last() else {
+        return;
+    };
+    let mut rounds = Rounds::default();
+    for (round, e, _) in &figures {
+        rounds.set(*round, e.estimate);
+    }
+    if let Some(e) = crate::model::between_rounds(rounds) {
+        m.time = Some(e);
+        m.single_run_ns = None;
+    } else if figures.iter().all(|(_, _, single)| *single) {
+        m.time = None;
+        m.single_run_ns = Some(latest.estimate);
+    } else {
+        let n = figures.len() as f64;
+        let mean = figures.iter().map(|(_, e, _)| e.estimate.ln()).sum::<f64>() / n;
+        m.time = Some(Estimate {
+            estimate: mean.exp(),
+            lower: figures
+                .iter()
+                .map(|(_, e, _)| e.lower)
+                .fold(f64::INFINITY, f64::min),
+            upper: figures.iter().map(|(_, e, _)| e.upper).fold(0.0, f64::max),
+            rounds,
+        });
+        m.single_run_ns = None;
+    }
+}
+
+/// Criterion's typical value in an `estimates.json`: the slope of a linear sampling, else the
+/// mean, with its 95% interval.
+fn read_estimate(file: &Path) -> Result<Estimate, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{}: unreadable: {e}", file.display()))?;
+    let estimates: EstimatesJson = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not Criterion's estimates: {e}", file.display()))?;
+    let stat = estimates.slope.as_ref().unwrap_or(&estimates.mean);
+    let time = Estimate::new(
+        stat.point_estimate,
+        stat.confidence_interval.lower_bound,
+        stat.confidence_interval.upper_bound,
+    );
+    if !(time.estimate.is_finite() && time.estimate > 0.0 && time.lower <= time.upper) {
+        return Err(format!("estimate {time:?} is not a time"));
+    }
+    Ok(time)
 }
 
 fn collect_benchmarks(dir: &Path, which: &str, out: &mut Vec<PathBuf>, depth: usize) {
@@ -324,8 +535,10 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Record
                     });
                 }
                 let mut seen = sidecar.ranks_seen;
+                let mut rounds = sidecar.rounds;
                 for (id, u) in sidecar.variants {
                     let ranks_seen = seen.remove(&id).unwrap_or_default();
+                    let rounds = rounds.remove(&id).unwrap_or_default();
                     // A sidecar without runs predates run records: all of it counts as current.
                     let current = latest.is_none_or(|l| u.run == Some(l.started_ms));
                     usage.insert(
@@ -335,6 +548,7 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Record
                             usage: u,
                             current,
                             run_started_ms: latest.map(|l| l.started_ms),
+                            rounds,
                         },
                     );
                 }
@@ -356,27 +570,9 @@ fn read_measurement(
     let text = std::fs::read_to_string(bench_file).map_err(|e| format!("unreadable: {e}"))?;
     let bench: BenchmarkJson =
         serde_json::from_str(&text).map_err(|e| format!("not Criterion's benchmark.json: {e}"))?;
-    let estimates_file = bench_file.with_file_name("estimates.json");
-    let text = std::fs::read_to_string(&estimates_file)
-        .map_err(|e| format!("{}: unreadable: {e}", estimates_file.display()))?;
-    let estimates: EstimatesJson = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}: not Criterion's estimates: {e}",
-            estimates_file.display()
-        )
-    })?;
+    let time = read_estimate(&bench_file.with_file_name("estimates.json"))?;
     let (suite, workload, params) = parse_id(&bench.full_id)
         .map_err(|e| format!("id {:?} breaks the contract: {e}", bench.full_id))?;
-    // Criterion's typical value: the slope of a linear sampling, else the mean.
-    let stat = estimates.slope.as_ref().unwrap_or(&estimates.mean);
-    let time = Estimate {
-        estimate: stat.point_estimate,
-        lower: stat.confidence_interval.lower_bound,
-        upper: stat.confidence_interval.upper_bound,
-    };
-    if !(time.estimate.is_finite() && time.estimate > 0.0 && time.lower <= time.upper) {
-        return Err(format!("estimate {time:?} is not a time"));
-    }
     let counted = bench.throughput.as_ref().and_then(|t| {
         let (kind, &n) = t.iter().next()?;
         let (elements, svd) = (
@@ -405,6 +601,7 @@ fn read_measurement(
         full_id: bench.full_id,
         time: Some(time),
         single_run_ns: None,
+        at_least_ns: None,
         counted,
         criterion_page: page.is_file().then_some(page),
     })
@@ -457,12 +654,15 @@ mod tests {
             matmul_num_threads: matmul,
             variants: [(id, usage)].into_iter().collect(),
             ranks_seen: BTreeMap::new(),
+            rounds: BTreeMap::new(),
             runs: [(
                 started,
                 RunInfo {
                     started_ms: started,
                     quick: true,
                     noise: None,
+                    rounds: 0,
+                    noisy_rounds: 0,
                 },
             )]
             .into_iter()

@@ -13,8 +13,11 @@ pub use crate::facts::{
 /// `openblas.kernel` the one the suites ran; `cpu_features`, `peak`, `kernel_trials` and
 /// `noise` added; recommendations carry intervals, `seen`, `fastest` and `default`. 3:
 /// recommendations say `advice` (`recommend`, or `keep` with `why`) instead of `seen`; the
-/// verdict's lines carry their `support` and its settings are typed, each with its trial.
-pub const SCHEMA: u32 = 3;
+/// verdict's lines carry their `support` and its settings are typed, each with its trial. 4:
+/// times measured in rounds carry `rounds` (each round's figure), rows stopped as hopeless
+/// `at_least_ns` (a bound, no time), ratios the `rounds` they paired and `unstable`; noise
+/// says `rounds` and `noisy_rounds`; `stability` per suite.
+pub const SCHEMA: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
@@ -28,12 +31,15 @@ pub struct Summary {
     /// What to set on this machine, first on the page and in the terminal.
     #[serde(default)]
     pub verdict: crate::verdict::Verdict,
+    /// How far each suite's variants spread between rounds, and the unstable ones.
+    #[serde(default)]
+    pub stability: Vec<crate::rounds::Stability>,
 }
 
 /// The rows as CSV: one line a measured variant.
 pub fn csv(summary: &Summary) -> String {
     let mut out = String::from(
-        "suite,workload,params,full_id,time_ns,time_lower_ns,time_upper_ns,single_run_ns,throughput,throughput_unit,cpu_per_wall,context_switches\n",
+        "suite,workload,params,full_id,time_ns,time_lower_ns,time_upper_ns,single_run_ns,at_least_ns,rounds,throughput,throughput_unit,cpu_per_wall,context_switches\n",
     );
     let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
     for r in &summary.results {
@@ -47,6 +53,16 @@ pub fn csv(summary: &Summary) -> String {
             opt(r.time_ns.map(|t| t.lower)),
             opt(r.time_ns.map(|t| t.upper)),
             opt(r.single_run_ns),
+            opt(r.at_least_ns),
+            r.time_ns
+                .map(|t| {
+                    t.rounds
+                        .iter()
+                        .map(|(_, v)| format!("{v}"))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                })
+                .unwrap_or_default(),
             opt(r.throughput.as_ref().map(|t| t.estimate)),
             r.throughput
                 .as_ref()

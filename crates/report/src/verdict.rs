@@ -157,13 +157,15 @@ impl Verdict {
         ratio: Ratio,
         wanted: Separation,
     ) {
-        let sep = ratio.separation(Rule::REPORT);
-        let support = if sep == wanted {
+        let sep = ratio.separation(Rule::ADVICE);
+        let support = if sep == wanted && !ratio.unstable {
             Support::Separated { ratio }
         } else {
             Support::NotSeparated {
                 why: match sep {
+                    _ if ratio.unstable => Stands::Unstable(ratio),
                     Separation::Equivalent => Stands::Equivalent(ratio),
+                    Separation::Unknown if ratio.interval().is_some() => Stands::FewRounds(ratio),
                     Separation::Unknown => Stands::RanOnce,
                     Separation::Above | Separation::Below => Stands::Slower(ratio),
                     Separation::Overlap => Stands::Overlap(ratio),
@@ -334,7 +336,7 @@ fn kernel(machine: &MachineOut, rows: &[Row], p: u64, v: &mut Verdict) {
         }
     } else if let Some(c) = compare(best, lib) {
         let r = c.ratio;
-        match c.faster(Rule::REPORT) {
+        match c.faster(Rule::ADVICE) {
             Ok(s) => {
                 v.line(
                     Topic::Kernel,
@@ -492,7 +494,7 @@ fn layer(rows: &[Row], p: u64, v: &mut Verdict) -> Option<String> {
         Some((_, d)) => {
             let c = compare(win_row, d)?;
             let r = c.ratio;
-            match c.faster(Rule::REPORT) {
+            match c.faster(Rule::ADVICE) {
                 Ok(s) => {
                     v.line(
                         Topic::Layer,
@@ -563,14 +565,14 @@ fn threads_in(layer: &str, c: &Crossover, p: u64, v: &mut Verdict) {
             },
         )
     });
-    match win.map(|(n, c)| (n, c.faster(Rule::REPORT))) {
+    match win.map(|(n, c)| (n, c.faster(Rule::ADVICE))) {
         Some((n, Ok(s))) => {
             // The sizes the advice covers: every size below the crossover only where task-level
             // separated at each of them; else just the sizes where it did.
             let won: Vec<u64> = c
                 .by_n
                 .iter()
-                .filter(|(_, r)| r.separation(Rule::REPORT) == Separation::Above)
+                .filter(|(_, r)| r.separation(Rule::ADVICE) == Separation::Above)
                 .map(|(n, _)| *n)
                 .collect();
             let below = c.by_n.iter().filter(|(m, _)| match c.crossover {
@@ -1222,6 +1224,8 @@ mod tests {
             capacity_after: 1.4,
             steal: 0.0,
             foreign_load: 0.0,
+            rounds: 1,
+            noisy_rounds: 1,
             flagged: true,
             rerun: None,
         });
@@ -1240,10 +1244,13 @@ mod tests {
     fn the_best_win_is_the_largest_that_separated() {
         // n=64: 3x by its estimate but with an interval that straddles 1; n=128: 1.5x, clear.
         let mut rows = levels(&[(64, 60.0, 20.0), (128, 30.0, 20.0), (1024, 18.0, 25.0)]);
-        for r in rows.iter_mut().filter(|r| r.int(key::N) == Some(64)) {
+        for (i, r) in rows
+            .iter_mut()
+            .filter(|r| r.int(key::N) == Some(64))
+            .enumerate()
+        {
             let t = r.time_ns.as_mut().expect("sampled");
-            t.lower = t.estimate * 0.2;
-            t.upper = t.estimate * 5.0;
+            *t = Estimate::in_rounds(t.estimate, t.estimate * 0.8, i);
         }
         let v = verdict(&machine(), &rows, &[]);
         assert!(
@@ -1263,10 +1270,9 @@ mod tests {
     fn no_setting_without_a_separated_comparison() {
         // Task-level ahead by 3% everywhere, with tight intervals: within the margin.
         let mut near = levels(&[(64, 20.6, 20.0), (256, 20.6, 20.0), (1024, 20.6, 20.0)]);
-        for r in &mut near {
+        for (i, r) in near.iter_mut().enumerate() {
             let t = r.time_ns.as_mut().expect("sampled");
-            t.lower = t.estimate * 0.999;
-            t.upper = t.estimate * 1.001;
+            *t = Estimate::in_rounds(t.estimate, t.estimate * 0.001, i);
         }
         let v = verdict(&machine(), &near, &[]);
         assert!(v.settings.is_empty(), "{:?}", v.settings);
@@ -1278,10 +1284,9 @@ mod tests {
         );
         // Overlapping intervals.
         let mut wide = levels(&[(64, 30.0, 20.0), (1024, 30.0, 20.0)]);
-        for r in &mut wide {
+        for (i, r) in wide.iter_mut().enumerate() {
             let t = r.time_ns.as_mut().expect("sampled");
-            t.lower = t.estimate * 0.6;
-            t.upper = t.estimate * 1.4;
+            *t = Estimate::in_rounds(t.estimate, t.estimate * 0.4, i);
         }
         let v = verdict(&machine(), &wide, &[]);
         assert!(v.settings.is_empty(), "{:?}", v.settings);

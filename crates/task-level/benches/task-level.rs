@@ -59,10 +59,17 @@ fn main() {
         .into_iter()
         .map(|l| (l, variants(&suite, l, p)))
         .collect();
+    let cell_id = |layer: &Layer, n: usize, pairs: usize, c: &Cell| {
+        let workload = params(&[("layer", layer), ("n", &n), ("pairs", &pairs)]);
+        let cell = params(&[
+            ("variant", &c.variant.name()),
+            ("tasks", &c.tasks),
+            ("blas_threads", &c.blas_threads),
+        ]);
+        format!("{workload}/{cell}")
+    };
     for n in SIZES {
         let pairs = pairs_for(n, p);
-        let batch = MatmulBatch::new(n, pairs, SEED);
-        let reference = batch.reference();
         let cells: Vec<(Layer, Vec<Cell>)> = layers
             .iter()
             .map(|(layer, variants)| {
@@ -80,20 +87,30 @@ fn main() {
                 (*layer, cells)
             })
             .collect();
+        // A size none of whose cells runs here (a later round's contenders) costs nothing.
+        let runs_here = |layer: &Layer, c: &Cell| {
+            suite.runs(&format!("matmul/{}", cell_id(layer, n, pairs, c)))
+        };
+        if !cells
+            .iter()
+            .any(|(l, cs)| cs.iter().any(|c| runs_here(l, c)))
+        {
+            continue;
+        }
+        let batch = MatmulBatch::new(n, pairs, SEED);
+        let reference = batch.reference();
         let mut group = suite.group("matmul");
         group.throughput(Throughput::Elements(batch.flop()));
         for (layer, cells) in cells {
-            let workload = params(&[("layer", &layer), ("n", &n), ("pairs", &pairs)]);
             for c in cells {
+                let id = cell_id(&layer, n, pairs, &c);
+                if !group.runs(&id) {
+                    continue;
+                }
                 let pool = LayerPool::new(layer, c.tasks, c.asked)
                     .unwrap_or_else(|e| fail("task-level", e));
-                let cell = params(&[
-                    ("variant", &c.variant.name()),
-                    ("tasks", &c.tasks),
-                    ("blas_threads", &c.blas_threads),
-                ]);
                 group.bench(
-                    &format!("{workload}/{cell}"),
+                    &id,
                     batch.outputs(),
                     |out| batch.run_on(&pool, out),
                     |out| MatmulBatch::check(out, &reference),

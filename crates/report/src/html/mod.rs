@@ -128,6 +128,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     );
     h.push_str("</table>\n");
     noise(&mut h, &m.noise);
+    stability(&mut h, &s.stability, &s.results);
 
     h.push_str("<h2 id=\"findings\">Findings</h2>\n");
     if s.findings.is_empty() {
@@ -350,6 +351,78 @@ fn noise(h: &mut String, runs: &[NoiseOut]) {
         );
     }
     h.push_str("</table>\n");
+}
+
+/// How far each suite's variants spread between rounds (each a fresh process), the unstable
+/// ones named, and the variants stopped as hopeless with their bounds.
+fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) {
+    let bounded: Vec<&Row> = rows.iter().filter(|r| r.at_least_ns.is_some()).collect();
+    if suites.is_empty() && bounded.is_empty() {
+        return;
+    }
+    let margin = 100.0 * crate::model::MARGIN;
+    let _ = write!(
+        h,
+        "<h2 id=\"stability\">Stability between rounds</h2><p>Every compared configuration ran \
+         in {} rounds, each a fresh process; the intervals of the advice are the spread of the \
+         paired rounds (a t-interval), which holds from run to run. Spread: the standard \
+         deviation of a variant's rounds (of their logarithms: about the relative spread of \
+         one round). A variant whose rounds spread wider than the {margin:.0}% margin is named \
+         here and carries no advice.</p><table><tr><th>suite</th><th class=\"num\">variants \
+         in rounds</th><th class=\"num\">median spread</th><th>unstable (rounds, ms)</th></tr>",
+        crate::model::MIN_ROUNDS
+    );
+    for s in suites {
+        let unstable: Vec<String> = s
+            .unstable
+            .iter()
+            .map(|u| {
+                let rounds: Vec<String> = u
+                    .rounds
+                    .iter()
+                    .map(|(_, v)| format!("{:.3}", v / 1e6))
+                    .collect();
+                format!(
+                    "<code>{}</code>: {} ({:.1}% spread, {:.2}x from least to most)",
+                    esc(&u.full_id),
+                    rounds.join(", "),
+                    100.0 * u.spread,
+                    u.range()
+                )
+            })
+            .collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td><td>{}</td></tr>",
+            esc(&s.suite),
+            s.measured,
+            100.0 * s.median_spread,
+            if unstable.is_empty() {
+                "none".to_owned()
+            } else {
+                unstable.join("<br>")
+            }
+        );
+    }
+    h.push_str("</table>\n");
+    if !bounded.is_empty() {
+        let _ = write!(
+            h,
+            "<p>Stopped as hopeless after their checked run (more than {}x the best of their \
+             instance so far): a bound, never an estimate.</p><ul>",
+            parcost::id::round::HOPELESS_FACTOR
+        );
+        for r in bounded {
+            let _ = write!(
+                h,
+                "<li><code>{}</code>: at least {} ms</li>",
+                esc(&r.full_id),
+                r.at_least_ns
+                    .map_or_else(String::new, |b| format!("{:.1}", b / 1e6))
+            );
+        }
+        h.push_str("</ul>\n");
+    }
 }
 
 fn about(suite: &str) -> &'static str {
@@ -740,7 +813,13 @@ fn table(h: &mut String, rows: &[&Row], links: &BTreeMap<String, String>) {
                 format!("{} to {}", ms(t.lower), ms(t.upper)),
             ),
             (None, Some(s)) => (ms(s), "one run, not sampled".into()),
-            _ => (String::new(), String::new()),
+            _ => match r.at_least_ns {
+                Some(b) => (
+                    format!("&gt; {}", ms(b)),
+                    "stopped as hopeless: a bound".into(),
+                ),
+                None => (String::new(), String::new()),
+            },
         };
         let rate = r
             .throughput
