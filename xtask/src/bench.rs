@@ -137,7 +137,11 @@ impl flags::Bench {
                     kernel.apply(&mut cmd);
                     cmd.env(LAYER_VAR, OPENBLAS_WORD);
                     let label = format!("{} under {}", suite.name, layer.name);
-                    steps.push(step(label, suite.name, Some(&layer.name), None, cmd));
+                    // The ids name the layer OpenBLAS reports; an install without Debian's
+                    // layer folders runs one, `default`, which no id names.
+                    let named =
+                        parcost::id::layer::is_openblas(&layer.name).then_some(layer.name.as_str());
+                    steps.push(step(label, suite.name, named, None, cmd));
                 }
                 if let Some((host, kernel)) = &host {
                     for (lib, threads) in native_runs(suite.name, &native, p) {
@@ -169,7 +173,9 @@ impl flags::Bench {
                         layer.apply(&mut cmd);
                         kernel.apply_sweep(&mut cmd, &name);
                         let label = format!("blas-tuning kernel {name} under {}", layer.name);
-                        steps.push(step(label, suite.name, Some(&layer.name), Some(&name), cmd));
+                        let named = parcost::id::layer::is_openblas(&layer.name)
+                            .then_some(layer.name.as_str());
+                        steps.push(step(label, suite.name, named, Some(&name), cmd));
                     }
                 }
             }
@@ -206,7 +212,7 @@ impl flags::Bench {
             opts.rounds.unwrap_or(ROUNDS)
         };
         let files = progress::Files::new(&parcost::meta::criterion_dir(), mode);
-        let contenders_file = files.dir.join("contenders.txt");
+        let contenders_file = std::path::absolute(files.dir.join("contenders.txt"))?;
         let mut steps: Vec<(u32, Step)> = Vec::new();
         for round in 1..=rounds {
             let extra = if test {
@@ -242,12 +248,27 @@ impl flags::Bench {
                 let ids = match &contenders {
                     Some(ids) => ids,
                     None => {
-                        let ids = report::rounds::contenders(
-                            &parcost::meta::criterion_dir(),
-                            progress.run_key(),
-                            p,
-                        );
-                        write_lines(&contenders_file, &ids)?;
+                        // A resumed run keeps the list its first round made: recomputed, it
+                        // would read rounds already run.
+                        let header = format!("# contenders of run {}", progress.run_key());
+                        let kept = std::fs::read_to_string(&contenders_file)
+                            .ok()
+                            .filter(|t| t.lines().next() == Some(header.as_str()))
+                            .map(|t| t.lines().skip(1).map(String::from).collect::<Vec<_>>());
+                        let ids = match kept {
+                            Some(ids) => ids,
+                            None => {
+                                let ids = report::rounds::contenders(
+                                    &parcost::meta::criterion_dir(),
+                                    progress.run_key(),
+                                    p,
+                                );
+                                let mut lines = vec![header];
+                                lines.extend(ids.iter().cloned());
+                                write_lines(&contenders_file, &lines)?;
+                                ids
+                            }
+                        };
                         eprintln!(
                             "rounds 2 to {rounds}: {} contenders (within {}x of their instance's \
                              best, and the defaults), listed in {}",
@@ -357,6 +378,28 @@ fn native_runs(suite: &str, native: &[Library], p: usize) -> Vec<(Library, Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_measures_the_ids_of_its_suite_layer_and_kernel() {
+        let step = |suite: &str, layer: Option<&str>, kernel: Option<&str>| Step {
+            label: String::new(),
+            suite: suite.into(),
+            layer: layer.map(String::from),
+            kernel: kernel.map(String::from),
+            cmd: Command::new("true"),
+        };
+        let id =
+            "task-level/matmul/layer=openmp,n=64,pairs=8/variant=op-level,tasks=1,blas_threads=2";
+        assert!(step("task-level", Some("openmp"), None).measures(id));
+        assert!(!step("task-level", Some("pthreads"), None).measures(id));
+        assert!(!step("oversubscription", Some("openmp"), None).measures(id));
+        // An install without Debian's layer folders: one step, no layer name in it.
+        assert!(step("task-level", None, None).measures(id));
+        let sweep = "blas-tuning/matmul/layer=pthreads,kernel=haswell,n=1024/blas_threads=2";
+        assert!(step("blas-tuning", Some("pthreads"), Some("haswell")).measures(sweep));
+        assert!(!step("blas-tuning", Some("pthreads"), Some("zen")).measures(sweep));
+        assert!(!step("blas-tuning", Some("pthreads"), None).measures(sweep));
+    }
 
     #[test]
     fn native_layers_run_once_faer_and_once_a_count_matrixmultiply() {

@@ -359,7 +359,7 @@ impl Suite {
             selection = selection.only(
                 text.lines()
                     .map(str::trim)
-                    .filter(|l| !l.is_empty())
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
                     .map(String::from),
             );
         }
@@ -791,9 +791,10 @@ impl<'a> Group<'a> {
             return false;
         };
         let took = Duration::from_nanos(checked.wall_ns);
+        // Only the first round stops a variant: a later one measures contenders only.
         let best_so_far = instance
             .as_ref()
-            .filter(|(_, default)| !default)
+            .filter(|(_, default)| !default && self.selection.only.is_none())
             .and_then(|(i, _)| self.best.borrow().get(i).copied());
         if let Some(best) = best_so_far
             && took > HOPELESS_ABOVE

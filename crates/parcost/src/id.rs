@@ -441,7 +441,9 @@ pub fn is_default(parsed: &ParsedId, logical_cores: usize) -> bool {
     if get(key::VARIANT).and_then(Value::name) == Some(variant::DEFAULT) {
         return true;
     }
+    // The kernel sweep's B = P cells are every kernel's: the default kernel is the library's.
     get(key::RANKS).is_none()
+        && get(key::KERNEL).is_none()
         && get(key::BLAS_THREADS).and_then(Value::int) == Some(logical_cores as u64)
         && get(key::TASKS).is_none_or(|t| t.int() == Some(1))
 }

@@ -243,6 +243,22 @@ pub struct RoundTime {
     pub at_least_ns: Option<u64>,
 }
 
+impl RoundTime {
+    /// The round's figure from the harness's runs: their median (the mean of the middle two
+    /// of an even count), with the fastest and slowest run; `None` without runs.
+    pub fn of_runs(&self) -> Option<(f64, f64, f64)> {
+        let mut runs: Vec<f64> = self.runs_ns.iter().map(|&r| r as f64).collect();
+        runs.sort_by(f64::total_cmp);
+        let n = runs.len();
+        let median = match n {
+            0 => return None,
+            _ if n % 2 == 1 => runs[n / 2],
+            _ => (runs[n / 2 - 1] + runs[n / 2]) / 2.0,
+        };
+        Some((median, runs[0], runs[n - 1]))
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -574,14 +574,15 @@ pub fn crossovers(rows: &[Row]) -> BTreeMap<String, Crossover> {
         .collect()
 }
 
-/// `slow / fast` as an estimate with its conservative interval.
+/// `slow / fast` as an estimate with the interval of [`Ratio::of`]: paired between rounds where
+/// both were measured in rounds, else conservative.
 pub(crate) fn ratio_of(slow: &Estimate, fast: &Estimate) -> Estimate {
-    Estimate {
-        estimate: slow.estimate / fast.estimate,
-        lower: slow.lower / fast.upper,
-        upper: slow.upper / fast.lower,
-        rounds: Default::default(),
-    }
+    let r = Ratio::of(slow, fast);
+    Estimate::new(
+        r.estimate,
+        r.lower.unwrap_or(r.estimate),
+        r.upper.unwrap_or(r.estimate),
+    )
 }
 
 /// The recommended configuration for each workload instance: the fastest measured when it
@@ -692,7 +693,7 @@ pub(crate) fn recommend(
         fastest: config(fastest),
         default: default.map(config).unwrap_or_default(),
         advice: AdviceKind::from(&advice),
-        speedup_vs_default: default.and_then(|d| Some(ratio_of(&d.time_ns?, &fastest.time_ns?))),
+        speedup_vs_default: default.and_then(|d| Some(ratio_of(&d.time_ns?, &pick.time_ns?))),
         speedup_vs_naive: naive.and_then(|n| Some(ratio_of(&n.time_ns?, &fastest.time_ns?))),
         efficiency,
         efficiency_theoretical,
@@ -1113,7 +1114,7 @@ mod tests {
         assert_eq!(r.best, r.default);
         assert_eq!(r.fastest["blas_threads"], Value::Int(4));
         let s = r.speedup_vs_default.expect("a speedup");
-        assert!(s.lower < 1.0 && s.upper > 1.0, "{s:?}");
+        assert!(s.lower < 1.0 + crate::model::MARGIN && s.upper > 1.0, "{s:?}");
         // Clearly faster: recommended, with its interval.
         let clear = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
         let r = &recommendations(&clear, 2, limits)[0];

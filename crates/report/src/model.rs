@@ -190,7 +190,8 @@ impl Ratio {
         let Some((lo, hi)) = self.interval() else {
             return Separation::Unknown;
         };
-        if rule.interval == IntervalKind::BetweenRounds && !self.between_rounds() {
+        if rule.interval == IntervalKind::BetweenRounds && (!self.between_rounds() || self.unstable)
+        {
             return Separation::Unknown;
         }
         let m = 1.0 + rule.margin;

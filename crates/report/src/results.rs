@@ -353,7 +353,15 @@ fn apply_rounds(m: &mut Measurement, rec: &Record, folder: Option<&Path>) {
     if rec.rounds.is_empty() {
         return;
     }
-    if let Some(bound) = rec.rounds.values().filter_map(|r| r.at_least_ns).max() {
+    // A bound stands for a variant stopped in every round it ran in; one measured round is
+    // a figure.
+    let measured = rec
+        .rounds
+        .values()
+        .any(|r| r.sampled || !r.runs_ns.is_empty());
+    if let Some(bound) = rec.rounds.values().filter_map(|r| r.at_least_ns).max()
+        && !measured
+    {
         m.time = None;
         m.single_run_ns = None;
         m.at_least_ns = Some(bound as f64);
@@ -378,12 +386,9 @@ fn apply_rounds(m: &mut Measurement, rec: &Record, folder: Option<&Path>) {
             if let Some(e) = fresh.then(|| read_estimate(&file).ok()).flatten() {
                 figures.push((round, e, false));
             }
-        } else if !time.runs_ns.is_empty() {
-            let mut runs = time.runs_ns.clone();
-            runs.sort_unstable();
-            let at = |i: usize| runs[i] as f64;
-            let e = Estimate::new(at(runs.len() / 2), at(0), at(runs.len() - 1));
-            figures.push((round, e, runs.len() == 1));
+        } else if let Some((median, fastest, slowest)) = time.of_runs() {
+            let e = Estimate::new(median, fastest, slowest);
+            figures.push((round, e, time.runs_ns.len() == 1));
         }
     }
     let Some(&(_, latest, _)) = figures.last() else {
@@ -703,5 +708,71 @@ mod tests {
         );
         assert_eq!(run.measurements.len(), 3, "one run each, from the sidecars");
         assert!(run.skipped.is_empty(), "{:?}", run.skipped);
+    }
+
+    #[test]
+    fn a_variant_is_timed_from_its_rounds_and_a_stopped_one_is_a_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut car = sidecar(None, BlasLayer::Pthreads, None);
+        let id = car.variants.keys().next().expect("one variant").clone();
+        let usage = car.variants[&id];
+        let other = id.replace("tasks=2,blas_threads=1", "tasks=1,blas_threads=2");
+        let stopped = id.replace("tasks=2,blas_threads=1", "tasks=2,blas_threads=2");
+        car.variants.insert(other.clone(), usage);
+        car.variants.insert(stopped.clone(), usage);
+        let runs = |ns: [u64; 2]| RoundTime {
+            runs_ns: ns.to_vec(),
+            ..RoundTime::default()
+        };
+        // Three rounds of two runs: the median of each (the mean of the two), paired by round.
+        car.rounds.insert(
+            id.clone(),
+            [(1, runs([10, 12])), (2, runs([12, 14])), (3, runs([9, 11]))]
+                .into_iter()
+                .collect(),
+        );
+        // Measured in round 1, stopped in none after: a figure, not a bound.
+        car.rounds
+            .insert(other.clone(), [(1, runs([30, 30]))].into_iter().collect());
+        car.rounds.insert(
+            stopped.clone(),
+            [(
+                1,
+                RoundTime {
+                    at_least_ns: Some(500),
+                    ..RoundTime::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+        );
+        car.merge_into(&Sidecar::path(
+            dir.path(),
+            "oversubscription",
+            None,
+            Some("pthreads"),
+        ))
+        .expect("write");
+        let run = load(dir.path(), "new");
+        let get = |want: &str| {
+            run.measurements
+                .iter()
+                .find(|m| m.full_id == want)
+                .expect("measured")
+        };
+        let t = get(&id).time.expect("a time from its rounds");
+        let rounds: Vec<(u32, f64)> = t.rounds.iter().collect();
+        assert_eq!(rounds, [(1, 11.0), (2, 13.0), (3, 10.0)]);
+        let geo = (11.0f64 * 13.0 * 10.0).powf(1.0 / 3.0);
+        assert!(
+            (t.estimate - geo).abs() < 1e-9 && t.lower < 10.0 && t.upper > 13.0,
+            "{t:?}"
+        );
+        let o = get(&other);
+        assert!(o.time.is_some_and(|t| (t.estimate - 30.0).abs() < 1e-9), "{o:?}");
+        assert!(o.at_least_ns.is_none());
+        let s = get(&stopped);
+        assert!(s.time.is_none() && s.single_run_ns.is_none(), "{s:?}");
+        assert_eq!(s.at_least_ns, Some(500.0));
     }
 }

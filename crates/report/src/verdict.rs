@@ -778,7 +778,8 @@ fn never(rows: &[Row], v: &mut Verdict) {
                 cell(best)
             ),
             parcost::id::OVERSUBSCRIPTION.name,
-            Support::Separated { ratio: q },
+            // The worst cell is no contender: one round, information, not advice.
+            Support::Information,
         );
         v.scope = None;
     }
@@ -1282,7 +1283,15 @@ mod tests {
                 .find(|l| l.topic == Topic::Small)
                 .is_some_and(Line::seen)
         );
-        // Overlapping intervals.
+        // Rounds that overlap the margin (7.5% apart, each variant steady).
+        let mut overlap = levels(&[(64, 21.5, 20.0), (1024, 21.5, 20.0)]);
+        for (i, r) in overlap.iter_mut().enumerate() {
+            let t = r.time_ns.as_mut().expect("sampled");
+            *t = Estimate::in_rounds(t.estimate, t.estimate * 0.03, i);
+        }
+        let v = verdict(&machine(), &overlap, &[]);
+        assert!(v.settings.is_empty(), "{:?}", v.settings);
+        // Rounds spread wider than the margin: unstable, no advice though 1.5x apart.
         let mut wide = levels(&[(64, 30.0, 20.0), (1024, 30.0, 20.0)]);
         for (i, r) in wide.iter_mut().enumerate() {
             let t = r.time_ns.as_mut().expect("sampled");

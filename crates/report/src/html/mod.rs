@@ -363,9 +363,10 @@ fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) 
     let margin = 100.0 * crate::model::MARGIN;
     let _ = write!(
         h,
-        "<h2 id=\"stability\">Stability between rounds</h2><p>Every compared configuration ran \
-         in {} rounds, each a fresh process; the intervals of the advice are the spread of the \
-         paired rounds (a t-interval), which holds from run to run. Spread: the standard \
+        "<h2 id=\"stability\">Stability between rounds</h2><p>Every contender (the variants \
+         within 1.5x of their instance's best after the first round, and the defaults) ran in \
+         rounds, each a fresh process; the intervals of the advice are the spread of the paired \
+         rounds (a t-interval, from at least {} rounds), which holds from run to run. Spread: the standard \
          deviation of a variant's rounds (of their logarithms: about the relative spread of \
          one round). A variant whose rounds spread wider than the {margin:.0}% margin is named \
          here and carries no advice.</p><table><tr><th>suite</th><th class=\"num\">variants \
