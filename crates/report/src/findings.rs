@@ -713,10 +713,17 @@ pub(crate) fn simplest_equivalent<'a>(
     let Some(ft) = fastest.time_ns else {
         return fastest;
     };
+    // Tied: the rounds could not tell it from the fastest. A variant whose rounds spread
+    // wide is tied all the more (its paired interval is wide), not left out: leaving it out
+    // would let a coin flip of its spread decide which configuration is named.
     let tied = |r: &Row| {
         r.time_ns.is_some_and(|t| {
+            let ratio = Ratio {
+                unstable: false,
+                ..Ratio::of(&t, &ft)
+            };
             matches!(
-                Ratio::of(&t, &ft).separation(Rule::ADVICE),
+                ratio.separation(Rule::ADVICE),
                 Separation::Equivalent | Separation::Overlap
             )
         })
@@ -1114,7 +1121,10 @@ mod tests {
         assert_eq!(r.best, r.default);
         assert_eq!(r.fastest["blas_threads"], Value::Int(4));
         let s = r.speedup_vs_default.expect("a speedup");
-        assert!(s.lower < 1.0 + crate::model::MARGIN && s.upper > 1.0, "{s:?}");
+        assert!(
+            s.lower < 1.0 + crate::model::MARGIN && s.upper > 1.0,
+            "{s:?}"
+        );
         // Clearly faster: recommended, with its interval.
         let clear = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
         let r = &recommendations(&clear, 2, limits)[0];
@@ -1146,6 +1156,29 @@ mod tests {
         let r = &recommendations(&rows, 2, Limits::default())[0];
         assert_eq!(r.advice, AdviceKind::Keep(crate::model::Stands::RanOnce));
         assert_eq!(r.best, r.default);
+    }
+
+    #[test]
+    fn the_simplest_tied_configuration_is_named_even_when_the_fastest_is_another() {
+        // 4 threads 1% faster than 3 by the estimate but tied between rounds, and 3 separated
+        // from the default 2: the pick is 3, the fewer threads, however the tie fell.
+        let mut rows = vec![tuning_row(2, 100.0, 1.0), tuning_row(3, 61.0, 1.0)];
+        rows.push(tuning_row(4, 60.0, 1.0));
+        let r = &recommendations(&rows, 2, Limits::default())[0];
+        assert_eq!(r.fastest["blas_threads"], Value::Int(4));
+        assert!(
+            r.recommended() && r.best["blas_threads"] == Value::Int(3),
+            "{r:?}"
+        );
+        // A tied configuration whose rounds spread wide is tied all the more: still the pick
+        // (and, unstable, it carries no advice), not left out for the next simplest.
+        rows[1].time_ns = Some(Estimate::in_rounds(61e6, 30e6, 3));
+        let r = &recommendations(&rows, 2, Limits::default())[0];
+        assert_eq!(r.best, r.default, "{r:?}");
+        assert!(matches!(
+            r.advice,
+            AdviceKind::Keep(crate::model::Stands::Unstable(_))
+        ));
     }
 
     #[test]

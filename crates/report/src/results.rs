@@ -769,7 +769,10 @@ mod tests {
             "{t:?}"
         );
         let o = get(&other);
-        assert!(o.time.is_some_and(|t| (t.estimate - 30.0).abs() < 1e-9), "{o:?}");
+        assert!(
+            o.time.is_some_and(|t| (t.estimate - 30.0).abs() < 1e-9),
+            "{o:?}"
+        );
         assert!(o.at_least_ns.is_none());
         let s = get(&stopped);
         assert!(s.time.is_none() && s.single_run_ns.is_none(), "{s:?}");
