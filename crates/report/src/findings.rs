@@ -545,11 +545,12 @@ pub fn crossovers(rows: &[Row]) -> BTreeMap<String, Crossover> {
             )
             .or_else(|| largest(&mut by_n.iter().copied()));
             // Scanning down from the largest size: the crossover is where op-level last was
-            // not slower before a size where it was.
+            // not slower before a size where it was, or where nothing could be decided (an
+            // unstable or once-measured size is no evidence that the default is right there).
             let crossover = by_n
                 .iter()
                 .rev()
-                .take_while(|(_, r)| side(r) != Separation::Above)
+                .take_while(|(_, r)| !matches!(side(r), Separation::Above | Separation::Unknown))
                 .last()
                 .map(|(n, _)| *n);
             let winners: Vec<i8> = by_n
@@ -1269,6 +1270,30 @@ mod tests {
             context_switches: None,
             ranks_seen: Vec::new(),
         }
+    }
+
+    #[test]
+    fn an_undecided_size_is_no_crossover() {
+        // Task-level 2x faster at 32 and 64, but at 64 op-level's rounds spread over the
+        // margin (nothing decided there); op-level not slower from 128 on. The default is
+        // shown right from 128, not from 64.
+        let mut rows: Vec<Row> = [(32, 2.0), (64, 2.0), (128, 1.0), (256, 1.0)]
+            .iter()
+            .flat_map(|&(n, r)| {
+                [
+                    level_row("op-level", n, 100.0 * r),
+                    level_row("task-level", n, 100.0),
+                ]
+            })
+            .collect();
+        for r in rows.iter_mut().filter(|r| {
+            r.int(parcost::id::key::N) == Some(64)
+                && r.name(parcost::id::key::VARIANT) == Some("op-level")
+        }) {
+            r.time_ns = Some(Estimate::in_rounds(200.0, 60.0, 2));
+        }
+        let c = &crossovers(&rows)["openmp"];
+        assert_eq!(c.crossover, Some(128), "{c:?}");
     }
 
     #[test]
