@@ -79,17 +79,23 @@ pub fn unstable(t: &Estimate) -> bool {
 /// logarithms, each round kept; `None` below [`MIN_ROUNDS`].
 pub fn between_rounds(rounds: Rounds) -> Option<Estimate> {
     let logs: Vec<f64> = rounds.iter().map(|(_, v)| v.ln()).collect();
+    let (estimate, lower, upper) = t_interval_of_logs(&logs)?;
+    Some(Estimate {
+        estimate,
+        lower,
+        upper,
+        rounds,
+    })
+}
+
+/// The geometric mean of `exp(logs)` and its 95% t-interval, from at least [`MIN_ROUNDS`].
+fn t_interval_of_logs(logs: &[f64]) -> Option<(f64, f64, f64)> {
     if logs.len() < MIN_ROUNDS {
         return None;
     }
-    let (mean, sd) = mean_sd(&logs)?;
+    let (mean, sd) = mean_sd(logs)?;
     let half = t_975(logs.len() - 1) * sd / (logs.len() as f64).sqrt();
-    Some(Estimate {
-        estimate: mean.exp(),
-        lower: (mean - half).exp(),
-        upper: (mean + half).exp(),
-        rounds,
-    })
+    Some((mean.exp(), (mean - half).exp(), (mean + half).exp()))
 }
 
 impl Ratio {
@@ -102,14 +108,11 @@ impl Ratio {
             .paired(&b.rounds)
             .map(|(x, y)| (x / y).ln())
             .collect();
-        if logs.len() >= MIN_ROUNDS
-            && let Some((mean, sd)) = mean_sd(&logs)
-        {
-            let half = t_975(logs.len() - 1) * sd / (logs.len() as f64).sqrt();
+        if let Some((estimate, lower, upper)) = t_interval_of_logs(&logs) {
             return Self {
-                estimate: mean.exp(),
-                lower: Some((mean - half).exp()),
-                upper: Some((mean + half).exp()),
+                estimate,
+                lower: Some(lower),
+                upper: Some(upper),
                 rounds: logs.len() as u32,
                 unstable,
             };

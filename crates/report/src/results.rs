@@ -270,12 +270,7 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
                 // Over the sampling budget in its latest run: Criterion's files are older.
                 Some(rec) if rec.current && rec.usage.sampled == Some(false) => {}
                 Some(rec) if rec.current => {
-                    let modified_ms =
-                        std::fs::metadata(bench_file.with_file_name("estimates.json"))
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map(|d| d.as_millis() as u64);
+                    let modified_ms = modified_ms(&bench_file.with_file_name("estimates.json"));
                     match (modified_ms, rec.run_started_ms) {
                         (Some(modified), Some(started)) if modified + 1_000 < started => {
                             run.stale.push(stale(
@@ -376,11 +371,7 @@ fn apply_rounds(m: &mut Measurement, rec: &Record, folder: Option<&Path>) {
             }) else {
                 continue;
             };
-            let fresh = std::fs::metadata(&file)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as u64)
+            let fresh = modified_ms(&file)
                 .zip(rec.run_started_ms)
                 .is_none_or(|(modified, started)| modified + 1_000 >= started);
             if let Some(e) = fresh.then(|| read_estimate(&file).ok()).flatten() {
@@ -418,6 +409,15 @@ fn apply_rounds(m: &mut Measurement, rec: &Record, folder: Option<&Path>) {
         });
         m.single_run_ns = None;
     }
+}
+
+/// When `file` was last written, in ms since the epoch.
+fn modified_ms(file: &Path) -> Option<u64> {
+    std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
 }
 
 /// Criterion's typical value in an `estimates.json`: the slope of a linear sampling, else the
