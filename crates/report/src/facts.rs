@@ -308,6 +308,7 @@ impl Row {
                 lower: s,
                 upper: s,
                 rounds: Default::default(),
+                pooled: None,
             })
         })
     }
@@ -332,6 +333,7 @@ pub fn per(work: f64, t: Estimate) -> Estimate {
         lower: work / t.upper,
         upper: work / t.lower,
         rounds: Default::default(),
+        pooled: None,
     }
 }
 

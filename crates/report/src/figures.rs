@@ -551,6 +551,7 @@ fn blas_tuning(rows: &[&Row], theoretical: Option<f64>) -> Vec<ThreadSweep> {
                 lower: p.lo,
                 upper: p.hi,
                 rounds: Default::default(),
+                pooled: None,
             });
         let mut single = Vec::new();
         let mut panels = Vec::new();

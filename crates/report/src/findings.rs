@@ -72,6 +72,7 @@ pub fn limits(rows: &[Row], theoretical_peak_gflops: Option<f64>) -> Limits {
                 lower: work / t.upper,
                 upper: work / t.lower,
                 rounds: Default::default(),
+                pooled: None,
             })
         })
         .max_by(|a, b| a.estimate.total_cmp(&b.estimate));
@@ -733,17 +734,25 @@ pub(crate) fn simplest_equivalent<'a>(
     if default.is_some_and(&tied) {
         return fastest;
     }
-    let threads = |r: &Row| {
+    // Simpler: fewer threads, then fewer tasks, then fewer changes of library, kernel or
+    // variant from the default's (between two layers the rounds cannot tell apart, the one
+    // the user already runs: a full run here named openmp in one run and pthreads in the
+    // other for the same tie).
+    let simplicity = |r: &Row| {
         let int = |k: &str| r.int(k).unwrap_or(1);
         let tasks = int(key::TASKS) * int(key::RANKS);
-        (tasks * int(key::BLAS_THREADS), tasks)
+        let changes = [key::LAYER, key::KERNEL, key::VARIANT]
+            .into_iter()
+            .filter(|k| default.is_some_and(|d| d.params.get(*k) != r.params.get(*k)))
+            .count();
+        (tasks * int(key::BLAS_THREADS), tasks, changes)
     };
     cells
         .iter()
         .copied()
         .filter(|r| tied(r))
-        .min_by_key(|r| threads(r))
-        .filter(|r| threads(r) < threads(fastest))
+        .min_by_key(|r| simplicity(r))
+        .filter(|r| simplicity(r) < simplicity(fastest))
         .unwrap_or(fastest)
 }
 
@@ -796,6 +805,7 @@ fn efficiencies(row: &Row, limits: Limits) -> (Option<Estimate>, Option<Estimate
         lower: work / t.upper,
         upper: work / t.lower,
         rounds: Default::default(),
+        pooled: None,
     };
     let measured = limits.dgemm_peak.map(|peak| ratio_of(&r, &peak));
     let theoretical = limits.theoretical_peak_gflops.map(|peak| Estimate {
@@ -803,6 +813,7 @@ fn efficiencies(row: &Row, limits: Limits) -> (Option<Estimate>, Option<Estimate
         lower: r.lower / peak,
         upper: r.upper / peak,
         rounds: Default::default(),
+        pooled: None,
     });
     (measured, theoretical)
 }
@@ -971,6 +982,7 @@ mod tests {
             lower: e - half,
             upper: e + half,
             rounds: Default::default(),
+            pooled: None,
         }
     }
 

@@ -38,6 +38,7 @@ impl Entry<'_> {
             lower: f64::NAN,
             upper: f64::NAN,
             rounds: Default::default(),
+            pooled: None,
         })
     }
 

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::results::{Estimate, Rounds};
 
 /// A ratio of two times with its 95% interval. Between rounds (both measured in at least
-/// [`MIN_ROUNDS`] of the same rounds, each a fresh process): the paired ratio of each round, a
-/// t-interval of their logarithms, which holds from run to run. Otherwise the interval that holds
+/// [`MIN_ROUNDS`] of the same rounds, each a fresh process): the mean of each round's log ratio
+/// and a t-interval from the round-to-round spread of the two times' groups, which holds from
+/// run to run ([`Ratio::of`]). Otherwise the interval that holds
 /// for every pair of values inside the two within-run intervals (`[lo_a / hi_b, hi_a / lo_b]`:
 /// conservative). Without intervals (a variant run once) `lo` and `hi` are absent.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -25,8 +26,9 @@ pub struct Ratio {
     /// The rounds paired for the interval; 0: a within-run interval (or none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rounds: u32,
-    /// One of the two times spread between its rounds wider than the practical margin
-    /// ([`unstable`]): the comparison carries no advice.
+    /// The time divided by (the candidate: the faster one of a finding, the pick of a
+    /// recommendation) is [`unstable`]: the comparison carries no advice. The other time's
+    /// spread widens the interval instead.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unstable: bool,
 }
@@ -66,13 +68,90 @@ pub fn spread(t: &Estimate) -> Option<f64> {
     (logs.len() >= MIN_ROUNDS).then(|| mean_sd(&logs).map(|(_, sd)| sd))?
 }
 
-/// Whether a time's rounds spread wider than the practical margin: such a time is named in the
-/// report and carries no advice. From three rounds the spread itself is uncertain (its 95%
-/// interval spans a factor of about 6): two full runs here disagreed on it for 103 of the 285
-/// variants both measured in rounds, and the advice it takes away is what differs most
-/// between runs.
+/// The between-round spread of a group of times measured in the same processes (one suite's
+/// run under one layer and kernel, each round a fresh process): the standard deviation of
+/// their logarithms around each time's own mean, pooled over the group's stable times, and its
+/// degrees of freedom.
+///
+/// Why pooled: from three rounds one time's spread is known only within a factor of about 6
+/// (two full runs here disagreed on "wider than the margin" for 103 of 285 variants, and the
+/// correlation of one variant's spread between the two runs was 0.37), while a group's pooled
+/// spread has tens of degrees of freedom and moved by less than 1.5x between them. A time
+/// that spreads wider than its group beyond doubt is [`unstable`] and keeps its own spread.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Pooled {
+    pub sd: f64,
+    pub df: u32,
+}
+
+/// The pooled spread of `times` (those measured in at least [`MIN_ROUNDS`] rounds), leaving
+/// out the ones [`unstable`] against the pool of all of them; `None` without any.
+pub fn pool(times: &[Estimate]) -> Option<Pooled> {
+    let of = |keep: &dyn Fn(&Estimate) -> bool| -> Option<Pooled> {
+        let (mut ss, mut df) = (0.0, 0u32);
+        for t in times.iter().filter(|t| keep(t)) {
+            let logs: Vec<f64> = t.rounds.iter().map(|(_, v)| v.ln()).collect();
+            if logs.len() < MIN_ROUNDS {
+                continue;
+            }
+            let mean = logs.iter().sum::<f64>() / logs.len() as f64;
+            ss += logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+            df += logs.len() as u32 - 1;
+        }
+        (df > 0).then(|| Pooled {
+            sd: (ss / f64::from(df)).sqrt(),
+            df,
+        })
+    };
+    let all = of(&|_| true)?;
+    of(&|t| {
+        !unstable(&Estimate {
+            pooled: Some(all),
+            ..*t
+        })
+    })
+    .or(Some(all))
+}
+
+/// The `p` quantile of chi-square with `k` degrees of freedom (Wilson and Hilferty's cube,
+/// within 1% from k = 2): `z` is the standard normal quantile of `p`.
+fn chi2_quantile(k: f64, z: f64) -> f64 {
+    let c = 2.0 / (9.0 * k);
+    k * (1.0 - c + z * c.sqrt()).powi(3)
+}
+
+/// Whether a time's rounds spread wider than the practical margin *and* wider than its
+/// group's ([`Pooled`]), both beyond doubt (the low end of its spread's 95% interval above the
+/// margin; an F-test at 95% against the pool, taken as known): a time that behaves unlike the
+/// times measured beside it (bimodal, or disturbed in one round). It is named in the report and
+/// never recommended. A group that is noisy as a whole gets wide intervals instead.
 pub fn unstable(t: &Estimate) -> bool {
-    spread(t).is_some_and(|s| s > MARGIN)
+    let logs: Vec<f64> = t.rounds.iter().map(|(_, v)| v.ln()).collect();
+    if logs.len() < MIN_ROUNDS {
+        return false;
+    }
+    let Some((_, sd)) = mean_sd(&logs) else {
+        return false;
+    };
+    let df = (logs.len() - 1) as f64;
+    let low = sd * (df / chi2_quantile(df, 1.96)).sqrt();
+    let beyond_group = t
+        .pooled
+        .is_none_or(|p| sd * sd > p.sd * p.sd * chi2_quantile(df, 2.326) / df);
+    low > MARGIN && beyond_group
+}
+
+/// The variance of a time's logarithm in one round and its degrees of freedom: its group's
+/// pooled spread, or its own when it is unstable (or has no group).
+fn round_variance(t: &Estimate) -> Option<(f64, f64)> {
+    match t.pooled {
+        Some(p) if !unstable(t) => Some((p.sd * p.sd, f64::from(p.df))),
+        _ => {
+            let logs: Vec<f64> = t.rounds.iter().map(|(_, v)| v.ln()).collect();
+            let (_, sd) = mean_sd(&logs)?;
+            Some((sd * sd, (logs.len() - 1) as f64))
+        }
+    }
 }
 
 /// A time from its rounds' figures (ns): their geometric mean and the t-interval of their
@@ -85,6 +164,7 @@ pub fn between_rounds(rounds: Rounds) -> Option<Estimate> {
         lower,
         upper,
         rounds,
+        pooled: None,
     })
 }
 
@@ -99,21 +179,41 @@ fn t_interval_of_logs(logs: &[f64]) -> Option<(f64, f64, f64)> {
 }
 
 impl Ratio {
-    /// `a / b`, each a time with its interval: paired by round when both were measured in at
-    /// least [`MIN_ROUNDS`] of the same rounds, else from the two intervals.
+    /// `a / b`, each a time with its interval. Both measured in at least [`MIN_ROUNDS`] of the
+    /// same rounds: the mean of the paired log ratios, its t-interval from the two times'
+    /// round-to-round variances (each its group's [`Pooled`] spread, or its own when unstable
+    /// or in no group); else the interval that holds for every pair of values inside the two
+    /// intervals. `b` is the candidate: only its instability takes the advice away.
     pub fn of(a: &Estimate, b: &Estimate) -> Self {
-        let unstable = unstable(a) || unstable(b);
+        let unstable = unstable(b);
         let logs: Vec<f64> = a
             .rounds
             .paired(&b.rounds)
             .map(|(x, y)| (x / y).ln())
             .collect();
+        let n = logs.len();
+        if n >= MIN_ROUNDS && a.pooled.is_some() && b.pooled.is_some() {
+            // Each time's round-to-round variance from its group (Welch's degrees of
+            // freedom): not the three paired logarithms' own, which swing from run to run.
+            if let Some(((va, da), (vb, db))) = round_variance(a).zip(round_variance(b)) {
+                let mean = logs.iter().sum::<f64>() / n as f64;
+                let df = (va + vb).powi(2) / (va * va / da + vb * vb / db);
+                let half = t_975(df.floor().max(1.0) as usize) * ((va + vb) / n as f64).sqrt();
+                return Self {
+                    estimate: mean.exp(),
+                    lower: Some((mean - half).exp()),
+                    upper: Some((mean + half).exp()),
+                    rounds: n as u32,
+                    unstable,
+                };
+            }
+        }
         if let Some((estimate, lower, upper)) = t_interval_of_logs(&logs) {
             return Self {
                 estimate,
                 lower: Some(lower),
                 upper: Some(upper),
-                rounds: logs.len() as u32,
+                rounds: n as u32,
                 unstable,
             };
         }
@@ -172,6 +272,7 @@ impl Ratio {
             lower,
             upper,
             rounds: Default::default(),
+            pooled: None,
         })
     }
 
@@ -526,6 +627,7 @@ mod tests {
             lower: e - half,
             upper: e + half,
             rounds: Default::default(),
+            pooled: None,
         }
     }
 
@@ -619,8 +721,8 @@ mod tests {
             ),
             "{one_run:?}"
         );
-        // Rounds of the default spread wider than the margin: no advice though 2x apart.
-        let unstable = advise(rounds(50.0, 1.0, 1), rounds(100.0, 30.0, 0));
+        // The candidate's rounds spread wider than the margin: no advice though 2x apart.
+        let unstable = advise(rounds(50.0, 15.0, 1), rounds(100.0, 1.0, 0));
         assert!(
             matches!(
                 unstable,
@@ -631,11 +733,77 @@ mod tests {
             ),
             "{unstable:?}"
         );
+        // The default's rounds spread that wide: its own spread widens the interval, which
+        // then overlaps 1.25x.
+        let wide_default = advise(rounds(80.0, 1.0, 1), rounds(100.0, 30.0, 0));
+        assert!(
+            matches!(
+                wide_default,
+                Advice::Keep {
+                    why: Stands::Overlap(_),
+                    ..
+                }
+            ),
+            "{wide_default:?}"
+        );
         // The findings' rule still reads the within-run interval as evidence.
         assert_eq!(
             Ratio::of(&est(100.0, 1.0), &est(50.0, 1.0)).separation(Rule::REPORT),
             Separation::Above
         );
+    }
+
+    #[test]
+    fn the_groups_pooled_spread_sets_the_interval_and_only_a_time_unlike_its_group_is_unstable() {
+        let in_group = |e: Estimate, sd: f64| Estimate {
+            pooled: Some(Pooled { sd, df: 40 }),
+            ..e
+        };
+        // 8% apart in each of three rounds, the two moving together: the three paired ratios
+        // alone make a tight interval; the group's 5% spread between rounds does not.
+        let (a, b) = (
+            Estimate::in_rounds(108.0, 6.0, 0),
+            Estimate::in_rounds(100.0, 5.5, 0),
+        );
+        let paired = Ratio::of(&a, &b);
+        assert_eq!(
+            paired.separation(Rule::ADVICE),
+            Separation::Above,
+            "{paired:?}"
+        );
+        let pooled = Ratio::of(&in_group(a, 0.05), &in_group(b, 0.05));
+        assert_eq!(pooled.rounds, 3);
+        assert_eq!(
+            pooled.separation(Rule::ADVICE),
+            Separation::Overlap,
+            "{pooled:?}"
+        );
+        // 2x apart in a quiet group: separated.
+        let far = Ratio::of(
+            &in_group(Estimate::in_rounds(200.0, 6.0, 1), 0.03),
+            &in_group(b, 0.03),
+        );
+        assert_eq!(far.separation(Rule::ADVICE), Separation::Above, "{far:?}");
+        // A time spreading 12% in a group that spreads 12% is not unstable; the same time in a
+        // group of 2% is, and so is it without a group; 8% is not beyond doubt above the margin
+        // from three rounds.
+        let spread12 = Estimate::in_rounds(100.0, 30.0, 2);
+        let sd = spread(&spread12).expect("three rounds");
+        assert!(sd > 0.11 && sd < 0.13, "{sd}");
+        assert!(!unstable(&in_group(spread12, 0.12)));
+        assert!(unstable(&in_group(spread12, 0.02)));
+        assert!(unstable(&spread12));
+        assert!(!unstable(&in_group(
+            Estimate::in_rounds(100.0, 20.0, 2),
+            0.01
+        )));
+        // The pool leaves out the time unlike its group.
+        let quiet: Vec<Estimate> = (0..6)
+            .map(|k| Estimate::in_rounds(100.0 + k as f64, 2.5, k))
+            .chain([Estimate::in_rounds(100.0, 80.0, 2)])
+            .collect();
+        let p = pool(&quiet).expect("a pool");
+        assert!(p.sd < 0.03 && p.df == 12, "{p:?}");
     }
 
     #[test]

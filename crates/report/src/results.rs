@@ -20,6 +20,10 @@ pub struct Estimate {
     pub upper: f64,
     #[serde(default, skip_serializing_if = "Rounds::is_empty")]
     pub rounds: Rounds,
+    /// The between-round spread pooled over the times measured in the same processes as this
+    /// one ([`crate::model::pool`]): what its comparisons' intervals rest on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled: Option<crate::model::Pooled>,
 }
 
 impl Estimate {
@@ -30,6 +34,7 @@ impl Estimate {
             lower,
             upper,
             rounds: Rounds::default(),
+            pooled: None,
         }
     }
 }
@@ -239,6 +244,38 @@ pub fn parse_id(full_id: &str) -> Result<(String, String, BTreeMap<String, Value
     parcost::id::parse(full_id).map(|id| (id.suite, id.workload, id.params))
 }
 
+/// Gives each time measured in rounds its step's pooled spread ([`crate::model::pool`]): the
+/// times of one suite under one layer and kernel ran in the same process, round by round.
+fn pool_by_step(measurements: &mut [Measurement]) {
+    use parcost::id::key;
+    type Step = (String, Option<Value>, Option<Value>);
+    let step = |m: &Measurement| -> Step {
+        (
+            m.suite.clone(),
+            m.params.get(key::LAYER).cloned(),
+            m.params.get(key::KERNEL).cloned(),
+        )
+    };
+    let mut groups: BTreeMap<Step, Vec<Estimate>> = BTreeMap::new();
+    for m in measurements.iter() {
+        if let Some(t) = m.time {
+            groups.entry(step(m)).or_default().push(t);
+        }
+    }
+    let pooled: BTreeMap<Step, crate::model::Pooled> = groups
+        .into_iter()
+        .filter_map(|(k, times)| Some((k, crate::model::pool(&times)?)))
+        .collect();
+    for m in measurements.iter_mut() {
+        let p = pooled.get(&step(m)).copied();
+        if let Some(t) = &mut m.time
+            && t.rounds.len() >= crate::model::MIN_ROUNDS
+        {
+            t.pooled = p;
+        }
+    }
+}
+
 /// Reads every benchmark under `criterion_dir` from its `which` folder (`new` or a baseline
 /// name), and the sidecars.
 pub fn load(criterion_dir: &Path, which: &str) -> Run {
@@ -333,6 +370,7 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
                 apply_rounds(m, rec, folders.get(&m.full_id).map(PathBuf::as_path));
             }
         }
+        pool_by_step(&mut run.measurements);
     }
     run.measurements.sort_by(|a, b| a.full_id.cmp(&b.full_id));
     run
@@ -406,6 +444,7 @@ fn apply_rounds(m: &mut Measurement, rec: &Record, folder: Option<&Path>) {
                 .fold(f64::INFINITY, f64::min),
             upper: figures.iter().map(|(_, e, _)| e.upper).fold(0.0, f64::max),
             rounds,
+            pooled: None,
         });
         m.single_run_ns = None;
     }

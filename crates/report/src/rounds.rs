@@ -8,7 +8,7 @@ use std::path::Path;
 use parcost::id::{self, key};
 
 use crate::facts::Row;
-use crate::model::{MARGIN, spread};
+use crate::model::{Pooled, spread, unstable};
 
 /// A variant within this factor of the best of its instance after the first round is measured
 /// again in every round: the fastest few, between which the answer is decided. The rest are
@@ -16,18 +16,29 @@ use crate::model::{MARGIN, spread};
 pub const CONTENDER_FACTOR: f64 = 1.5;
 
 /// The variants of run `run` (its key) under `criterion_dir` that the rounds after the first
-/// measure: in each instance (and across its layers and kernels), those within
-/// [`CONTENDER_FACTOR`] of the best, and every default ([`id::is_default`]); never one stopped
-/// as hopeless.
+/// measure: in each instance (and across its layers and kernels), those whose fastest run of
+/// the first round is within [`CONTENDER_FACTOR`] of the best, and every default
+/// ([`id::is_default`]); never one stopped as hopeless.
 pub fn contenders(criterion_dir: &Path, run: u64, logical_cores: usize) -> Vec<String> {
     let loaded = crate::results::load(criterion_dir, "new");
-    let current: Vec<(id::ParsedId, f64, String)> = loaded
-        .measurements
+    contenders_of(&loaded.measurements, run, logical_cores)
+}
+
+fn contenders_of(
+    measurements: &[crate::results::Measurement],
+    run: u64,
+    logical_cores: usize,
+) -> Vec<String> {
+    let current: Vec<(id::ParsedId, f64, String)> = measurements
         .iter()
         .filter(|m| m.usage.is_some_and(|u| u.run == Some(run)))
         .filter_map(|m| {
             let parsed = id::parse(&m.full_id).ok()?;
-            Some((parsed, m.typical_ns()?, m.full_id.clone()))
+            // By its fastest run: a run disturbed by something else on the machine is slower,
+            // never faster, and one such run left a variant out of the rounds in one of two
+            // full runs here (20.3 and 39.4 ms, where the best of its instance was 19.5).
+            let fastest = m.time.map(|t| t.lower).or(m.single_run_ns)?;
+            Some((parsed, fastest, m.full_id.clone()))
         })
         .collect();
     let mut best: BTreeMap<String, f64> = BTreeMap::new();
@@ -62,11 +73,6 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// Wider than the practical margin: no advice rests on it.
-    pub fn unstable(&self) -> bool {
-        self.spread > MARGIN
-    }
-
     /// The largest round over the smallest.
     pub fn range(&self) -> f64 {
         let (lo, hi) = self
@@ -80,44 +86,121 @@ impl Spread {
 }
 
 /// A suite's stability: how many variants were measured in enough rounds, their median spread,
-/// and the unstable ones, widest first.
+/// the pooled spread of each of its runs (by layer and kernel, `-` for none: what the
+/// intervals rest on), and the unstable ones ([`crate::model::unstable`]), widest first.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stability {
     pub suite: String,
     pub measured: usize,
     pub median_spread: f64,
+    #[serde(default)]
+    pub pooled: BTreeMap<String, Pooled>,
     pub unstable: Vec<Spread>,
 }
 
 /// The stability of each suite's variants measured in at least [`crate::model::MIN_ROUNDS`] rounds.
 pub fn stability(rows: &[Row]) -> Vec<Stability> {
-    let mut by_suite: BTreeMap<&str, Vec<Spread>> = BTreeMap::new();
+    let mut by_suite: BTreeMap<&str, Vec<(Spread, bool)>> = BTreeMap::new();
+    let mut pooled: BTreeMap<&str, BTreeMap<String, Pooled>> = BTreeMap::new();
     for r in rows {
         let Some(t) = r.time_ns else { continue };
         let Some(s) = spread(&t) else { continue };
-        by_suite.entry(&r.suite).or_default().push(Spread {
-            full_id: r.full_id.clone(),
-            rounds: t.rounds.iter().collect(),
-            spread: s,
-        });
+        by_suite.entry(&r.suite).or_default().push((
+            Spread {
+                full_id: r.full_id.clone(),
+                rounds: t.rounds.iter().collect(),
+                spread: s,
+            },
+            unstable(&t),
+        ));
+        if let Some(p) = t.pooled {
+            let part = |k| r.params.get(k).map(ToString::to_string);
+            let step: Vec<String> = [part(key::LAYER), part(key::KERNEL)]
+                .into_iter()
+                .flatten()
+                .collect();
+            let step = if step.is_empty() {
+                "-".to_owned()
+            } else {
+                step.join(" ")
+            };
+            pooled.entry(&r.suite).or_default().insert(step, p);
+        }
     }
     let order = |s: &str| id::SUITES.iter().position(|i| i.name == s);
     let mut out: Vec<Stability> = by_suite
         .into_iter()
         .map(|(suite, mut spreads)| {
-            spreads.sort_by(|a, b| a.spread.total_cmp(&b.spread));
-            let median_spread = spreads[spreads.len() / 2].spread;
+            spreads.sort_by(|a, b| a.0.spread.total_cmp(&b.0.spread));
+            let median_spread = spreads[spreads.len() / 2].0.spread;
             let measured = spreads.len();
-            let mut unstable: Vec<Spread> = spreads.into_iter().filter(Spread::unstable).collect();
+            let mut unstable: Vec<Spread> = spreads
+                .into_iter()
+                .filter_map(|(s, unstable)| unstable.then_some(s))
+                .collect();
             unstable.reverse();
             Stability {
                 suite: suite.to_owned(),
                 measured,
                 median_spread,
+                pooled: pooled.remove(suite).unwrap_or_default(),
                 unstable,
             }
         })
         .collect();
     out.sort_by_key(|s| order(&s.suite));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{Estimate, Measurement};
+
+    #[test]
+    fn a_contender_is_judged_by_its_fastest_run() {
+        let usage = parcost::meta::Usage {
+            wall_ns: 0,
+            cpu_ns: 0,
+            cpu_per_wall: 0.0,
+            voluntary_switches: 0,
+            involuntary_switches: 0,
+            context_switches: 0,
+            run: Some(7),
+            sampled: Some(false),
+            threads: None,
+        };
+        let m = |cell: &str, median: f64, fastest: f64| {
+            let full_id = format!("oversubscription/matmul/layer=pthreads,n=256,pairs=64/{cell}");
+            let (suite, workload, params) = crate::results::parse_id(&full_id).expect("an id");
+            Measurement {
+                suite,
+                workload,
+                params,
+                full_id,
+                time: Some(Estimate::new(median, fastest, 2.0 * median - fastest)),
+                single_run_ns: None,
+                at_least_ns: None,
+                counted: None,
+                usage: Some(usage),
+                ranks_seen: Vec::new(),
+                criterion_page: None,
+            }
+        };
+        let picked = contenders_of(
+            &[
+                m("tasks=8,blas_threads=1", 19.5, 19.4),
+                // Runs of 20.3 and 39.4 ms (seen here): its median is 1.5x the best, its fastest
+                // run is not.
+                m("tasks=2,blas_threads=1", 29.85, 20.3),
+                m("tasks=1,blas_threads=1", 39.1, 39.0),
+            ],
+            7,
+            2,
+        );
+        let has = |cell: &str| picked.iter().any(|id| id.ends_with(cell));
+        assert!(has("/tasks=2,blas_threads=1"), "{picked:?}");
+        assert!(has("/tasks=8,blas_threads=1"), "{picked:?}");
+        assert!(!has("/tasks=1,blas_threads=1"), "{picked:?}");
+    }
 }

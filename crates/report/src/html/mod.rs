@@ -364,13 +364,17 @@ fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) 
     let _ = write!(
         h,
         "<h2 id=\"stability\">Stability between rounds</h2><p>Every contender (the variants \
-         within 1.5x of their instance's best after the first round, and the defaults) ran in \
-         rounds, each a fresh process; the intervals of the advice are the spread of the paired \
-         rounds (a t-interval, from at least {} rounds), which holds from run to run. Spread: the standard \
-         deviation of a variant's rounds (of their logarithms: about the relative spread of \
-         one round). A variant whose rounds spread wider than the {margin:.0}% margin is named \
-         here and carries no advice.</p><table><tr><th>suite</th><th class=\"num\">variants \
-         in rounds</th><th class=\"num\">median spread</th><th>unstable (rounds, ms)</th></tr>",
+         whose fastest first-round run was within 1.5x of their instance's best, and the \
+         defaults) ran in rounds, each a fresh process. Spread: the standard deviation of a \
+         variant's rounds (of their logarithms: about the relative spread of one round). The \
+         intervals of the advice pair two variants round by round and take their width from \
+         the spread pooled over each suite run (its layer and kernel), which three rounds of \
+         one variant cannot tell (from at least {} rounds); they hold from run to run. A \
+         variant whose rounds spread wider than the {margin:.0}% margin and wider than its \
+         run's, both beyond doubt, is unstable: named here, never recommended, and its own \
+         spread sets the intervals it is in.</p><table><tr><th>suite</th><th \
+         class=\"num\">variants in rounds</th><th class=\"num\">median spread</th><th>pooled \
+         spread (by run)</th><th>unstable (rounds, ms)</th></tr>",
         crate::model::MIN_ROUNDS
     );
     for s in suites {
@@ -392,12 +396,18 @@ fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) 
                 )
             })
             .collect();
+        let pooled: Vec<String> = s
+            .pooled
+            .iter()
+            .map(|(run, p)| format!("{}: {:.1}%", esc(run), 100.0 * p.sd))
+            .collect();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td><td>{}</td><td>{}</td></tr>",
             esc(&s.suite),
             s.measured,
             100.0 * s.median_spread,
+            pooled.join(", "),
             if unstable.is_empty() {
                 "none".to_owned()
             } else {
