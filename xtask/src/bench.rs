@@ -1,13 +1,14 @@
 //! `cargo xtask bench`: every suite, the BLAS ones once per installed OpenBLAS layer and once
 //! per native layer run (faer once, matrixmultiply once per thread count), then the report.
 
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use parcost::id::{RANKS_X_THREADS, SUITES, SuiteInfo};
 use parcost::layer::{LAYER_VAR, Library, MATMUL_THREADS_VAR, OPENBLAS_WORD};
 
-use crate::{cargo, flags, kernels, layers, progress, run_checked, setup};
+use crate::{cargo, flags, kernels, layers, progress, setup};
 
 /// The bench of ranks-x-threads reads the hostfile from here (`mpirun --hostfile`).
 pub const HOSTFILE_VAR: &str = "PARCOST_MPI_HOSTFILE";
@@ -16,8 +17,8 @@ pub const HOSTFILE_VAR: &str = "PARCOST_MPI_HOSTFILE";
 pub const MPI_FEATURE: [&str; 2] = ["--features", "ranks-x-threads/mpi"];
 
 /// Criterion flags of a `--quick` run: Criterion's quick mode (a few doubling iterations, no
-/// warm-up, until the spread is under 5% or half a second has passed).
-const QUICK_ARGS: [&str; 3] = ["--quick", "--measurement-time", "0.5"];
+/// warm-up, until the spread is under 5% or 0.2 s have passed, the time of a full run).
+const QUICK_ARGS: [&str; 3] = ["--quick", "--measurement-time", "0.2"];
 
 impl flags::Bench {
     pub fn run(&self) -> anyhow::Result<()> {
@@ -51,16 +52,25 @@ impl flags::Bench {
             None => None,
         };
 
-        // Built one package at a time, as each run builds it: one build of all of them
-        // resolves features across packages and the runs would rebuild in their timed steps.
+        // Built one package at a time (one build of all of them would resolve features across
+        // packages), and each step runs its bench executable itself: `cargo bench` would check
+        // the build again in every step, half a second each, 40 s of a run's 78 steps.
+        let mut executables: Vec<(String, PathBuf)> = Vec::new();
         for s in &suites {
             let mut build = cargo();
             build.args(["bench", "--quiet", "--no-run", "--package", s.name]);
             if mpi && s.name == RANKS_X_THREADS.name {
                 build.args(MPI_FEATURE);
             }
-            run_checked(&mut build)?;
+            let built = bench_executables(&mut build)?;
+            anyhow::ensure!(
+                built.iter().any(|(name, _)| name == s.name),
+                "cargo built no bench named {} in package {0}",
+                s.name
+            );
+            executables.extend(built);
         }
+        let criterion_home = parcost::meta::criterion_dir();
 
         let mut criterion_args: Vec<String> = Vec::new();
         if opts.quick {
@@ -101,15 +111,21 @@ impl flags::Bench {
         let plan = |extra: &[String]| -> Vec<Step> {
             let mut steps: Vec<Step> = Vec::new();
             let bench = |package: &str, bench: &str| {
-                let mut cmd = cargo();
-                cmd.args(["bench", "--quiet", "--package", package, "--bench", bench]);
-                if package == RANKS_X_THREADS.name {
-                    cmd.args(MPI_FEATURE);
-                    if let Some(h) = &hostfile {
-                        cmd.env(HOSTFILE_VAR, h);
-                    }
+                let exe = executables
+                    .iter()
+                    .find(|(name, _)| name == bench)
+                    .map_or_else(|| PathBuf::from(bench), |(_, exe)| exe.clone());
+                let mut cmd = Command::new(exe);
+                // As `cargo bench` runs it: from its package, Criterion's files in the target.
+                cmd.current_dir(crate::workspace_root().join("crates").join(package))
+                    .env("CRITERION_HOME", &criterion_home)
+                    .arg("--bench");
+                if package == RANKS_X_THREADS.name
+                    && let Some(h) = &hostfile
+                {
+                    cmd.env(HOSTFILE_VAR, h);
                 }
-                cmd.arg("--").args(&criterion_args).args(extra);
+                cmd.args(&criterion_args).args(extra);
                 cmd
             };
             let step =
@@ -373,6 +389,34 @@ fn native_runs(suite: &str, native: &[Library], p: usize) -> Vec<(Library, Optio
         }
     }
     out
+}
+
+/// Runs `build` (a `cargo bench --no-run`) with JSON messages and returns the bench targets it
+/// built: each target's name and executable.
+fn bench_executables(build: &mut Command) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let shown = format!("{build:?}");
+    let out = build
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot start {shown}: {e}"))?;
+    anyhow::ensure!(out.status.success(), "{shown} failed ({})", out.status);
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bench"))
+        })
+        .filter_map(|m| {
+            Some((
+                m["target"]["name"].as_str()?.to_owned(),
+                PathBuf::from(m["executable"].as_str()?),
+            ))
+        })
+        .collect())
 }
 
 #[cfg(test)]
