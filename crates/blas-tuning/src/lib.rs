@@ -5,8 +5,10 @@
 use criterion::Throughput;
 use faer::{Mat, Par};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, Axis};
-use ndarray_linalg::{CholeskyInto, FactorizeInto, JobSvd, SVDDCInplace, Solve, UPLO};
+use ndarray::{Array1, Array2, Axis, OwnedRepr, ShapeBuilder};
+use ndarray_linalg::{
+    FactorizeInto, JobSvd, LUFactorized, Lapack, MatrixLayout, SVDDCInplace, Solve, UPLO,
+};
 use parcost::blas::BlasThreads;
 use parcost::harness::{Suite, fail, params};
 use parcost::layer::Layer;
@@ -67,11 +69,43 @@ pub struct Problem {
 }
 
 /// What a LAPACK routine overwrites: a fresh copy for every run, made outside the timed region
-/// ([`Problem::input`]).
+/// ([`Problem::input`]), in the layout the routine wants (column-major for Cholesky, so that
+/// ndarray-linalg transposes nothing inside the timing).
 #[derive(Debug, Clone)]
 pub struct Input {
     a: Array2<f64>,
     rhs: Array1<f64>,
+}
+
+/// What a LAPACK op returned: the matrix that is checked, and the buffers the routine returned
+/// besides (the LU factors, U and V^T), kept so that they are freed after the timed region,
+/// not in it. [`Problem::result`] reads it.
+pub enum Factored {
+    /// A product, or a Cholesky factor whose upper triangle still holds the input.
+    Matrix(Array2<f64>),
+    Svd {
+        singular_values: Array2<f64>,
+        _u: Option<Array2<f64>>,
+        _vt: Option<Array2<f64>>,
+    },
+    Solve {
+        x: Array2<f64>,
+        _lu: LUFactorized<OwnedRepr<f64>>,
+    },
+    /// LAPACK reported an error: the check rejects the NaNs [`Problem::result`] gives.
+    Failed,
+}
+
+impl std::fmt::Debug for Factored {
+    // ndarray-linalg's LU factors have no Debug: the kind is what a failed test needs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Matrix(_) => "Factored::Matrix",
+            Self::Svd { .. } => "Factored::Svd",
+            Self::Solve { .. } => "Factored::Solve",
+            Self::Failed => "Factored::Failed",
+        })
+    }
 }
 
 /// What a faer routine overwrites: column-major copies (faer's own layout, as LAPACK's is
@@ -116,7 +150,13 @@ impl Problem {
     /// A fresh copy of what the routine overwrites.
     pub fn input(&self) -> Input {
         Input {
-            a: self.a.clone(),
+            a: if self.op == Op::Cholesky {
+                let mut f = Array2::zeros((self.n, self.n).f());
+                f.assign(&self.a);
+                f
+            } else {
+                self.a.clone()
+            },
             rhs: match self.op {
                 Op::Solve => self.b.column(0).to_owned(),
                 _ => Array1::zeros(0),
@@ -135,32 +175,69 @@ impl Problem {
     }
 
     /// Runs a LAPACK op in place on `input` (no copy: ndarray-linalg's `svddc`, `solve` and
-    /// `cholesky` would copy the matrix first) and returns what is checked: the singular
-    /// values, the solution or the factor, as a matrix. A LAPACK error gives NaNs, which the
-    /// check rejects.
-    pub fn factor(&self, input: Input) -> Array2<f64> {
+    /// `cholesky` would copy the matrix first): the routine and nothing else. Cholesky is
+    /// `dpotrf` itself on the column-major input (`cholesky_into` transposes a row-major matrix
+    /// before and after and clears the upper triangle, all inside the timing: 113 ms for a
+    /// 54 ms routine at n = 2048 on 2 threads here). What is checked comes out of
+    /// [`Problem::result`], outside the timing.
+    pub fn factor(&self, input: Input) -> Factored {
         let Input { mut a, mut rhs } = input;
         let column = |v: Array1<f64>| v.insert_axis(Axis(1));
-        let result = match self.op {
+        let done = match self.op {
             Op::Matmul => {
                 let mut out = self.output();
                 self.multiply(&mut out);
-                Ok(out)
+                Ok(Factored::Matrix(out))
             }
-            Op::Svd => a.svddc_inplace(JobSvd::Some).map(|(_, s, _)| column(s)),
-            Op::Solve => a
-                .factorize_into()
-                .and_then(|lu| lu.solve_inplace(&mut rhs).map(|_| ()))
-                .map(|()| column(rhs)),
-            Op::Cholesky => a.cholesky_into(UPLO::Lower),
+            Op::Svd => a
+                .svddc_inplace(JobSvd::Some)
+                .map(|(u, s, vt)| Factored::Svd {
+                    singular_values: column(s),
+                    _u: u,
+                    _vt: vt,
+                }),
+            Op::Solve => a.factorize_into().and_then(|lu| {
+                lu.solve_inplace(&mut rhs)?;
+                Ok(Factored::Solve {
+                    x: column(rhs),
+                    _lu: lu,
+                })
+            }),
+            Op::Cholesky => {
+                let n = i32::try_from(self.n).unwrap_or(i32::MAX);
+                let column_major = a.t().is_standard_layout();
+                match a.as_slice_memory_order_mut() {
+                    Some(s) if column_major => {
+                        let layout = MatrixLayout::F { col: n, lda: n };
+                        <f64 as Lapack>::cholesky(layout, UPLO::Lower, s)
+                            .map(|()| Factored::Matrix(a))
+                            .map_err(Into::into)
+                    }
+                    _ => Ok(Factored::Failed),
+                }
+            }
         };
-        result.unwrap_or_else(|_| Array2::from_elem((self.n, 1), f64::NAN))
+        done.unwrap_or(Factored::Failed)
+    }
+
+    /// The matrix [`Problem::factor`] is checked by: the product, the singular values, the
+    /// solution, or the Cholesky factor with its upper triangle zero.
+    pub fn result(&self, factored: &Factored) -> Array2<f64> {
+        match factored {
+            Factored::Matrix(m) if self.op == Op::Cholesky => lower_triangle(m),
+            Factored::Matrix(m) => m.clone(),
+            Factored::Svd {
+                singular_values, ..
+            } => singular_values.clone(),
+            Factored::Solve { x, .. } => x.clone(),
+            Factored::Failed => Array2::from_elem((self.n, 1), f64::NAN),
+        }
     }
 
     /// Runs the op once, whatever its kind (for references and tests).
     pub fn run_once(&self) -> Array2<f64> {
         if self.consumes_input() {
-            self.factor(self.input())
+            self.result(&self.factor(self.input()))
         } else {
             let mut out = self.output();
             self.multiply(&mut out);
@@ -254,15 +331,12 @@ impl Problem {
     /// What [`Problem::factor_faer`] returned, as [`Problem::factor`] returns it: the
     /// Cholesky factor with its upper triangle zero. Outside the timed region.
     pub fn faer_result(&self, out: &Mat<f64>) -> Array2<f64> {
-        let mut r = parcost::native::to_array(out.as_ref());
+        let r = parcost::native::to_array(out.as_ref());
         if self.op == Op::Cholesky {
-            for ((i, j), x) in r.indexed_iter_mut() {
-                if j > i {
-                    *x = 0.0;
-                }
-            }
+            lower_triangle(&r)
+        } else {
+            r
         }
-        r
     }
 
     /// The serial reference: the same op at one BLAS thread.
@@ -387,7 +461,7 @@ fn sweep_layer(
                 &id,
                 || problem.input(),
                 |input| problem.factor(input),
-                |out| Problem::check(out, reference),
+                |out| Problem::check(&problem.result(out), reference),
             );
         } else {
             group.bench(
@@ -398,6 +472,11 @@ fn sweep_layer(
             );
         }
     }
+}
+
+/// `m` with its upper triangle zero, in row-major layout.
+fn lower_triangle(m: &Array2<f64>) -> Array2<f64> {
+    Array2::from_shape_fn(m.dim(), |(i, j)| if j > i { 0.0 } else { m[[i, j]] })
 }
 
 /// `m x` by a plain loop, so no BLAS is involved.
@@ -486,6 +565,32 @@ mod tests {
                 assert!(Problem::check(&got, &reference).is_err(), "{op:?}");
             }
         }
+    }
+
+    #[test]
+    fn cholesky_runs_dpotrf_on_a_column_major_input_and_nothing_else() {
+        let _serial = parcost::blas::exclusive_blas();
+        let p = Problem::new(Op::Cholesky, 50, 3);
+        let input = p.input();
+        assert!(
+            input.a.t().is_standard_layout(),
+            "made column-major at setup"
+        );
+        // The routine's own output: the factor below the diagonal, the input above it (no
+        // clearing inside the timing); the result clears it.
+        let Factored::Matrix(raw) = p.factor(p.input()) else {
+            panic!("a factor")
+        };
+        assert_eq!(raw[[0, 1]], p.a[[0, 1]]);
+        let r = p.result(&Factored::Matrix(raw));
+        assert_eq!(r[[0, 1]], 0.0);
+        Problem::check(&r, &p.reference()).expect("the reference's factor");
+        // A row-major input is refused, not transposed inside the timing.
+        let row_major = Input {
+            a: p.a.clone(),
+            rhs: Array1::zeros(0),
+        };
+        assert!(matches!(p.factor(row_major), Factored::Failed));
     }
 
     #[test]
