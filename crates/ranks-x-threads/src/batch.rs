@@ -91,14 +91,17 @@ impl Shape {
     }
 }
 
-/// The values of an item as its checksums: `[sum x_j, sum x_j * w_j]`, with weights that tell
-/// positions apart (a transposed or shifted result changes the second).
+/// The values of an item as its checksums: `[sum x_j, sum x_j * w_j]`, with a different
+/// weight at every position (`1 + frac(j / phi)`, which never repeats), so that any two values
+/// swapped, a transposed or a shifted result changes the second. (Weights repeating every 7
+/// positions let a swap of rows 7 apart pass.)
 pub fn checksum(values: impl IntoIterator<Item = f64>) -> [f64; CHECKS] {
+    const INVERSE_PHI: f64 = 0.618_033_988_749_894_8;
     let mut sum = 0.0;
     let mut weighted = 0.0;
     for (j, x) in values.into_iter().enumerate() {
         sum += x;
-        weighted += x * (1.0 + (j % 7) as f64 / 8.0);
+        weighted += x * (1.0 + (j as f64 * INVERSE_PHI).fract());
     }
     [sum, weighted]
 }
@@ -345,5 +348,22 @@ mod tests {
         let b = checksum([3.0, 2.0, 1.0]);
         assert_eq!(a[0], b[0]);
         assert_ne!(a[1], b[1]);
+        // A product of 16 x 16 with two rows 7 apart swapped, and two values 7 apart, and a
+        // shift by one: each changes the weighted sum beyond the check's tolerance.
+        let n = 16;
+        let c: Vec<f64> = (0..n * n).map(|k| ((k * 37) % 101) as f64 - 50.0).collect();
+        let mut rows = c.clone();
+        for j in 0..n {
+            rows.swap(2 * n + j, 9 * n + j);
+        }
+        let mut values = c.clone();
+        values.swap(3, 10);
+        let mut shifted = c.clone();
+        shifted.rotate_right(1);
+        let want = checksum(c.iter().copied());
+        for wrong in [rows, values, shifted] {
+            let got = checksum(wrong.iter().copied());
+            assert!(check(&got, &want).is_err(), "{got:?} against {want:?}");
+        }
     }
 }
