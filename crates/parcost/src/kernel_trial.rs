@@ -215,7 +215,13 @@ pub fn survey(exe: &Path, timing: bool) -> Result<Survey, SurveyError> {
         None,
         TRIAL_TIMEOUT,
     )];
-    let compare = library_dump.is_file().then_some(library_dump.as_path());
+    // The library's kernel is a reference for the others only when it passed its own
+    // checks: a wrong library kernel, the case the survey exists for, would fail every kernel
+    // judged against it.
+    let library_passed = trials
+        .first()
+        .is_some_and(|t| matches!(t.verdict, Verdict::Passed));
+    let compare = (library_passed && library_dump.is_file()).then_some(library_dump.as_path());
     for name in kernel::runnable(&cpu) {
         trials.push(child_trial(
             exe,
@@ -461,6 +467,40 @@ mod tests {
         assert!(
             matches!(&garbage, Verdict::Crashed { detail } if detail.contains("oops")),
             "{garbage:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_library_kernel_is_no_reference_for_the_others() {
+        let _serial = crate::blas::exclusive_blas();
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The library's own kernel computes wrong (and dumps its outputs); every named kernel
+        // is right, unless judged against that dump.
+        let exe = script(
+            dir.path(),
+            r#"cmp=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dump) : > "$2"; shift ;;
+    --compare) cmp=1; shift ;;
+  esac
+  shift
+done
+if [ -z "$OPENBLAS_CORETYPE" ]; then
+  echo '{"loaded":"Library","wrong":"dgemm against an independent reference: off by 1"}'
+elif [ -n "$cmp" ]; then
+  echo "{\"loaded\":\"$OPENBLAS_CORETYPE\",\"wrong\":\"against the library's own kernel\"}"
+else
+  echo "{\"loaded\":\"$OPENBLAS_CORETYPE\"}"
+fi"#,
+        );
+        let survey = survey(&exe, false).expect("a survey");
+        assert!(matches!(survey.trials[0].verdict, Verdict::Wrong { .. }));
+        let named = &survey.trials[1..];
+        assert!(!named.is_empty(), "this CPU runs some kernel");
+        assert!(
+            named.iter().all(|t| t.verdict == Verdict::Passed),
+            "{named:?}"
         );
     }
 
