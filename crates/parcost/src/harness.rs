@@ -947,6 +947,7 @@ mod tests {
                     run: None,
                     sampled: None,
                     threads: None,
+                    busy_threads: None,
                 })
                 .collect()
         };

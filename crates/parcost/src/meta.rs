@@ -128,6 +128,48 @@ pub struct Usage {
     /// thread, matrixmultiply's pool; faer starts none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u64>,
+    /// Threads of this process that really ran during the run: their own on-CPU clocks
+    /// (`/proc/self/task/*/schedstat`) grew by more than [`BUSY_SHARE`] of its wall time.
+    /// Spinning counts: a BLAS thread that waited busily did run. Beside the count set it shows
+    /// a library that ignored it (OpenBLAS's OpenMP build can reset its thread count to
+    /// OpenMP's). Absent where `/proc` has no schedstat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_threads: Option<u64>,
+}
+
+/// A thread counts as busy in a run when it was on a CPU for more than this share of the run's
+/// wall time.
+pub const BUSY_SHARE: f64 = 0.10;
+
+/// Each thread of this process with its time on a CPU so far, ns (`schedstat`'s first field).
+fn thread_cpu_ns() -> Option<BTreeMap<u32, u64>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        // A thread that ended between the listing and the read is simply not counted.
+        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse().ok()) {
+            out.insert(tid, ns);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// How many threads ran for more than [`BUSY_SHARE`] of `wall_ns` between two readings of
+/// [`thread_cpu_ns`] (a thread started in between counts from zero).
+fn busy_between(before: &BTreeMap<u32, u64>, after: &BTreeMap<u32, u64>, wall_ns: u64) -> u64 {
+    let least = BUSY_SHARE * wall_ns as f64;
+    after
+        .iter()
+        .filter(|(tid, ns)| {
+            let was = before.get(tid).copied().unwrap_or(0);
+            ns.saturating_sub(was) as f64 > least
+        })
+        .count() as u64
 }
 
 /// What one MPI rank saw from inside itself: at its start, and (`busy_threads`) in a checked run.
@@ -169,6 +211,11 @@ pub struct RunInfo {
     /// The rounds whose own noise check flagged, one bit a round.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub noisy_rounds: u32,
+    /// When its last recorded round ended (ms since the epoch): a Criterion file written
+    /// after it belongs to a later run that recorded nothing (one killed halfway), not to
+    /// this one. Absent in older sidecars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -189,6 +236,7 @@ impl RunInfo {
             } else {
                 0
             },
+            ended_ms: Some(now_ms()),
         }
     }
 
@@ -225,6 +273,7 @@ impl RunInfo {
             },
             rounds: self.rounds | other.rounds,
             noisy_rounds: self.noisy_rounds | other.noisy_rounds,
+            ended_ms: self.ended_ms.max(other.ended_ms),
         }
     }
 }
@@ -383,17 +432,20 @@ impl Usage {
             run: None,
             sampled: None,
             threads: None,
+            busy_threads: None,
         }
         .with_extra(extra)
     }
 
     /// Runs `f` once and returns its output with the CPU usage it caused.
     pub fn measure<T>(f: impl FnOnce() -> T) -> (T, Self) {
+        let threads_before = thread_cpu_ns();
         let before = rusage_total();
         let start = Instant::now();
         let out = f();
         let wall = start.elapsed();
         let after = rusage_total();
+        let threads_after = thread_cpu_ns();
         let cpu = after.cpu.saturating_sub(before.cpu);
         let voluntary = after.voluntary.saturating_sub(before.voluntary);
         let involuntary = after.involuntary.saturating_sub(before.involuntary);
@@ -409,6 +461,9 @@ impl Usage {
             run: None,
             sampled: None,
             threads: process_threads(),
+            busy_threads: threads_before
+                .zip(threads_after)
+                .map(|(b, a)| busy_between(&b, &a, wall_ns)),
         };
         (out, usage)
     }
@@ -620,6 +675,7 @@ mod tests {
             noise: None,
             rounds,
             noisy_rounds,
+            ended_ms: None,
         };
         // Two of three rounds disturbed: their spread is in the intervals, no flag.
         assert!(!run(0b111, 0b101).flagged());
@@ -666,6 +722,18 @@ mod tests {
     fn a_run_records_the_threads_alive_after_it() {
         let ((), usage) = Usage::measure(|| {});
         assert!(usage.threads.is_some_and(|t| t >= 1), "{usage:?}");
+        assert!(usage.busy_threads.is_some(), "schedstat read: {usage:?}");
+    }
+
+    #[test]
+    fn a_thread_is_busy_when_it_ran_a_tenth_of_the_run() {
+        let ms = 1_000_000;
+        let before = BTreeMap::from([(1, 0), (2, 5 * ms), (4, 0)]);
+        // Thread 1 ran 50 ms of a 100 ms run, 2 ran 1 ms, 3 started and ran 30 ms, 4 ran
+        // exactly a tenth.
+        let after = BTreeMap::from([(1, 50 * ms), (2, 6 * ms), (3, 30 * ms), (4, 10 * ms)]);
+        assert_eq!(busy_between(&before, &after, 100 * ms), 2);
+        assert_eq!(busy_between(&after, &after, 100 * ms), 0);
     }
 
     #[test]
@@ -718,6 +786,7 @@ mod tests {
             run: None,
             sampled: None,
             threads: None,
+            busy_threads: None,
         };
         let mut first = Sidecar {
             schema: SIDECAR_SCHEMA,

@@ -197,6 +197,7 @@ mod tests {
             recommendations: recs,
             verdict: Verdict::default(),
             stability: Vec::new(),
+            threads_above_set: Vec::new(),
         }
     }
 

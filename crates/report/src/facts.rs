@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use parcost::cpu::{CpuFeatures, Peak};
+use parcost::id::{self, key};
 
 use crate::model::{Advice, AdviceKind, Ratio};
 use crate::results::{Counted, Estimate, Measurement, Run, Value};
@@ -143,9 +144,43 @@ pub struct Row {
     pub cpu_per_wall: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_switches: Option<u64>,
+    /// Threads of the process that really ran in its recorded run (their own CPU clocks,
+    /// [`parcost::meta::Usage::busy_threads`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_threads: Option<u64>,
     /// What each MPI rank saw from inside (ranks-x-threads).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranks_seen: Vec<parcost::meta::RankSeen>,
+}
+
+/// A cell under an OpenBLAS layer in which more threads ran than its tasks x BLAS threads:
+/// the library did not keep the count it was set to (or a pool left from the cell before was
+/// still spinning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadsSeen {
+    pub full_id: String,
+    pub set: u64,
+    pub ran: u64,
+}
+
+/// The cells where more threads ran than were set ([`ThreadsSeen`]), from the rows of the
+/// suites that set a BLAS thread count under an OpenBLAS layer.
+pub fn threads_above_set(rows: &[Row]) -> Vec<ThreadsSeen> {
+    rows.iter()
+        .filter_map(|r| {
+            let layer = r.params.get(key::LAYER)?.name()?;
+            if !parcost::id::layer::is_openblas(layer) || r.suite == id::RANKS_X_THREADS.name {
+                return None;
+            }
+            let set = r.int(key::TASKS).unwrap_or(1) * r.int(key::BLAS_THREADS)?;
+            let ran = r.busy_threads?;
+            (ran > set).then(|| ThreadsSeen {
+                full_id: r.full_id.clone(),
+                set,
+                ran,
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -246,6 +281,7 @@ impl Row {
             }),
             cpu_per_wall: None,
             context_switches: None,
+            busy_threads: None,
             ranks_seen: Vec::new(),
         }
     }
@@ -284,6 +320,7 @@ impl Row {
             throughput,
             cpu_per_wall: m.usage.map(|u| u.cpu_per_wall),
             context_switches: m.usage.map(|u| u.context_switches),
+            busy_threads: m.usage.and_then(|u| u.busy_threads),
             ranks_seen: m.ranks_seen.clone(),
         }
     }
@@ -453,5 +490,30 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601(1_795_564_800), "2026-11-25T00:00:00Z");
         assert_eq!(iso8601(951_782_400 + 3661), "2000-02-29T01:01:01Z");
+    }
+
+    #[test]
+    fn a_cell_where_more_threads_ran_than_were_set_is_named() {
+        let row = |id: &str, busy: u64| -> Row {
+            let (suite, workload, params) = crate::results::parse_id(id).expect("an id");
+            serde_json::from_value(serde_json::json!({
+                "suite": suite, "workload": workload, "params": params, "full_id": id,
+                "busy_threads": busy,
+            }))
+            .expect("a row")
+        };
+        let rows = [
+            // OpenBLAS's OpenMP build reset to 2 threads where 1 was set.
+            row(
+                "task-level/matmul/layer=openmp,n=64,pairs=3815/variant=task-level,tasks=2,blas_threads=1",
+                4,
+            ),
+            row("blas-tuning/matmul/layer=pthreads,n=2048/blas_threads=2", 2),
+            row("blas-tuning/matmul/layer=faer,n=2048/blas_threads=1", 3),
+        ];
+        let above = threads_above_set(&rows);
+        assert_eq!(above.len(), 1, "{above:?}");
+        assert_eq!((above[0].set, above[0].ran), (2, 4));
+        assert!(above[0].full_id.contains("openmp"));
     }
 }

@@ -1030,6 +1030,7 @@ mod tests {
             throughput: None,
             cpu_per_wall: None,
             context_switches: None,
+            busy_threads: None,
             ranks_seen: Vec::new(),
         }
     }
@@ -1117,6 +1118,7 @@ mod tests {
             }),
             cpu_per_wall: None,
             context_switches: None,
+            busy_threads: None,
             ranks_seen: Vec::new(),
         }
     }
@@ -1280,6 +1282,7 @@ mod tests {
             throughput: None,
             cpu_per_wall: None,
             context_switches: None,
+            busy_threads: None,
             ranks_seen: Vec::new(),
         }
     }

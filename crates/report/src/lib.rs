@@ -129,6 +129,7 @@ fn summarize(run: &results::Run) -> (Summary, figures::Figures) {
         verdict,
         machine,
         stability: rounds::stability(&rows),
+        threads_above_set: facts::threads_above_set(&rows),
         results: rows,
     };
     (summary, figures)

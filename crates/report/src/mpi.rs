@@ -360,6 +360,7 @@ mod tests {
             throughput: None,
             cpu_per_wall: Some(1.9),
             context_switches: Some(100),
+            busy_threads: None,
             ranks_seen: Vec::new(),
         }
     }

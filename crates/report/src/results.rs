@@ -208,8 +208,33 @@ struct Record {
     current: bool,
     /// When the latest run of its sidecar started (ms since the epoch), if recorded.
     run_started_ms: Option<u64>,
+    /// When its last recorded round ended, if recorded.
+    run_ended_ms: Option<u64>,
     /// Its figure in each round of that run (empty in older sidecars).
     rounds: BTreeMap<u32, RoundTime>,
+}
+
+impl Record {
+    /// Whether a file written at `modified_ms` came after the recorded run's last round.
+    fn after_run(&self, modified_ms: u64) -> bool {
+        self.run_ended_ms.is_some_and(|e| modified_ms > e + 1_000)
+    }
+
+    /// Whether a Criterion file written at `modified_ms` belongs to this variant's recorded
+    /// run: not before it started, not after its last round ended (a run killed halfway
+    /// writes Criterion's files and no sidecar), a second's slack for file times.
+    fn written_in_run(&self, modified_ms: u64) -> Result<(), &'static str> {
+        if self.run_started_ms.is_some_and(|s| modified_ms + 1_000 < s) {
+            return Err("Criterion's files are older than its latest run");
+        }
+        if self.after_run(modified_ms) {
+            return Err(
+                "Criterion's files are newer than its latest recorded run: from a run that \
+                 ended before recording (interrupted)",
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -308,13 +333,15 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
                 Some(rec) if rec.current && rec.usage.sampled == Some(false) => {}
                 Some(rec) if rec.current => {
                     let modified_ms = modified_ms(&bench_file.with_file_name("estimates.json"));
-                    match (modified_ms, rec.run_started_ms) {
-                        (Some(modified), Some(started)) if modified + 1_000 < started => {
-                            run.stale.push(stale(
-                                &m.full_id,
-                                "Criterion's files are older than its latest run",
-                            ))
+                    match modified_ms.map(|m| rec.written_in_run(m)) {
+                        // Timed in rounds: each round's own file is checked (apply_rounds).
+                        Some(Err(_))
+                            if modified_ms.is_some_and(|m| rec.after_run(m))
+                                && !rec.rounds.is_empty() =>
+                        {
+                            run.measurements.push(m)
                         }
+                        Some(Err(why)) => run.stale.push(stale(&m.full_id, why)),
                         _ => run.measurements.push(m),
                     }
                 }
@@ -409,9 +436,7 @@ fn apply_rounds(m: &mut Measurement, rec: &Record, folder: Option<&Path>) {
             }) else {
                 continue;
             };
-            let fresh = modified_ms(&file)
-                .zip(rec.run_started_ms)
-                .is_none_or(|(modified, started)| modified + 1_000 >= started);
+            let fresh = modified_ms(&file).is_none_or(|m| rec.written_in_run(m).is_ok());
             if let Some(e) = fresh.then(|| read_estimate(&file).ok()).flatten() {
                 figures.push((round, e, false));
             }
@@ -592,6 +617,7 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Record
                             usage: u,
                             current,
                             run_started_ms: latest.map(|l| l.started_ms),
+                            run_ended_ms: latest.and_then(|l| l.ended_ms),
                             rounds,
                         },
                     );
@@ -671,6 +697,7 @@ mod tests {
             run: Some(started),
             sampled: Some(false),
             threads: Some(3),
+            busy_threads: None,
         };
         Sidecar {
             schema: parcost::meta::SIDECAR_SCHEMA,
@@ -707,6 +734,7 @@ mod tests {
                     noise: None,
                     rounds: 0,
                     noisy_rounds: 0,
+                    ended_ms: None,
                 },
             )]
             .into_iter()
@@ -747,6 +775,74 @@ mod tests {
         );
         assert_eq!(run.measurements.len(), 3, "one run each, from the sidecars");
         assert!(run.skipped.is_empty(), "{:?}", run.skipped);
+    }
+
+    #[test]
+    fn figures_of_a_run_killed_before_recording_are_not_the_recorded_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut car = sidecar(None, BlasLayer::Pthreads, None);
+        let id = car.variants.keys().next().expect("one variant").clone();
+        if let Some(u) = car.variants.get_mut(&id) {
+            u.sampled = Some(true);
+        }
+        let started = *car.runs.keys().next().expect("a run");
+        if let Some(r) = car.runs.get_mut(&started) {
+            r.ended_ms = Some(started + 60_000);
+        }
+        car.merge_into(&Sidecar::path(
+            dir.path(),
+            "oversubscription",
+            None,
+            Some("pthreads"),
+        ))
+        .expect("write");
+        // Criterion's files of the variant: written in the run, then by a later run that was
+        // killed before it recorded anything.
+        let new = dir
+            .path()
+            .join("oversubscription_matmul")
+            .join("cell")
+            .join("new");
+        std::fs::create_dir_all(&new).expect("mkdir");
+        let bench =
+            serde_json::json!({"full_id": id, "directory_name": "oversubscription_matmul/cell"});
+        std::fs::write(new.join("benchmark.json"), bench.to_string()).expect("write");
+        let estimates = new.join("estimates.json");
+        std::fs::write(
+            &estimates,
+            r#"{"mean": {"point_estimate": 1e6, "confidence_interval": {"lower_bound": 9e5, "upper_bound": 1.1e6}}}"#,
+        )
+        .expect("write");
+        let written_at = |ms: u64| {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&estimates)
+                .expect("open");
+            file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+                .expect("set the file time");
+        };
+        written_at(started + 30_000);
+        let run = load(dir.path(), "new");
+        assert!(
+            run.measurements
+                .iter()
+                .any(|m| m.full_id == id && m.time.is_some()),
+            "{:?}",
+            run.stale
+        );
+        written_at(started + 600_000);
+        let run = load(dir.path(), "new");
+        assert!(
+            run.measurements.iter().all(|m| m.full_id != id),
+            "not the recorded run's"
+        );
+        assert!(
+            run.stale
+                .iter()
+                .any(|s| s.what == id && s.why.contains("newer")),
+            "{:?}",
+            run.stale
+        );
     }
 
     #[test]

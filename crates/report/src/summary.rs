@@ -16,8 +16,10 @@ pub use crate::facts::{
 /// verdict's lines carry their `support` and its settings are typed, each with its trial. 4:
 /// times measured in rounds carry `rounds` (each round's figure), rows stopped as hopeless
 /// `at_least_ns` (a bound, no time), ratios the `rounds` they paired and `unstable`; noise
-/// says `rounds` and `noisy_rounds`; `stability` per suite.
-pub const SCHEMA: u32 = 4;
+/// says `rounds` and `noisy_rounds`; `stability` per suite. 5: times carry their run's `pooled`
+/// spread, stability its `pooled` spreads by run; rows `busy_threads` (the threads that really
+/// ran) and `threads_above_set`, the cells where more ran than were set.
+pub const SCHEMA: u32 = 5;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
@@ -34,12 +36,15 @@ pub struct Summary {
     /// How far each suite's variants spread between rounds, and the unstable ones.
     #[serde(default)]
     pub stability: Vec<crate::rounds::Stability>,
+    /// The cells under an OpenBLAS layer where more threads ran than were set.
+    #[serde(default)]
+    pub threads_above_set: Vec<crate::facts::ThreadsSeen>,
 }
 
 /// The rows as CSV: one line a measured variant.
 pub fn csv(summary: &Summary) -> String {
     let mut out = String::from(
-        "suite,workload,params,full_id,time_ns,time_lower_ns,time_upper_ns,single_run_ns,at_least_ns,rounds,throughput,throughput_unit,cpu_per_wall,context_switches\n",
+        "suite,workload,params,full_id,time_ns,time_lower_ns,time_upper_ns,single_run_ns,at_least_ns,rounds,throughput,throughput_unit,cpu_per_wall,context_switches,busy_threads\n",
     );
     let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
     for r in &summary.results {
@@ -72,6 +77,7 @@ pub fn csv(summary: &Summary) -> String {
             r.context_switches
                 .map(|c| c.to_string())
                 .unwrap_or_default(),
+            r.busy_threads.map(|c| c.to_string()).unwrap_or_default(),
         ];
         let quoted: Vec<String> = fields
             .iter()

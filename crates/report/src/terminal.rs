@@ -67,22 +67,34 @@ pub fn render(s: &Summary) -> String {
             outln!(
                 out,
                 "Noise: quiet enough for every suite (calibrations within {limit:.0}%, foreign \
-                 load under {limit:.0}%)",
+                 load and steal under {limit:.0}% together)",
                 limit = 100.0 * parcost::noise::NOISE_LIMIT
             );
         }
         for n in noisy {
             outln!(
                 out,
-                "Noise: {} {}: capacity {:.2} then {:.2}, foreign load {:.0}%: rerun with `{}`",
+                "Noise: {} {}: capacity {:.2} then {:.2}, foreign load {:.0}%, steal {:.0}%: rerun \
+                 with `{}`",
                 n.suite,
                 n.layer.as_deref().unwrap_or(""),
                 n.capacity_before,
                 n.capacity_after,
                 100.0 * n.foreign_load,
+                100.0 * n.steal,
                 n.rerun.as_deref().unwrap_or("")
             );
         }
+    }
+    if !s.threads_above_set.is_empty() {
+        outln!(
+            out,
+            "Threads: in {} cells more threads ran than were set (the first: {}, {} ran, {} set)",
+            s.threads_above_set.len(),
+            s.threads_above_set[0].full_id,
+            s.threads_above_set[0].ran,
+            s.threads_above_set[0].set
+        );
     }
     outln!(out, "Findings:");
     for f in &s.findings {

@@ -129,6 +129,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     h.push_str("</table>\n");
     noise(&mut h, &m.noise);
     stability(&mut h, &s.stability, &s.results);
+    threads_seen(&mut h, &s.threads_above_set);
 
     h.push_str("<h2 id=\"findings\">Findings</h2>\n");
     if s.findings.is_empty() {
@@ -301,13 +302,14 @@ fn noise(h: &mut String, runs: &[NoiseOut]) {
     let verdict = if flagged.is_empty() {
         format!(
             "The machine was quiet enough for every suite: its calibrations agree within \
-             {limit:.0}% and other processes used under {limit:.0}% of the CPUs."
+             {limit:.0}% and other processes and other guests (steal) used under {limit:.0}% of \
+             the CPUs."
         )
     } else {
         format!(
             "{} of {} suite runs ran on a noisy machine (calibrations {limit:.0}% apart or over \
-             {limit:.0}% foreign load): their figures carry no advice; rerun them with the \
-             command shown.",
+             {limit:.0}% foreign load and steal together, in every round): their figures carry no \
+             advice; rerun them with the command shown.",
             flagged.len(),
             runs.len()
         )
@@ -353,6 +355,32 @@ fn noise(h: &mut String, runs: &[NoiseOut]) {
     h.push_str("</table>\n");
 }
 
+/// The cells in which more threads ran than were set (their own CPU clocks counted), if any.
+fn threads_seen(h: &mut String, above: &[crate::facts::ThreadsSeen]) {
+    if above.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<h2 id=\"threads-seen\">More threads ran than were set</h2><p>In these cells under an \
+         OpenBLAS layer, more threads of the process were on a CPU for over {:.0}% of the run \
+         than its tasks x BLAS threads: the library did not keep its count (OpenBLAS's OpenMP \
+         build can reset it to OpenMP's), or a pool of the cell before was still spinning. Each \
+         cell's count is in the results tables (threads ran).</p><ul>",
+        100.0 * parcost::meta::BUSY_SHARE
+    );
+    for t in above {
+        let _ = write!(
+            h,
+            "<li><code>{}</code>: {} ran, {} set</li>",
+            esc(&t.full_id),
+            t.ran,
+            t.set
+        );
+    }
+    h.push_str("</ul>\n");
+}
+
 /// How far each suite's variants spread between rounds (each a fresh process), the unstable
 /// ones named, and the variants stopped as hopeless with their bounds.
 fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) {
@@ -364,8 +392,8 @@ fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) 
     let _ = write!(
         h,
         "<h2 id=\"stability\">Stability between rounds</h2><p>Every contender (the variants \
-         whose fastest first-round run was within 1.5x of their instance's best, and the \
-         defaults) ran in rounds, each a fresh process. Spread: the standard deviation of a \
+         whose fastest first-round run was within {factor}x of their instance's best; for \
+         arrays over 64 MiB the two fastest; and the defaults) ran in rounds, each a fresh process. Spread: the standard deviation of a \
          variant's rounds (of their logarithms: about the relative spread of one round). The \
          intervals of the advice pair two variants round by round and take their width from \
          the spread pooled over each suite run (its layer and kernel), which three rounds of \
@@ -375,7 +403,8 @@ fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) 
          spread sets the intervals it is in.</p><table><tr><th>suite</th><th \
          class=\"num\">variants in rounds</th><th class=\"num\">median spread</th><th>pooled \
          spread (by run)</th><th>unstable (rounds, ms)</th></tr>",
-        crate::model::MIN_ROUNDS
+        crate::model::MIN_ROUNDS,
+        factor = crate::rounds::CONTENDER_FACTOR,
     );
     for s in suites {
         let unstable: Vec<String> = s
@@ -812,7 +841,7 @@ fn array_sharing(h: &mut String, figs: &[RateLines], memcpy: Option<f64>) -> any
 }
 
 fn table(h: &mut String, rows: &[&Row], links: &BTreeMap<String, String>) {
-    h.push_str("<details><summary>All results of this suite</summary><table><tr><th>benchmark</th><th class=\"num\">time</th><th class=\"num\">95% interval</th><th class=\"num\">rate</th><th class=\"num\">CPU/wall</th><th class=\"num\">context switches</th></tr>");
+    h.push_str("<details><summary>All results of this suite</summary><table><tr><th>benchmark</th><th class=\"num\">time</th><th class=\"num\">95% interval</th><th class=\"num\">rate</th><th class=\"num\">CPU/wall</th><th class=\"num\">context switches</th><th class=\"num\">threads ran</th></tr>");
     for r in rows {
         let id = match links.get(&r.full_id) {
             Some(l) => format!("<a href=\"{}\">{}</a>", esc(l), esc(&r.full_id)),
@@ -838,11 +867,12 @@ fn table(h: &mut String, rows: &[&Row], links: &BTreeMap<String, String>) {
             .map_or_else(String::new, |t| format!("{:.2} {}", t.estimate, t.unit));
         let _ = write!(
             h,
-            "<tr><td><code>{id}</code></td><td class=\"num\">{time}</td><td class=\"num\">{interval}</td><td class=\"num\">{rate}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<tr><td><code>{id}</code></td><td class=\"num\">{time}</td><td class=\"num\">{interval}</td><td class=\"num\">{rate}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             r.cpu_per_wall
                 .map_or_else(String::new, |c| format!("{c:.2}")),
             r.context_switches
                 .map_or_else(String::new, |c| c.to_string()),
+            r.busy_threads.map_or_else(String::new, |c| c.to_string()),
         );
     }
     h.push_str("</table></details>\n");
