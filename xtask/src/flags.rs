@@ -19,6 +19,8 @@ tasks:
             under faer and matrixmultiply), then write the report (as `cargo xtask report`).
             Every OpenBLAS kernel is tried first.
               --quick              rough numbers fast (Criterion's --quick)
+              --rounds N           rounds of every contender, each a fresh process (3; the
+                                   advice needs at least 3)
               --suite NAME         only this suite (repeatable)
               --layer NAME         only this layer (repeatable): an OpenBLAS layer (pthreads,
                                    openmp, serial), faer (on rayon) or matrixmultiply (its own

@@ -10,10 +10,19 @@ use parcost::id::{self, key};
 use crate::facts::Row;
 use crate::model::{Pooled, spread, unstable};
 
-/// A variant within this factor of the best of its instance after the first round is measured
-/// again in every round: the fastest few, between which the answer is decided. The rest are
-/// figures of one round (information, never advice).
-pub const CONTENDER_FACTOR: f64 = 1.5;
+/// A variant whose fastest first-round run is within this factor of the best of its instance
+/// is measured again in every round: the fastest few, between which the answer is decided (a
+/// pick is tied with the fastest within the 5% margin, far inside it). The rest are figures of
+/// one round (information, never advice).
+pub const CONTENDER_FACTOR: f64 = 1.3;
+
+/// Arrays larger than this (array-sharing's 800 MB) are measured again only in the two fastest
+/// variants of their instance, the comparison the answer at that size rests on: each such
+/// variant costs seconds of setup a round (a worker holding the array and its copy).
+pub const LARGE_ARRAY_BYTES: u64 = 64 << 20;
+
+/// Variants of a large-array instance measured in every round ([`LARGE_ARRAY_BYTES`]).
+const LARGE_ARRAY_CONTENDERS: usize = 2;
 
 /// The variants of run `run` (its key) under `criterion_dir` that the rounds after the first
 /// measure: in each instance (and across its layers and kernels), those whose fastest run of
@@ -49,12 +58,36 @@ fn contenders_of(
             *b = b.min(*t);
         }
     }
+    // The rank of each variant of a large-array instance, fastest first.
+    let large = |p: &id::ParsedId| {
+        p.params
+            .get(key::BYTES)
+            .and_then(id::Value::int)
+            .is_some_and(|b| b > LARGE_ARRAY_BYTES)
+    };
+    let mut large_times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (parsed, t, _) in current.iter().filter(|(p, _, _)| large(p)) {
+        large_times
+            .entry(id::instance(parsed, &[]))
+            .or_default()
+            .push(*t);
+    }
+    for times in large_times.values_mut() {
+        times.sort_by(f64::total_cmp);
+    }
     let mut out = BTreeSet::new();
     for (parsed, t, full_id) in &current {
-        let near = groupings.iter().any(|without| {
-            best.get(&id::instance(parsed, without))
-                .is_some_and(|b| *t <= CONTENDER_FACTOR * b)
-        });
+        let near = if large(parsed) {
+            large_times
+                .get(&id::instance(parsed, &[]))
+                .and_then(|times| times.get(LARGE_ARRAY_CONTENDERS - 1))
+                .is_none_or(|second| *t <= *second)
+        } else {
+            groupings.iter().any(|without| {
+                best.get(&id::instance(parsed, without))
+                    .is_some_and(|b| *t <= CONTENDER_FACTOR * b)
+            })
+        };
         if near || id::is_default(parsed, logical_cores) {
             out.insert(full_id.clone());
         }
@@ -169,6 +202,7 @@ mod tests {
             run: Some(7),
             sampled: Some(false),
             threads: None,
+            busy_threads: None,
         };
         let m = |cell: &str, median: f64, fastest: f64| {
             let full_id = format!("oversubscription/matmul/layer=pthreads,n=256,pairs=64/{cell}");
@@ -200,6 +234,28 @@ mod tests {
         );
         let has = |cell: &str| picked.iter().any(|id| id.ends_with(cell));
         assert!(has("/tasks=2,blas_threads=1"), "{picked:?}");
+        // The 800 MB arrays: only the two fastest of an instance go on.
+        let large = |t: &str, ms: f64| {
+            let mut m = m("tasks=1,blas_threads=1", ms, ms);
+            m.full_id = format!("array-sharing/send/transport={t},pool=persistent/bytes=800000000");
+            let (suite, workload, params) = crate::results::parse_id(&m.full_id).expect("an id");
+            (m.suite, m.workload, m.params) = (suite, workload, params);
+            m
+        };
+        let picked_large = contenders_of(
+            &[
+                large("mmap-file", 143.0),
+                large("memfd-inherited", 149.0),
+                large("thread", 148.0),
+            ],
+            7,
+            2,
+        );
+        assert_eq!(picked_large.len(), 2, "{picked_large:?}");
+        assert!(
+            !picked_large.iter().any(|id| id.contains("memfd")),
+            "{picked_large:?}"
+        );
         assert!(has("/tasks=8,blas_threads=1"), "{picked:?}");
         assert!(!has("/tasks=1,blas_threads=1"), "{picked:?}");
     }
