@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: every suite, the BLAS ones once per installed OpenBLAS layer and once
 //! per native layer run (faer once, matrixmultiply once per thread count), then the report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -24,7 +24,17 @@ impl flags::Bench {
     pub fn run(&self) -> anyhow::Result<()> {
         let opts = self;
         let openblas = setup::run()?;
-        let (layers, native) = layers::select(&openblas, &opts.layers)?;
+        let (mut layers, native) = layers::select(&openblas, &opts.layers)?;
+        // A quick run measures the OpenBLAS build a program gets without choosing (Debian's
+        // default, pthreads) beside the native libraries; comparing the builds is a full
+        // run's (its other two layers were 141 of a quick run's 492 s).
+        if opts.quick && opts.layers.is_empty() && layers.len() > 1 {
+            let default = layers
+                .iter()
+                .position(|l| l.name == parcost::id::layer::PTHREADS)
+                .unwrap_or(0);
+            layers = vec![layers.swap_remove(default)];
+        }
         let mut suites: Vec<SuiteInfo> = SUITES
             .into_iter()
             .filter(|s| opts.suites.is_empty() || opts.suites.iter().any(|n| n == s.name))
@@ -52,23 +62,31 @@ impl flags::Bench {
             None => None,
         };
 
-        // Built one package at a time (one build of all of them would resolve features across
-        // packages), and each step runs its bench executable itself: `cargo bench` would check
-        // the build again in every step, half a second each, 40 s of a run's 78 steps.
-        let mut executables: Vec<(String, PathBuf)> = Vec::new();
+        // One build of every suite's benches (both cores busy, each dependency built once for
+        // all), and each step runs its bench executable itself: `cargo bench` would check the
+        // build again in every step (half a second each, 40 s of a run's 78 steps), and with
+        // one package at a time its features would differ from this build's and rebuild.
+        let mut build = cargo();
+        build.args(["bench", "--quiet", "--no-run"]);
         for s in &suites {
-            let mut build = cargo();
-            build.args(["bench", "--quiet", "--no-run", "--package", s.name]);
-            if mpi && s.name == RANKS_X_THREADS.name {
-                build.args(MPI_FEATURE);
+            build.args(["--package", s.name]);
+        }
+        if mpi {
+            build.args(MPI_FEATURE);
+        }
+        let executables = bench_executables(&mut build)?;
+        for s in &suites {
+            let mut wanted = vec![s.name];
+            if s.name == parcost::id::BLAS_TUNING.name {
+                wanted.push(KERNEL_BENCH);
             }
-            let built = bench_executables(&mut build)?;
-            anyhow::ensure!(
-                built.iter().any(|(name, _)| name == s.name),
-                "cargo built no bench named {} in package {0}",
-                s.name
-            );
-            executables.extend(built);
+            for name in wanted {
+                anyhow::ensure!(
+                    executables.iter().any(|b| b.name == name),
+                    "cargo built no bench named {name} in package {}",
+                    s.name
+                );
+            }
         }
         let criterion_home = parcost::meta::criterion_dir();
 
@@ -111,15 +129,15 @@ impl flags::Bench {
         let plan = |extra: &[String]| -> Vec<Step> {
             let mut steps: Vec<Step> = Vec::new();
             let bench = |package: &str, bench: &str| {
-                let exe = executables
-                    .iter()
-                    .find(|(name, _)| name == bench)
-                    .map_or_else(|| PathBuf::from(bench), |(_, exe)| exe.clone());
-                let mut cmd = Command::new(exe);
+                // Every bench the plan names was found after the build, above.
+                let built = executables.iter().find(|b| b.name == bench);
+                let mut cmd =
+                    Command::new(built.map_or_else(|| PathBuf::from(bench), |b| b.exe.clone()));
                 // As `cargo bench` runs it: from its package, Criterion's files in the target.
-                cmd.current_dir(crate::workspace_root().join("crates").join(package))
-                    .env("CRITERION_HOME", &criterion_home)
-                    .arg("--bench");
+                if let Some(b) = built {
+                    cmd.current_dir(&b.package_dir);
+                }
+                cmd.env("CRITERION_HOME", &criterion_home).arg("--bench");
                 if package == RANKS_X_THREADS.name
                     && let Some(h) = &hostfile
                 {
@@ -185,7 +203,7 @@ impl flags::Bench {
                         .as_deref()
                         .or(kernel.decision.library_core.as_deref());
                     for name in kernel.survey.sweep_kernels(used) {
-                        let mut cmd = bench(suite.name, "blas-kernel");
+                        let mut cmd = bench(suite.name, KERNEL_BENCH);
                         layer.apply(&mut cmd);
                         kernel.apply_sweep(&mut cmd, &name);
                         let label = format!("blas-tuning kernel {name} under {}", layer.name);
@@ -391,9 +409,20 @@ fn native_runs(suite: &str, native: &[Library], p: usize) -> Vec<(Library, Optio
     out
 }
 
+/// blas-tuning's second bench: the kernel sweep.
+const KERNEL_BENCH: &str = "blas-kernel";
+
+/// A bench target cargo built.
+struct BenchExecutable {
+    name: String,
+    exe: PathBuf,
+    /// Its package's folder, where `cargo bench` would run it.
+    package_dir: PathBuf,
+}
+
 /// Runs `build` (a `cargo bench --no-run`) with JSON messages and returns the bench targets it
-/// built: each target's name and executable.
-fn bench_executables(build: &mut Command) -> anyhow::Result<Vec<(String, PathBuf)>> {
+/// built.
+fn bench_executables(build: &mut Command) -> anyhow::Result<Vec<BenchExecutable>> {
     let shown = format!("{build:?}");
     let out = build
         .arg("--message-format=json-render-diagnostics")
@@ -411,10 +440,11 @@ fn bench_executables(build: &mut Command) -> anyhow::Result<Vec<(String, PathBuf
                 .is_some_and(|k| k.iter().any(|k| k == "bench"))
         })
         .filter_map(|m| {
-            Some((
-                m["target"]["name"].as_str()?.to_owned(),
-                PathBuf::from(m["executable"].as_str()?),
-            ))
+            Some(BenchExecutable {
+                name: m["target"]["name"].as_str()?.to_owned(),
+                exe: PathBuf::from(m["executable"].as_str()?),
+                package_dir: Path::new(m["manifest_path"].as_str()?).parent()?.to_owned(),
+            })
         })
         .collect())
 }

@@ -18,7 +18,8 @@ tasks:
   bench     run the suites (the BLAS ones once per installed OpenBLAS threading layer, and
             under faer and matrixmultiply), then write the report (as `cargo xtask report`).
             Every OpenBLAS kernel is tried first.
-              --quick              rough numbers fast (Criterion's --quick)
+              --quick              rough numbers fast (Criterion's --quick), and of OpenBLAS
+                                   only its default build (pthreads) unless --layer says
               --rounds N           rounds of every contender, each a fresh process (3; the
                                    advice needs at least 3)
               --suite NAME         only this suite (repeatable)

@@ -49,7 +49,7 @@ fn a_complete_run_gives_every_section_findings_and_recommendations() {
     let o = run_fixture("complete", &out, &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let s = summary(&out);
-    assert_eq!(s["schema"], 4);
+    assert_eq!(s["schema"], 5);
     // The machine block names both kernels, the CPU's features, its clock and the peak.
     let m = &s["machine"];
     assert_eq!(
@@ -327,7 +327,7 @@ fn another_summary_is_compared_and_another_schema_refused() {
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(
-        err.contains("has summary schema 99, this report reads schema 4"),
+        err.contains("has summary schema 99, this report reads schema 5"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");

@@ -60,6 +60,13 @@ use parcost::workload::{Mismatch, Tolerance, fill_uniform, sum};
 const SUITE: &str = ARRAY_SHARING.name;
 const SEED: u64 = 0x5eed_0005;
 
+/// Over 64 MiB (the 800 MB size) a case runs only when, at the size before, it was within this
+/// factor of the fastest case of its question measured in this process: one that was slower
+/// there is slower here too (pipes, sockets and ipc-channel's copies scale with the bytes),
+/// and each case costs seconds of setup here (a worker holding the array and its copy: 140 s
+/// of a full run's first round went to this size).
+const LARGEST_WITHIN: f64 = 2.0;
+
 /// One case's state: the transport and what its last exchange answered.
 struct Moved {
     /// `None` for a case Criterion does not run (filtered out, or `--list`).
@@ -135,11 +142,28 @@ fn main() {
         let runs = |workload: &dyn std::fmt::Display, id: &str| {
             selection.runs(&format!("{SUITE}/{workload}/{id}"))
         };
-        let cases: Vec<(Spec, String)> = Question::ALL
+        let mut cases: Vec<(Spec, String)> = Question::ALL
             .into_iter()
             .flat_map(cases)
             .map(|spec| (spec, format!("{}/{size}", case_id(&spec))))
             .collect();
+        if let Some(before) = SIZES.iter().copied().filter(|b| *b < bytes).max()
+            && bytes > 64 << 20
+        {
+            let decided = slower_before(&suite, &cases, before);
+            let is_decided =
+                |c: &(Spec, String)| decided.iter().any(|d| d == &(c.0.question, c.1.clone()));
+            for (spec, _) in cases.iter().filter(|c| is_decided(c)) {
+                suite.skip(
+                    &format!("{}/{}/{size}", spec.question.name(), case_id(spec)),
+                    &format!(
+                        "more than {LARGEST_WITHIN}x the fastest {} at {before} bytes",
+                        spec.question.name()
+                    ),
+                );
+            }
+            cases.retain(|c| !is_decided(c));
+        }
         let any_runs = runs(&"copy", &copy_id) || cases.iter().any(|(s, id)| runs(&s.question, id));
         // Every case is registered (so `--list` names them all), but only those Criterion will
         // run get an array and a transport.
@@ -184,4 +208,43 @@ fn main() {
         }
     }
     suite.finish();
+}
+
+/// The cases (question and id) of `cases` whose case at `before` bytes ran in this process
+/// more than [`LARGEST_WITHIN`] times slower than the fastest case of its question there (by a
+/// warm run). A case that did not run there (a later round's contenders) is not judged: the
+/// round's selection decides.
+fn slower_before(
+    suite: &Suite,
+    cases: &[(Spec, String)],
+    before: usize,
+) -> Vec<(Question, String)> {
+    let before_size = params(&[(key::BYTES, &before)]);
+    let time = |spec: &Spec| {
+        suite.wall_of(&format!(
+            "{SUITE}/{}/{}/{before_size}",
+            spec.question.name(),
+            case_id(spec)
+        ))
+    };
+    let mut out = Vec::new();
+    for question in Question::ALL {
+        let times: Vec<(&String, Option<std::time::Duration>)> = cases
+            .iter()
+            .filter(|(spec, _)| spec.question == question)
+            .map(|(spec, id)| (id, time(spec)))
+            .collect();
+        let Some(best) = times.iter().filter_map(|(_, t)| *t).min() else {
+            continue;
+        };
+        out.extend(
+            times
+                .iter()
+                .filter(|(_, t)| {
+                    t.is_some_and(|t| t.as_secs_f64() > LARGEST_WITHIN * best.as_secs_f64())
+                })
+                .map(|(id, _)| (question, (*id).clone())),
+        );
+    }
+    out
 }

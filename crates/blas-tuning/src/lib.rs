@@ -87,6 +87,8 @@ pub enum Factored {
         singular_values: Array2<f64>,
         _u: Option<Array2<f64>>,
         _vt: Option<Array2<f64>>,
+        /// The input the routine overwrote.
+        _a: Array2<f64>,
     },
     Solve {
         x: Array2<f64>,
@@ -189,13 +191,15 @@ impl Problem {
                 self.multiply(&mut out);
                 Ok(Factored::Matrix(out))
             }
-            Op::Svd => a
-                .svddc_inplace(JobSvd::Some)
-                .map(|(u, s, vt)| Factored::Svd {
+            Op::Svd => match a.svddc_inplace(JobSvd::Some) {
+                Ok((u, s, vt)) => Ok(Factored::Svd {
                     singular_values: column(s),
                     _u: u,
                     _vt: vt,
+                    _a: a,
                 }),
+                Err(e) => Err(e),
+            },
             Op::Solve => a.factorize_into().and_then(|lu| {
                 lu.solve_inplace(&mut rhs)?;
                 Ok(Factored::Solve {

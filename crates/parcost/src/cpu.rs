@@ -346,7 +346,8 @@ mod x86 {
     // The loops are written in assembly so that what runs does not depend on the optimiser: a
     // debug build (the tests) runs the same instructions as the bench. Each iteration is 12
     // independent register-only multiply-adds; zeros keep every value normal (`$enter` zeroes
-    // the registers: a denormal left in one would cost microcode assists). `$leave` clears the
+    // the registers: a denormal left in one would cost microcode assists; `vzeroall` and
+    // `vzeroupper` touch all sixteen, so all sixteen are declared). `$leave` clears the
     // upper halves the AVX loops dirtied: the compiler does not see them in assembly, and with
     // them dirty every later SSE instruction of the process (all of Rust's own floating point
     // on x86-64) waits on a merge; on an AVX-512 Xeon here the element-wise job ran 30x
@@ -379,7 +380,7 @@ mod x86 {
                 "vfmadd231pd zmm8, zmm12, zmm13", "vfmadd231pd zmm9, zmm12, zmm13",
                 "vfmadd231pd zmm10, zmm12, zmm13", "vfmadd231pd zmm11, zmm12, zmm13";
                 "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9",
-                "zmm10", "zmm11", "zmm12", "zmm13")
+                "zmm10", "zmm11", "zmm12", "zmm13", "zmm14", "zmm15")
         }
     }
 
@@ -395,7 +396,7 @@ mod x86 {
                 "vfmadd231pd ymm8, ymm12, ymm13", "vfmadd231pd ymm9, ymm12, ymm13",
                 "vfmadd231pd ymm10, ymm12, ymm13", "vfmadd231pd ymm11, ymm12, ymm13";
                 "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9",
-                "ymm10", "ymm11", "ymm12", "ymm13")
+                "ymm10", "ymm11", "ymm12", "ymm13", "ymm14", "ymm15")
         }
     }
 

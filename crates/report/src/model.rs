@@ -61,23 +61,28 @@ fn mean_sd(xs: &[f64]) -> Option<(f64, f64)> {
     Some((mean, var.sqrt()))
 }
 
+/// The logarithms of a time's rounds' figures.
+fn logs(t: &Estimate) -> Vec<f64> {
+    t.rounds.iter().map(|(_, v)| v.ln()).collect()
+}
+
 /// How far a time's rounds spread: the standard deviation of their logarithms (about the
 /// relative spread of one round around the time), from at least [`MIN_ROUNDS`] rounds.
 pub fn spread(t: &Estimate) -> Option<f64> {
-    let logs: Vec<f64> = t.rounds.iter().map(|(_, v)| v.ln()).collect();
+    let logs = logs(t);
     (logs.len() >= MIN_ROUNDS).then(|| mean_sd(&logs).map(|(_, sd)| sd))?
 }
 
 /// The between-round spread of a group of times measured in the same processes (one suite's
 /// run under one layer and kernel, each round a fresh process): the standard deviation of
-/// their logarithms around each time's own mean, pooled over the group's stable times, and its
-/// degrees of freedom.
+/// their logarithms around each time's own mean, pooled over the group's times other than the
+/// one it is given to (results::pool_by_step), and its degrees of freedom.
 ///
 /// Why pooled: from three rounds one time's spread is known only within a factor of about 6
 /// (two full runs here disagreed on "wider than the margin" for 103 of 285 variants, and the
 /// correlation of one variant's spread between the two runs was 0.37), while a group's pooled
 /// spread has tens of degrees of freedom and moved by less than 1.5x between them. A time
-/// that spreads wider than its group beyond doubt is [`unstable`] and keeps its own spread.
+/// that spreads wider than its group beyond doubt keeps its own spread ([`wider_than_group`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Pooled {
     pub sd: f64,
@@ -85,18 +90,18 @@ pub struct Pooled {
 }
 
 /// The pooled spread of `times` (those measured in at least [`MIN_ROUNDS`] rounds), leaving
-/// out the ones [`unstable`] against the pool of all of them; `None` without any.
+/// out the ones wider than the pool of all of them; `None` without any.
 pub fn pool(times: &[Estimate]) -> Option<Pooled> {
     let of = |keep: &dyn Fn(&Estimate) -> bool| -> Option<Pooled> {
         let (mut ss, mut df) = (0.0, 0u32);
         for t in times.iter().filter(|t| keep(t)) {
-            let logs: Vec<f64> = t.rounds.iter().map(|(_, v)| v.ln()).collect();
-            if logs.len() < MIN_ROUNDS {
+            let logs = logs(t);
+            let Some((_, sd)) = mean_sd(&logs).filter(|_| logs.len() >= MIN_ROUNDS) else {
                 continue;
-            }
-            let mean = logs.iter().sum::<f64>() / logs.len() as f64;
-            ss += logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
-            df += logs.len() as u32 - 1;
+            };
+            let k = logs.len() as u32 - 1;
+            ss += sd * sd * f64::from(k);
+            df += k;
         }
         (df > 0).then(|| Pooled {
             sd: (ss / f64::from(df)).sqrt(),
@@ -105,7 +110,7 @@ pub fn pool(times: &[Estimate]) -> Option<Pooled> {
     };
     let all = of(&|_| true)?;
     of(&|t| {
-        !unstable(&Estimate {
+        !wider_than_group(&Estimate {
             pooled: Some(all),
             ..*t
         })
@@ -120,37 +125,44 @@ fn chi2_quantile(k: f64, z: f64) -> f64 {
     k * (1.0 - c + z * c.sqrt()).powi(3)
 }
 
-/// Whether a time's rounds spread wider than the practical margin *and* wider than its
-/// group's ([`Pooled`]), both beyond doubt (the low end of its spread's 95% interval above the
-/// margin; an F-test at 95% against the pool, taken as known): a time that behaves unlike the
-/// times measured beside it (bimodal, or disturbed in one round). It is named in the report and
-/// never recommended. A group that is noisy as a whole gets wide intervals instead.
-pub fn unstable(t: &Estimate) -> bool {
-    let logs: Vec<f64> = t.rounds.iter().map(|(_, v)| v.ln()).collect();
-    if logs.len() < MIN_ROUNDS {
-        return false;
-    }
-    let Some((_, sd)) = mean_sd(&logs) else {
-        return false;
-    };
-    let df = (logs.len() - 1) as f64;
-    let low = sd * (df / chi2_quantile(df, 1.96)).sqrt();
-    let beyond_group = t
-        .pooled
-        .is_none_or(|p| sd * sd > p.sd * p.sd * chi2_quantile(df, 2.326) / df);
-    low > MARGIN && beyond_group
+/// A time's own spread and its degrees of freedom, from at least [`MIN_ROUNDS`] rounds.
+fn own_spread(t: &Estimate) -> Option<(f64, f64)> {
+    let logs = logs(t);
+    let (_, sd) = mean_sd(&logs).filter(|_| logs.len() >= MIN_ROUNDS)?;
+    Some((sd, (logs.len() - 1) as f64))
 }
 
-/// The variance of a time's logarithm in one round and its degrees of freedom: its group's
-/// pooled spread, or its own when it is unstable (or has no group).
-fn round_variance(t: &Estimate) -> Option<(f64, f64)> {
+/// Whether a time's rounds spread wider than its group's ([`Pooled`], of the group's other
+/// times) beyond doubt: an F-test at 99% against the pool, taken as known. Without a group,
+/// every time is its own.
+pub fn wider_than_group(t: &Estimate) -> bool {
+    let Some((sd, df)) = own_spread(t) else {
+        return false;
+    };
+    t.pooled
+        .is_none_or(|p| sd * sd > p.sd * p.sd * chi2_quantile(df, 2.326) / df)
+}
+
+/// Whether a time's rounds spread wider than the practical margin *and* wider than its
+/// group's, both beyond doubt (the low end of its spread's 95% interval above the margin;
+/// [`wider_than_group`]): a time that behaves unlike the times measured beside it (bimodal, or
+/// disturbed in one round). It is named in the report and never recommended. A group that is
+/// noisy as a whole gets wide intervals instead.
+pub fn unstable(t: &Estimate) -> bool {
+    let Some((sd, df)) = own_spread(t) else {
+        return false;
+    };
+    let low = sd * (df / chi2_quantile(df, 1.96)).sqrt();
+    low > MARGIN && wider_than_group(t)
+}
+
+/// The variance of a time's logarithm in one round, its degrees of freedom, and whether it is
+/// its group's: the pooled spread, or its own when it is wider than its group's (or it has no
+/// group).
+fn round_variance(t: &Estimate) -> Option<(f64, f64, bool)> {
     match t.pooled {
-        Some(p) if !unstable(t) => Some((p.sd * p.sd, f64::from(p.df))),
-        _ => {
-            let logs: Vec<f64> = t.rounds.iter().map(|(_, v)| v.ln()).collect();
-            let (_, sd) = mean_sd(&logs)?;
-            Some((sd * sd, (logs.len() - 1) as f64))
-        }
+        Some(p) if !wider_than_group(t) => Some((p.sd * p.sd, f64::from(p.df), true)),
+        _ => own_spread(t).map(|(sd, df)| (sd * sd, df, false)),
     }
 }
 
@@ -195,9 +207,15 @@ impl Ratio {
         if n >= MIN_ROUNDS && a.pooled.is_some() && b.pooled.is_some() {
             // Each time's round-to-round variance from its group (Welch's degrees of
             // freedom): not the three paired logarithms' own, which swing from run to run.
-            if let Some(((va, da), (vb, db))) = round_variance(a).zip(round_variance(b)) {
+            if let Some(((va, da, pa), (vb, db, pb))) = round_variance(a).zip(round_variance(b)) {
                 let mean = logs.iter().sum::<f64>() / n as f64;
-                let df = (va + vb).powi(2) / (va * va / da + vb * vb / db);
+                // Two pooled variances of one suite run share most of their data: Welch would
+                // count it twice. The smaller count is the safe one.
+                let df = if pa && pb {
+                    da.min(db)
+                } else {
+                    (va + vb).powi(2) / (va * va / da + vb * vb / db)
+                };
                 let half = t_975(df.floor().max(1.0) as usize) * ((va + vb) / n as f64).sqrt();
                 return Self {
                     estimate: mean.exp(),
@@ -797,6 +815,14 @@ mod tests {
             Estimate::in_rounds(100.0, 20.0, 2),
             0.01
         )));
+        // That 8% time in a group of 1% is not unstable (not beyond doubt over the margin), but
+        // wider than its group: its own spread, not the group's, sets its intervals, and 1.15x
+        // does not separate.
+        let wide = in_group(Estimate::in_rounds(115.0, 23.0, 2), 0.01);
+        assert!(wider_than_group(&wide) && !unstable(&wide));
+        let quiet = in_group(Estimate::in_rounds(100.0, 1.0, 0), 0.01);
+        let r = Ratio::of(&wide, &quiet);
+        assert_eq!(r.separation(Rule::ADVICE), Separation::Overlap, "{r:?}");
         // The pool leaves out the time unlike its group.
         let quiet: Vec<Estimate> = (0..6)
             .map(|k| Estimate::in_rounds(100.0 + k as f64, 2.5, k))

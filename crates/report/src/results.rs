@@ -269,34 +269,46 @@ pub fn parse_id(full_id: &str) -> Result<(String, String, BTreeMap<String, Value
     parcost::id::parse(full_id).map(|id| (id.suite, id.workload, id.params))
 }
 
-/// Gives each time measured in rounds its step's pooled spread ([`crate::model::pool`]): the
-/// times of one suite under one layer and kernel ran in the same process, round by round.
-fn pool_by_step(measurements: &mut [Measurement]) {
+/// The suite run a variant was measured in: its suite, layer and kernel (each round of it one
+/// process).
+pub type Step = (String, Option<Value>, Option<Value>);
+
+/// The [`Step`] of a variant of `suite` with `params`.
+pub fn step_of(suite: &str, params: &BTreeMap<String, Value>) -> Step {
     use parcost::id::key;
-    type Step = (String, Option<Value>, Option<Value>);
-    let step = |m: &Measurement| -> Step {
-        (
-            m.suite.clone(),
-            m.params.get(key::LAYER).cloned(),
-            m.params.get(key::KERNEL).cloned(),
-        )
-    };
-    let mut groups: BTreeMap<Step, Vec<Estimate>> = BTreeMap::new();
-    for m in measurements.iter() {
-        if let Some(t) = m.time {
-            groups.entry(step(m)).or_default().push(t);
-        }
-    }
-    let pooled: BTreeMap<Step, crate::model::Pooled> = groups
-        .into_iter()
-        .filter_map(|(k, times)| Some((k, crate::model::pool(&times)?)))
-        .collect();
-    for m in measurements.iter_mut() {
-        let p = pooled.get(&step(m)).copied();
-        if let Some(t) = &mut m.time
+    (
+        suite.to_owned(),
+        params.get(key::LAYER).cloned(),
+        params.get(key::KERNEL).cloned(),
+    )
+}
+
+/// Gives each time measured in rounds the pooled spread of the other times of its step
+/// ([`crate::model::pool`]): the times of one suite under one layer and kernel ran in the same
+/// process, round by round. Its own rounds are left out, so that a wide one cannot hide in a
+/// pool it widened.
+fn pool_by_step(measurements: &mut [Measurement]) {
+    let mut groups: BTreeMap<Step, Vec<(usize, Estimate)>> = BTreeMap::new();
+    for (i, m) in measurements.iter().enumerate() {
+        if let Some(t) = m.time
             && t.rounds.len() >= crate::model::MIN_ROUNDS
         {
-            t.pooled = p;
+            groups
+                .entry(step_of(&m.suite, &m.params))
+                .or_default()
+                .push((i, t));
+        }
+    }
+    for members in groups.values() {
+        for (i, _) in members {
+            let others: Vec<Estimate> = members
+                .iter()
+                .filter(|(j, _)| j != i)
+                .map(|(_, t)| *t)
+                .collect();
+            if let Some(t) = &mut measurements[*i].time {
+                t.pooled = crate::model::pool(&others);
+            }
         }
     }
 }

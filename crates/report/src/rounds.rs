@@ -9,6 +9,7 @@ use parcost::id::{self, key};
 
 use crate::facts::Row;
 use crate::model::{Pooled, spread, unstable};
+use crate::results::Estimate;
 
 /// A variant whose fastest first-round run is within this factor of the best of its instance
 /// is measured again in every round: the fastest few, between which the answer is decided (a
@@ -16,13 +17,10 @@ use crate::model::{Pooled, spread, unstable};
 /// one round (information, never advice).
 pub const CONTENDER_FACTOR: f64 = 1.3;
 
-/// Arrays larger than this (array-sharing's 800 MB) are measured again only in the two fastest
-/// variants of their instance, the comparison the answer at that size rests on: each such
-/// variant costs seconds of setup a round (a worker holding the array and its copy).
+/// Arrays larger than this (array-sharing's 800 MB) are measured in the first round only:
+/// information beside the 64 MiB arrays, on which the answer rests (the verdict's size). Each
+/// such variant costs about 7 s of setup a round here (a worker holding the array and its copy).
 pub const LARGE_ARRAY_BYTES: u64 = 64 << 20;
-
-/// Variants of a large-array instance measured in every round ([`LARGE_ARRAY_BYTES`]).
-const LARGE_ARRAY_CONTENDERS: usize = 2;
 
 /// The variants of run `run` (its key) under `criterion_dir` that the rounds after the first
 /// measure: in each instance (and across its layers and kernels), those whose fastest run of
@@ -58,36 +56,19 @@ fn contenders_of(
             *b = b.min(*t);
         }
     }
-    // The rank of each variant of a large-array instance, fastest first.
     let large = |p: &id::ParsedId| {
         p.params
             .get(key::BYTES)
             .and_then(id::Value::int)
             .is_some_and(|b| b > LARGE_ARRAY_BYTES)
     };
-    let mut large_times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (parsed, t, _) in current.iter().filter(|(p, _, _)| large(p)) {
-        large_times
-            .entry(id::instance(parsed, &[]))
-            .or_default()
-            .push(*t);
-    }
-    for times in large_times.values_mut() {
-        times.sort_by(f64::total_cmp);
-    }
     let mut out = BTreeSet::new();
     for (parsed, t, full_id) in &current {
-        let near = if large(parsed) {
-            large_times
-                .get(&id::instance(parsed, &[]))
-                .and_then(|times| times.get(LARGE_ARRAY_CONTENDERS - 1))
-                .is_none_or(|second| *t <= *second)
-        } else {
-            groupings.iter().any(|without| {
+        let near = !large(parsed)
+            && groupings.iter().any(|without| {
                 best.get(&id::instance(parsed, without))
                     .is_some_and(|b| *t <= CONTENDER_FACTOR * b)
-            })
-        };
+            });
         if near || id::is_default(parsed, logical_cores) {
             out.insert(full_id.clone());
         }
@@ -134,7 +115,7 @@ pub struct Stability {
 /// The stability of each suite's variants measured in at least [`crate::model::MIN_ROUNDS`] rounds.
 pub fn stability(rows: &[Row]) -> Vec<Stability> {
     let mut by_suite: BTreeMap<&str, Vec<(Spread, bool)>> = BTreeMap::new();
-    let mut pooled: BTreeMap<&str, BTreeMap<String, Pooled>> = BTreeMap::new();
+    let mut steps: BTreeMap<&str, BTreeMap<String, Vec<Estimate>>> = BTreeMap::new();
     for r in rows {
         let Some(t) = r.time_ns else { continue };
         let Some(s) = spread(&t) else { continue };
@@ -146,20 +127,36 @@ pub fn stability(rows: &[Row]) -> Vec<Stability> {
             },
             unstable(&t),
         ));
-        if let Some(p) = t.pooled {
-            let part = |k| r.params.get(k).map(ToString::to_string);
-            let step: Vec<String> = [part(key::LAYER), part(key::KERNEL)]
-                .into_iter()
-                .flatten()
-                .collect();
-            let step = if step.is_empty() {
-                "-".to_owned()
-            } else {
-                step.join(" ")
-            };
-            pooled.entry(&r.suite).or_default().insert(step, p);
-        }
+        let (_, layer, kernel) = crate::results::step_of(&r.suite, &r.params);
+        let step: Vec<String> = [layer, kernel]
+            .into_iter()
+            .flatten()
+            .map(|v| v.to_string())
+            .collect();
+        let step = if step.is_empty() {
+            "-".to_owned()
+        } else {
+            step.join(" ")
+        };
+        steps
+            .entry(&r.suite)
+            .or_default()
+            .entry(step)
+            .or_default()
+            .push(t);
     }
+    // Each run's pool of all its times, as shown (each time's own comparisons use the pool of
+    // the others).
+    let mut pooled: BTreeMap<&str, BTreeMap<String, Pooled>> = steps
+        .into_iter()
+        .map(|(suite, runs)| {
+            let pools = runs
+                .into_iter()
+                .filter_map(|(step, times)| Some((step, crate::model::pool(&times)?)))
+                .collect();
+            (suite, pools)
+        })
+        .collect();
     let order = |s: &str| id::SUITES.iter().position(|i| i.name == s);
     let mut out: Vec<Stability> = by_suite
         .into_iter()
@@ -188,7 +185,7 @@ pub fn stability(rows: &[Row]) -> Vec<Stability> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Estimate, Measurement};
+    use crate::results::Measurement;
 
     #[test]
     fn a_contender_is_judged_by_its_fastest_run() {
@@ -234,7 +231,7 @@ mod tests {
         );
         let has = |cell: &str| picked.iter().any(|id| id.ends_with(cell));
         assert!(has("/tasks=2,blas_threads=1"), "{picked:?}");
-        // The 800 MB arrays: only the two fastest of an instance go on.
+        // The 800 MB arrays: the first round only.
         let large = |t: &str, ms: f64| {
             let mut m = m("tasks=1,blas_threads=1", ms, ms);
             m.full_id = format!("array-sharing/send/transport={t},pool=persistent/bytes=800000000");
@@ -251,11 +248,7 @@ mod tests {
             7,
             2,
         );
-        assert_eq!(picked_large.len(), 2, "{picked_large:?}");
-        assert!(
-            !picked_large.iter().any(|id| id.contains("memfd")),
-            "{picked_large:?}"
-        );
+        assert!(picked_large.is_empty(), "{picked_large:?}");
         assert!(has("/tasks=8,blas_threads=1"), "{picked:?}");
         assert!(!has("/tasks=1,blas_threads=1"), "{picked:?}");
     }

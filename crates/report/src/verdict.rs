@@ -687,8 +687,19 @@ fn sharing(rows: &[Row], v: &mut Verdict) {
                 .is_none_or(|p| p == parcost::id::pool::PERSISTENT)
         })
         .collect();
-    // The largest size measured: moving arrays is about large ones.
-    let Some(size) = send.iter().filter_map(|r| r.int(key::BYTES)).max() else {
+    // The largest size measured in rounds (moving arrays is about large ones; the 800 MB
+    // arrays run in the first round only, information beside it), else the largest measured.
+    let in_rounds = |r: &&&Row| {
+        r.time_ns
+            .is_some_and(|t| t.rounds.len() >= crate::model::MIN_ROUNDS)
+    };
+    let Some(size) = send
+        .iter()
+        .filter(in_rounds)
+        .filter_map(|r| r.int(key::BYTES))
+        .max()
+        .or_else(|| send.iter().filter_map(|r| r.int(key::BYTES)).max())
+    else {
         return;
     };
     let send: Vec<&Row> = send

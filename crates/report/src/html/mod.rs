@@ -393,7 +393,7 @@ fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) 
         h,
         "<h2 id=\"stability\">Stability between rounds</h2><p>Every contender (the variants \
          whose fastest first-round run was within {factor}x of their instance's best; for \
-         arrays over 64 MiB the two fastest; and the defaults) ran in rounds, each a fresh process. Spread: the standard deviation of a \
+         arrays over 64 MiB none, their first round is information; and the defaults) ran in rounds, each a fresh process. Spread: the standard deviation of a \
          variant's rounds (of their logarithms: about the relative spread of one round). The \
          intervals of the advice pair two variants round by round and take their width from \
          the spread pooled over each suite run (its layer and kernel), which three rounds of \
