@@ -879,7 +879,14 @@ impl<'a> Group<'a> {
             eprintln!("{}", crate::id::event::ran_once(full_id));
             vec![used]
         } else if warm > HARNESS_TIMED_ABOVE {
-            let mut runs: Vec<Usage> = (0..RUNS_A_ROUND).map(|_| again()).collect();
+            // A quick run takes one after the checked one: its rounds, not a round's runs,
+            // carry the spread (a quick run of three rounds took 326 s of suites with two).
+            let count = if self.selection.is_quick() {
+                1
+            } else {
+                RUNS_A_ROUND
+            };
+            let mut runs: Vec<Usage> = (0..count).map(|_| again()).collect();
             runs.sort_by_key(|u| u.wall_ns);
             if disagree(&runs) {
                 runs.push(again());
