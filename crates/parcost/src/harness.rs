@@ -960,18 +960,7 @@ mod tests {
     fn runs_more_than_ten_percent_apart_disagree() {
         let runs = |ms: &[u64]| -> Vec<Usage> {
             ms.iter()
-                .map(|&m| Usage {
-                    wall_ns: m * 1_000_000,
-                    cpu_ns: 0,
-                    cpu_per_wall: 0.0,
-                    voluntary_switches: 0,
-                    involuntary_switches: 0,
-                    context_switches: 0,
-                    run: None,
-                    sampled: None,
-                    threads: None,
-                    busy_threads: None,
-                })
+                .map(|&m| Usage::of_wall(Duration::from_millis(m), crate::meta::Extra::default()))
                 .collect()
         };
         // 20.3 and 39.4 ms (seen here): a third run decides.

@@ -789,6 +789,17 @@ mod tests {
         assert!(run.skipped.is_empty(), "{:?}", run.skipped);
     }
 
+    /// Writes `car` as the oversubscription suite's pthreads sidecar under `dir`.
+    fn write_pthreads(car: Sidecar, dir: &Path) {
+        car.merge_into(&Sidecar::path(
+            dir,
+            "oversubscription",
+            None,
+            Some("pthreads"),
+        ))
+        .expect("write");
+    }
+
     #[test]
     fn figures_of_a_run_killed_before_recording_are_not_the_recorded_runs() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -801,13 +812,7 @@ mod tests {
         if let Some(r) = car.runs.get_mut(&started) {
             r.ended_ms = Some(started + 60_000);
         }
-        car.merge_into(&Sidecar::path(
-            dir.path(),
-            "oversubscription",
-            None,
-            Some("pthreads"),
-        ))
-        .expect("write");
+        write_pthreads(car, dir.path());
         // Criterion's files of the variant: written in the run, then by a later run that was
         // killed before it recorded anything.
         let new = dir
@@ -893,13 +898,7 @@ mod tests {
             .into_iter()
             .collect(),
         );
-        car.merge_into(&Sidecar::path(
-            dir.path(),
-            "oversubscription",
-            None,
-            Some("pthreads"),
-        ))
-        .expect("write");
+        write_pthreads(car, dir.path());
         let run = load(dir.path(), "new");
         let get = |want: &str| {
             run.measurements
