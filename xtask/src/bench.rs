@@ -245,11 +245,19 @@ impl flags::Bench {
         } else {
             opts.rounds.unwrap_or(ROUNDS)
         };
+        // Then, after the planned rounds, more rounds of only what they left undecided (a
+        // comparison near the margin: report::rounds::undecided).
+        let extra = if rounds >= report::model::MIN_ROUNDS as u32 {
+            report::rounds::EXTRA_ROUNDS.min(parcost::id::round::MAX - rounds)
+        } else {
+            0
+        };
         let files = progress::Files::new(&parcost::meta::criterion_dir(), mode);
         let contenders_file = std::path::absolute(files.dir.join("contenders.txt"))?;
+        let undecided_file = std::path::absolute(files.dir.join("undecided.txt"))?;
         let mut steps: Vec<(u32, Step)> = Vec::new();
-        for round in 1..=rounds {
-            let extra = if test {
+        for round in 1..=rounds + extra {
+            let extra_args = if test {
                 Vec::new()
             } else {
                 vec![
@@ -257,8 +265,10 @@ impl flags::Bench {
                     parcost::id::round::baseline(round),
                 ]
             };
-            for mut s in plan(&extra) {
-                if rounds > 1 {
+            for mut s in plan(&extra_args) {
+                if round > rounds {
+                    s.label = format!("{}, round {round} (undecided only)", s.label);
+                } else if rounds > 1 {
                     s.label = format!("{}, round {round} of {rounds}", s.label);
                 }
                 steps.push((round, s));
@@ -273,50 +283,62 @@ impl flags::Bench {
         )?;
         let run = progress.run_key().to_string();
         let started = Instant::now();
+        // The ids each later phase measures, computed once when it starts (rounds 2 to
+        // `rounds`: the contenders; the extra rounds: the undecided).
         let mut contenders: Option<Vec<String>> = None;
+        let mut undecided: Option<Vec<String>> = None;
         for (round, step) in &mut steps {
             step.cmd
                 .env(parcost::id::round::RUN_VAR, &run)
                 .env(parcost::id::round::ROUND_VAR, round.to_string());
             if *round > 1 {
-                let ids = match &contenders {
-                    Some(ids) => ids,
-                    None => {
-                        // A resumed run keeps the list its first round made: recomputed, it
-                        // would read rounds already run.
-                        let header = format!("# contenders of run {}", progress.run_key());
-                        let kept = std::fs::read_to_string(&contenders_file)
-                            .ok()
-                            .filter(|t| t.lines().next() == Some(header.as_str()))
-                            .map(|t| t.lines().skip(1).map(String::from).collect::<Vec<_>>());
-                        let ids = match kept {
-                            Some(ids) => ids,
-                            None => {
-                                let ids = report::rounds::contenders(
-                                    &parcost::meta::criterion_dir(),
-                                    progress.run_key(),
-                                    p,
-                                );
-                                let mut lines = vec![header];
-                                lines.extend(ids.iter().cloned());
-                                write_lines(&contenders_file, &lines)?;
-                                ids
-                            }
-                        };
-                        eprintln!(
-                            "rounds 2 to {rounds}: {} contenders (within {}x of their instance's \
+                let (ids, file) = if *round > rounds {
+                    let ids = phase_ids(
+                        &mut undecided,
+                        &undecided_file,
+                        progress.run_key(),
+                        || {
+                            let ids = report::undecided(&parcost::meta::criterion_dir());
+                            eprintln!(
+                                "rounds {} to {}: {} variants of comparisons near the {:.0}% margin, \
+                             listed in {}",
+                                rounds + 1,
+                                rounds + extra,
+                                ids.len(),
+                                100.0 * report::model::MARGIN,
+                                undecided_file.display()
+                            );
+                            ids
+                        },
+                    )?;
+                    (ids, &undecided_file)
+                } else {
+                    let ids = phase_ids(
+                        &mut contenders,
+                        &contenders_file,
+                        progress.run_key(),
+                        || {
+                            let ids = report::rounds::contenders(
+                                &parcost::meta::criterion_dir(),
+                                progress.run_key(),
+                                p,
+                            );
+                            eprintln!(
+                                "rounds 2 to {rounds}: {} contenders (within {}x of their instance's \
                              best, and the defaults), listed in {}",
-                            ids.len(),
-                            report::rounds::CONTENDER_FACTOR,
-                            contenders_file.display()
-                        );
-                        contenders.insert(ids)
-                    }
+                                ids.len(),
+                                report::rounds::CONTENDER_FACTOR,
+                                contenders_file.display()
+                            );
+                            ids
+                        },
+                    )?;
+                    (ids, &contenders_file)
                 };
                 if !ids.iter().any(|id| step.measures(id)) {
                     continue;
                 }
-                step.cmd.env(parcost::id::round::ONLY_VAR, &contenders_file);
+                step.cmd.env(parcost::id::round::ONLY_VAR, file);
             }
             progress.run(&step.label, &mut step.cmd)?;
         }
@@ -374,6 +396,38 @@ impl Step {
                 None => !parsed.params.contains_key(parcost::id::key::KERNEL),
             }
     }
+}
+
+/// The ids of a phase of rounds: `kept` once known; else the list `file` holds for this run
+/// (a resumed run keeps the list its phase made: recomputed, it would read rounds already
+/// run); else `compute`d now and written to `file` under a header naming the run.
+fn phase_ids<'a>(
+    kept: &'a mut Option<Vec<String>>,
+    file: &Path,
+    run: u64,
+    compute: impl FnOnce() -> Vec<String>,
+) -> anyhow::Result<&'a Vec<String>> {
+    let ids = match kept.take() {
+        Some(ids) => ids,
+        None => {
+            let header = format!("# run {run}");
+            let saved = std::fs::read_to_string(file)
+                .ok()
+                .filter(|t| t.lines().next() == Some(header.as_str()))
+                .map(|t| t.lines().skip(1).map(String::from).collect::<Vec<_>>());
+            match saved {
+                Some(ids) => ids,
+                None => {
+                    let ids = compute();
+                    let mut lines = vec![header];
+                    lines.extend(ids.iter().cloned());
+                    write_lines(file, &lines)?;
+                    ids
+                }
+            }
+        }
+    };
+    Ok(kept.insert(ids))
 }
 
 /// Writes `lines` to `path`, one a line, whole or not at all.

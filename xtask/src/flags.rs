@@ -21,7 +21,8 @@ tasks:
               --quick              rough numbers fast (Criterion's --quick), and of OpenBLAS
                                    only its default build (pthreads) unless --layer says
               --rounds N           rounds of every contender, each a fresh process (3; the
-                                   advice needs at least 3)
+                                   advice needs at least 3), then 2 more of what they left
+                                   near the 5% margin
               --suite NAME         only this suite (repeatable)
               --layer NAME         only this layer (repeatable): an OpenBLAS layer (pthreads,
                                    openmp, serial), faer (on rayon) or matrixmultiply (its own

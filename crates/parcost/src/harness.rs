@@ -237,6 +237,29 @@ fn disagree(sorted: &[Usage]) -> bool {
             })
 }
 
+/// The timed runs of one round of a variant the harness times, fastest first, after its
+/// checked run `checked` (`again` runs it once more): [`RUNS_A_ROUND`], a third when they
+/// [`disagree`]. A quick run takes one: its rounds, not a round's runs, carry the spread (a
+/// quick run of three rounds took 326 s of suites with two); but a warm run slower than the
+/// cold checked run beyond [`RUNS_AGREE_WITHIN`] was disturbed, and gets a second (and the
+/// third when the two disagree): single disturbed runs of 1.5-2x (41.8 ms beside rounds of
+/// 26.5) made a quick run's spread between rounds twice a full run's.
+fn round_runs(quick: bool, checked: &Usage, again: &mut impl FnMut() -> Usage) -> Vec<Usage> {
+    let count = if quick { 1 } else { RUNS_A_ROUND };
+    let mut runs: Vec<Usage> = (0..count).map(|_| again()).collect();
+    let disturbed =
+        |warm: &Usage| warm.wall_ns as f64 > checked.wall_ns as f64 * (1.0 + RUNS_AGREE_WITHIN);
+    if quick && runs.iter().any(disturbed) {
+        runs.push(again());
+    }
+    runs.sort_by_key(|u| u.wall_ns);
+    if disagree(&runs) {
+        runs.push(again());
+        runs.sort_by_key(|u| u.wall_ns);
+    }
+    runs
+}
+
 /// Prints one line naming what went wrong and ends the bench process.
 ///
 /// A suite cannot go on honestly once a variant's result is wrong or its setup failed, and a
@@ -879,20 +902,7 @@ impl<'a> Group<'a> {
             eprintln!("{}", crate::id::event::ran_once(full_id));
             vec![used]
         } else if warm > HARNESS_TIMED_ABOVE {
-            // A quick run takes one after the checked one: its rounds, not a round's runs,
-            // carry the spread (a quick run of three rounds took 326 s of suites with two).
-            let count = if self.selection.is_quick() {
-                1
-            } else {
-                RUNS_A_ROUND
-            };
-            let mut runs: Vec<Usage> = (0..count).map(|_| again()).collect();
-            runs.sort_by_key(|u| u.wall_ns);
-            if disagree(&runs) {
-                runs.push(again());
-                runs.sort_by_key(|u| u.wall_ns);
-            }
-            runs
+            round_runs(self.selection.is_quick(), &used, &mut again)
         } else {
             // One warm run for the record (a checked run can be many times a warm one: a
             // fresh mapping's first touch), which later plans read (Suite::wall_of).
@@ -969,6 +979,36 @@ mod tests {
         // Three runs have a median that one disturbed run does not move; one run is all there is.
         assert!(!disagree(&runs(&[20, 21, 39])));
         assert!(!disagree(&runs(&[20])));
+    }
+
+    #[test]
+    fn a_quick_round_times_again_after_a_run_slower_than_its_checked_one() {
+        let ms = |m: u64| Usage::of_wall(Duration::from_millis(m), crate::meta::Extra::default());
+        let walls = |runs: Vec<Usage>| {
+            runs.iter()
+                .map(|u| u.wall_ns / 1_000_000)
+                .collect::<Vec<_>>()
+        };
+        fn scripted(list: &[u64]) -> impl FnMut() -> Usage + '_ {
+            let mut next = list.iter();
+            move || {
+                let m = next.next().expect("no more runs scripted");
+                Usage::of_wall(Duration::from_millis(*m), crate::meta::Extra::default())
+            }
+        }
+        // Quick, a warm run like its checked one: that run is the round.
+        assert_eq!(walls(round_runs(true, &ms(30), &mut scripted(&[27]))), [27]);
+        // Quick, a warm run of 41.8 after a checked 30 (seen: 41.8 beside rounds of 26.5): a
+        // second, 26, disagrees, and the third decides: the median of three.
+        assert_eq!(
+            walls(round_runs(true, &ms(30), &mut scripted(&[42, 26, 27]))),
+            [26, 27, 42]
+        );
+        // A full round: two runs, a third only when they disagree.
+        assert_eq!(
+            walls(round_runs(false, &ms(30), &mut scripted(&[27, 28]))),
+            [27, 28]
+        );
     }
 
     #[test]

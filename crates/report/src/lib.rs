@@ -76,6 +76,15 @@ pub struct Written {
     pub took: Duration,
 }
 
+/// The variants of the latest run under `criterion_dir` that more rounds could decide
+/// ([`rounds::undecided`]): `cargo xtask bench` measures them in [`rounds::EXTRA_ROUNDS`]
+/// more rounds.
+pub fn undecided(criterion_dir: &Path) -> Vec<String> {
+    let run = results::load(criterion_dir, "new");
+    let (summary, _) = summarize(&run);
+    rounds::undecided(&summary.results, &summary.recommendations)
+}
+
 /// Builds the summary of one run (rows, limits, findings, recommendations, the verdict) and
 /// the figures of its page.
 fn summarize(run: &results::Run) -> (Summary, figures::Figures) {

@@ -67,6 +67,11 @@ pub struct Comparison<'a> {
     pub workload: String,
     pub params: BTreeMap<String, Value>,
     pub entries: Vec<Entry<'a>>,
+    /// Every configuration measured of the instance, under every layer: the cross-layer
+    /// recommendation chooses among all of them (a layer's best alone is a coin flip between
+    /// its tied cells: one full run here named faer's task-level over OpenBLAS's because
+    /// OpenBLAS's naive cell came out 3% ahead of its own task-level one).
+    pub cells: Vec<&'a Row>,
 }
 
 impl Comparison<'_> {
@@ -127,6 +132,7 @@ pub fn comparisons(rows: &[Row]) -> Vec<Comparison<'_>> {
         .into_iter()
         .filter(|(_, by_layer)| by_layer.len() > 1)
         .map(|((suite, workload, params), by_layer)| {
+            let cells: Vec<&Row> = by_layer.values().flatten().copied().collect();
             let mut entries: Vec<Entry> = by_layer
                 .into_iter()
                 .filter_map(|(layer, cells)| {
@@ -142,6 +148,7 @@ pub fn comparisons(rows: &[Row]) -> Vec<Comparison<'_>> {
                 workload,
                 params,
                 entries,
+                cells,
             }
         })
         .collect();
@@ -627,14 +634,13 @@ pub fn recommendations(rows: &[Row], logical_cores: usize, limits: Limits) -> Ve
                 .filter_map(|k| Some(((*k).to_owned(), r.params.get(*k)?.clone())))
                 .collect()
         };
-        let cells: Vec<&Row> = c.entries.iter().map(|e| e.best).collect();
         out.push(recommend(
             Instance {
                 suite: &c.suite,
                 workload: c.workload.clone(),
                 params: c.params.clone(),
             },
-            &cells,
+            &c.cells,
             fastest.best,
             default,
             None,
@@ -824,5 +830,28 @@ mod tests {
             line.text
         );
         assert!(v.settings[0].line.contains("Par::Seq"), "{:?}", v.settings);
+    }
+
+    #[test]
+    fn across_layers_the_simplest_tied_cell_of_any_layer_is_named() {
+        // OpenBLAS's 4 x 2 came out 1% ahead of its own 2 x 1 and faer's 2 x 1 is the fastest,
+        // all three tied: the pick is OpenBLAS's 2 x 1 (the user's library, 2 threads), not
+        // faer's because OpenBLAS's best cell happened to be the 4 x 2 (seen in a full run).
+        let rows = vec![
+            over("pthreads", 1, 2, 70.0),
+            over("pthreads", 4, 2, 35.3),
+            over("pthreads", 2, 1, 35.7),
+            over("faer", 2, 1, 35.0),
+        ];
+        let recs = recommendations(&rows, 2, Limits::default());
+        let batch = &recs[0];
+        assert_eq!(batch.fastest["layer"], Value::Name("faer".into()));
+        assert!(batch.recommended(), "{batch:?}");
+        assert_eq!(
+            batch.best["layer"],
+            Value::Name("pthreads".into()),
+            "{batch:?}"
+        );
+        assert_eq!(batch.best["tasks"], Value::Int(2), "{batch:?}");
     }
 }

@@ -27,8 +27,9 @@ pub struct Ratio {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rounds: u32,
     /// The time divided by (the candidate: the faster one of a finding, the pick of a
-    /// recommendation) is [`unstable`]: the comparison carries no advice. The other time's
-    /// spread widens the interval instead.
+    /// recommendation) is [`unstable`], and its ratio to the other time spreads wider than the
+    /// margin round by round too: the comparison carries no advice. The other time's spread
+    /// widens the interval instead.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unstable: bool,
 }
@@ -149,11 +150,20 @@ pub fn wider_than_group(t: &Estimate) -> bool {
 /// disturbed in one round). It is named in the report and never recommended. A group that is
 /// noisy as a whole gets wide intervals instead.
 pub fn unstable(t: &Estimate) -> bool {
-    let Some((sd, df)) = own_spread(t) else {
-        return false;
-    };
-    let low = sd * (df / chi2_quantile(df, 1.96)).sqrt();
-    low > MARGIN && wider_than_group(t)
+    own_spread(t).is_some_and(|(sd, df)| low_end_beyond_margin(sd, df)) && wider_than_group(t)
+}
+
+/// Whether a spread `sd` of `df` degrees of freedom is wider than the margin beyond doubt: the
+/// low end of its 95% interval.
+fn low_end_beyond_margin(sd: f64, df: f64) -> bool {
+    sd * (df / chi2_quantile(df, 1.96)).sqrt() > MARGIN
+}
+
+/// Whether logarithms (of at least [`MIN_ROUNDS`] rounds) spread wider than the margin beyond
+/// doubt.
+fn spread_beyond_margin(logs: &[f64]) -> bool {
+    logs.len() >= MIN_ROUNDS
+        && mean_sd(logs).is_some_and(|(_, sd)| low_end_beyond_margin(sd, (logs.len() - 1) as f64))
 }
 
 /// The variance of a time's logarithm in one round, its degrees of freedom, and whether it is
@@ -197,13 +207,16 @@ impl Ratio {
     /// or in no group); else the interval that holds for every pair of values inside the two
     /// intervals. `b` is the candidate: only its instability takes the advice away.
     pub fn of(a: &Estimate, b: &Estimate) -> Self {
-        let unstable = unstable(b);
         let logs: Vec<f64> = a
             .rounds
             .paired(&b.rounds)
             .map(|(x, y)| (x / y).ln())
             .collect();
         let n = logs.len();
+        // Unstable as a comparison: the candidate spreads wide on its own *and* against `a`
+        // round by round. A round that slowed both (seen: one second of a full run slowed
+        // every cell of one instance by 30%) moves the candidate's figure, not the answer.
+        let unstable = unstable(b) && (n < MIN_ROUNDS || spread_beyond_margin(&logs));
         if n >= MIN_ROUNDS && a.pooled.is_some() && b.pooled.is_some() {
             // Each time's round-to-round variance from its group (Welch's degrees of
             // freedom): not the three paired logarithms' own, which swing from run to run.
@@ -751,6 +764,10 @@ mod tests {
             ),
             "{unstable:?}"
         );
+        // The candidate spread as wide, but its rounds moved with the default's (one round
+        // slowed both, seen in a full run here): 2x in every round, recommended.
+        let together = advise(rounds(50.0, 15.0, 0), rounds(100.0, 30.0, 0));
+        assert!(together.recommended().is_some(), "{together:?}");
         // The default's rounds spread that wide: its own spread widens the interval, which
         // then overlaps 1.25x.
         let wide_default = advise(rounds(80.0, 1.0, 1), rounds(100.0, 30.0, 0));

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use parcost::id::{self, key};
 
-use crate::facts::Row;
-use crate::model::{Pooled, spread, unstable};
+use crate::facts::{Recommendation, Row};
+use crate::model::{AdviceKind, MARGIN, Pooled, Stands, spread, unstable};
 use crate::results::Estimate;
 
 /// A variant whose fastest first-round run is within this factor of the best of its instance
@@ -71,6 +71,62 @@ fn contenders_of(
             });
         if near || id::is_default(parsed, logical_cores) {
             out.insert(full_id.clone());
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Rounds measured after the planned ones ([`undecided`]): two more, five in all for what
+/// they measure. From three rounds to five a between-round interval narrows by about
+/// sqrt(3/5) (and its t quantile drops where the time keeps its own spread): an effect of
+/// 1.15x whose interval of three rounds straddled the 5% margin in one of two full runs here
+/// separates in both.
+pub const EXTRA_ROUNDS: u32 = 2;
+
+/// The variants more rounds could decide, of the recommendations `recs` drawn from `rows`:
+/// for each recommendation whose comparison is near the margin (its default over its pick
+/// beyond `1 + margin` by the estimate but not beyond `(1 + margin)^2` by its interval's low
+/// end, or its pick unstable), the default, the fastest and the pick (the simplest of the
+/// fastest's tie, [`crate::findings::simplest_equivalent`]). Every other comparison is
+/// decided: separated well beyond the margin, within it, or overlapping with an estimate
+/// inside it (more rounds would make it "equivalent", never a recommendation).
+pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
+    let m = 1.0 + MARGIN;
+    let mut out = BTreeSet::new();
+    for rec in recs {
+        let near = match &rec.advice {
+            AdviceKind::Keep(Stands::Unstable(_)) => true,
+            AdviceKind::Keep(Stands::Overlap(_)) | AdviceKind::Recommend => rec
+                .speedup_vs_default
+                .is_some_and(|s| s.estimate > m && s.lower < m * m),
+            AdviceKind::Keep(_) => false,
+        };
+        if !near {
+            continue;
+        }
+        // The instance's cells: its parameters, and the grid's keys of its configurations.
+        let keys = rec.params.len() + rec.default.len().max(rec.fastest.len());
+        let cells: Vec<&Row> = rows
+            .iter()
+            .filter(|r| {
+                r.suite == rec.suite
+                    && r.workload == rec.workload
+                    && r.params.len() == keys
+                    && rec.params.iter().all(|(k, v)| r.params.get(k) == Some(v))
+            })
+            .collect();
+        let find = |config: &crate::findings::Config| {
+            cells.iter().copied().find(|r| {
+                !config.is_empty() && config.iter().all(|(k, v)| r.params.get(k) == Some(v))
+            })
+        };
+        let Some(fastest) = find(&rec.fastest) else {
+            continue;
+        };
+        let default = find(&rec.default);
+        let pick = crate::findings::simplest_equivalent(&cells, fastest, default);
+        for r in [Some(fastest), default, Some(pick)].into_iter().flatten() {
+            out.insert(r.full_id.clone());
         }
     }
     out.into_iter().collect()
@@ -186,6 +242,31 @@ pub fn stability(rows: &[Row]) -> Vec<Stability> {
 mod tests {
     use super::*;
     use crate::results::Measurement;
+
+    #[test]
+    fn only_comparisons_near_the_margin_are_undecided() {
+        use crate::facts::Limits;
+        use crate::findings::recommendations;
+        let cell = |b: u64, ms: f64, half: f64, order: usize| {
+            let id = format!("blas-tuning/matmul/layer=openmp,n=2048/blas_threads={b}");
+            let mut r = Row::for_test(&id, ms, None);
+            r.time_ns = Some(Estimate::in_rounds(ms * 1e6, half * 1e6, order));
+            r
+        };
+        let undecided_of =
+            |rows: &[Row]| undecided(rows, &recommendations(rows, 2, Limits::default()));
+        // 2x apart beyond doubt: decided.
+        let clear = [cell(2, 100.0, 1.0, 0), cell(4, 50.0, 1.0, 1)];
+        assert!(undecided_of(&clear).is_empty());
+        // 3% apart: within the margin, decided (the default stands).
+        let near = [cell(2, 100.0, 1.0, 0), cell(4, 97.0, 1.0, 1)];
+        assert!(undecided_of(&near).is_empty());
+        // 12% apart by the estimates, the interval straddling the margin: both more rounds.
+        let gray = [cell(2, 100.0, 6.0, 0), cell(4, 89.0, 6.0, 1)];
+        let ids = undecided_of(&gray);
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(ids.iter().any(|id| id.ends_with("blas_threads=2")));
+    }
 
     #[test]
     fn a_contender_is_judged_by_its_fastest_run() {
