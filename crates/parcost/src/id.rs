@@ -200,6 +200,32 @@ pub mod pool {
     pub const SPAWN: &str = "spawn";
 }
 
+/// Whether an array-sharing id's `transport` stays inside the process (threads, channels,
+/// memcpy: the references a process-based answer is measured against).
+pub fn in_process_transport(name: &str) -> bool {
+    name.starts_with("thread") || name.starts_with("channel") || name == "memcpy"
+}
+
+/// Whether an id is one of the candidates of the report's answer on moving an array to another
+/// process: array-sharing's `send` by an out-of-process transport to a persistent worker. Its
+/// own best decides which of them the rounds measure again (chosen over every transport, the
+/// 64 MiB candidates of one full run were measured in one or two rounds and the answer fell
+/// back to another size).
+pub fn is_sharing_candidate(parsed: &ParsedId) -> bool {
+    parsed.suite == ARRAY_SHARING.name
+        && parsed.workload == workload::SEND
+        && parsed
+            .params
+            .get(key::TRANSPORT)
+            .and_then(Value::name)
+            .is_some_and(|t| !in_process_transport(t))
+        && parsed
+            .params
+            .get(key::POOL)
+            .and_then(Value::name)
+            .is_none_or(|p| p == pool::PERSISTENT)
+}
+
 /// The values of `layer`: the linear-algebra library and its threading runtime.
 ///
 /// - OpenBLAS's three builds, named by what the library reports (`openblas_get_parallel`):

@@ -50,9 +50,19 @@ fn contenders_of(
         .collect();
     let mut best: BTreeMap<String, f64> = BTreeMap::new();
     let groupings: [&[&str]; 2] = [&[], &[key::LAYER, key::KERNEL]];
+    // The candidates of the report's answer on moving an array between processes are judged
+    // among themselves too.
+    let sharing = |p: &id::ParsedId| {
+        id::is_sharing_candidate(p)
+            .then(|| format!("{} (to another process)", id::instance(p, &[])))
+    };
     for (parsed, t, _) in &current {
-        for without in groupings {
-            let b = best.entry(id::instance(parsed, without)).or_insert(*t);
+        let groups = groupings
+            .iter()
+            .map(|without| id::instance(parsed, without))
+            .chain(sharing(parsed));
+        for group in groups {
+            let b = best.entry(group).or_insert(*t);
             *b = b.min(*t);
         }
     }
@@ -65,10 +75,11 @@ fn contenders_of(
     let mut out = BTreeSet::new();
     for (parsed, t, full_id) in &current {
         let near = !large(parsed)
-            && groupings.iter().any(|without| {
-                best.get(&id::instance(parsed, without))
-                    .is_some_and(|b| *t <= CONTENDER_FACTOR * b)
-            });
+            && groupings
+                .iter()
+                .map(|without| id::instance(parsed, without))
+                .chain(sharing(parsed))
+                .any(|group| best.get(&group).is_some_and(|b| *t <= CONTENDER_FACTOR * b));
         if near || id::is_default(parsed, logical_cores) {
             out.insert(full_id.clone());
         }
@@ -330,6 +341,36 @@ mod tests {
             2,
         );
         assert!(picked_large.is_empty(), "{picked_large:?}");
+        // At 64 MiB a thread (by reference) is 3x faster than any other process: the
+        // out-of-process transports, which the report's answer compares, are judged among
+        // themselves.
+        let send = |t: &str, ms: f64| {
+            let mut m = large(t, ms);
+            m.full_id = m.full_id.replace("bytes=800000000", "bytes=67108864");
+            let (suite, workload, params) = crate::results::parse_id(&m.full_id).expect("an id");
+            (m.suite, m.workload, m.params) = (suite, workload, params);
+            m
+        };
+        let picked_send = contenders_of(
+            &[
+                send("thread", 10.0),
+                send("mmap-file", 30.0),
+                send("memfd-inherited", 33.0),
+                send("pipe", 80.0),
+            ],
+            7,
+            2,
+        );
+        let sent = |t: &str| {
+            picked_send
+                .iter()
+                .any(|id| id.contains(&format!("transport={t},")))
+        };
+        assert!(
+            sent("thread") && sent("mmap-file") && sent("memfd-inherited"),
+            "{picked_send:?}"
+        );
+        assert!(!sent("pipe"), "{picked_send:?}");
         assert!(has("/tasks=8,blas_threads=1"), "{picked:?}");
         assert!(!has("/tasks=1,blas_threads=1"), "{picked:?}");
     }

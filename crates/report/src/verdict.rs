@@ -675,16 +675,10 @@ fn threads_in(layer: &str, c: &Crossover, p: u64, v: &mut Verdict) {
 }
 
 fn sharing(rows: &[Row], v: &mut Verdict) {
-    let in_process = |t: &str| t.starts_with("thread") || t.starts_with("channel") || t == "memcpy";
     let send: Vec<&Row> = rows
         .iter()
         .filter(|r| {
-            r.suite == parcost::id::ARRAY_SHARING.name && r.workload == parcost::id::workload::SEND
-        })
-        .filter(|r| r.name(key::TRANSPORT).is_some_and(|t| !in_process(t)))
-        .filter(|r| {
-            r.name(key::POOL)
-                .is_none_or(|p| p == parcost::id::pool::PERSISTENT)
+            parcost::id::parse(&r.full_id).is_ok_and(|p| parcost::id::is_sharing_candidate(&p))
         })
         .collect();
     // The largest size measured in rounds (moving arrays is about large ones; the 800 MB
