@@ -42,6 +42,19 @@ tasks:
   test      setup, fmt --check, clippy -D warnings, the tests under every layer, and every
             benchmark once (cargo bench -- --test); with MPI installed, ranks-x-threads is
             built with its `mpi` feature (without, it is skipped with one line)
+  try       run your own program as it is, with the verdict's settings and a small grid
+            around them (task threads 1, P x BLAS threads 1, P/2, P: each an environment, never
+            a rebuild), interleaved, and show what its threads really did:
+            `cargo xtask try [options] -- CMD [ARGS...]`; writes reports/try.json
+              --budget SECS        time for the timed runs in all (60)
+              --runs N             timed runs of each configuration (instead of the budget)
+              --timeout SECS       end a run and its process group after this long (300)
+              --check-output       hold each run's stdout against the program's as it is; a
+                                   configuration that changes it is never the answer
+              --like SUITE/WORKLOAD/KEY=VALUE,...
+                                   the suites' cell nearest your program, for the prediction
+                                   (e.g. oversubscription/svd/n=256,matrices=16)
+              --summary FILE       the verdict's settings from FILE (reports/summary.json)
   report    write reports/index.html, summary.json and summary.csv from Criterion's results,
             and print the verdict, findings and recommendations
               --out DIR            write into DIR instead of reports/
@@ -60,6 +73,7 @@ pub enum Task {
     Bench(Bench),
     Test,
     Report(Report),
+    Try(Try),
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -87,6 +101,27 @@ pub struct Report {
     pub baseline: Option<String>,
     /// Another run's `summary.json` whose answers to hold against this run's.
     pub compare_answers: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Try {
+    pub budget: Option<std::time::Duration>,
+    pub runs: Option<u32>,
+    pub timeout: Option<std::time::Duration>,
+    pub check_output: bool,
+    pub like: Option<String>,
+    pub summary: Option<PathBuf>,
+    /// The program and its arguments, as given after `--`.
+    pub command: Vec<String>,
+}
+
+/// A positive number of seconds, for `--budget` and `--timeout`.
+fn seconds(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| anyhow::anyhow!("{flag} {text:?}: a positive number of seconds"))
 }
 
 /// Parses `cargo xtask`'s arguments (without the program name).
@@ -193,6 +228,51 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Task> {
             }
             Task::Report(r)
         }
+        "try" => {
+            let mut t = Try::default();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("budget") => {
+                        t.budget = Some(seconds("--budget", &parser.value()?.string()?)?)
+                    }
+                    Long("timeout") => {
+                        t.timeout = Some(seconds("--timeout", &parser.value()?.string()?)?)
+                    }
+                    Long("runs") => {
+                        let text = parser.value()?.string()?;
+                        t.runs = Some(text.parse::<u32>().ok().filter(|r| *r >= 3).ok_or_else(
+                            || {
+                                anyhow::anyhow!(
+                                    "--runs {text:?}: at least 3 (an interval between runs)"
+                                )
+                            },
+                        )?);
+                    }
+                    Long("check-output") => t.check_output = true,
+                    Long("like") => t.like = Some(parser.value()?.string()?),
+                    Long("summary") => t.summary = Some(parser.value()?.into()),
+                    // The command: the first word (after `--`) and every word after it, as
+                    // typed, its own options included.
+                    Value(v) => {
+                        t.command.push(v.string()?);
+                        for raw in parser.raw_args()? {
+                            t.command.push(
+                                raw.into_string()
+                                    .map_err(|a| anyhow::anyhow!("{a:?} is not valid UTF-8"))?,
+                            );
+                        }
+                    }
+                    other => return Err(unexpected(other, "try")),
+                }
+            }
+            if t.command.is_empty() {
+                bail!(
+                    "`cargo xtask try` needs the command to run after `--`, e.g. \
+                     `cargo xtask try -- ./my-program`"
+                );
+            }
+            Task::Try(t)
+        }
         other => bail!("unknown task {other:?}; `cargo xtask` lists the tasks"),
     };
     Ok(parsed)
@@ -237,6 +317,24 @@ mod tests {
     }
 
     #[test]
+    fn try_takes_its_command_whole_after_the_double_dash() {
+        let Task::Try(t) = parse_str(
+            "try --runs 5 --timeout 2.5 --check-output --like oversubscription/svd/n=256 -- cargo run --release --example naive-batch",
+        )
+        .expect("ok") else {
+            panic!("a try task");
+        };
+        assert_eq!(t.runs, Some(5));
+        assert_eq!(t.timeout, Some(std::time::Duration::from_millis(2500)));
+        assert!(t.check_output);
+        assert_eq!(t.like.as_deref(), Some("oversubscription/svd/n=256"));
+        assert_eq!(
+            t.command,
+            ["cargo", "run", "--release", "--example", "naive-batch"]
+        );
+    }
+
+    #[test]
     fn bad_input_is_one_line_naming_it() {
         for (args, needle) in [
             ("bench --suite nope", "unknown suite \"nope\""),
@@ -250,6 +348,9 @@ mod tests {
                 "--hostfile is for the ranks-x-threads suite",
             ),
             ("setup extra", "extra"),
+            ("try", "needs the command to run after `--`"),
+            ("try --runs 2 -- x", "at least 3"),
+            ("try --budget -1 -- x", "a positive number of seconds"),
             ("frobnicate", "unknown task"),
         ] {
             let e = format!("{:#}", parse_str(args).expect_err(args));

@@ -8,6 +8,7 @@ mod progress;
 mod report;
 mod setup;
 mod test;
+mod try_program;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         flags::Task::Bench(b) => b.run(),
         flags::Task::Test => test::run(),
         flags::Task::Report(r) => r.run(),
+        flags::Task::Try(t) => t.run(),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -327,7 +327,7 @@ fn another_summary_is_compared_and_another_schema_refused() {
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(
-        err.contains("has summary schema 99, this report reads schema 5"),
+        err.contains("has summary schema 99, this parcost reads schema 5"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");

@@ -18,6 +18,8 @@
 //! - [`harness`]: the Criterion frame a suite's bench runs in.
 //! - [`worker`], [`transport`], [`shm`], [`fdio`]: worker processes, the ways to move an array
 //!   to them, shared memory, and I/O with deadlines.
+//! - [`observe`], [`group`]: a user's command run in a process group of its own, and what its
+//!   threads really do (`cargo xtask try`).
 //!
 //! Without the default `suites` feature only the data types, topology and metadata are built,
 //! and nothing links OpenBLAS (the xtask uses the crate that way).
@@ -30,6 +32,7 @@ pub mod cpu;
 #[cfg(feature = "suites")]
 pub mod fdio;
 pub mod fsutil;
+pub mod group;
 #[cfg(feature = "suites")]
 pub mod harness;
 pub mod id;
@@ -41,6 +44,7 @@ pub mod meta;
 #[cfg(feature = "suites")]
 pub mod native;
 pub mod noise;
+pub mod observe;
 pub mod probe;
 #[cfg(feature = "suites")]
 pub mod shm;

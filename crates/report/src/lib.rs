@@ -22,6 +22,7 @@ pub mod rounds;
 pub mod settings;
 pub mod summary;
 pub mod terminal;
+pub mod tried;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -218,6 +219,12 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
         figures.shared = figures::shared(&summary.results, &o.results);
     }
 
+    // What `cargo xtask try` found of the user's program, beside the summary.
+    let tried = tried::read(&out_dir.join(tried::FILE)).unwrap_or_else(|e| {
+        warnings.push(format!("left out {e}"));
+        None
+    });
+
     let out_abs = absolute(out_dir);
     let links: BTreeMap<String, String> = run
         .measurements
@@ -237,6 +244,7 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
         stale: &run.stale,
         links: &links,
         other: other.as_ref().map(|(n, s)| (n.as_str(), s)),
+        tried: tried.as_ref(),
     };
     let html_text = html::render(&page).map_err(|e| ReportError::Render(format!("{e:#}")))?;
     let json =

@@ -95,23 +95,19 @@ pub fn csv(summary: &Summary) -> String {
     out
 }
 
-/// Reads another run's `summary.json` for `--compare`.
+/// Reads a `summary.json` (another run's for `--compare`, the verdict's settings for `cargo xtask try`).
 pub fn read_other(path: &Path) -> anyhow::Result<Summary> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read --compare file {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("--compare file {} is not JSON: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?;
     let schema = value.get("schema").and_then(serde_json::Value::as_u64);
     anyhow::ensure!(
         schema == Some(u64::from(SCHEMA)),
-        "--compare file {} has summary schema {}, this report reads schema {SCHEMA}",
+        "{} has summary schema {}, this parcost reads schema {SCHEMA} (rerun `cargo xtask report`)",
         path.display(),
         schema.map_or_else(|| "none".to_owned(), |s| s.to_string())
     );
-    serde_json::from_value(value).map_err(|e| {
-        anyhow::anyhow!(
-            "--compare file {} is not a parcost summary: {e}",
-            path.display()
-        )
-    })
+    serde_json::from_value(value)
+        .map_err(|e| anyhow::anyhow!("{} is not a parcost summary: {e}", path.display()))
 }

@@ -135,3 +135,67 @@ pub fn render(s: &Summary) -> String {
     }
     out
 }
+
+/// What `cargo xtask try` found, as the terminal shows it: the answer first, the prediction
+/// beside it, then each configuration with what its threads really did.
+pub fn tried(t: &crate::tried::Tried) -> String {
+    use crate::tried::{EnvChange, answer_words, prediction_words, runs_words};
+    let mut out = String::new();
+    outln!(out, "Your program: {}", answer_words(t));
+    if let Some(p) = prediction_words(t) {
+        outln!(out, "  {p}");
+    }
+    for n in &t.notes {
+        outln!(out, "  {n}");
+    }
+    outln!(
+        out,
+        "  {:<28} {:>9} {:>30} {:>8} {:>5} {:>9} {:>14}",
+        "configuration",
+        "median",
+        "as is over it",
+        "threads",
+        "busy",
+        "cpu/wall",
+        "switches v/i"
+    );
+    for c in &t.configurations {
+        let mut name = c.name.clone();
+        if c.output_changed {
+            name.push_str(" (output changed)");
+        }
+        outln!(
+            out,
+            "  {:<28} {:>7.3} s {:>30} {:>8} {:>5} {:>9.2} {:>14}",
+            name,
+            c.median_ns / 1e9,
+            c.vs_as_is
+                .map_or_else(|| "-".to_owned(), |r| runs_words(&r)),
+            c.peak_threads,
+            c.peak_busy,
+            c.cpu_per_wall,
+            format!("{}/{}", c.voluntary_switches, c.involuntary_switches)
+        );
+        if !c.env.is_empty() {
+            outln!(
+                out,
+                "  {:<28} {}",
+                "",
+                c.env
+                    .iter()
+                    .map(EnvChange::words)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+    outln!(
+        out,
+        "  {} on {}, {}: {:.0} s; threads: the most alive and busy at once over the program's processes",
+        t.command,
+        t.cpu,
+        t.date,
+        t.took_s
+    );
+    out
+}

@@ -2,6 +2,7 @@
 
 pub(crate) mod libraries;
 pub(crate) mod mpi;
+pub(crate) mod tried;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -30,6 +31,8 @@ pub struct Page<'a> {
     /// Criterion's page of a benchmark, relative to the report, by full id.
     pub links: &'a BTreeMap<String, String>,
     pub other: Option<(&'a str, &'a Summary)>,
+    /// What `cargo xtask try` found of the user's own program (`try.json`), if it ran.
+    pub tried: Option<&'a crate::tried::Tried>,
 }
 
 pub fn render(page: &Page) -> anyhow::Result<String> {
@@ -42,6 +45,9 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>parcost report</title><style>{CSS}</style></head><body>\n<h1>parcost: what naive parallelism cost on this machine</h1>\n<p class=\"muted\">Generated from Criterion's results by <code>cargo xtask report</code>. Every figure below was computed from those results; intervals are Criterion's 95% confidence intervals.</p>\n"
     );
     verdict(&mut h, &s.verdict, m);
+    if let Some(t) = page.tried {
+        tried::section(&mut h, t);
+    }
     h.push_str("<h2 id=\"machine\">Machine</h2><table>");
     let mut row = |k: &str, v: String| {
         let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
