@@ -61,11 +61,12 @@ const SUITE: &str = ARRAY_SHARING.name;
 const SEED: u64 = 0x5eed_0005;
 
 /// Over 64 MiB (the 800 MB size) a case runs only when, at the size before, it was within this
-/// factor of the fastest case of its question measured in this process: one that was slower
-/// there is slower here too (pipes, sockets and ipc-channel's copies scale with the bytes),
-/// and each case costs seconds of setup here (a worker holding the array and its copy: 140 s
-/// of a full run's first round went to this size).
-const LARGEST_WITHIN: f64 = 2.0;
+/// factor of the fastest case of its question measured in this process (the rounds' contender
+/// factor): one that was slower there is slower here too (pipes, sockets and ipc-channel's
+/// copies scale with the bytes), the size carries no advice (it runs in the first round only),
+/// and each case costs about 5 s of setup here (a worker holding the array and its copy: at 2x
+/// this was 19 cases and 97 s of a full run's first round).
+const LARGEST_WITHIN: f64 = 1.3;
 
 /// One case's state: the transport and what its last exchange answered.
 struct Moved {

@@ -225,6 +225,24 @@ impl Selection {
     }
 }
 
+/// The variant of `stopped` (stopped as hopeless) that `p` is at least as oversubscribed as:
+/// its instance and variant, at least as many tasks and BLAS threads, more in one.
+fn beyond_stopped<'a>(
+    p: &crate::id::ParsedId,
+    stopped: &'a [crate::id::ParsedId],
+) -> Option<&'a crate::id::ParsedId> {
+    let cell = |q: &crate::id::ParsedId| {
+        let int = |k: &str| q.params.get(k).and_then(crate::id::Value::int);
+        int(crate::id::key::TASKS).zip(int(crate::id::key::BLAS_THREADS))
+    };
+    let (t, b) = cell(p)?;
+    stopped.iter().find(|h| {
+        crate::id::instance(h, &[]) == crate::id::instance(p, &[])
+            && h.params.get(crate::id::key::VARIANT) == p.params.get(crate::id::key::VARIANT)
+            && cell(h).is_some_and(|(ht, hb)| t >= ht && b >= hb && (t, b) != (ht, hb))
+    })
+}
+
 /// Whether a round's runs (sorted, fastest first) disagree beyond [`RUNS_AGREE_WITHIN`]: an
 /// even count whose median would be the mean of a disturbed run and an undisturbed one.
 fn disagree(sorted: &[Usage]) -> bool {
@@ -294,6 +312,8 @@ pub struct Suite {
     rounds: Rc<RefCell<BTreeMap<String, RoundTime>>>,
     /// The fastest warm run so far of each instance ([`crate::id::instance`]), in ns.
     best: Rc<RefCell<BTreeMap<String, u64>>>,
+    /// The variants stopped as hopeless in this process.
+    stopped: Rc<RefCell<Vec<crate::id::ParsedId>>>,
     noise: Option<NoiseProbe>,
     criterion: Criterion,
     usage: Rc<RefCell<BTreeMap<String, Usage>>>,
@@ -460,6 +480,7 @@ impl Suite {
             round,
             rounds: Rc::default(),
             best: Rc::default(),
+            stopped: Rc::default(),
             noise,
             criterion,
             layers: openblas
@@ -526,6 +547,7 @@ impl Suite {
             selection: Rc::clone(&self.selection),
             rounds: Rc::clone(&self.rounds),
             best: Rc::clone(&self.best),
+            stopped: Rc::clone(&self.stopped),
             logical: self.topology.logical,
         }
     }
@@ -646,6 +668,7 @@ pub struct Group<'a> {
     selection: Rc<Selection>,
     rounds: Rc<RefCell<BTreeMap<String, RoundTime>>>,
     best: Rc<RefCell<BTreeMap<String, u64>>>,
+    stopped: Rc<RefCell<Vec<crate::id::ParsedId>>>,
     logical: usize,
 }
 
@@ -721,7 +744,7 @@ impl<'a> Group<'a> {
         mut others: impl FnMut(&mut S) -> Option<Extra>,
     ) {
         let full_id = format!("{}/{id}", self.name);
-        if !self.selection.runs(&full_id) {
+        if !self.selection.runs(&full_id) || self.beyond_a_stopped_one(&full_id) {
             return;
         }
         let mut measure = |state: &mut S| {
@@ -790,7 +813,7 @@ impl<'a> Group<'a> {
         mut verify: impl FnMut(&O) -> Result<(), Mismatch>,
     ) {
         let full_id = format!("{}/{id}", self.name);
-        if !self.selection.runs(&full_id) {
+        if !self.selection.runs(&full_id) || self.beyond_a_stopped_one(&full_id) {
             return;
         }
         let input = setup();
@@ -811,6 +834,32 @@ impl<'a> Group<'a> {
         self.inner.bench_function(id, |b| {
             b.iter_batched(&mut setup, &mut run, BatchSize::LargeInput);
         });
+    }
+
+    /// Whether `full_id` is at least as oversubscribed as a variant stopped as hopeless in this
+    /// process (its instance and variant, at least as many tasks and BLAS threads, more in
+    /// one): it would be stopped too, after a checked run that only gets longer (26 s for one
+    /// such cell of a full run here, the most oversubscribed SVDs under OpenMP). Not run, and
+    /// said so in one line; it has no figure.
+    fn beyond_a_stopped_one(&self, full_id: &str) -> bool {
+        let Ok(p) = crate::id::parse(full_id) else {
+            return false;
+        };
+        let stopped = self.stopped.borrow();
+        let Some(by) = beyond_stopped(&p, &stopped) else {
+            return false;
+        };
+        eprintln!(
+            "parcost {}: {full_id}: not run: at least as oversubscribed as {}, which was stopped \
+             as hopeless",
+            self.suite,
+            [crate::id::key::TASKS, crate::id::key::BLAS_THREADS]
+                .iter()
+                .filter_map(|k| Some(format!("{k}={}", by.params.get(*k)?)))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        true
     }
 
     /// After a variant's checked run (`checked`): decides who times it this round, records its
@@ -866,6 +915,9 @@ impl<'a> Group<'a> {
                 Duration::from_nanos(at_least).as_secs_f64()
             );
             eprintln!("{}", crate::id::event::ran_once(full_id));
+            if let Ok(parsed) = crate::id::parse(full_id) {
+                self.stopped.borrow_mut().push(parsed);
+            }
             self.record(
                 full_id,
                 Usage {
@@ -979,6 +1031,38 @@ mod tests {
         // Three runs have a median that one disturbed run does not move; one run is all there is.
         assert!(!disagree(&runs(&[20, 21, 39])));
         assert!(!disagree(&runs(&[20])));
+    }
+
+    #[test]
+    fn a_variant_beyond_one_stopped_as_hopeless_is_not_run() {
+        let id = |cell: &str| {
+            crate::id::parse(&format!(
+                "oversubscription/svd/layer=openmp,n=256,matrices=16/{cell}"
+            ))
+            .expect("an id")
+        };
+        let stopped = [id("tasks=4,blas_threads=2")];
+        // More tasks, more threads, or both: stopped too. Fewer of either: run.
+        for beyond in [
+            "tasks=8,blas_threads=2",
+            "tasks=4,blas_threads=4",
+            "tasks=8,blas_threads=4",
+        ] {
+            assert!(beyond_stopped(&id(beyond), &stopped).is_some(), "{beyond}");
+        }
+        for not in [
+            "tasks=4,blas_threads=2",
+            "tasks=2,blas_threads=4",
+            "tasks=8,blas_threads=1",
+        ] {
+            assert!(beyond_stopped(&id(not), &stopped).is_none(), "{not}");
+        }
+        // Another instance, or another layer: its own.
+        let other = crate::id::parse(
+            "oversubscription/svd/layer=pthreads,n=256,matrices=16/tasks=8,blas_threads=4",
+        )
+        .expect("an id");
+        assert!(beyond_stopped(&other, &stopped).is_none());
     }
 
     #[test]

@@ -49,6 +49,9 @@ fn contenders_of(
         })
         .collect();
     let mut best: BTreeMap<String, f64> = BTreeMap::new();
+    // How many variants each group has: a group of one (the serial layer's one configuration)
+    // decides nothing by itself, and its variant is a contender only across layers.
+    let mut members: BTreeMap<String, usize> = BTreeMap::new();
     let groupings: [&[&str]; 2] = [&[], &[key::LAYER, key::KERNEL]];
     // The candidates of the report's answer on moving an array between processes are judged
     // among themselves too.
@@ -62,6 +65,7 @@ fn contenders_of(
             .map(|without| id::instance(parsed, without))
             .chain(sharing(parsed));
         for group in groups {
+            *members.entry(group.clone()).or_default() += 1;
             let b = best.entry(group).or_insert(*t);
             *b = b.min(*t);
         }
@@ -79,6 +83,7 @@ fn contenders_of(
                 .iter()
                 .map(|without| id::instance(parsed, without))
                 .chain(sharing(parsed))
+                .filter(|group| members.get(group).is_some_and(|&n| n > 1))
                 .any(|group| best.get(&group).is_some_and(|b| *t <= CONTENDER_FACTOR * b));
         if near || id::is_default(parsed, logical_cores) {
             out.insert(full_id.clone());
@@ -373,5 +378,16 @@ mod tests {
         assert!(!sent("pipe"), "{picked_send:?}");
         assert!(has("/tasks=8,blas_threads=1"), "{picked:?}");
         assert!(!has("/tasks=1,blas_threads=1"), "{picked:?}");
+        // The serial layer's one configuration: alone in its layer it decides nothing, and
+        // 2x the best across layers it is no contender (it was, in every round, by itself).
+        let mut serial = m("tasks=1,blas_threads=1", 40.0, 39.5);
+        serial.full_id = serial.full_id.replace("layer=pthreads", "layer=serial");
+        let (suite, workload, params) = crate::results::parse_id(&serial.full_id).expect("an id");
+        (serial.suite, serial.workload, serial.params) = (suite, workload, params);
+        let picked = contenders_of(&[m("tasks=2,blas_threads=1", 19.5, 19.4), serial], 7, 2);
+        assert!(
+            !picked.iter().any(|id| id.contains("layer=serial")),
+            "{picked:?}"
+        );
     }
 }

@@ -124,6 +124,11 @@ pub struct Prediction {
     pub to: String,
     /// The suites' time of `from` over `to`.
     pub predicted: Ratio,
+    /// What the threads of the suite's `from` cell did: busy at once, CPU time over wall time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_busy_threads: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_cpu_per_wall: Option<f64>,
     /// The program's time as it is over its time with the verdict's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub got: Option<Ratio>,
@@ -567,13 +572,12 @@ pub fn predict(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Ok(Prediction {
-        cell: format!(
-            "{} ({suite}, layer {layer})",
-            crate::findings::human(workload, &params)
-        ),
+        cell: format!("{} ({suite})", crate::findings::human(workload, &params)),
         from: words(from),
         to: words(to),
         predicted: Ratio::of(&ta, &tb),
+        from_busy_threads: a.busy_threads,
+        from_cpu_per_wall: a.cpu_per_wall,
         got: None,
         holds: None,
     })
@@ -653,12 +657,27 @@ pub fn prediction_words(t: &Tried) -> Option<String> {
             runs_words(&g),
             100.0 * PREDICTION_HOLDS_WITHIN
         ),
-        (Some(g), _) => format!(
-            "your program got {}: not within {:.0}% (your program does more than the suite's \
-             cell: its own work beside the products, its start, its output)",
-            runs_words(&g),
-            100.0 * PREDICTION_HOLDS_WITHIN
-        ),
+        (Some(g), _) => {
+            // Why, as far as the threads tell: the program's as it is beside the suite's cell.
+            let program = t.configurations.first().map(|c| {
+                format!(
+                    "{} busy threads at once, {:.2} CPU/wall, {} involuntary switches a run",
+                    c.peak_busy, c.cpu_per_wall, c.involuntary_switches
+                )
+            });
+            let cell = match (p.from_busy_threads, p.from_cpu_per_wall) {
+                (Some(b), Some(c)) => format!("{b} busy threads, {c:.2} CPU/wall"),
+                _ => "not recorded".to_owned(),
+            };
+            format!(
+                "your program got {}: not within {:.0}%, so the suite's cell is not your \
+                 program's whole cost (as it is, your program: {}; the suite's {} cell: {cell})",
+                runs_words(&g),
+                100.0 * PREDICTION_HOLDS_WITHIN,
+                program.unwrap_or_default(),
+                p.from
+            )
+        }
         (None, _) => "the verdict's settings were not tried".to_owned(),
     };
     Some(format!(
@@ -933,6 +952,8 @@ mod tests {
             from: "2 tasks x 2 BLAS threads".into(),
             to: "2 tasks x 1 BLAS thread".into(),
             predicted: Ratio::within(1.9, 1.8, 2.0),
+            from_busy_threads: Some(4),
+            from_cpu_per_wall: Some(2.0),
             got: None,
             holds: None,
         };
