@@ -48,10 +48,13 @@ window.addEventListener('load', () => {
   const content = document.body.getBoundingClientRect().width
     - parseFloat(body.paddingLeft) - parseFloat(body.paddingRight);
   const verdict = document.getElementById('verdict');
+  const program = document.getElementById('your-program');
   const links = verdict ? [...verdict.querySelectorAll('a[href^="#"]')].map(a => a.getAttribute('href')) : [];
   const out = document.createElement('pre'); out.id = 'probe';
   out.textContent = JSON.stringify({
     charts: sizes, errors: window.__errors, content: Math.round(content),
+    program: program ? { rows: program.querySelectorAll('tr').length,
+                         text: program.textContent.slice(0, 300) } : null,
     verdict: verdict ? { top: Math.round(verdict.getBoundingClientRect().top),
                          lines: verdict.querySelectorAll('li').length,
                          links, broken: links.filter(h => !document.getElementById(h.slice(1))) } : null,
@@ -73,8 +76,12 @@ fn the_report_loads_in_chromium_with_sized_charts_and_no_errors() {
     let work = std::env::temp_dir().join(format!("xtask-browser-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let out = work.join("report");
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/report/tests/fixtures/complete");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/report/tests/fixtures");
+    let fixture = fixtures.join("complete");
+    // What `cargo xtask try` found of a program (a real run's try.json), beside the summary:
+    // the page has a section on it.
+    std::fs::create_dir_all(&out).expect("out");
+    std::fs::copy(fixtures.join("try.json"), out.join("try.json")).expect("try.json");
     let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["report", "--criterion"])
         .arg(&fixture)
@@ -142,6 +149,22 @@ fn the_report_loads_in_chromium_with_sized_charts_and_no_errors() {
         "{verdict}"
     );
     assert_eq!(verdict["broken"], serde_json::json!([]), "links to nothing");
+    // The user's own program: its section, the answer first, a row a configuration.
+    let program = &probe["program"];
+    assert!(
+        program.is_object(),
+        "no section on the user's program: {probe}"
+    );
+    assert!(
+        program["rows"].as_u64().is_some_and(|n| n >= 3),
+        "{program}"
+    );
+    assert!(
+        program["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("faster than as it is")),
+        "{program}"
+    );
     assert_eq!(probe["errors"], serde_json::json!([]), "page errors");
     let console_errors: Vec<&str> = console
         .lines()

@@ -286,6 +286,25 @@ fn corrupt_files_and_bad_ids_are_named_and_left_out() {
 }
 
 #[test]
+fn a_corrupt_try_json_is_named_and_the_report_is_written_without_it() {
+    let out = temp("try-corrupt");
+    std::fs::create_dir_all(&out).expect("out");
+    std::fs::write(out.join("try.json"), "{\"schema\": 1, \"command\": ").expect("write");
+    let o = run_fixture("partial", &out, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    let named: Vec<&str> = err.lines().filter(|l| l.contains("try.json")).collect();
+    assert_eq!(named.len(), 1, "{err}");
+    assert!(
+        named[0].starts_with("warning: left out") && named[0].contains("rerun `cargo xtask try`"),
+        "{err}"
+    );
+    let html = std::fs::read_to_string(out.join("index.html")).expect("html");
+    assert!(!html.contains("id=\"your-program\""));
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
 fn a_criterion_baseline_is_compared_side_by_side() {
     let out = temp("baseline");
     let o = run_fixture("partial", &out, &["--baseline", "base"]);
