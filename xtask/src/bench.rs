@@ -248,7 +248,12 @@ impl flags::Bench {
         // Then, after the planned rounds, more rounds of only what they left undecided (a
         // comparison near the margin: report::rounds::undecided).
         let extra = if rounds >= report::model::MIN_ROUNDS as u32 {
-            report::rounds::EXTRA_ROUNDS.min(parcost::id::round::MAX - rounds)
+            let extra = if opts.quick {
+                report::rounds::QUICK_EXTRA_ROUNDS
+            } else {
+                report::rounds::EXTRA_ROUNDS
+            };
+            extra.min(parcost::id::round::MAX - rounds)
         } else {
             0
         };
@@ -293,24 +298,23 @@ impl flags::Bench {
                 .env(parcost::id::round::ROUND_VAR, round.to_string());
             if *round > 1 {
                 let (ids, file) = if *round > rounds {
-                    let ids = phase_ids(
-                        &mut undecided,
-                        &undecided_file,
-                        progress.run_key(),
-                        || {
+                    let ids =
+                        phase_ids(&mut undecided, &undecided_file, progress.run_key(), || {
                             let ids = report::undecided(&parcost::meta::criterion_dir());
+                            let which = if extra == 1 {
+                                format!("round {}", rounds + 1)
+                            } else {
+                                format!("rounds {} to {}", rounds + 1, rounds + extra)
+                            };
                             eprintln!(
-                                "rounds {} to {}: {} variants of comparisons near the {:.0}% margin, \
+                                "{which}: {} variants of comparisons near the {:.0}% margin, \
                              listed in {}",
-                                rounds + 1,
-                                rounds + extra,
                                 ids.len(),
                                 100.0 * report::model::MARGIN,
                                 undecided_file.display()
                             );
                             ids
-                        },
-                    )?;
+                        })?;
                     (ids, &undecided_file)
                 } else {
                     let ids = phase_ids(

@@ -99,6 +99,10 @@ fn contenders_of(
 /// separates in both.
 pub const EXTRA_ROUNDS: u32 = 2;
 
+/// The same under `--quick`: one (a round of its ten suite processes costs about 17 s, and a
+/// quick run must fit in 5 minutes: with two it took 301 s of suites).
+pub const QUICK_EXTRA_ROUNDS: u32 = 1;
+
 /// The variants more rounds could decide, of the recommendations `recs` drawn from `rows`:
 /// for each recommendation whose comparison is near the margin (its default over its pick
 /// beyond `1 + margin` by the estimate but not beyond `(1 + margin)^2` by its interval's low
