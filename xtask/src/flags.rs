@@ -119,8 +119,8 @@ pub struct Try {
 fn seconds(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
     text.parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(std::time::Duration::from_secs_f64)
+        .filter(|s| *s > 0.0)
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| anyhow::anyhow!("{flag} {text:?}: a positive number of seconds"))
 }
 
@@ -351,6 +351,7 @@ mod tests {
             ("try", "needs the command to run after `--`"),
             ("try --runs 2 -- x", "at least 3"),
             ("try --budget -1 -- x", "a positive number of seconds"),
+            ("try --timeout 1e30 -- x", "a positive number of seconds"),
             ("frobnicate", "unknown task"),
         ] {
             let e = format!("{:#}", parse_str(args).expect_err(args));

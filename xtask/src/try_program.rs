@@ -158,12 +158,25 @@ impl flags::Try {
         let out_dir = summary_path
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        anyhow::ensure!(
+            !parcost::group::interrupted(),
+            "interrupted; nothing written"
+        );
         let json = serde_json::to_string_pretty(&facts)?;
-        write_whole(&out_dir.join(tried::FILE), json.as_bytes())?;
+        std::fs::create_dir_all(&out_dir)
+            .with_context(|| format!("cannot create {}", out_dir.display()))?;
+        parcost::fsutil::write_atomically(&out_dir.join(tried::FILE), json.as_bytes())
+            .with_context(|| format!("cannot write {}", out_dir.join(tried::FILE).display()))?;
         eprintln!("try: {}", out_dir.join(tried::FILE).display());
-        // The page shows it too, when the suites' results it is drawn from are here.
+        // The page shows it too, when the suites' results it is drawn from are here and the
+        // summary is the report's own (a summary kept elsewhere is never rewritten).
         let criterion_dir = parcost::meta::criterion_dir();
-        if criterion_dir.is_dir() {
+        if self.summary.is_some() {
+            eprintln!(
+                "try: `cargo xtask report --out {}` puts it on that report's page",
+                out_dir.display()
+            );
+        } else if criterion_dir.is_dir() {
             let page = report::write(&report::Options {
                 criterion_dir,
                 out_dir: out_dir.clone(),
@@ -206,16 +219,4 @@ fn last_line(path: &Path) -> Option<String> {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .map(|l| l.chars().take(200).collect())
-}
-
-/// Writes `bytes` to `path` whole or not at all (a temporary beside it, then a rename).
-fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
 }

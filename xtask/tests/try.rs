@@ -90,6 +90,42 @@ fn a_program_of_three_busy_threads_is_diagnosed_with_them() {
 }
 
 #[test]
+fn a_configuration_that_changes_the_output_is_named_and_never_the_answer() {
+    let dir = temp("output");
+    let summary = summary(&dir);
+    // It prints the BLAS thread count it was given: every configuration that sets one
+    // changes the output.
+    let o = try_(
+        &summary,
+        &[
+            "--runs",
+            "3",
+            "--check-output",
+            "--",
+            "sh",
+            "-c",
+            "echo ${OPENBLAS_NUM_THREADS:-unset}",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tried: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("try.json")).expect("try.json"))
+            .expect("json");
+    let configs = tried["configurations"].as_array().expect("configurations");
+    assert_eq!(configs[0]["output_changed"], false, "{tried}");
+    for c in &configs[1..] {
+        assert_eq!(c["output_changed"], true, "{c}");
+    }
+    assert_eq!(tried["answer"]["answer"], "as-is-stands", "{tried}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("every other configuration changed its output"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_failing_a_hanging_and_a_missing_command_are_one_line_each() {
     let dir = temp("bad");
     let summary = summary(&dir);

@@ -186,6 +186,9 @@ pub fn process_group(stat: &str) -> Option<u32> {
 pub fn run(cmd: &mut Command, shown: &str, timeout: Duration) -> Result<ObservedRun, RunError> {
     use std::os::unix::process::CommandExt;
     let command = shown.to_owned();
+    if group::interrupted() {
+        return Err(RunError::Interrupted { command });
+    }
     cmd.process_group(0);
     let started = Instant::now();
     let child = cmd.spawn().map_err(|source| RunError::Start {
@@ -195,15 +198,28 @@ pub fn run(cmd: &mut Command, shown: &str, timeout: Duration) -> Result<Observed
     let pid = child.id();
     // The wait blocks in a thread of its own, so the end is timed to the moment it comes.
     let (tx, rx) = mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let reaped = group::wait(pid);
-        let _ = tx.send((reaped, Instant::now()));
-    });
+    let waiter = std::thread::Builder::new()
+        .name("parcost-wait".into())
+        .spawn(move || {
+            let reaped = group::wait(pid);
+            let _ = tx.send((reaped, Instant::now()));
+        });
+    let waiter = match waiter {
+        Ok(w) => w,
+        Err(source) => {
+            group::kill_group(pid);
+            let _ = group::wait(pid);
+            return Err(RunError::Wait { command, source });
+        }
+    };
     let mut observer = GroupObserver::new(pid);
-    let deadline = started + timeout;
+    // A timeout too large to add is none.
+    let deadline = started.checked_add(timeout);
     let outcome = loop {
         let now = Instant::now();
-        let wait_for = SAMPLE_EVERY.min(deadline.saturating_duration_since(now));
+        let wait_for = deadline.map_or(SAMPLE_EVERY, |d| {
+            SAMPLE_EVERY.min(d.saturating_duration_since(now))
+        });
         match rx.recv_timeout(wait_for.max(Duration::from_millis(1))) {
             Ok(done) => break Ok(done),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -219,7 +235,7 @@ pub fn run(cmd: &mut Command, shown: &str, timeout: Duration) -> Result<Observed
                 command: command.clone(),
             });
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             break Err(RunError::Timeout {
                 command: command.clone(),
                 timeout,
@@ -232,6 +248,10 @@ pub fn run(cmd: &mut Command, shown: &str, timeout: Duration) -> Result<Observed
     group::kill_group(pid);
     let _ = waiter.join();
     let (reaped, ended_at) = outcome?;
+    // An interrupt during a run shorter than one sampling interval.
+    if group::interrupted() {
+        return Err(RunError::Interrupted { command });
+    }
     let reaped = reaped.map_err(|source| RunError::Wait {
         command: command.clone(),
         source,
@@ -256,9 +276,9 @@ mod tests {
 
     #[test]
     fn the_group_is_the_third_field_after_the_name() {
-        assert_eq!(process_group("42 (cat) S 1 42 42 0 -1"), Some(42));
+        assert_eq!(process_group("42 (cat) S 1 43 44 0 -1"), Some(43));
         // A name with spaces and parentheses.
-        assert_eq!(process_group("7 (a) b (c)) R 3 9 9 0"), Some(9));
+        assert_eq!(process_group("7 (a) b (c)) R 3 9 10 0"), Some(9));
         assert_eq!(process_group("garbage"), None);
     }
 
@@ -312,7 +332,10 @@ mod tests {
             "-c",
             &format!("sleep 30 & echo $! > {}; wait", marker.display()),
         ]);
+        let started = Instant::now();
         let e = run(&mut hangs, "hangs", Duration::from_millis(500)).expect_err("a timeout");
+        // Ended at the timeout, not when the shell's child would have ended by itself.
+        assert!(started.elapsed() < Duration::from_secs(10), "{e}");
         assert!(matches!(e, RunError::Timeout { .. }), "{e}");
         assert!(!e.to_string().contains('\n'));
         let sleeper: u32 = std::fs::read_to_string(&marker)

@@ -257,6 +257,27 @@ impl Ratio {
         }
     }
 
+    /// `a / b` of two configurations' runs interleaved by round (run `i` of each in the same
+    /// round, each a process of its own): the geometric mean of the paired ratios and their
+    /// t-interval, an interval between runs, `unstable` when the paired ratios spread beyond
+    /// the margin beyond doubt. `cargo xtask try` judges a user's program by it.
+    pub fn of_paired_runs(a: &[f64], b: &[f64]) -> Self {
+        let logs: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x / y).ln()).collect();
+        match t_interval_of_logs(&logs) {
+            Some((estimate, lower, upper)) => Self {
+                estimate,
+                lower: Some(lower),
+                upper: Some(upper),
+                rounds: logs.len() as u32,
+                unstable: spread_beyond_margin(&logs),
+            },
+            None => Self::once(
+                a.first().copied().unwrap_or(f64::NAN),
+                b.first().copied().unwrap_or(f64::NAN),
+            ),
+        }
+    }
+
     /// A ratio with a within-run interval.
     pub fn within(estimate: f64, lower: f64, upper: f64) -> Self {
         Self {

@@ -76,8 +76,9 @@ pub struct ConfigOut {
     pub median_ns: f64,
     pub lower_ns: f64,
     pub upper_ns: f64,
-    /// The program as it is over this one (above 1: this one was faster), with its bootstrap
-    /// interval; absent for the program as it is.
+    /// The program as it is over this one (above 1: this one was faster): the geometric mean
+    /// of the runs paired by round and its t-interval ([`Ratio::of_paired_runs`]); absent for
+    /// the program as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vs_as_is: Option<Ratio>,
     /// How it stands against the program as it is, by the report's rule for advice.
@@ -215,7 +216,8 @@ pub fn configurations(
     let mut set = |var: &str, value: Option<String>, line: &str, notes: &mut Vec<String>| {
         if verdict.iter().any(|c| c.var == var) {
             notes.push(format!(
-                "not applied: `{line}` (the verdict sets {var} for another workload too; try                  applies the first)"
+                "not applied: `{line}` (the verdict sets {var} for another workload too; try \
+                 applies the first)"
             ));
         } else {
             verdict.push(EnvChange {
@@ -361,7 +363,8 @@ pub fn analyze(measured: &[Measured], context: Context) -> Tried {
         .map(|(i, m)| {
             let w = walls(m);
             let (lower_ns, upper_ns) = bootstrap_median(&w, &mut rng);
-            let vs_as_is = (i > 0).then(|| bootstrap_ratio(&base, &w, &mut rng));
+            // Run k of every configuration ran in round k: the comparison pairs them.
+            let vs_as_is = (i > 0).then(|| Ratio::of_paired_runs(&base, &w));
             let med =
                 |f: &dyn Fn(&ObservedRun) -> f64| median(&m.runs.iter().map(f).collect::<Vec<_>>());
             ConfigOut {
@@ -386,7 +389,7 @@ pub fn analyze(measured: &[Measured], context: Context) -> Tried {
             }
         })
         .collect();
-    let answer = answer(&configurations, measured, &mut rng);
+    let answer = answer(&configurations, measured);
     let got = configurations
         .iter()
         .skip(1)
@@ -423,7 +426,7 @@ pub fn analyze(measured: &[Measured], context: Context) -> Tried {
 
 /// The best configuration whose output is unchanged and which beat the program as it is by
 /// the report's rule for advice; else why the program as it is stands.
-fn answer(configs: &[ConfigOut], measured: &[Measured], rng: &mut Rng) -> Answer {
+fn answer(configs: &[ConfigOut], measured: &[Measured]) -> Answer {
     let judged: Vec<(&ConfigOut, Result<Ratio, Stands>)> = configs
         .iter()
         .skip(1)
@@ -453,12 +456,15 @@ fn answer(configs: &[ConfigOut], measured: &[Measured], rng: &mut Rng) -> Answer
                     .map(|m| m.runs.iter().map(|r| r.wall_ns as f64).collect())
                     .unwrap_or_default()
             };
+            // The verdict's settings were it, or beat the program as it is too and were
+            // equivalent to it (within the margin, beyond doubt).
             let verdict_was_it = c.verdict
                 || configs.iter().skip(1).find(|v| v.verdict).is_some_and(|v| {
                     !v.output_changed
-                        && !bootstrap_ratio(&walls(&v.name), &walls(&c.name), rng)
+                        && judged.iter().any(|(j, r)| j.name == v.name && r.is_ok())
+                        && Ratio::of_paired_runs(&walls(&v.name), &walls(&c.name))
                             .separation(Rule::ADVICE)
-                            .separated()
+                            == Separation::Equivalent
                 });
             Answer::Faster {
                 name: c.name.clone(),
@@ -643,6 +649,11 @@ pub fn answer_words(t: &Tried) -> String {
                 "keep your program as it is: the fastest configuration tried, {f}, {}.",
                 why.words()
             ),
+            None if t.configurations.iter().any(|c| c.output_changed) => {
+                "keep your program as it is: every other configuration changed its output \
+                 (--check-output)."
+                    .to_owned()
+            }
             None => "keep your program as it is: nothing else was tried.".to_owned(),
         },
     }
@@ -689,7 +700,7 @@ pub fn prediction_words(t: &Tried) -> Option<String> {
     ))
 }
 
-/// `1.83x (1.71 to 1.95, 12 runs each)`.
+/// `1.83x (1.71 to 1.95, 12 runs each)`, or `(12 runs each, unstable)`.
 pub fn runs_words(r: &Ratio) -> String {
     match r.interval() {
         Some((lo, hi)) => format!(
@@ -715,24 +726,6 @@ pub fn median(xs: &[f64]) -> f64 {
 fn bootstrap_median(xs: &[f64], rng: &mut Rng) -> (f64, f64) {
     let mut meds: Vec<f64> = (0..RESAMPLES).map(|_| median(&rng.resample(xs))).collect();
     percentiles(&mut meds)
-}
-
-/// `a`'s median over `b`'s, with the 95% percentile-bootstrap interval of that ratio (each
-/// sample resampled on its own: the runs of two configurations are independent processes),
-/// as a [`Ratio`] of `min(len)` runs, each a process of its own: an interval between runs.
-pub fn bootstrap_ratio(a: &[f64], b: &[f64], rng: &mut Rng) -> Ratio {
-    let estimate = median(a) / median(b);
-    let mut ratios: Vec<f64> = (0..RESAMPLES)
-        .map(|_| median(&rng.resample(a)) / median(&rng.resample(b)))
-        .collect();
-    let (lower, upper) = percentiles(&mut ratios);
-    Ratio {
-        estimate,
-        lower: Some(lower),
-        upper: Some(upper),
-        rounds: u32::try_from(a.len().min(b.len())).unwrap_or(u32::MAX),
-        unstable: false,
-    }
 }
 
 fn percentiles(v: &mut [f64]) -> (f64, f64) {
@@ -844,6 +837,41 @@ mod tests {
     }
 
     #[test]
+    fn the_verdict_was_it_when_equivalent_to_the_best_and_not_when_slower() {
+        let verdict = [55.0, 56.0, 54.0, 57.0, 55.5, 54.5];
+        let best = [54.6, 55.4, 53.8, 56.5, 55.2, 54.3];
+        let measured = [
+            config(AS_IS, false, &AS_IS_MS),
+            config("verdict", true, &verdict),
+            config("1 x 1", false, &best),
+        ];
+        let t = analyze(&measured, context());
+        assert!(
+            matches!(&t.answer, Answer::Faster { name, verdict_was_it: true, .. } if name == "1 x 1"),
+            "{:?}",
+            t.answer
+        );
+        // 20% slower than the best: not it, though faster than as is.
+        let measured = [
+            config(AS_IS, false, &AS_IS_MS),
+            config("verdict", true, &verdict.map(|m| m * 1.2)),
+            config("1 x 1", false, &best),
+        ];
+        let t = analyze(&measured, context());
+        assert!(
+            matches!(
+                &t.answer,
+                Answer::Faster {
+                    verdict_was_it: false,
+                    ..
+                }
+            ),
+            "{:?}",
+            t.answer
+        );
+    }
+
+    #[test]
     fn within_the_margin_or_with_changed_output_the_program_stands_as_it_is() {
         // 3% faster in every run: within the margin (or straddling it), no advice.
         let near = [
@@ -937,7 +965,20 @@ mod tests {
         );
         assert_eq!(p.from, "2 tasks x 2 BLAS threads");
         assert_eq!(p.to, "2 tasks x 1 BLAS thread");
-        assert!(p.predicted.estimate > 0.0);
+        // The suite's 2 x 2 over its 2 x 1, as the model compares two rows.
+        let row = |b: u64| {
+            summary
+                .results
+                .iter()
+                .find(|r| {
+                    r.full_id == format!(
+                        "oversubscription/svd/layer=pthreads,n=256,matrices=16/tasks=2,blas_threads={b}"
+                    )
+                })
+                .and_then(|r| r.time_or_once())
+                .expect("the fixture's cell")
+        };
+        assert_eq!(p.predicted, Ratio::of(&row(2), &row(1)));
         let e = predict(&summary, "oversubscription/svd/n=999", (2, 2), (2, 1))
             .expect_err("no such cell");
         assert!(e.contains("no results of"), "{e}");

@@ -20,8 +20,9 @@ pub fn section(h: &mut String, t: &Tried) {
         h,
         "<p class=\"muted\"><code>{}</code> on {} ({} logical CPUs), {}: {} configurations in \
          {:.0} s, each run a process of its own, interleaved; the settings from {}. Intervals: \
-         95% bootstrap of the median run; \"faster\" is the report's rule for advice (beyond \
-         the interval and the 5% margin).</p>",
+         95% bootstrap of the median run, and of a ratio the t-interval of the runs paired by \
+         round; \"faster\" is the report's rule for advice (beyond the interval and the 5% \
+         margin).</p>",
         esc(&t.command),
         esc(&t.cpu),
         t.logical_cores,
