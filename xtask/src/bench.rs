@@ -289,54 +289,78 @@ impl flags::Bench {
         let run = progress.run_key().to_string();
         let started = Instant::now();
         // The ids each later phase measures, computed once when it starts (rounds 2 to
-        // `rounds`: the contenders; the extra rounds: the undecided).
+        // `rounds`: the contenders; each extra round: what the rounds so far left undecided).
         let mut contenders: Option<Vec<String>> = None;
         let mut undecided: Option<Vec<String>> = None;
+        let mut undecided_round = 0;
+        // Extra rounds start only while the suites have run less than this; none once a round
+        // leaves nothing undecided.
+        let extra_budget = if opts.quick {
+            report::rounds::QUICK_EXTRA_ROUNDS_UNTIL
+        } else {
+            report::rounds::EXTRA_ROUNDS_UNTIL
+        };
+        let mut extra_stopped = false;
         for (round, step) in &mut steps {
             step.cmd
                 .env(parcost::id::round::RUN_VAR, &run)
                 .env(parcost::id::round::ROUND_VAR, round.to_string());
             if *round > 1 {
                 let (ids, file) = if *round > rounds {
-                    let ids =
-                        phase_ids(&mut undecided, &undecided_file, progress.run_key(), || {
-                            let ids = report::undecided(&parcost::meta::criterion_dir());
-                            let which = if extra == 1 {
-                                format!("round {}", rounds + 1)
-                            } else {
-                                format!("rounds {} to {}", rounds + 1, rounds + extra)
-                            };
+                    if extra_stopped {
+                        continue;
+                    }
+                    if undecided_round != *round {
+                        // A new extra round: what is still undecided after the last one.
+                        undecided_round = *round;
+                        undecided = None;
+                        let ran = started.elapsed();
+                        if ran >= extra_budget {
                             eprintln!(
-                                "{which}: {} variants of comparisons near the {:.0}% margin, \
-                             listed in {}",
-                                ids.len(),
-                                100.0 * report::model::MARGIN,
-                                undecided_file.display()
+                                "round {round}: not run, the suites have run {:.0} s \
+                                 (extra rounds start only within {:.0} s)",
+                                ran.as_secs_f64(),
+                                extra_budget.as_secs_f64()
                             );
-                            ids
-                        })?;
+                            extra_stopped = true;
+                            continue;
+                        }
+                    }
+                    let header = format!("# run {}, round {round}", progress.run_key());
+                    let ids = phase_ids(&mut undecided, &undecided_file, &header, || {
+                        let ids = report::undecided(&parcost::meta::criterion_dir());
+                        eprintln!(
+                            "round {round}: {} variants of comparisons still near the {:.0}% \
+                             margin, listed in {}",
+                            ids.len(),
+                            100.0 * report::model::MARGIN,
+                            undecided_file.display()
+                        );
+                        ids
+                    })?;
+                    if ids.is_empty() {
+                        // Nothing measured, nothing changes: no later round has work either.
+                        extra_stopped = true;
+                        continue;
+                    }
                     (ids, &undecided_file)
                 } else {
-                    let ids = phase_ids(
-                        &mut contenders,
-                        &contenders_file,
-                        progress.run_key(),
-                        || {
-                            let ids = report::rounds::contenders(
-                                &parcost::meta::criterion_dir(),
-                                progress.run_key(),
-                                p,
-                            );
-                            eprintln!(
-                                "rounds 2 to {rounds}: {} contenders (within {}x of their instance's \
+                    let header = format!("# run {}", progress.run_key());
+                    let ids = phase_ids(&mut contenders, &contenders_file, &header, || {
+                        let ids = report::rounds::contenders(
+                            &parcost::meta::criterion_dir(),
+                            progress.run_key(),
+                            p,
+                        );
+                        eprintln!(
+                            "rounds 2 to {rounds}: {} contenders (within {}x of their instance's \
                              best, and the defaults), listed in {}",
-                                ids.len(),
-                                report::rounds::CONTENDER_FACTOR,
-                                contenders_file.display()
-                            );
-                            ids
-                        },
-                    )?;
+                            ids.len(),
+                            report::rounds::CONTENDER_FACTOR,
+                            contenders_file.display()
+                        );
+                        ids
+                    })?;
                     (ids, &contenders_file)
                 };
                 if !ids.iter().any(|id| step.measures(id)) {
@@ -402,28 +426,28 @@ impl Step {
     }
 }
 
-/// The ids of a phase of rounds: `kept` once known; else the list `file` holds for this run
+/// The ids of a phase of rounds: `kept` once known; else the list `file` holds under `header`
 /// (a resumed run keeps the list its phase made: recomputed, it would read rounds already
-/// run); else `compute`d now and written to `file` under a header naming the run.
+/// run); else `compute`d now and written to `file` under `header`, which names the run and
+/// the phase.
 fn phase_ids<'a>(
     kept: &'a mut Option<Vec<String>>,
     file: &Path,
-    run: u64,
+    header: &str,
     compute: impl FnOnce() -> Vec<String>,
 ) -> anyhow::Result<&'a Vec<String>> {
     let ids = match kept.take() {
         Some(ids) => ids,
         None => {
-            let header = format!("# run {run}");
             let saved = std::fs::read_to_string(file)
                 .ok()
-                .filter(|t| t.lines().next() == Some(header.as_str()))
+                .filter(|t| t.lines().next() == Some(header))
                 .map(|t| t.lines().skip(1).map(String::from).collect::<Vec<_>>());
             match saved {
                 Some(ids) => ids,
                 None => {
                     let ids = compute();
-                    let mut lines = vec![header];
+                    let mut lines = vec![header.to_owned()];
                     lines.extend(ids.iter().cloned());
                     write_lines(file, &lines)?;
                     ids

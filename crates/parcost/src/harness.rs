@@ -255,19 +255,28 @@ fn disagree(sorted: &[Usage]) -> bool {
             })
 }
 
+/// Under `--quick`, a warm run shorter than this gets a second (and the third when the two
+/// [`disagree`]), as in a full run: a disturbance of a few milliseconds is a large share of a
+/// short run (faer's task-level n = 128, 477 pairs, 25 ms a run: single runs of 32-36 ms in
+/// three rounds of a quick run where a full run's medians were 25-27), and a second run of the
+/// quick run's variants under 100 ms costs about 12 s in all.
+pub const QUICK_SECOND_RUN_BELOW: Duration = Duration::from_millis(100);
+
 /// The timed runs of one round of a variant the harness times, fastest first, after its
 /// checked run `checked` (`again` runs it once more): [`RUNS_A_ROUND`], a third when they
-/// [`disagree`]. A quick run takes one: its rounds, not a round's runs, carry the spread (a
-/// quick run of three rounds took 326 s of suites with two); but a warm run slower than the
-/// cold checked run beyond [`RUNS_AGREE_WITHIN`] was disturbed, and gets a second (and the
-/// third when the two disagree): single disturbed runs of 1.5-2x (41.8 ms beside rounds of
-/// 26.5) made a quick run's spread between rounds twice a full run's.
+/// [`disagree`]. A quick run takes one of a variant over [`QUICK_SECOND_RUN_BELOW`]: its
+/// rounds, not a round's runs, carry the spread (a quick run of three rounds took 326 s of
+/// suites with two); but a warm run slower than the cold checked run beyond
+/// [`RUNS_AGREE_WITHIN`] was disturbed, and gets a second (and the third when the two
+/// disagree): single disturbed runs of 1.5-2x (41.8 ms beside rounds of 26.5) made a quick
+/// run's spread between rounds twice a full run's.
 fn round_runs(quick: bool, checked: &Usage, again: &mut impl FnMut() -> Usage) -> Vec<Usage> {
     let count = if quick { 1 } else { RUNS_A_ROUND };
     let mut runs: Vec<Usage> = (0..count).map(|_| again()).collect();
     let disturbed =
         |warm: &Usage| warm.wall_ns as f64 > checked.wall_ns as f64 * (1.0 + RUNS_AGREE_WITHIN);
-    if quick && runs.iter().any(disturbed) {
+    let short = |warm: &Usage| (warm.wall_ns as u128) < QUICK_SECOND_RUN_BELOW.as_nanos();
+    if quick && runs.iter().any(|r| disturbed(r) || short(r)) {
         runs.push(again());
     }
     runs.sort_by_key(|u| u.wall_ns);
@@ -1071,7 +1080,7 @@ mod tests {
     }
 
     #[test]
-    fn a_quick_round_times_again_after_a_run_slower_than_its_checked_one() {
+    fn a_quick_round_times_again_after_a_short_or_disturbed_run() {
         let ms = |m: u64| Usage::of_wall(Duration::from_millis(m), crate::meta::Extra::default());
         let walls = |runs: Vec<Usage>| {
             runs.iter()
@@ -1085,8 +1094,16 @@ mod tests {
                 Usage::of_wall(Duration::from_millis(*m), crate::meta::Extra::default())
             }
         }
-        // Quick, a warm run like its checked one: that run is the round.
-        assert_eq!(walls(round_runs(true, &ms(30), &mut scripted(&[27]))), [27]);
+        // Quick, a warm run of over 0.1 s like its checked one: that run is the round.
+        assert_eq!(
+            walls(round_runs(true, &ms(300), &mut scripted(&[270]))),
+            [270]
+        );
+        // Quick, a short warm run like its checked one: a second, as in a full round.
+        assert_eq!(
+            walls(round_runs(true, &ms(30), &mut scripted(&[27, 28]))),
+            [27, 28]
+        );
         // Quick, a warm run of 41.8 after a checked 30 (seen: 41.8 beside rounds of 26.5): a
         // second, 26, disagrees, and the third decides: the median of three.
         assert_eq!(

@@ -78,8 +78,8 @@ pub struct Written {
 }
 
 /// The variants of the latest run under `criterion_dir` that more rounds could decide
-/// ([`rounds::undecided`]): `cargo xtask bench` measures them in [`rounds::EXTRA_ROUNDS`]
-/// more rounds.
+/// ([`rounds::undecided`]): `cargo xtask bench` measures them in its next extra round (up to
+/// [`rounds::EXTRA_ROUNDS`]).
 pub fn undecided(criterion_dir: &Path) -> Vec<String> {
     let run = results::load(criterion_dir, "new");
     let (summary, _) = summarize(&run);

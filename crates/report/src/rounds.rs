@@ -92,16 +92,29 @@ fn contenders_of(
     out.into_iter().collect()
 }
 
-/// Rounds measured after the planned ones ([`undecided`]): two more, five in all for what
-/// they measure. From three rounds to five a between-round interval narrows by about
-/// sqrt(3/5) (and its t quantile drops where the time keeps its own spread): an effect of
-/// 1.15x whose interval of three rounds straddled the 5% margin in one of two full runs here
-/// separates in both.
-pub const EXTRA_ROUNDS: u32 = 2;
+/// Rounds measured after the planned ones, one at a time, each of only what the rounds before
+/// it left [`undecided`] (computed again before each): up to five more, eight in all
+/// ([`parcost::id::round::MAX`]), and none once nothing is undecided. From three rounds to
+/// five a between-round interval narrows by about sqrt(3/5), to eight by sqrt(3/8) (and its t
+/// quantile drops where the time keeps its own spread): an effect of 1.12-1.16x whose interval
+/// of five rounds straddled the 5% margin in one of two full runs here (four of the 79
+/// recommendations they shared) is decided by a few more rounds of a few variants, a step of
+/// one to two seconds each. Sequential sampling of Kalibera and Jones' kind: the time goes
+/// where the answer is still open.
+pub const EXTRA_ROUNDS: u32 = 5;
 
-/// The same under `--quick`: one (a round of its ten suite processes costs about 17 s, and a
-/// quick run must fit in 5 minutes: with two it took 301 s of suites).
-pub const QUICK_EXTRA_ROUNDS: u32 = 1;
+/// The same under `--quick`: up to three, within its time ([`QUICK_EXTRA_ROUNDS_UNTIL`]).
+pub const QUICK_EXTRA_ROUNDS: u32 = 3;
+
+/// An extra round starts only while the suites have run less than this: a full run must fit
+/// in 20 minutes from a fresh clone, install (under a minute) and build (3 to 5 minutes here)
+/// included; the three planned rounds took 700-740 s of suites here, and a slower machine
+/// gets fewer extra rounds, not a longer run.
+pub const EXTRA_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::from_secs(800);
+
+/// The same under `--quick`, whose suites must fit in 5 minutes (an extra round of its
+/// undecided variants costs about 15 s).
+pub const QUICK_EXTRA_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::from_secs(280);
 
 /// The variants more rounds could decide, of the recommendations `recs` drawn from `rows`:
 /// for each recommendation whose comparison is near the margin (its default over its pick
