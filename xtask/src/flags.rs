@@ -21,8 +21,8 @@ tasks:
               --quick              rough numbers fast (Criterion's --quick), and of OpenBLAS
                                    only its default build (pthreads) unless --layer says
               --rounds N           rounds of every contender, each a fresh process (3; the
-                                   advice needs at least 3), then 2 more of what they left
-                                   near the 5% margin
+                                   advice needs at least 3), then up to 5 more (quick: 3),
+                                   one at a time, of what is still near the 5% margin
               --suite NAME         only this suite (repeatable)
               --layer NAME         only this layer (repeatable): an OpenBLAS layer (pthreads,
                                    openmp, serial), faer (on rayon) or matrixmultiply (its own
@@ -63,6 +63,8 @@ tasks:
               --baseline NAME      put a Criterion baseline beside this run
               --compare-answers FILE  list where this run's recommendations and settings
                                    differ from another run's summary.json, and how many agree
+              --mix-runs           judge every suite's latest run together (else the newest
+                                   run of `cargo xtask bench` alone, the others left out)
 ";
 
 /// A task and its options.
@@ -101,6 +103,9 @@ pub struct Report {
     pub baseline: Option<String>,
     /// Another run's `summary.json` whose answers to hold against this run's.
     pub compare_answers: Option<PathBuf>,
+    /// Judge every suite's latest run together, not the newest run of `cargo xtask bench`
+    /// alone.
+    pub mix_runs: bool,
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -220,6 +225,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Task> {
                     Long("compare") => r.compare = Some(parser.value()?.into()),
                     Long("baseline") => r.baseline = Some(parser.value()?.string()?),
                     Long("compare-answers") => r.compare_answers = Some(parser.value()?.into()),
+                    Long("mix-runs") => r.mix_runs = true,
                     other => return Err(unexpected(other, "report")),
                 }
             }

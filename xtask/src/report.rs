@@ -18,6 +18,11 @@ impl flags::Report {
             compare: self.compare.clone(),
             baseline: self.baseline.clone(),
             probe: probe(),
+            runs: if self.mix_runs {
+                report::results::Runs::Mixed
+            } else {
+                report::results::Runs::Newest
+            },
         };
         // Read before writing: a bad file stops the task with the old report untouched.
         let answers = self
@@ -72,6 +77,7 @@ pub fn default_report() -> anyhow::Result<()> {
         compare: None,
         baseline: None,
         compare_answers: None,
+        mix_runs: false,
     }
     .run()
 }

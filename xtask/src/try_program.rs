@@ -183,6 +183,7 @@ impl flags::Try {
                 compare: None,
                 baseline: None,
                 probe: report::settings::build_probe("bench").ok(),
+                runs: report::results::Runs::Newest,
             });
             match page {
                 Ok(w) => eprintln!(

@@ -7,6 +7,7 @@
 //! comes from the hardware alone: cores x FLOP per cycle x clock.
 
 use std::collections::BTreeSet;
+#[cfg(target_arch = "x86_64")]
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -135,50 +136,100 @@ pub struct Peak {
     /// stays below 75% of it (one FMA unit, or 512-bit ops split in two).
     pub flop_per_cycle: u32,
     pub cores: usize,
-    /// `cores x flop_per_cycle x clock_ghz`.
+    /// GFLOP/s of the same loop on every CPU the process may use at once: what the cores
+    /// deliver together (two vCPUs that are SMT siblings of one core, an all-core or AVX-512
+    /// clock below one core's turbo, the slower cores of a hybrid part all show here and not
+    /// in one core's figure). `None` in sidecars older than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub together_gflops: Option<f64>,
+    /// `cores x flop_per_cycle x clock_ghz`, or what the cores delivered together when that
+    /// is less.
     pub theoretical_gflops: f64,
 }
 
 impl Peak {
-    /// The peak from its parts: see [`Peak::flop_per_cycle`].
+    /// The peak from its parts: see [`Peak::flop_per_cycle`] and [`Peak::theoretical_gflops`].
     pub fn from_parts(
         features: &CpuFeatures,
         cores: usize,
         clock_ghz: f64,
         measured_flop_per_cycle: f64,
+        together_gflops: Option<f64>,
     ) -> Self {
         let implied = features.implied_flop_per_cycle();
         let mut flop_per_cycle = implied;
         while flop_per_cycle > 2 && measured_flop_per_cycle < 0.75 * f64::from(flop_per_cycle) {
             flop_per_cycle /= 2;
         }
-        Self {
+        let mut peak = Self {
             clock_ghz,
             implied_flop_per_cycle: implied,
             measured_flop_per_cycle,
             flop_per_cycle,
             cores,
-            theoretical_gflops: cores as f64 * f64::from(flop_per_cycle) * clock_ghz,
-        }
+            together_gflops,
+            theoretical_gflops: 0.0,
+        };
+        let of_cores = peak.of_cores();
+        peak.theoretical_gflops = together_gflops.map_or(of_cores, |t| t.min(of_cores));
+        peak
     }
 
-    /// Measures the clock and the FMA throughput of one core (about 0.2 s), for `cores` cores.
+    /// `cores x flop_per_cycle x clock_ghz`: one core's figure times the cores.
+    pub fn of_cores(&self) -> f64 {
+        self.cores as f64 * f64::from(self.flop_per_cycle) * self.clock_ghz
+    }
+
+    /// Whether the cores together delivered less than [`Peak::of_cores`].
+    pub fn limited_by_together(&self) -> bool {
+        self.together_gflops.is_some_and(|t| t < self.of_cores())
+    }
+
+    /// Measures the clock and the FMA throughput of one core, then of `threads` threads at
+    /// once (about 0.3 s), for `cores` physical cores.
     ///
     /// `None` where there is no measuring loop (not x86-64).
-    pub fn measure(features: &CpuFeatures, cores: usize) -> Option<Self> {
+    pub fn measure(features: &CpuFeatures, cores: usize, threads: usize) -> Option<Self> {
         let clock_ghz = measure_clock_ghz()?;
         let fma_gflops = measure_fma_gflops(features)?;
+        let together = measure_fma_gflops_together(features, threads);
         Some(Self::from_parts(
             features,
             cores,
             clock_ghz,
             fma_gflops / clock_ghz,
+            together,
         ))
+    }
+}
+
+/// The loop that measures a core's floating-point throughput: independent FMAs at the widest
+/// vector with FMA, else a multiply and an add at the widest vector (Sandy and Ivy Bridge have
+/// AVX without FMA: one 256-bit multiply and one 256-bit add a cycle, 8 FLOP; measured with
+/// 128-bit SSE2 they showed half and the peak was halved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThroughputLoop {
+    Fma512,
+    Fma256,
+    MulAdd256,
+    MulAdd128,
+}
+
+impl ThroughputLoop {
+    /// The loop `features` call for.
+    pub fn for_features(features: &CpuFeatures) -> Self {
+        match (features.vector_doubles(), features.has("fma")) {
+            (8, true) => Self::Fma512,
+            (4, true) => Self::Fma256,
+            (4 | 8, false) => Self::MulAdd256,
+            _ => Self::MulAdd128,
+        }
     }
 }
 
 /// The best of a few short runs of `f`, which returns (units of work, elapsed): the highest rate
 /// is the one least disturbed by the host.
+#[cfg(target_arch = "x86_64")]
 fn best_rate(mut f: impl FnMut(u64) -> (f64, Duration)) -> f64 {
     // Calibrate the iteration count to about 20 ms a run, then keep the best of five.
     let mut iterations = 1u64 << 10;
@@ -245,15 +296,14 @@ pub fn clock_from(adds_per_s: f64, muls_per_s: f64) -> f64 {
     }
 }
 
-/// FLOP per second of one core running independent FMAs at the widest vector it has.
+/// GFLOP/s of one core running [`ThroughputLoop::for_features`].
 pub fn measure_fma_gflops(features: &CpuFeatures) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        let width = features.vector_doubles();
-        let fma = features.has("fma");
+        let chosen = ThroughputLoop::for_features(features);
         let rate = best_rate(|iterations| {
             let start = Instant::now();
-            let flop = x86::fma_throughput(iterations, width, fma);
+            let flop = x86::throughput(iterations, chosen);
             (flop as f64, start.elapsed())
         });
         Some(rate / 1e9)
@@ -261,6 +311,59 @@ pub fn measure_fma_gflops(features: &CpuFeatures) -> Option<f64> {
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = features;
+        None
+    }
+}
+
+/// GFLOP/s of `threads` threads running the same loop at once, released together by a
+/// barrier, timed until the last is done (the best of a few runs, like one core's).
+pub fn measure_fma_gflops_together(features: &CpuFeatures, threads: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let chosen = ThroughputLoop::for_features(features);
+        let threads = threads.max(1);
+        // A thread that cannot be started (a container's process limit) leaves no figure:
+        // `None`, never a rate of fewer threads than asked.
+        let started_all = std::cell::Cell::new(true);
+        let rate = best_rate(|iterations| {
+            // The threads wait on a gate this one holds shut while it starts them, then opens:
+            // released together (and told to stop at once when one could not be started).
+            let gate = std::sync::RwLock::new(false);
+            std::thread::scope(|s| {
+                let mut shut = gate
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut workers = Vec::with_capacity(threads);
+                for _ in 0..threads {
+                    let worker = std::thread::Builder::new().spawn_scoped(s, || {
+                        let abort = *gate
+                            .read()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if abort {
+                            0
+                        } else {
+                            x86::throughput(iterations, chosen)
+                        }
+                    });
+                    match worker {
+                        Ok(w) => workers.push(w),
+                        Err(_) => started_all.set(false),
+                    }
+                }
+                *shut = workers.len() < threads;
+                drop(shut);
+                let start = Instant::now();
+                // A worker that panicked did no work: its FLOP count as none (a lower rate,
+                // never a higher one).
+                let flop: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+                (flop as f64, start.elapsed().max(Duration::from_nanos(1)))
+            })
+        });
+        started_all.get().then_some(rate / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (features, threads);
         None
     }
 }
@@ -320,19 +423,26 @@ mod x86 {
         x
     }
 
-    /// Twelve independent accumulator chains: more than FMA latency (4-5) x units (2), so the
-    /// units never wait. Returns the FLOP done.
-    pub fn fma_throughput(iterations: u64, width: u32, fma: bool) -> u64 {
+    /// Twelve independent accumulator chains of `chosen`: more than FMA latency (4-5) x
+    /// units (2), so the units never wait. Returns the FLOP done. A loop whose features the
+    /// CPU does not report at run time falls back to the 128-bit one.
+    pub fn throughput(iterations: u64, chosen: super::ThroughputLoop) -> u64 {
+        use super::ThroughputLoop as L;
         let chains = 12;
-        match (width, fma) {
-            (8, true) if std::arch::is_x86_feature_detected!("avx512f") => {
+        match chosen {
+            L::Fma512 if std::arch::is_x86_feature_detected!("avx512f") => {
                 // SAFETY: AVX-512F was just detected.
                 unsafe { fma512(iterations) };
                 iterations * chains * 8 * 2
             }
-            (4 | 8, true) if std::arch::is_x86_feature_detected!("fma") => {
+            L::Fma256 | L::Fma512 if std::arch::is_x86_feature_detected!("fma") => {
                 // SAFETY: FMA (and so AVX) was just detected.
                 unsafe { fma256(iterations) };
+                iterations * chains * 4 * 2
+            }
+            L::MulAdd256 if std::arch::is_x86_feature_detected!("avx") => {
+                // SAFETY: AVX was just detected.
+                unsafe { avx_mul_add_on(iterations) };
                 iterations * chains * 4 * 2
             }
             _ => {
@@ -400,7 +510,31 @@ mod x86 {
         }
     }
 
-    /// Without FMA: a multiply then an add in each of the 12 chains.
+    /// AVX without FMA: a 256-bit multiply then an add in each of the 12 chains (one
+    /// multiply unit and one add unit, both busy every cycle).
+    #[target_feature(enable = "avx")]
+    unsafe fn avx_mul_add_on(iterations: u64) {
+        // SAFETY: register-only arithmetic on ymm registers (AVX, enabled here).
+        unsafe {
+            twelve_chains!("vzeroall", "vzeroupper", iterations,
+                "vmulpd ymm0, ymm0, ymm12", "vaddpd ymm0, ymm0, ymm13",
+                "vmulpd ymm1, ymm1, ymm12", "vaddpd ymm1, ymm1, ymm13",
+                "vmulpd ymm2, ymm2, ymm12", "vaddpd ymm2, ymm2, ymm13",
+                "vmulpd ymm3, ymm3, ymm12", "vaddpd ymm3, ymm3, ymm13",
+                "vmulpd ymm4, ymm4, ymm12", "vaddpd ymm4, ymm4, ymm13",
+                "vmulpd ymm5, ymm5, ymm12", "vaddpd ymm5, ymm5, ymm13",
+                "vmulpd ymm6, ymm6, ymm12", "vaddpd ymm6, ymm6, ymm13",
+                "vmulpd ymm7, ymm7, ymm12", "vaddpd ymm7, ymm7, ymm13",
+                "vmulpd ymm8, ymm8, ymm12", "vaddpd ymm8, ymm8, ymm13",
+                "vmulpd ymm9, ymm9, ymm12", "vaddpd ymm9, ymm9, ymm13",
+                "vmulpd ymm10, ymm10, ymm12", "vaddpd ymm10, ymm10, ymm13",
+                "vmulpd ymm11, ymm11, ymm12", "vaddpd ymm11, ymm11, ymm13";
+                "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9",
+                "ymm10", "ymm11", "ymm12", "ymm13", "ymm14", "ymm15")
+        }
+    }
+
+    /// Without AVX: a multiply then an add in each of the 12 chains.
     unsafe fn sse2_mul_add_on(iterations: u64) {
         // SAFETY: register-only arithmetic on xmm registers (SSE2 is part of x86-64).
         unsafe {
@@ -445,10 +579,14 @@ mod tests {
             }
             (u64::from(hi) << 32) | u64::from(lo)
         };
-        for width in [4, 8] {
-            x86::fma_throughput(1_000, width, true);
+        for chosen in [
+            ThroughputLoop::Fma256,
+            ThroughputLoop::Fma512,
+            ThroughputLoop::MulAdd256,
+        ] {
+            x86::throughput(1_000, chosen);
             let dirty = in_use() & ((1 << 2) | (1 << 6));
-            assert_eq!(dirty, 0, "width {width}: XINUSE {dirty:#x} after the loop");
+            assert_eq!(dirty, 0, "{chosen:?}: XINUSE {dirty:#x} after the loop");
         }
     }
 
@@ -473,11 +611,11 @@ mod tests {
     #[test]
     fn the_peak_halves_when_the_loop_shows_half_the_units() {
         let f = CpuFeatures::from_cpuinfo("x86_64", ZEN5);
-        let full = Peak::from_parts(&f, 2, 3.0, 30.5);
+        let full = Peak::from_parts(&f, 2, 3.0, 30.5, None);
         assert_eq!(full.flop_per_cycle, 32);
         assert!((full.theoretical_gflops - 192.0).abs() < 1e-9);
         // Zen 4: 512-bit FMAs run as two 256-bit halves.
-        assert_eq!(Peak::from_parts(&f, 2, 3.0, 15.8).flop_per_cycle, 16);
+        assert_eq!(Peak::from_parts(&f, 2, 3.0, 15.8, None).flop_per_cycle, 16);
     }
 
     #[test]
@@ -491,7 +629,7 @@ mod tests {
     #[test]
     fn the_clock_and_fma_rate_are_plausible() {
         let f = CpuFeatures::detect();
-        let Some(peak) = Peak::measure(&f, 1) else {
+        let Some(peak) = Peak::measure(&f, 1, 1) else {
             return;
         };
         // Loose bounds: other tests run beside this one on a 2-core machine.
@@ -508,5 +646,180 @@ mod tests {
                 && peak.measured_flop_per_cycle < 1.5 * implied,
             "{peak:?}"
         );
+    }
+
+    /// A CPU as the peak sees it: its `/proc/cpuinfo` head, the rates its loops would reach,
+    /// and the peak that must come out.
+    struct Part {
+        name: &'static str,
+        cpuinfo: &'static str,
+        /// Physical cores the process may use.
+        cores: usize,
+        /// Dependent register adds and multiplies a second on one core.
+        adds_per_s: f64,
+        muls_per_s: f64,
+        /// GFLOP/s of [`ThroughputLoop::for_features`] on one core, then on every CPU at once.
+        one_core_gflops: f64,
+        together_gflops: f64,
+        want_loop: ThroughputLoop,
+        want_clock_ghz: f64,
+        want_flop_per_cycle: u32,
+        want_gflops: f64,
+    }
+
+    fn cpuinfo(family: u32, model: u32, flags: &str) -> String {
+        format!(
+            "processor\t: 0\nvendor_id\t: X\ncpu family\t: {family}\nmodel\t\t: {model}\n\
+             flags\t\t: fpu sse sse2 {flags}\n\n"
+        )
+    }
+
+    const AVX2: &str = "pni ssse3 sse4_1 sse4_2 avx avx2 fma";
+    const AVX512: &str = "pni ssse3 sse4_1 sse4_2 avx avx2 fma avx512f avx512dq avx512cd \
+                          avx512bw avx512vl";
+
+    /// Each family the peak must hold on, from the rates its loops reach (documented clocks
+    /// and units; the hybrid and SMT figures are what their cores deliver together). Zen 3 is
+    /// the plain case; each other one fails with an old method put back: the adds alone as the
+    /// clock (Sapphire Rapids: Golden Cove folds chains), 128-bit SSE2 for AVX without FMA (half
+    /// of Sandy Bridge's peak), one core's figure times the cores (Skylake-SP's all-core
+    /// AVX-512 clock, Alder Lake's E-cores, SMT siblings shown as two cores).
+    #[test]
+    fn the_peak_holds_on_every_family() {
+        let parts = [
+            Part {
+                // Zen 3 (EPYC 7003), 3.2 GHz, two 256-bit FMA units: 16 FLOP a cycle.
+                name: "Zen 3",
+                cpuinfo: "25 1",
+                cores: 2,
+                adds_per_s: 3.2e9,
+                muls_per_s: 3.2e9 / 3.0,
+                one_core_gflops: 50.8,
+                // Together a little above the product (timing noise): the product stands.
+                together_gflops: 103.0,
+                want_loop: ThroughputLoop::Fma256,
+                want_clock_ghz: 3.2,
+                want_flop_per_cycle: 16,
+                want_gflops: 2.0 * 16.0 * 3.2,
+            },
+            Part {
+                // Sandy Bridge (Xeon E5-2670), 3.3 GHz turbo, AVX without FMA: one 256-bit
+                // multiply and one add a cycle, 8 FLOP.
+                name: "Sandy Bridge",
+                cpuinfo: "6 45",
+                cores: 2,
+                adds_per_s: 3.3e9,
+                muls_per_s: 3.3e9 / 3.0,
+                one_core_gflops: 26.0,
+                together_gflops: 52.4,
+                want_loop: ThroughputLoop::MulAdd256,
+                want_clock_ghz: 3.3,
+                want_flop_per_cycle: 8,
+                want_gflops: 52.4,
+            },
+            Part {
+                // Skylake-SP (Xeon Gold 6148), 3.7 GHz one core, two AVX-512 FMA units, and an
+                // all-core AVX-512 clock of 2.2 GHz: 2 x 32 x 2.2 = 140.8, not 2 x 32 x 3.7.
+                name: "Skylake-SP",
+                cpuinfo: "6 85",
+                cores: 2,
+                adds_per_s: 3.7e9,
+                muls_per_s: 3.7e9 / 3.0,
+                one_core_gflops: 2.9 * 32.0,
+                together_gflops: 140.0,
+                want_loop: ThroughputLoop::Fma512,
+                want_clock_ghz: 3.7,
+                want_flop_per_cycle: 32,
+                want_gflops: 140.0,
+            },
+            Part {
+                // Sapphire Rapids (Xeon 8480), 3.0 GHz: register adds as measured, 21.6 "GHz"
+                // if the renamer folds them; the multiplies say 3.0.
+                name: "Sapphire Rapids",
+                cpuinfo: "6 143",
+                cores: 2,
+                adds_per_s: 21.6e9,
+                muls_per_s: 1.0e9,
+                one_core_gflops: 94.0,
+                together_gflops: 187.0,
+                want_loop: ThroughputLoop::Fma512,
+                want_clock_ghz: 3.0,
+                want_flop_per_cycle: 32,
+                want_gflops: 187.0,
+            },
+            Part {
+                // Alder Lake (i9-12900K), 8 P-cores (4.9 GHz one core, 4.7 all-core, 16 FLOP a
+                // cycle) and 8 E-cores (3.7 GHz, 8 FLOP a cycle): 16 cores, but together
+                // 8 x 16 x 4.7 + 8 x 8 x 3.7 = 838.4, not 16 x 16 x 4.9 = 1254.4.
+                name: "Alder Lake (hybrid)",
+                cpuinfo: "6 151",
+                cores: 16,
+                adds_per_s: 4.9e9,
+                muls_per_s: 4.9e9 / 3.0,
+                one_core_gflops: 78.0,
+                together_gflops: 838.4,
+                want_loop: ThroughputLoop::Fma256,
+                want_clock_ghz: 4.9,
+                want_flop_per_cycle: 16,
+                want_gflops: 838.4,
+            },
+            Part {
+                // Two vCPUs that are SMT siblings of one Zen 4 core, shown to the guest as two
+                // cores: together they deliver one core's FMA rate.
+                name: "SMT siblings as two vCPUs",
+                cpuinfo: "25 17",
+                cores: 2,
+                adds_per_s: 3.7e9,
+                muls_per_s: 3.7e9 / 3.0,
+                one_core_gflops: 58.0,
+                together_gflops: 59.0,
+                want_loop: ThroughputLoop::Fma512,
+                want_clock_ghz: 3.7,
+                // Zen 4 splits a 512-bit FMA in two: the loop shows 16 of the 32 implied.
+                want_flop_per_cycle: 16,
+                want_gflops: 59.0,
+            },
+        ];
+        for part in parts {
+            let (family, model) = part.cpuinfo.split_once(' ').expect("family model");
+            let flags = if ["6 85", "6 143", "25 17"].contains(&part.cpuinfo) {
+                AVX512
+            } else if part.cpuinfo == "6 45" {
+                "pni ssse3 sse4_1 sse4_2 avx"
+            } else {
+                AVX2
+            };
+            let text = cpuinfo(family.parse().expect("n"), model.parse().expect("n"), flags);
+            let f = CpuFeatures::from_cpuinfo("x86_64", &text);
+            let name = part.name;
+            assert_eq!(ThroughputLoop::for_features(&f), part.want_loop, "{name}");
+            let clock = clock_from(part.adds_per_s, part.muls_per_s) / 1e9;
+            assert!(
+                (clock - part.want_clock_ghz).abs() < 1e-9,
+                "{name}: clock {clock}"
+            );
+            let peak = Peak::from_parts(
+                &f,
+                part.cores,
+                clock,
+                part.one_core_gflops / clock,
+                Some(part.together_gflops),
+            );
+            assert_eq!(peak.flop_per_cycle, part.want_flop_per_cycle, "{name}");
+            assert!(
+                (peak.theoretical_gflops - part.want_gflops).abs() < 1e-9,
+                "{name}: {peak:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cores_together_bound_the_peak_only_from_above() {
+        let f = CpuFeatures::from_cpuinfo("x86_64", ZEN5);
+        // Together a little above one core's figure times two (noise): the product stands.
+        let p = Peak::from_parts(&f, 2, 3.0, 30.5, Some(200.0));
+        assert!((p.theoretical_gflops - 192.0).abs() < 1e-9 && !p.limited_by_together());
+        let p = Peak::from_parts(&f, 2, 3.0, 30.5, Some(100.0));
+        assert!((p.theoretical_gflops - 100.0).abs() < 1e-9 && p.limited_by_together());
     }
 }

@@ -315,6 +315,9 @@ pub struct Suite {
     /// This run's key in the sidecar: its start, in ms since the epoch (`PARCOST_RUN`: the
     /// start of the bench whose round this is).
     run: u64,
+    /// Whether `run` came from `PARCOST_RUN` (shared by the suites of one `cargo xtask
+    /// bench`), not from this process's own start.
+    shared_key: bool,
     /// The round this process measures (`PARCOST_ROUND`, 1 when unset).
     round: u32,
     /// Each variant's figure of this round.
@@ -440,7 +443,9 @@ impl Suite {
                     .unwrap_or_else(|| fail(name, format!("{var}={v:?} is not a positive integer")))
             })
         };
-        let run = from_env(crate::id::round::RUN_VAR).unwrap_or_else(crate::meta::now_ms);
+        let shared = from_env(crate::id::round::RUN_VAR);
+        let shared_key = shared.is_some();
+        let run = shared.unwrap_or_else(crate::meta::now_ms);
         let round = from_env(crate::id::round::ROUND_VAR)
             .map_or(1, |r| u32::try_from(r).unwrap_or(u32::MAX));
         // Before anything runs: the clock and FMA rate of a quiet machine, in a run's first
@@ -491,6 +496,7 @@ impl Suite {
             sidecar_tag,
             machine,
             run,
+            shared_key,
             round,
             rounds: Rc::default(),
             best: Rc::default(),
@@ -618,7 +624,10 @@ impl Suite {
                 .or_default()
                 .insert(id, usage);
         }
-        let run = RunInfo::of_round(self.run, self.selection.is_quick(), noise, self.round);
+        let run = RunInfo {
+            shared_key: self.shared_key,
+            ..RunInfo::of_round(self.run, self.selection.is_quick(), noise, self.round)
+        };
         for (name, variants) in by_layer {
             let layer = name
                 .as_deref()

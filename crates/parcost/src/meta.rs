@@ -47,14 +47,14 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// This machine, with its clock and FMA throughput measured (about 0.2 s).
+    /// This machine, with its clock and FMA throughput measured (about 0.3 s).
     pub fn detect() -> Self {
         let machine = Self::without_peak();
         Self {
             peak: machine
                 .cpu_features
                 .as_ref()
-                .and_then(|f| Peak::measure(f, machine.physical_cores)),
+                .and_then(|f| Peak::measure(f, machine.physical_cores, machine.logical_cores)),
             ..machine
         }
     }
@@ -230,6 +230,11 @@ pub struct RunInfo {
     /// this one. Absent in older sidecars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_ms: Option<u64>,
+    /// Its key came from `cargo xtask bench` (`PARCOST_RUN`), shared by every suite of that
+    /// run; a plain `cargo bench` keys each suite process by its own start. False in older
+    /// sidecars.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_key: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -251,6 +256,7 @@ impl RunInfo {
                 0
             },
             ended_ms: Some(now_ms()),
+            shared_key: false,
         }
     }
 
@@ -288,6 +294,7 @@ impl RunInfo {
             rounds: self.rounds | other.rounds,
             noisy_rounds: self.noisy_rounds | other.noisy_rounds,
             ended_ms: self.ended_ms.max(other.ended_ms),
+            shared_key: self.shared_key || other.shared_key,
         }
     }
 }
@@ -694,6 +701,7 @@ mod tests {
             rounds,
             noisy_rounds,
             ended_ms: None,
+            shared_key: true,
         };
         // Two of three rounds disturbed: their spread is in the intervals, no flag.
         assert!(!run(0b111, 0b101).flagged());
@@ -723,7 +731,9 @@ mod tests {
         let ((), usage) = Usage::measure(|| std::thread::sleep(Duration::from_millis(20)));
         let with = usage.with_extra_cpu(Duration::from_millis(30));
         assert_eq!(with.cpu_ns, usage.cpu_ns + 30_000_000);
-        assert!(with.cpu_per_wall > usage.cpu_per_wall + 0.5, "{with:?}");
+        // Its CPU per wall is recomputed from the CPU added (a stored field, not derived).
+        let ratio = with.cpu_ns as f64 / with.wall_ns as f64;
+        assert!((with.cpu_per_wall - ratio).abs() < 1e-9, "{with:?}");
         let extra = Extra {
             cpu: Duration::from_millis(10),
             voluntary_switches: 3,

@@ -1,7 +1,9 @@
 //! Logical and physical core counts, read from the kernel's CPU topology files.
 //!
 //! Read from `/sys/devices/system/cpu` rather than from a crate that asks the affinity mask:
-//! OpenBLAS has been seen to change what the mask reports once it has started its threads.
+//! OpenBLAS has been seen to change what the mask reports once it has started its threads. A
+//! container's cpuset, which no thread can change, limits it: sysfs's `online` lists every
+//! CPU of the host.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -38,7 +40,8 @@ impl Topology {
     /// This machine's topology; if the kernel's files are missing (a container without sysfs),
     /// every hardware thread the process may use is counted as a core of its own.
     pub fn detect() -> Self {
-        Self::from_sysfs(Path::new(SYSFS_CPU)).unwrap_or_else(|_| {
+        let cpuset = cgroup_cpuset(Path::new("/proc/self/cgroup"), Path::new(CGROUP_ROOT));
+        Self::from_sysfs_within(Path::new(SYSFS_CPU), cpuset.as_ref()).unwrap_or_else(|_| {
             let n = std::thread::available_parallelism().map_or(1, usize::from);
             Self {
                 logical: n,
@@ -49,11 +52,24 @@ impl Topology {
 
     /// Reads a topology tree laid out as `/sys/devices/system/cpu` is.
     pub fn from_sysfs(root: &Path) -> Result<Self, TopologyError> {
+        Self::from_sysfs_within(root, None)
+    }
+
+    /// The same, counting only the online CPUs in `cpuset` when there is one (and it shares a
+    /// CPU with them).
+    pub fn from_sysfs_within(
+        root: &Path,
+        cpuset: Option<&BTreeSet<usize>>,
+    ) -> Result<Self, TopologyError> {
         let online_path = root.join("online");
-        let online = parse_cpu_list(&read(&online_path)?).ok_or_else(|| TopologyError::Parse {
-            path: online_path.clone(),
-            text: read(&online_path).unwrap_or_default(),
-        })?;
+        let mut online =
+            parse_cpu_list(&read(&online_path)?).ok_or_else(|| TopologyError::Parse {
+                path: online_path.clone(),
+                text: read(&online_path).unwrap_or_default(),
+            })?;
+        if let Some(set) = cpuset.filter(|set| set.iter().any(|c| online.contains(c))) {
+            online.retain(|c| set.contains(c));
+        }
         if online.is_empty() {
             return Err(TopologyError::Empty(online_path));
         }
@@ -69,6 +85,44 @@ impl Topology {
             physical: cores.len(),
         })
     }
+}
+
+/// Where cgroup v2 is mounted.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The CPUs the process's cgroup may run on, from `proc_cgroup` (`/proc/self/cgroup`) and the
+/// hierarchy mounted at `root`: cgroup v2's `cpuset.cpus.effective` of its cgroup (at `root` or,
+/// in the hybrid layout, at `root/unified`), else cgroup v1's `cpuset.effective_cpus` of its
+/// cpuset cgroup (at `root/cpuset`), else those files at the mount's root (a container's own
+/// cgroup, mounted there); `None` where none is there.
+pub fn cgroup_cpuset(proc_cgroup: &Path, root: &Path) -> Option<BTreeSet<usize>> {
+    let text = fs::read_to_string(proc_cgroup).ok()?;
+    let under = |base: PathBuf, path: &str, file: &str| {
+        base.join(path.trim().trim_start_matches('/')).join(file)
+    };
+    let mut candidates = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if id == "0" && controllers.is_empty() {
+            for base in [root.to_owned(), root.join("unified")] {
+                candidates.push(under(base, path, "cpuset.cpus.effective"));
+            }
+        } else if controllers.split(',').any(|c| c == "cpuset") {
+            candidates.push(under(root.join("cpuset"), path, "cpuset.effective_cpus"));
+        }
+    }
+    // Inside a container without a cgroup namespace of its own the path names the host's
+    // view, while its own cgroup is mounted at the root: look there last.
+    candidates.push(root.join("cpuset.cpus.effective"));
+    candidates.push(root.join("cpuset/cpuset.effective_cpus"));
+    candidates.into_iter().find_map(|file| {
+        parse_cpu_list(&fs::read_to_string(file).ok()?).filter(|set| !set.is_empty())
+    })
 }
 
 fn read(path: &Path) -> Result<String, TopologyError> {
@@ -197,6 +251,54 @@ mod tests {
         let empty = tempdir::TempTree::new();
         let err = Topology::from_sysfs(empty.path()).expect_err("no online file");
         assert!(err.to_string().contains("online"), "{err}");
+    }
+
+    #[test]
+    fn a_containers_cpuset_limits_the_cores() {
+        // A host of two SMT cores; the container may use cpu0 and cpu2, siblings of core 0.
+        let tree = fixture("0-3", &[(0, 0, 0), (1, 0, 1), (2, 0, 0), (3, 0, 1)]);
+        let cgroup = tempdir::TempTree::new();
+        let proc_cgroup = cgroup.path().join("cgroup");
+        fs::write(&proc_cgroup, "0::/docker/abc\n").expect("write");
+        let dir = cgroup.path().join("docker/abc");
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("cpuset.cpus.effective"), "0,2\n").expect("write");
+        let cpuset = cgroup_cpuset(&proc_cgroup, cgroup.path());
+        assert_eq!(cpuset, Some([0, 2].into_iter().collect()));
+        let t = Topology::from_sysfs_within(tree.path(), cpuset.as_ref()).expect("topology");
+        assert_eq!(
+            t,
+            Topology {
+                logical: 2,
+                physical: 1
+            }
+        );
+        // No cpuset file (no cpuset controller): the online CPUs.
+        fs::remove_file(dir.join("cpuset.cpus.effective")).expect("rm");
+        assert_eq!(cgroup_cpuset(&proc_cgroup, cgroup.path()), None);
+        // cgroup v1 (this machine's layout): the cpuset hierarchy's own file.
+        fs::write(&proc_cgroup, "4:memory:/x\n3:cpuset:/docker/abc\n0::/\n").expect("write");
+        let v1 = cgroup.path().join("cpuset/docker/abc");
+        fs::create_dir_all(&v1).expect("mkdir");
+        fs::write(v1.join("cpuset.effective_cpus"), "1\n").expect("write");
+        assert_eq!(
+            cgroup_cpuset(&proc_cgroup, cgroup.path()),
+            Some([1].into_iter().collect())
+        );
+        // A container without a cgroup namespace: the path is the host's, the container's
+        // own cgroup is mounted at the root.
+        fs::remove_dir_all(cgroup.path().join("cpuset")).expect("rm");
+        fs::remove_dir_all(cgroup.path().join("docker")).expect("rm");
+        fs::write(&proc_cgroup, "0::/docker/abc\n").expect("write");
+        fs::write(cgroup.path().join("cpuset.cpus.effective"), "0-1\n").expect("write");
+        assert_eq!(
+            cgroup_cpuset(&proc_cgroup, cgroup.path()),
+            Some([0, 1].into_iter().collect())
+        );
+        // A cpuset naming none of the online CPUs is not believed.
+        let elsewhere: BTreeSet<usize> = [8, 9].into_iter().collect();
+        let t = Topology::from_sysfs_within(tree.path(), Some(&elsewhere)).expect("topology");
+        assert_eq!(t.logical, 4);
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Options {
     /// `parcost-probe`, which every setting the report prints is tried against first
     /// ([`settings::try_all`]); without it no setting is shown ([`settings::NO_PROBE`]).
     pub probe: Option<PathBuf>,
+    /// The newest run of `cargo xtask bench` alone, or every suite's latest (`--mix-runs`).
+    pub runs: results::Runs,
 }
 
 /// Why no report was written; the previous one, if any, is untouched.
@@ -145,6 +147,66 @@ fn summarize(run: &results::Run) -> (Summary, figures::Figures) {
     (summary, figures)
 }
 
+/// One run of `cargo xtask bench` in words: when it started, its mode and kernels, its suites.
+fn bench_run_words(r: &results::BenchRun) -> String {
+    let kernels = if r.kernels.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", kernel {}",
+            r.kernels.iter().cloned().collect::<Vec<_>>().join(" and ")
+        )
+    };
+    format!(
+        "the run of {} ({}{kernels}: {})",
+        facts::iso8601(r.started_ms / 1000),
+        if r.quick { "quick" } else { "full" },
+        r.suites.iter().cloned().collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// The line that says which runs of `cargo xtask bench` the report judged: the newest alone
+/// with `left_out` results of earlier ones set aside, or several (mixed as asked, or runs of a
+/// plain `cargo bench`, each suite process its own).
+fn runs_warning(
+    runs: &[results::BenchRun],
+    left_out: usize,
+    asked: results::Runs,
+) -> Option<String> {
+    let (judged, earlier): (Vec<_>, Vec<_>) = runs.iter().partition(|r| r.included);
+    if !earlier.is_empty() {
+        return Some(format!(
+            "judged {} alone; left out {left_out} results of {} earlier run(s) ({}): a report \
+             judges one run at a time (`cargo xtask report --mix-runs` judges every suite's \
+             latest together)",
+            judged
+                .first()
+                .map_or_else(String::new, |r| bench_run_words(r)),
+            earlier.len(),
+            earlier
+                .iter()
+                .map(|r| bench_run_words(r))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    (judged.len() > 1).then(|| {
+        format!(
+            "judged {} runs together ({}): {}",
+            judged.len(),
+            match asked {
+                results::Runs::Mixed => "--mix-runs",
+                results::Runs::Newest => "a plain cargo bench keys each suite process apart",
+            },
+            judged
+                .iter()
+                .map(|r| bench_run_words(r))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })
+}
+
 /// `to` relative to the folder `from`, for links that keep working when the tree moves.
 fn relative(from: &Path, to: &Path) -> PathBuf {
     let (from, to): (Vec<Component>, Vec<Component>) =
@@ -169,7 +231,7 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
     let started = Instant::now();
     let criterion_dir = &opts.criterion_dir;
     let out_dir = &opts.out_dir;
-    let run = results::load(criterion_dir, "new");
+    let run = results::load_runs(criterion_dir, "new", opts.runs);
     if run.measurements.is_empty() {
         return Err(ReportError::NoResults(criterion_dir.clone()));
     }
@@ -178,6 +240,8 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
         .iter()
         .map(|s| format!("left out {}: {}", s.what, s.why))
         .collect();
+    let runs_line = runs_warning(&run.bench_runs, run.earlier.len(), opts.runs);
+    warnings.extend(runs_line.clone());
     if run.machine.is_none() {
         warnings.push(format!(
             "no parcost sidecar in {}: the machine and P are unknown, so no finding or \
@@ -237,14 +301,16 @@ pub fn write(opts: &Options) -> Result<Written, ReportError> {
             ))
         })
         .collect();
+    let left_out: Vec<results::Skipped> = run.stale.iter().chain(&run.earlier).cloned().collect();
     let page = html::Page {
         summary: &summary,
         figures: &figures,
         skipped: &run.skipped,
-        stale: &run.stale,
+        stale: &left_out,
         links: &links,
         other: other.as_ref().map(|(n, s)| (n.as_str(), s)),
         tried: tried.as_ref(),
+        runs: runs_line.as_deref(),
     };
     let html_text = html::render(&page).map_err(|e| ReportError::Render(format!("{e:#}")))?;
     let json =

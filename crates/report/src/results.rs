@@ -188,6 +188,37 @@ pub struct Run {
     pub stale: Vec<Skipped>,
     /// The latest run of each sidecar (suite, layer, tag) and the noise it saw.
     pub runs: Vec<SuiteRun>,
+    /// The runs of `cargo xtask bench` the sidecars hold, newest first: the report judges the
+    /// newest alone unless asked to mix them ([`load_runs`]).
+    pub bench_runs: Vec<BenchRun>,
+    /// Results of the runs left out, as [`Run::stale`]'s.
+    pub earlier: Vec<Skipped>,
+}
+
+/// One run of `cargo xtask bench` (its suites share a key: when it started), as its sidecars
+/// recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchRun {
+    pub started_ms: u64,
+    pub quick: bool,
+    /// The OpenBLAS kernels its suites ran (the kernel sweep's aside).
+    pub kernels: std::collections::BTreeSet<String>,
+    /// Its suites, each with its layer when it has one (`task-level under faer`).
+    pub suites: std::collections::BTreeSet<String>,
+    /// Whether its results are in the report.
+    pub included: bool,
+}
+
+/// Which runs a report judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Runs {
+    /// The newest run of `cargo xtask bench` alone: a suite re-run alone, or a quick run of one
+    /// suite after a full run of the others, is not silently judged beside figures of another
+    /// day, mode or kernel.
+    #[default]
+    Newest,
+    /// Every suite's latest run, whichever run it came from (`--mix-runs`).
+    Mixed,
 }
 
 /// The latest run of one suite under one layer (or one part of it, `tag`).
@@ -212,6 +243,8 @@ struct Record {
     run_ended_ms: Option<u64>,
     /// Its figure in each round of that run (empty in older sidecars).
     rounds: BTreeMap<u32, RoundTime>,
+    /// From a run of `cargo xtask bench` the report leaves out ([`Runs::Newest`]).
+    earlier_run: bool,
 }
 
 impl Record {
@@ -314,15 +347,25 @@ fn pool_by_step(measurements: &mut [Measurement]) {
 }
 
 /// Reads every benchmark under `criterion_dir` from its `which` folder (`new` or a baseline
-/// name), and the sidecars.
+/// name), and the sidecars, of the newest run of `cargo xtask bench` ([`Runs::Newest`]).
 pub fn load(criterion_dir: &Path, which: &str) -> Run {
+    load_runs(criterion_dir, which, Runs::Newest)
+}
+
+/// The same, of the runs `runs` says.
+pub fn load_runs(criterion_dir: &Path, which: &str, runs: Runs) -> Run {
     let mut run = Run::default();
     let mut files = Vec::new();
     collect_benchmarks(criterion_dir, which, &mut files, 0);
     files.sort();
-    let sidecars = load_sidecars(criterion_dir, &mut run);
-    let suites_with_sidecars: std::collections::HashSet<String> =
-        run.runs.iter().map(|r| r.suite.clone()).collect();
+    let sidecars = load_sidecars(criterion_dir, &mut run, runs);
+    // Every suite with a sidecar, judged or left out: a Criterion file of one in no sidecar is
+    // an older version's id.
+    let suites_with_sidecars: std::collections::HashSet<String> = sidecars
+        .keys()
+        .filter_map(|id| id.split('/').next())
+        .map(str::to_owned)
+        .collect();
     // Ids Criterion has a folder for, read or not: only the others were run once and live in
     // the sidecars alone.
     let mut sampled = std::collections::HashSet::new();
@@ -341,6 +384,10 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
         match read_measurement(criterion_dir, &bench_file, &sidecars) {
             Ok(m) if which != "new" => run.measurements.push(m),
             Ok(m) => match sidecars.get(&m.full_id) {
+                Some(rec) if rec.earlier_run => run.earlier.push(stale(
+                    &m.full_id,
+                    "from an earlier run of cargo xtask bench than the newest",
+                )),
                 // Over the sampling budget in its latest run: Criterion's files are older.
                 Some(rec) if rec.current && rec.usage.sampled == Some(false) => {}
                 Some(rec) if rec.current => {
@@ -379,6 +426,12 @@ pub fn load(criterion_dir: &Path, which: &str) -> Run {
         for (id, rec) in &sidecars {
             let usage = rec.usage;
             let once = usage.sampled == Some(false) || !sampled.contains(id);
+            if rec.earlier_run && !sampled.contains(id) {
+                run.earlier.push(stale(
+                    id,
+                    "from an earlier run of cargo xtask bench than the newest",
+                ));
+            }
             if !rec.current || !once {
                 continue;
             }
@@ -550,13 +603,14 @@ fn stale(id: &str, why: &str) -> Skipped {
     }
 }
 
-fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Record> {
+fn load_sidecars(criterion_dir: &Path, run: &mut Run, runs: Runs) -> BTreeMap<String, Record> {
     let mut usage = BTreeMap::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(criterion_dir.join(SIDECAR_DIR))
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "json"));
     files.sort();
+    let mut sidecars = Vec::new();
     for path in files {
         if path
             .file_name()
@@ -575,72 +629,134 @@ fn load_sidecars(criterion_dir: &Path, run: &mut Run) -> BTreeMap<String, Record
             continue;
         }
         match Sidecar::read(&path) {
-            Ok(sidecar) => {
-                let newer = run
-                    .machine
-                    .as_ref()
-                    .is_none_or(|m| m.created_unix <= sidecar.machine.created_unix);
-                if newer {
-                    run.machine = Some(sidecar.machine.clone());
-                }
-                // The native layers' sidecars name the OpenBLAS of their references only: the
-                // OpenBLAS measured, and its layers, come from the others.
-                let layer = sidecar.layer_name().map(str::to_owned);
-                let measured_openblas = layer
-                    .as_deref()
-                    .is_some_and(parcost::id::layer::is_openblas);
-                if let Some(info) = sidecar
-                    .openblas
-                    .as_ref()
-                    .filter(|_| sidecar.tag.is_none() && measured_openblas)
-                {
-                    run.openblas_config
-                        .get_or_insert_with(|| info.config.clone());
-                    run.openblas.get_or_insert_with(|| info.clone());
-                    let layer = info.layer.name().to_owned();
-                    if !run.layers.contains(&layer) {
-                        run.layers.push(layer);
-                    }
-                }
-                let latest = sidecar.latest_run().copied();
-                if let Some(info) = latest {
-                    run.runs.push(SuiteRun {
-                        suite: sidecar.suite.clone(),
-                        layer,
-                        tag: sidecar.tag.clone().or_else(|| {
-                            sidecar
-                                .matmul_num_threads
-                                .map(|b| format!("{}={b}", parcost::layer::MATMUL_THREADS_VAR))
-                        }),
-                        info,
-                    });
-                }
-                let mut seen = sidecar.ranks_seen;
-                let mut rounds = sidecar.rounds;
-                for (id, u) in sidecar.variants {
-                    let ranks_seen = seen.remove(&id).unwrap_or_default();
-                    let rounds = rounds.remove(&id).unwrap_or_default();
-                    // A sidecar without runs predates run records: all of it counts as current.
-                    let current = latest.is_none_or(|l| u.run == Some(l.started_ms));
-                    usage.insert(
-                        id,
-                        Record {
-                            ranks_seen,
-                            usage: u,
-                            current,
-                            run_started_ms: latest.map(|l| l.started_ms),
-                            run_ended_ms: latest.and_then(|l| l.ended_ms),
-                            rounds,
-                        },
-                    );
-                }
-            }
+            Ok(sidecar) => sidecars.push(sidecar),
             Err(e) => run.skipped.push(Skipped {
                 what: path.display().to_string(),
                 why: e.to_string(),
             }),
         }
     }
+    // The newest run of `cargo xtask bench`: its suites share its key. A sidecar without run
+    // records predates them, and one of a plain `cargo bench` (each suite process keyed by its
+    // own start) is a run of its own: both are judged, as before runs were told apart.
+    let newest = sidecars
+        .iter()
+        .filter_map(|s| {
+            s.latest_run()
+                .filter(|r| r.shared_key)
+                .map(|r| r.started_ms)
+        })
+        .max();
+    for sidecar in sidecars {
+        let latest = sidecar.latest_run().copied();
+        let included = runs == Runs::Mixed
+            || latest.is_none_or(|l| !l.shared_key || Some(l.started_ms) == newest);
+        if let Some(info) = latest {
+            let at = match run
+                .bench_runs
+                .iter()
+                .position(|r| r.started_ms == info.started_ms)
+            {
+                Some(at) => at,
+                None => {
+                    run.bench_runs.push(BenchRun {
+                        started_ms: info.started_ms,
+                        quick: info.quick,
+                        kernels: Default::default(),
+                        suites: Default::default(),
+                        included,
+                    });
+                    run.bench_runs.len() - 1
+                }
+            };
+            let bench_run = &mut run.bench_runs[at];
+            let suite = match sidecar.layer_name() {
+                Some(layer) => format!("{} under {layer}", sidecar.suite),
+                None => sidecar.suite.clone(),
+            };
+            bench_run.suites.insert(suite);
+            if let Some(o) = sidecar.openblas.as_ref().filter(|_| sidecar.tag.is_none()) {
+                bench_run.kernels.insert(o.core.clone());
+            }
+        }
+        if !included {
+            for (id, u) in sidecar.variants {
+                usage.insert(
+                    id,
+                    Record {
+                        usage: u,
+                        ranks_seen: Vec::new(),
+                        current: false,
+                        run_started_ms: latest.map(|l| l.started_ms),
+                        run_ended_ms: latest.and_then(|l| l.ended_ms),
+                        rounds: BTreeMap::new(),
+                        earlier_run: true,
+                    },
+                );
+            }
+            continue;
+        }
+        let newer = run
+            .machine
+            .as_ref()
+            .is_none_or(|m| m.created_unix <= sidecar.machine.created_unix);
+        if newer {
+            run.machine = Some(sidecar.machine.clone());
+        }
+        // The native layers' sidecars name the OpenBLAS of their references only: the
+        // OpenBLAS measured, and its layers, come from the others.
+        let layer = sidecar.layer_name().map(str::to_owned);
+        let measured_openblas = layer
+            .as_deref()
+            .is_some_and(parcost::id::layer::is_openblas);
+        if let Some(info) = sidecar
+            .openblas
+            .as_ref()
+            .filter(|_| sidecar.tag.is_none() && measured_openblas)
+        {
+            run.openblas_config
+                .get_or_insert_with(|| info.config.clone());
+            run.openblas.get_or_insert_with(|| info.clone());
+            let layer = info.layer.name().to_owned();
+            if !run.layers.contains(&layer) {
+                run.layers.push(layer);
+            }
+        }
+        if let Some(info) = latest {
+            run.runs.push(SuiteRun {
+                suite: sidecar.suite.clone(),
+                layer,
+                tag: sidecar.tag.clone().or_else(|| {
+                    sidecar
+                        .matmul_num_threads
+                        .map(|b| format!("{}={b}", parcost::layer::MATMUL_THREADS_VAR))
+                }),
+                info,
+            });
+        }
+        let mut seen = sidecar.ranks_seen;
+        let mut rounds = sidecar.rounds;
+        for (id, u) in sidecar.variants {
+            let ranks_seen = seen.remove(&id).unwrap_or_default();
+            let rounds = rounds.remove(&id).unwrap_or_default();
+            // A sidecar without runs predates run records: all of it counts as current.
+            let current = latest.is_none_or(|l| u.run == Some(l.started_ms));
+            usage.insert(
+                id,
+                Record {
+                    ranks_seen,
+                    usage: u,
+                    current,
+                    run_started_ms: latest.map(|l| l.started_ms),
+                    run_ended_ms: latest.and_then(|l| l.ended_ms),
+                    rounds,
+                    earlier_run: false,
+                },
+            );
+        }
+    }
+    run.bench_runs
+        .sort_by_key(|r| std::cmp::Reverse(r.started_ms));
     usage
 }
 
@@ -747,6 +863,7 @@ mod tests {
                     rounds: 0,
                     noisy_rounds: 0,
                     ended_ms: None,
+                    shared_key: true,
                 },
             )]
             .into_iter()
@@ -798,6 +915,91 @@ mod tests {
             Some("pthreads"),
         ))
         .expect("write");
+    }
+
+    /// `car` as recorded by the run of `cargo xtask bench` that started at `started`.
+    fn of_run(mut car: Sidecar, started: u64, quick: bool) -> Sidecar {
+        for u in car.variants.values_mut() {
+            u.run = Some(started);
+        }
+        let mut info = *car.runs.values().next().expect("a run");
+        info.started_ms = started;
+        info.quick = quick;
+        car.runs = [(started, info)].into_iter().collect();
+        car
+    }
+
+    #[test]
+    fn a_report_judges_the_newest_run_alone_unless_asked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = |token: &str| Sidecar::path(dir.path(), "oversubscription", None, Some(token));
+        // faer's suite from a quick run of the day before, pthreads' from today's full run.
+        let today = 1_700_000_000_000;
+        of_run(
+            sidecar(Some("faer"), BlasLayer::Serial, None),
+            today - 86_400_000,
+            true,
+        )
+        .merge_into(&at("faer"))
+        .expect("write");
+        of_run(sidecar(None, BlasLayer::Pthreads, None), today, false)
+            .merge_into(&at("pthreads"))
+            .expect("write");
+        let layers = |run: &Run| -> Vec<String> {
+            run.measurements
+                .iter()
+                .map(|m| {
+                    m.params
+                        .get("layer")
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        let newest = load(dir.path(), "new");
+        assert_eq!(layers(&newest), ["pthreads"]);
+        assert_eq!(newest.earlier.len(), 1, "{:?}", newest.earlier);
+        assert_eq!(newest.runs.len(), 1, "the noise of the run judged only");
+        let runs: Vec<(bool, bool)> = newest
+            .bench_runs
+            .iter()
+            .map(|r| (r.quick, r.included))
+            .collect();
+        assert_eq!(runs, [(false, true), (true, false)], "newest first");
+        assert!(
+            newest.bench_runs[1]
+                .suites
+                .contains("oversubscription under faer")
+        );
+        let mixed = load_runs(dir.path(), "new", Runs::Mixed);
+        assert_eq!(layers(&mixed), ["faer", "pthreads"]);
+        assert!(mixed.earlier.is_empty() && mixed.bench_runs.iter().all(|r| r.included));
+        // A plain `cargo bench` keys each suite process by its own start: each is judged.
+        let plain = tempfile::tempdir().expect("tempdir");
+        let at = |token: &str| Sidecar::path(plain.path(), "oversubscription", None, Some(token));
+        for (token, layer, started) in [
+            ("faer", Some("faer"), today - 60_000),
+            ("pthreads", None, today),
+        ] {
+            let mut car = of_run(
+                sidecar(
+                    layer,
+                    if layer.is_some() {
+                        BlasLayer::Serial
+                    } else {
+                        BlasLayer::Pthreads
+                    },
+                    None,
+                ),
+                started,
+                false,
+            );
+            for info in car.runs.values_mut() {
+                info.shared_key = false;
+            }
+            car.merge_into(&at(token)).expect("write");
+        }
+        assert_eq!(layers(&load(plain.path(), "new")), ["faer", "pthreads"]);
     }
 
     #[test]

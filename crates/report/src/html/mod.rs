@@ -33,6 +33,8 @@ pub struct Page<'a> {
     pub other: Option<(&'a str, &'a Summary)>,
     /// What `cargo xtask try` found of the user's own program (`try.json`), if it ran.
     pub tried: Option<&'a crate::tried::Tried>,
+    /// Which runs of `cargo xtask bench` were judged, when more than one is in the folder.
+    pub runs: Option<&'a str>,
 }
 
 pub fn render(page: &Page) -> anyhow::Result<String> {
@@ -52,6 +54,9 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     let mut row = |k: &str, v: String| {
         let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
     };
+    if let Some(runs) = page.runs {
+        row("Runs", runs.to_owned());
+    }
     row("CPU", m.cpu.clone());
     row(
         "Cores",
@@ -78,18 +83,31 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
                 peak.clock_ghz
             ),
         );
+        let of_cores = format!(
+            "{} physical cores x {} FLOP/cycle x {:.2} GHz (features imply {}; a loop of \
+             independent multiply-adds on one core reached {:.1} a cycle)",
+            peak.cores,
+            peak.flop_per_cycle,
+            peak.clock_ghz,
+            peak.implied_flop_per_cycle,
+            peak.measured_flop_per_cycle
+        );
+        let line = if peak.limited_by_together() {
+            format!(
+                "{:.1} GFLOP/s: what that loop delivered on every CPU at once, less than {of_cores} \
+                 (SMT siblings, a lower all-core or wide-vector clock, or slower cores)",
+                peak.theoretical_gflops
+            )
+        } else {
+            format!("{:.1} GFLOP/s = {of_cores}", peak.theoretical_gflops)
+        };
+        row("Theoretical peak", line);
+    } else if m.cpu_features.as_ref().is_some_and(|f| !f.checked()) {
         row(
             "Theoretical peak",
-            format!(
-                "{:.1} GFLOP/s = {} physical cores x {} FLOP/cycle x {:.2} GHz (features imply {}; \
-                 an FMA loop reached {:.1} a cycle)",
-                peak.theoretical_gflops,
-                peak.cores,
-                peak.flop_per_cycle,
-                peak.clock_ghz,
-                peak.implied_flop_per_cycle,
-                peak.measured_flop_per_cycle
-            ),
+            "none: the clock and FMA loops that measure it are x86-64 only; every \"% of peak\" \
+             here is of the best DGEMM measured"
+                .to_owned(),
         );
     }
     if let Some(o) = &m.openblas {
@@ -197,8 +215,8 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     if !page.stale.is_empty() {
         let _ = write!(
             h,
-            "<h2 id=\"stale\">Earlier runs left out</h2><details><summary>{} results are older \
-             than their suite's latest run, so they are not mixed with it</summary>",
+            "<h2 id=\"stale\">Earlier runs left out</h2><details><summary>{} results are from \
+             earlier runs than the ones judged here, so they are not mixed with them</summary>",
             page.stale.len()
         );
         left_out(&mut h, page.stale);
