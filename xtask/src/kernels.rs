@@ -112,6 +112,7 @@ pub fn choose(layers: &[Layer], policy: &KernelPolicy) -> anyhow::Result<Vec<Cho
         }
         chosen.push(Chosen { decision, survey });
     }
+    share_decision(&mut chosen)?;
     // One line for the whole run when every layer decided the same.
     let notes: Vec<&str> = chosen
         .iter()
@@ -127,4 +128,182 @@ pub fn choose(layers: &[Layer], policy: &KernelPolicy) -> anyhow::Result<Vec<Cho
         }
     }
     Ok(chosen)
+}
+
+/// One kernel for the whole run: the first layer's decision for every layer, so that the
+/// layers, whose timings of one trial each could rank near-equal kernels differently, are
+/// compared on one kernel. The kernel must have passed its trial under each layer (the named
+/// one, or the library's own, which must be the same kernel there): else one line naming both
+/// layers. Each layer keeps its own record of what its library chose.
+fn share_decision(chosen: &mut [Chosen]) -> anyhow::Result<()> {
+    let Some((first, rest)) = chosen.split_first_mut() else {
+        return Ok(());
+    };
+    for other in rest {
+        let (kernel, trial) = match first.decision.coretype.as_deref() {
+            Some(k) => (k.to_owned(), other.survey.trial(k)),
+            None => (
+                first
+                    .decision
+                    .library_core
+                    .clone()
+                    .unwrap_or_else(|| "OpenBLAS's own".to_owned()),
+                other.survey.library(),
+            ),
+        };
+        let fails = match trial {
+            Some(t) if !t.verdict.passed() => Some(t.verdict.to_string()),
+            Some(t) if first.decision.coretype.is_none() => t
+                .loaded
+                .as_deref()
+                .filter(|l| !parcost::kernel::same(l, &kernel))
+                .map(|l| format!("is not its library's own choice there ({l})")),
+            Some(_) => None,
+            None => Some("was not tried".to_owned()),
+        };
+        if let Some(why) = fails {
+            bail!(
+                "kernel {kernel}, chosen under OpenBLAS layer {}, {why} under layer {}: pass \
+                 --kernel NAME, or --layer {} alone",
+                first.survey.layer,
+                other.survey.layer,
+                first.survey.layer
+            );
+        }
+        other.decision = Decision {
+            library_core: other.decision.library_core.clone(),
+            ..first.decision.clone()
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parcost::kernel::KernelSource;
+
+    fn chosen(layer: &str, coretype: Option<&str>, verdicts: &[(&str, bool)]) -> Chosen {
+        let trial = |name: &str, passed: bool| parcost::kernel::Trial {
+            requested: Some(name.into()),
+            loaded: Some(name.into()),
+            verdict: if passed {
+                parcost::kernel::Verdict::Passed
+            } else {
+                parcost::kernel::Verdict::Wrong {
+                    detail: "off by one".into(),
+                }
+            },
+            gflops: None,
+        };
+        Chosen {
+            decision: Decision {
+                coretype: coretype.map(String::from),
+                source: KernelSource::Auto,
+                library_core: Some("SkylakeX".into()),
+                note: None,
+            },
+            survey: Survey {
+                layer: layer.into(),
+                config: "OpenBLAS 0.3.21 DYNAMIC_ARCH".into(),
+                user_coretype: None,
+                cpu: parcost::cpu::CpuFeatures::from_cpuinfo("x86_64", ""),
+                trials: verdicts.iter().map(|&(n, p)| trial(n, p)).collect(),
+                created_unix: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn every_layer_runs_the_kernel_the_first_chose() {
+        // The OpenMP layer's own timing ranked Haswell first; the run keeps pthreads' SkylakeX.
+        let mut layers = [
+            chosen(
+                "pthreads",
+                Some("SkylakeX"),
+                &[("SkylakeX", true), ("Haswell", true)],
+            ),
+            chosen(
+                "openmp",
+                Some("Haswell"),
+                &[("SkylakeX", true), ("Haswell", true)],
+            ),
+        ];
+        share_decision(&mut layers).expect("shared");
+        assert!(
+            layers
+                .iter()
+                .all(|c| c.decision.coretype.as_deref() == Some("SkylakeX"))
+        );
+        // SkylakeX wrong under OpenMP: one line naming both layers, no run.
+        let mut layers = [
+            chosen("pthreads", Some("SkylakeX"), &[("SkylakeX", true)]),
+            chosen("openmp", None, &[("SkylakeX", false)]),
+        ];
+        let err = share_decision(&mut layers)
+            .expect_err("not passed there")
+            .to_string();
+        assert!(err.contains("pthreads") && err.contains("openmp"), "{err}");
+        // The library's own kernel under pthreads; under OpenMP the library's own was wrong.
+        let mut layers = [
+            chosen("pthreads", None, &[("SkylakeX", true)]),
+            chosen("openmp", Some("Haswell"), &[("Haswell", true)]),
+        ];
+        layers[0]
+            .survey
+            .trials
+            .insert(0, library_trial("SkylakeX", true));
+        layers[1]
+            .survey
+            .trials
+            .insert(0, library_trial("SkylakeX", false));
+        let err = share_decision(&mut layers)
+            .expect_err("wrong there")
+            .to_string();
+        assert!(err.contains("SkylakeX") && err.contains("openmp"), "{err}");
+        layers[1].survey.trials[0] = library_trial("SkylakeX", true);
+        share_decision(&mut layers).expect("the same kernel, passed");
+        assert_eq!(layers[1].decision.coretype, None);
+    }
+
+    fn library_trial(loaded: &str, passed: bool) -> parcost::kernel::Trial {
+        parcost::kernel::Trial {
+            requested: None,
+            loaded: Some(loaded.into()),
+            verdict: if passed {
+                parcost::kernel::Verdict::Passed
+            } else {
+                parcost::kernel::Verdict::Wrong {
+                    detail: "off by one".into(),
+                }
+            },
+            gflops: None,
+        }
+    }
+
+    /// What a suite's process finds in its environment: the kernel the run decided, or no
+    /// `OPENBLAS_CORETYPE` at all when the library chooses (not the one the xtask was started
+    /// with), and how it was chosen.
+    #[test]
+    fn the_kernel_reaches_the_suites_process() {
+        let seen = |coretype: Option<&str>| {
+            let decision = Decision {
+                coretype: coretype.map(String::from),
+                source: KernelSource::Auto,
+                library_core: Some("SkylakeX".into()),
+                note: None,
+            };
+            let mut cmd = Command::new("sh");
+            cmd.args([
+                "-c",
+                &format!("echo \"${{{CORETYPE_VAR}-unset}} ${SOURCE_VAR} ${LIBRARY_CORE_VAR}\""),
+            ])
+            .env(CORETYPE_VAR, "Typo");
+            apply_kernel(&mut cmd, &decision, decision.coretype.as_deref());
+            let out = cmd.output().expect("sh runs");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        assert_eq!(seen(Some("Haswell")), "Haswell auto SkylakeX");
+        assert_eq!(seen(None), "unset auto SkylakeX");
+    }
 }

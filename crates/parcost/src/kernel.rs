@@ -397,11 +397,16 @@ impl Survey {
         let fastest = self.fastest_passing();
         if let Some(user) = &self.user_coretype {
             let trial = self.trial(user);
-            if let Some(t) = trial.filter(|t| !t.verdict.passed()) {
+            let failed = match trial {
+                Some(t) if t.verdict.passed() => None,
+                Some(t) => Some(format!("{} in its trial", t.verdict)),
+                // A survey of an older parcost tried only the kernels it knew.
+                None => Some("was not tried".to_owned()),
+            };
+            if let Some(why) = failed {
                 return Err(format!(
-                    "OPENBLAS_CORETYPE={user} from your environment {} in its trial; unset it, \
-                     or pass --kernel library or --kernel NAME",
-                    t.verdict
+                    "OPENBLAS_CORETYPE={user} from your environment {why}; unset it, or pass \
+                     --kernel library or --kernel NAME"
                 ));
             }
             let faster = fastest.filter(|f| {

@@ -201,8 +201,23 @@ pub enum SurveyError {
 }
 
 /// Tries the library's own kernel, then every kernel this CPU can run, each in a child process
-/// of `exe` (`exe trial ...`). `timing` adds the quick dgemm timing the choice ranks by.
+/// of `exe` (`exe trial ...`), with the user's `OPENBLAS_CORETYPE` from this process's
+/// environment. `timing` adds the quick dgemm timing the choice ranks by.
 pub fn survey(exe: &Path, timing: bool) -> Result<Survey, SurveyError> {
+    let user = std::env::var(CORETYPE_VAR).ok().filter(|v| !v.is_empty());
+    survey_with(exe, timing, user)
+}
+
+/// The same with the user's kernel `user_coretype`. Beside the kernels this CPU can run, two
+/// more are tried like them: the library's own kernel under the name it reports (a kernel
+/// newer than [`kernel::X86_64_KERNELS`], `SapphireRapids` from OpenBLAS 0.3.22, or the target
+/// of a build without `DYNAMIC_ARCH`: swept under that name too), and the user's (a typo is
+/// a trial that loaded another kernel, and the decision says so in one line).
+pub fn survey_with(
+    exe: &Path,
+    timing: bool,
+    user_coretype: Option<String>,
+) -> Result<Survey, SurveyError> {
     let info = BlasInfo::loaded()?;
     let cpu = CpuFeatures::detect();
     let dir = tempfile::tempdir().map_err(SurveyError::TempDir)?;
@@ -222,7 +237,17 @@ pub fn survey(exe: &Path, timing: bool) -> Result<Survey, SurveyError> {
         .first()
         .is_some_and(|t| matches!(t.verdict, Verdict::Passed));
     let compare = (library_passed && library_dump.is_file()).then_some(library_dump.as_path());
-    for name in kernel::runnable(&cpu) {
+    let mut names: Vec<String> = kernel::runnable(&cpu)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let reported = trials.first().and_then(|t| t.loaded.clone());
+    for extra in [reported, user_coretype.clone()].into_iter().flatten() {
+        if !names.iter().any(|n| kernel::same(n, &extra)) {
+            names.push(extra);
+        }
+    }
+    for name in &names {
         trials.push(child_trial(
             exe,
             Some(name),
@@ -235,7 +260,7 @@ pub fn survey(exe: &Path, timing: bool) -> Result<Survey, SurveyError> {
     Ok(Survey {
         layer: info.layer.name().to_owned(),
         config: info.config,
-        user_coretype: std::env::var(CORETYPE_VAR).ok().filter(|v| !v.is_empty()),
+        user_coretype,
         cpu,
         trials,
         created_unix: std::time::SystemTime::now()
@@ -502,6 +527,42 @@ fi"#,
             named.iter().all(|t| t.verdict == Verdict::Passed),
             "{named:?}"
         );
+    }
+
+    #[test]
+    fn the_librarys_own_kernel_and_the_users_are_tried_by_name() {
+        let _serial = crate::blas::exclusive_blas();
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A library that reports a kernel newer than the nine named ones, and loads its own
+        // for a name it does not know (as OpenBLAS does with a misspelt OPENBLAS_CORETYPE).
+        let exe = script(
+            dir.path(),
+            r#"case "$OPENBLAS_CORETYPE" in
+  ""|SapphireRapids|SkylakeX|Haswell|Zen|Sandybridge|Nehalem|Penryn|Core2|Prescott|Cooperlake)
+    echo "{\"loaded\":\"${OPENBLAS_CORETYPE:-SapphireRapids}\"}" ;;
+  *) echo '{"loaded":"SapphireRapids"}' ;;
+esac"#,
+        );
+        let survey = survey_with(&exe, false, Some("SkylakeXX".into())).expect("a survey");
+        let verdict = |name: &str| survey.trial(name).map(|t| t.verdict.clone());
+        assert_eq!(verdict("SapphireRapids"), Some(Verdict::Passed));
+        assert!(
+            survey
+                .sweep_kernels(None)
+                .iter()
+                .any(|k| k == "SapphireRapids"),
+            "the library's own kernel is swept under the name it reports"
+        );
+        assert_eq!(
+            verdict("SkylakeXX"),
+            Some(Verdict::NotInBuild {
+                loaded: "SapphireRapids".into()
+            })
+        );
+        let err = survey
+            .decide(&crate::kernel::KernelPolicy::Auto)
+            .expect_err("a typo is an error");
+        assert!(err.contains("OPENBLAS_CORETYPE=SkylakeXX"), "{err}");
     }
 
     #[test]

@@ -286,6 +286,21 @@ fn kernel(machine: &MachineOut, rows: &[Row], p: u64, v: &mut Verdict) {
     let Some(o) = &machine.openblas else {
         return;
     };
+    // A build for one target has no other kernel: OPENBLAS_CORETYPE does nothing there, and
+    // "its own choice was the fastest" would be a comparison that never happened.
+    if !o.config.is_empty() && !o.config.contains("DYNAMIC_ARCH") {
+        v.line(
+            Topic::Kernel,
+            format!(
+                "Kernel: this OpenBLAS was built without DYNAMIC_ARCH, for {} alone: it has no \
+                 other kernel to try, and OPENBLAS_CORETYPE changes nothing ({}).",
+                o.core, o.config
+            ),
+            "machine",
+            Support::Information,
+        );
+        return;
+    }
     let sweep = KernelSweep::of(rows, p);
     let of = |k: &str| sweep.as_ref().and_then(|s| s.row(k));
     let (Some(best), Some(lib)) = (sweep.as_ref().map(|s| s.best), of(&o.core)) else {
@@ -1185,6 +1200,48 @@ mod tests {
         );
         assert!(v.settings.iter().any(|s| s.line.contains("num_threads(2)")));
         assert!(v.lines.iter().all(|l| !l.evidence.is_empty()));
+    }
+
+    #[test]
+    fn a_build_without_dynamic_arch_is_named_and_gets_no_kernel_setting() {
+        // SkylakeX's dgemm twice as fast as Haswell, OpenBLAS's own choice.
+        let rows: Vec<Row> = [("haswell", 20.0), ("skylakex", 10.0)]
+            .iter()
+            .map(|(k, ms)| {
+                row(
+                    &format!("blas-tuning/matmul/layer=pthreads,kernel={k},n=1024/blas_threads=2"),
+                    *ms,
+                )
+            })
+            .collect();
+        let with_config = |config: &str| {
+            let mut m = machine();
+            m.openblas = Some(crate::facts::OpenBlasOut {
+                config: config.into(),
+                core: "Haswell".into(),
+                kernel: "Haswell".into(),
+                kernel_source: "library".into(),
+                layers: vec!["pthreads".into()],
+            });
+            verdict(&m, &rows, &[])
+        };
+        let dynamic =
+            with_config("OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64");
+        assert!(
+            dynamic
+                .settings
+                .iter()
+                .any(|s| s.line.contains("OPENBLAS_CORETYPE=SkylakeX")),
+            "{:?}",
+            dynamic.lines
+        );
+        let single = with_config("OpenBLAS 0.3.21 NO_AFFINITY HASWELL MAX_THREADS=64");
+        assert!(
+            text(&single, Topic::Kernel).contains("without DYNAMIC_ARCH"),
+            "{}",
+            text(&single, Topic::Kernel)
+        );
+        assert!(single.settings.is_empty(), "{:?}", single.settings);
     }
 
     #[test]
