@@ -185,6 +185,15 @@ impl Peak {
         self.together_gflops.is_some_and(|t| t < self.of_cores())
     }
 
+    /// Whether the cores together delivered less than 90% of one core's measured rate times
+    /// the cores: something beyond the loop's own shortfall from the implied FLOP a cycle
+    /// (SMT siblings, a lower all-core or wide-vector clock, slower cores).
+    pub fn together_short_of_the_cores(&self) -> bool {
+        let one_core = self.measured_flop_per_cycle * self.clock_ghz;
+        self.together_gflops
+            .is_some_and(|t| t < 0.9 * self.cores as f64 * one_core)
+    }
+
     /// Measures the clock and the FMA throughput of one core, then of `threads` threads at
     /// once (about 0.3 s), for `cores` physical cores.
     ///
@@ -821,5 +830,9 @@ mod tests {
         assert!((p.theoretical_gflops - 192.0).abs() < 1e-9 && !p.limited_by_together());
         let p = Peak::from_parts(&f, 2, 3.0, 30.5, Some(100.0));
         assert!((p.theoretical_gflops - 100.0).abs() < 1e-9 && p.limited_by_together());
+        assert!(p.together_short_of_the_cores(), "100 of 2 x 91.5");
+        // Below the product only by the loop's own rate (29 of 32 a cycle on each core): that.
+        let p = Peak::from_parts(&f, 2, 3.0, 29.0, Some(172.0));
+        assert!(p.limited_by_together() && !p.together_short_of_the_cores());
     }
 }

@@ -261,10 +261,12 @@ impl Ratio {
 
     /// `a / b` of two configurations' runs interleaved by round (run `i` of each in the same
     /// round, each a process of its own): the geometric mean of the paired ratios and their
-    /// t-interval, an interval between runs. As in [`Ratio::of`], only the candidate `b` can be
-    /// unstable: its own runs *and* the paired ratios spread beyond the margin beyond doubt (an
-    /// oversubscribed program as it is spreads widely; that widens the interval, it takes no
-    /// advice away). `cargo xtask try` judges a user's program by it.
+    /// t-interval, an interval between runs. Only the candidate `b` can be unstable: its own
+    /// runs *and* the paired ratios spread beyond the margin beyond doubt (an oversubscribed
+    /// program as it is spreads widely; that widens the interval, it takes no advice away).
+    /// Unlike the suites' [`Ratio::of`], a user's program keeps this veto: its runs are whole
+    /// programs, few, and not pooled with any others. `cargo xtask try` judges a user's program
+    /// by it.
     pub fn of_paired_runs(a: &[f64], b: &[f64]) -> Self {
         let logs: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x / y).ln()).collect();
         let own: Vec<f64> = b.iter().take(logs.len()).map(|y| y.ln()).collect();

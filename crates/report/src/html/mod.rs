@@ -79,7 +79,8 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         row(
             "Clock",
             format!(
-                "{:.2} GHz, measured (a chain of dependent adds on one core)",
+                "{:.2} GHz, measured (a chain of dependent adds on one core, checked against \
+                 one of multiplies)",
                 peak.clock_ghz
             ),
         );
@@ -92,10 +93,17 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
             peak.implied_flop_per_cycle,
             peak.measured_flop_per_cycle
         );
-        let line = if peak.limited_by_together() {
+        let line = if peak.together_short_of_the_cores() {
             format!(
-                "{:.1} GFLOP/s: what that loop delivered on every CPU at once, less than {of_cores} \
-                 (SMT siblings, a lower all-core or wide-vector clock, or slower cores)",
+                "{:.1} GFLOP/s: what that loop delivered on every CPU at once, less than {} \
+                 cores at one core's rate ({of_cores}): SMT siblings, a lower all-core or \
+                 wide-vector clock, or slower cores",
+                peak.theoretical_gflops, peak.cores
+            )
+        } else if peak.limited_by_together() {
+            format!(
+                "{:.1} GFLOP/s: what that loop delivered on every CPU at once ({of_cores}; the \
+                 cores together ran at the loop's own rate)",
                 peak.theoretical_gflops
             )
         } else {
