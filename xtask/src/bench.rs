@@ -112,11 +112,44 @@ impl flags::Bench {
         {
             surveyed.push(h.clone());
         }
-        // The kernel each layer runs with, chosen from a trial of every kernel (BLAS suites only).
-        let chosen = if uses_blas {
-            kernels::choose(&surveyed, &opts.kernel)?
+        let fingerprint = format!(
+            "{:?}",
+            (
+                &opts.quick,
+                &opts.suites,
+                &opts.layers,
+                &opts.kernel,
+                &opts.hostfile,
+                &opts.criterion,
+                &opts.criterion_plots,
+                &opts.rounds
+            )
+        );
+        let test = criterion_args
+            .iter()
+            .any(|a| a == "--test" || a == "--list");
+        let mode = if test {
+            "test"
+        } else if opts.quick {
+            "quick"
         } else {
-            Vec::new()
+            "full"
+        };
+        let files = progress::Files::new(&parcost::meta::criterion_dir(), mode);
+        // The kernel each layer runs with, chosen from a trial of every kernel (BLAS suites only);
+        // a resumed run keeps the kernels its first part ran (the trials' timings could rank
+        // near-equal kernels differently now).
+        let resumed = if opts.resume {
+            progress::interrupted_run(&files, &fingerprint)
+        } else {
+            None
+        };
+        let kernels_file = files.dir.join(kernels::SAVED);
+        let kept = resumed.and_then(|run| kernels::saved(&kernels_file, run, &surveyed));
+        let chosen = match kept {
+            Some(chosen) => chosen,
+            None if uses_blas => kernels::choose(&surveyed, &opts.kernel)?,
+            None => Vec::new(),
         };
         let host = host.and_then(|h| {
             let i = surveyed.iter().position(|l| *l == h)?;
@@ -215,29 +248,6 @@ impl flags::Bench {
             }
             steps
         };
-        let fingerprint = format!(
-            "{:?}",
-            (
-                &opts.quick,
-                &opts.suites,
-                &opts.layers,
-                &opts.kernel,
-                &opts.hostfile,
-                &opts.criterion,
-                &opts.criterion_plots,
-                &opts.rounds
-            )
-        );
-        let test = criterion_args
-            .iter()
-            .any(|a| a == "--test" || a == "--list");
-        let mode = if test {
-            "test"
-        } else if opts.quick {
-            "quick"
-        } else {
-            "full"
-        };
         // Rounds: the first measures everything; the later ones, each a fresh process of every
         // step, only the contenders the first found (report::rounds::contenders).
         let rounds = if test {
@@ -257,7 +267,6 @@ impl flags::Bench {
         } else {
             0
         };
-        let files = progress::Files::new(&parcost::meta::criterion_dir(), mode);
         let contenders_file = std::path::absolute(files.dir.join("contenders.txt"))?;
         let undecided_file = std::path::absolute(files.dir.join("undecided.txt"))?;
         let mut steps: Vec<(u32, Step)> = Vec::new();
@@ -287,6 +296,9 @@ impl flags::Bench {
             opts.verbose,
         )?;
         let run = progress.run_key().to_string();
+        if !chosen.is_empty() {
+            kernels::save(&kernels_file, progress.run_key(), &chosen)?;
+        }
         let started = Instant::now();
         // The ids each later phase measures, computed once when it starts (rounds 2 to
         // `rounds`: the contenders; each extra round: what the rounds so far left undecided).

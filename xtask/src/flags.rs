@@ -34,7 +34,8 @@ tasks:
               --hostfile FILE      ranks-x-threads: run the MPI ranks on the hosts of FILE
                                    (mpirun --hostfile; the bench binary must exist at the
                                    same path on every host)
-              --resume             skip the suite runs an interrupted bench finished
+              --resume             skip the suite runs an interrupted bench finished (its
+                                   kernels kept, their trials not rerun)
               --verbose            show Criterion's own output (else it goes to a log file)
               --criterion-plots    let Criterion draw its own pages and plots per benchmark
                                    (about 0.25 s each; the report links to them)

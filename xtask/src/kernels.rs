@@ -10,7 +10,7 @@ use crate::cargo;
 use crate::layers::Layer;
 
 /// The kernel one layer runs with, and the survey it was chosen from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Chosen {
     pub decision: Decision,
     pub survey: Survey,
@@ -28,6 +28,47 @@ impl Chosen {
         apply_kernel(cmd, &self.decision, Some(kernel));
         cmd.env(SOURCE_VAR, "named");
     }
+}
+
+/// Where a run keeps the kernels it chose, for `--resume` (beside its state).
+pub const SAVED: &str = "kernels.json";
+
+/// The kernels of one run, as saved.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    run: u64,
+    chosen: Vec<Chosen>,
+}
+
+/// The kernels the run `run` chose for `layers`, if `path` holds them (a resumed run keeps
+/// them), saying so in one line.
+pub fn saved(path: &std::path::Path, run: u64, layers: &[Layer]) -> Option<Vec<Chosen>> {
+    let saved: Saved = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let same_layers = saved.chosen.len() == layers.len()
+        && saved
+            .chosen
+            .iter()
+            .zip(layers)
+            .all(|(c, l)| c.survey.layer == l.name);
+    (saved.run == run && same_layers).then(|| {
+        let kernel = saved
+            .chosen
+            .first()
+            .and_then(|c| c.decision.coretype.clone())
+            .unwrap_or_else(|| "OpenBLAS's own choice".to_owned());
+        eprintln!("kernel: {kernel}, as the interrupted run decided (its trials are not rerun)");
+        saved.chosen
+    })
+}
+
+/// Saves the kernels of run `run` for a `--resume` of it.
+pub fn save(path: &std::path::Path, run: u64, chosen: &[Chosen]) -> anyhow::Result<()> {
+    let text = serde_json::to_string(&Saved {
+        run,
+        chosen: chosen.to_vec(),
+    })?;
+    parcost::fsutil::write_atomically(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn apply_kernel(cmd: &mut Command, decision: &Decision, coretype: Option<&str>) {
@@ -264,6 +305,29 @@ mod tests {
         layers[1].survey.trials[0] = library_trial("SkylakeX", true);
         share_decision(&mut layers).expect("the same kernel, passed");
         assert_eq!(layers[1].decision.coretype, None);
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_the_kernels_it_chose() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(SAVED);
+        let layer = |name: &str| Layer {
+            name: name.into(),
+            lib_dir: None,
+        };
+        let run = 1_796_000_000_000;
+        save(
+            &path,
+            run,
+            &[chosen("pthreads", Some("Haswell"), &[("Haswell", true)])],
+        )
+        .expect("saved");
+        let kept = saved(&path, run, &[layer("pthreads")]).expect("the run's own kernels");
+        assert_eq!(kept[0].decision.coretype.as_deref(), Some("Haswell"));
+        // Another run's, or other layers': chosen afresh.
+        assert!(saved(&path, run + 1, &[layer("pthreads")]).is_none());
+        assert!(saved(&path, run, &[layer("openmp")]).is_none());
+        assert!(saved(&dir.path().join("none.json"), run, &[layer("pthreads")]).is_none());
     }
 
     fn library_trial(loaded: &str, passed: bool) -> parcost::kernel::Trial {

@@ -60,6 +60,12 @@ pub struct State {
     pub run: u64,
 }
 
+/// The key of the interrupted run `--resume` would continue: one recorded with `options`.
+pub fn interrupted_run(files: &Files, options: &str) -> Option<u64> {
+    let state: State = read_json(&files.state());
+    (state.options == options && state.run != 0).then_some(state.run)
+}
+
 fn read_json<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> T {
     std::fs::read_to_string(path)
         .ok()

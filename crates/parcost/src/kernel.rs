@@ -237,7 +237,7 @@ impl KernelSource {
 }
 
 /// The kernel a run uses, and the line that says so when it is not the library's choice.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// The `OPENBLAS_CORETYPE` for the suites; `None` removes it (the library chooses).
     pub coretype: Option<String>,
