@@ -146,6 +146,13 @@ impl flags::Bench {
         };
         let kernels_file = files.dir.join(kernels::SAVED);
         let kept = resumed.and_then(|run| kernels::saved(&kernels_file, run, &surveyed));
+        if resumed.is_some() && kept.is_none() && uses_blas {
+            eprintln!(
+                "kernel: the interrupted run's kernels were not saved ({}): tried again; the \
+                 suites it finished may have run others",
+                kernels_file.display()
+            );
+        }
         let chosen = match kept {
             Some(chosen) => chosen,
             None if uses_blas => kernels::choose(&surveyed, &opts.kernel)?,
@@ -297,7 +304,7 @@ impl flags::Bench {
         )?;
         let run = progress.run_key().to_string();
         if !chosen.is_empty() {
-            kernels::save(&kernels_file, progress.run_key(), &chosen)?;
+            kernels::save(&kernels_file, progress.run_key(), &surveyed, &chosen)?;
         }
         let started = Instant::now();
         // The ids each later phase measures, computed once when it starts (rounds 2 to

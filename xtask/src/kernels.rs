@@ -33,10 +33,13 @@ impl Chosen {
 /// Where a run keeps the kernels it chose, for `--resume` (beside its state).
 pub const SAVED: &str = "kernels.json";
 
-/// The kernels of one run, as saved.
+/// The kernels of one run, as saved, with the names of the layers they were chosen for (as the
+/// xtask names them: `default` where Debian's layer folders are not there, while a survey names
+/// the layer OpenBLAS reports).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Saved {
     run: u64,
+    layers: Vec<String>,
     chosen: Vec<Chosen>,
 }
 
@@ -45,11 +48,7 @@ struct Saved {
 pub fn saved(path: &std::path::Path, run: u64, layers: &[Layer]) -> Option<Vec<Chosen>> {
     let saved: Saved = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     let same_layers = saved.chosen.len() == layers.len()
-        && saved
-            .chosen
-            .iter()
-            .zip(layers)
-            .all(|(c, l)| c.survey.layer == l.name);
+        && saved.layers.iter().eq(layers.iter().map(|l| &l.name));
     (saved.run == run && same_layers).then(|| {
         let kernel = saved
             .chosen
@@ -61,10 +60,16 @@ pub fn saved(path: &std::path::Path, run: u64, layers: &[Layer]) -> Option<Vec<C
     })
 }
 
-/// Saves the kernels of run `run` for a `--resume` of it.
-pub fn save(path: &std::path::Path, run: u64, chosen: &[Chosen]) -> anyhow::Result<()> {
+/// Saves the kernels of run `run`, chosen for `layers`, for a `--resume` of it.
+pub fn save(
+    path: &std::path::Path,
+    run: u64,
+    layers: &[Layer],
+    chosen: &[Chosen],
+) -> anyhow::Result<()> {
     let text = serde_json::to_string(&Saved {
         run,
+        layers: layers.iter().map(|l| l.name.clone()).collect(),
         chosen: chosen.to_vec(),
     })?;
     parcost::fsutil::write_atomically(path, text.as_bytes())
@@ -316,18 +321,20 @@ mod tests {
             lib_dir: None,
         };
         let run = 1_796_000_000_000;
+        // Named `default` by the xtask (no Debian layer folders), pthreads by OpenBLAS.
         save(
             &path,
             run,
+            &[layer("default")],
             &[chosen("pthreads", Some("Haswell"), &[("Haswell", true)])],
         )
         .expect("saved");
-        let kept = saved(&path, run, &[layer("pthreads")]).expect("the run's own kernels");
+        let kept = saved(&path, run, &[layer("default")]).expect("the run's own kernels");
         assert_eq!(kept[0].decision.coretype.as_deref(), Some("Haswell"));
         // Another run's, or other layers': chosen afresh.
-        assert!(saved(&path, run + 1, &[layer("pthreads")]).is_none());
+        assert!(saved(&path, run + 1, &[layer("default")]).is_none());
         assert!(saved(&path, run, &[layer("openmp")]).is_none());
-        assert!(saved(&dir.path().join("none.json"), run, &[layer("pthreads")]).is_none());
+        assert!(saved(&dir.path().join("none.json"), run, &[layer("default")]).is_none());
     }
 
     fn library_trial(loaded: &str, passed: bool) -> parcost::kernel::Trial {

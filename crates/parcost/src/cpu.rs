@@ -189,9 +189,15 @@ impl Peak {
     /// the cores: something beyond the loop's own shortfall from the implied FLOP a cycle
     /// (SMT siblings, a lower all-core or wide-vector clock, slower cores).
     pub fn together_short_of_the_cores(&self) -> bool {
-        let one_core = self.measured_flop_per_cycle * self.clock_ghz;
-        self.together_gflops
-            .is_some_and(|t| t < 0.9 * self.cores as f64 * one_core)
+        self.limited_by_together()
+            && self
+                .together_gflops
+                .is_some_and(|t| t < 0.9 * self.of_cores_measured())
+    }
+
+    /// One core's measured rate times the cores: `cores x measured_flop_per_cycle x clock`.
+    pub fn of_cores_measured(&self) -> f64 {
+        self.cores as f64 * self.measured_flop_per_cycle * self.clock_ghz
     }
 
     /// Measures the clock and the FMA throughput of one core, then of `threads` threads at
@@ -834,5 +840,9 @@ mod tests {
         // Below the product only by the loop's own rate (29 of 32 a cycle on each core): that.
         let p = Peak::from_parts(&f, 2, 3.0, 29.0, Some(172.0));
         assert!(p.limited_by_together() && !p.together_short_of_the_cores());
+        // A loop at 22.5 of 32 a cycle makes the figure 16: together above the product is the
+        // product, never "short of the cores" though under 0.9 x 2 x 22.5 x 3.
+        let p = Peak::from_parts(&f, 2, 3.0, 22.5, Some(110.0));
+        assert!((p.theoretical_gflops - 96.0).abs() < 1e-9 && !p.together_short_of_the_cores());
     }
 }

@@ -26,10 +26,9 @@ pub struct Ratio {
     /// The rounds paired for the interval; 0: a within-run interval (or none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rounds: u32,
-    /// The time divided by (the candidate: the faster one of a finding, the pick of a
-    /// recommendation) is [`unstable`], and its ratio to the other time spreads wider than the
-    /// margin round by round too: the comparison carries no advice. The other time's spread
-    /// widens the interval instead.
+    /// The candidate's runs spread beyond the margin and so does its ratio to the other's: the
+    /// comparison carries no advice. Only a user's program ([`Ratio::of_paired_runs`]) is
+    /// judged so; the suites' [`Ratio::of`] never sets it (a spread widens its interval).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unstable: bool,
 }
@@ -147,8 +146,9 @@ pub fn wider_than_group(t: &Estimate) -> bool {
 /// Whether a time's rounds spread wider than the practical margin *and* wider than its
 /// group's, both beyond doubt (the low end of its spread's 95% interval above the margin;
 /// [`wider_than_group`]): a time that behaves unlike the times measured beside it (bimodal, or
-/// disturbed in one round). It is named in the report and never recommended. A group that is
-/// noisy as a whole gets wide intervals instead.
+/// disturbed in one round). It is named in the report, and its own spread sets the intervals it
+/// is in (which alone decide whether it is recommended). A group that is noisy as a whole gets
+/// wide intervals too.
 pub fn unstable(t: &Estimate) -> bool {
     own_spread(t).is_some_and(|(sd, df)| low_end_beyond_margin(sd, df)) && wider_than_group(t)
 }
@@ -205,7 +205,7 @@ impl Ratio {
     /// same rounds: the mean of the paired log ratios, its t-interval from the two times'
     /// round-to-round variances (each its group's [`Pooled`] spread, or its own when unstable
     /// or in no group); else the interval that holds for every pair of values inside the two
-    /// intervals. `b` is the candidate: only its instability takes the advice away.
+    /// intervals. `b` is the candidate.
     pub fn of(a: &Estimate, b: &Estimate) -> Self {
         let logs: Vec<f64> = a
             .rounds
@@ -423,7 +423,7 @@ impl Rule {
     };
 
     /// The rule of advice (recommendations and every setting): only an interval that holds
-    /// between runs, beyond the margin, and neither time unstable.
+    /// between runs, beyond the margin (and, for a user's program, a candidate not unstable).
     pub const ADVICE: Rule = Rule {
         margin: MARGIN,
         interval: IntervalKind::BetweenRounds,
@@ -796,8 +796,8 @@ mod tests {
             ),
             "{spread:?}"
         );
-        // The candidate spread as wide, but its rounds moved with the default's (one round
-        // slowed both, seen in a full run here): 2x in every round, recommended.
+        // The candidate spread as wide, its rounds moving with the default's (one round slowed
+        // both, seen in a full run here): paired by round, 2x in every round, recommended.
         let together = advise(rounds(50.0, 15.0, 0), rounds(100.0, 30.0, 0));
         assert!(together.recommended().is_some(), "{together:?}");
         // The default's rounds spread that wide: its own spread widens the interval, which

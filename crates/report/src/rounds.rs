@@ -128,7 +128,6 @@ pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
     let mut out = BTreeSet::new();
     for rec in recs {
         let near = match &rec.advice {
-            AdviceKind::Keep(Stands::Unstable(_)) => true,
             AdviceKind::Keep(Stands::Overlap(_)) | AdviceKind::Recommend => rec
                 .speedup_vs_default
                 .is_some_and(|s| s.estimate > m && s.lower < m * m),

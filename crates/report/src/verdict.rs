@@ -1353,7 +1353,8 @@ mod tests {
         }
         let v = verdict(&machine(), &overlap, &[]);
         assert!(v.settings.is_empty(), "{:?}", v.settings);
-        // Rounds spread wider than the margin: unstable, no advice though 1.5x apart.
+        // Rounds spread 40% (a spread that wide is in the interval): it overlaps, no advice
+        // though 1.5x apart.
         let mut wide = levels(&[(64, 30.0, 20.0), (1024, 30.0, 20.0)]);
         for (i, r) in wide.iter_mut().enumerate() {
             let t = r.time_ns.as_mut().expect("sampled");

@@ -96,9 +96,11 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
         let line = if peak.together_short_of_the_cores() {
             format!(
                 "{:.1} GFLOP/s: what that loop delivered on every CPU at once, less than {} \
-                 cores at one core's rate ({of_cores}): SMT siblings, a lower all-core or \
-                 wide-vector clock, or slower cores",
-                peak.theoretical_gflops, peak.cores
+                 cores at one core's rate ({:.1} GFLOP/s; {of_cores}): SMT siblings, a lower \
+                 all-core or wide-vector clock, or slower cores",
+                peak.theoretical_gflops,
+                peak.cores,
+                peak.of_cores_measured()
             )
         } else if peak.limited_by_together() {
             format!(
@@ -431,8 +433,8 @@ fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) 
          the spread pooled over each suite run (its layer and kernel), which three rounds of \
          one variant cannot tell (from at least {} rounds); they hold from run to run. A \
          variant whose rounds spread wider than the {margin:.0}% margin and wider than its \
-         run's, both beyond doubt, is unstable: named here, never recommended, and its own \
-         spread sets the intervals it is in.</p><table><tr><th>suite</th><th \
+         run's, both beyond doubt, is unstable: named here, and its own spread sets the \
+         intervals it is in (which alone decide whether it is recommended).</p><table><tr><th>suite</th><th \
          class=\"num\">variants in rounds</th><th class=\"num\">median spread</th><th>pooled \
          spread (by run)</th><th>unstable (rounds, ms)</th></tr>",
         crate::model::MIN_ROUNDS,
