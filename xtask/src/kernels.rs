@@ -229,10 +229,11 @@ mod tests {
     use super::*;
     use parcost::kernel::KernelSource;
 
-    fn chosen(layer: &str, coretype: Option<&str>, verdicts: &[(&str, bool)]) -> Chosen {
-        let trial = |name: &str, passed: bool| parcost::kernel::Trial {
-            requested: Some(name.into()),
-            loaded: Some(name.into()),
+    /// A trial under `requested` (`None`: the library's own) that loaded `loaded`.
+    fn trial(requested: Option<&str>, loaded: &str, passed: bool) -> parcost::kernel::Trial {
+        parcost::kernel::Trial {
+            requested: requested.map(String::from),
+            loaded: Some(loaded.into()),
             verdict: if passed {
                 parcost::kernel::Verdict::Passed
             } else {
@@ -241,7 +242,10 @@ mod tests {
                 }
             },
             gflops: None,
-        };
+        }
+    }
+
+    fn chosen(layer: &str, coretype: Option<&str>, verdicts: &[(&str, bool)]) -> Chosen {
         Chosen {
             decision: Decision {
                 coretype: coretype.map(String::from),
@@ -254,7 +258,10 @@ mod tests {
                 config: "OpenBLAS 0.3.21 DYNAMIC_ARCH".into(),
                 user_coretype: None,
                 cpu: parcost::cpu::CpuFeatures::from_cpuinfo("x86_64", ""),
-                trials: verdicts.iter().map(|&(n, p)| trial(n, p)).collect(),
+                trials: verdicts
+                    .iter()
+                    .map(|&(n, p)| trial(Some(n), n, p))
+                    .collect(),
                 created_unix: 0,
             },
         }
@@ -338,18 +345,7 @@ mod tests {
     }
 
     fn library_trial(loaded: &str, passed: bool) -> parcost::kernel::Trial {
-        parcost::kernel::Trial {
-            requested: None,
-            loaded: Some(loaded.into()),
-            verdict: if passed {
-                parcost::kernel::Verdict::Passed
-            } else {
-                parcost::kernel::Verdict::Wrong {
-                    detail: "off by one".into(),
-                }
-            },
-            gflops: None,
-        }
+        trial(None, loaded, passed)
     }
 
     /// What a suite's process finds in its environment: the kernel the run decided, or no

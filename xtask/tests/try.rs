@@ -47,6 +47,12 @@ fn error_line(o: &Output) -> String {
     errors[0].to_owned()
 }
 
+/// The `try.json` a run wrote beside the summary in `dir`.
+fn tried_in(dir: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("try.json")).expect("try.json beside the summary");
+    serde_json::from_str(&text).expect("json")
+}
+
 #[test]
 fn a_program_of_three_busy_threads_is_diagnosed_with_them() {
     let dir = temp("busy");
@@ -70,10 +76,7 @@ fn a_program_of_three_busy_threads_is_diagnosed_with_them() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(out.starts_with("Your program: "), "the answer first: {out}");
-    let tried: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("try.json")).expect("try.json beside the summary"),
-    )
-    .expect("json");
+    let tried = tried_in(&dir);
     let configs = tried["configurations"].as_array().expect("configurations");
     assert!(configs.len() >= 3, "{tried}");
     for c in configs {
@@ -108,9 +111,7 @@ fn a_configuration_that_changes_the_output_is_named_and_never_the_answer() {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let tried: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("try.json")).expect("try.json"))
-            .expect("json");
+    let tried = tried_in(&dir);
     let configs = tried["configurations"].as_array().expect("configurations");
     assert_eq!(configs[0]["output_changed"], false, "{tried}");
     for c in &configs[1..] {
