@@ -445,8 +445,9 @@ pub mod round {
     /// never is.
     pub const HOPELESS_FACTOR: u64 = 10;
 
-    /// The most rounds a run has (the report keeps this many).
-    pub const MAX: u32 = 8;
+    /// The most rounds a run has (the report keeps this many; the sidecar's round bitmasks
+    /// hold 32).
+    pub const MAX: u32 = 16;
 
     /// Criterion's baseline a round's estimates are saved under (`--save-baseline`).
     pub fn baseline(round: u32) -> String {

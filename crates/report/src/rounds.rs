@@ -93,15 +93,17 @@ fn contenders_of(
 }
 
 /// Rounds measured after the planned ones, one at a time, each of only what the rounds before
-/// it left [`undecided`] (computed again before each): up to five more, eight in all
-/// ([`parcost::id::round::MAX`]), and none once nothing is undecided. From three rounds to
-/// five a between-round interval narrows by about sqrt(3/5), to eight by sqrt(3/8) (and its t
-/// quantile drops where the time keeps its own spread): an effect of 1.12-1.16x whose interval
-/// of five rounds straddled the 5% margin in one of two full runs here (four of the 79
-/// recommendations they shared) is decided by a few more rounds of a few variants, a step of
-/// one to two seconds each. Sequential sampling of Kalibera and Jones' kind: the time goes
+/// it left [`undecided`] (computed again before each): up to thirteen more, sixteen in all
+/// ([`parcost::id::round::MAX`]), none once nothing is undecided, and none once the suites
+/// have run [`EXTRA_ROUNDS_UNTIL`]. A between-round interval narrows with the rounds by about
+/// sqrt(3/k) from three (and its t quantile drops where the time keeps its own spread). Eight
+/// rounds left two full runs here at 75 of 79 recommendations alike, each of the four
+/// differences a 1.05-1.20x effect whose interval straddled the 5% margin in one run and not in
+/// the other, while those runs' extra rounds cost 5-17 s each (a fresh process per suite and
+/// layer, of the few variants still undecided) and the budget had 140 s left: the rounds went
+/// on to where the budget ends. Sequential sampling of Kalibera and Jones' kind: the time goes
 /// where the answer is still open.
-pub const EXTRA_ROUNDS: u32 = 5;
+pub const EXTRA_ROUNDS: u32 = 13;
 
 /// The same under `--quick`: up to three, within its time ([`QUICK_EXTRA_ROUNDS_UNTIL`]).
 pub const QUICK_EXTRA_ROUNDS: u32 = 3;
