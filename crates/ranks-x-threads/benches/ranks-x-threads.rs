@@ -166,7 +166,9 @@ mod suite {
         let hostfile = std::env::var_os(HOSTFILE_VAR)
             .filter(|h| !h.is_empty())
             .map(PathBuf::from);
-        let hosts = hostfile.as_ref().map(|h| {
+        // With a hostfile, `hosts=H` is the hosts the ranks ran on, known once a job is up: at
+        // most the hostfile's hosts (and the job's ranks).
+        let hostfile_hosts = hostfile.as_ref().map(|h| {
             let text = std::fs::read_to_string(h)
                 .unwrap_or_else(|e| fail(SUITE, format!("hostfile {}: {e}", h.display())));
             job::hostfile_hosts(&text)
@@ -186,15 +188,25 @@ mod suite {
             .map(Setting::from)
             .chain([Setting::default_for(p)]);
         for cell in settings {
-            let ids: Vec<(Workload, String)> = Workload::ALL
-                .iter()
-                .map(|&w| (w, grid::id(w.name(), layer_name, &shape, cell, hosts)))
-                .collect();
-            let startup_id = grid::startup_id(layer_name, cell, hosts);
-            if !suite.runs(&startup_id) && !ids.iter().any(|(_, id)| suite.runs(id)) {
+            let ids_at = |hosts: Option<usize>| -> Vec<(Workload, String)> {
+                Workload::ALL
+                    .iter()
+                    .map(|&w| (w, grid::id(w.name(), layer_name, &shape, cell, hosts)))
+                    .collect()
+            };
+            let may_run = |hosts: Option<usize>| {
+                suite.runs(&grid::startup_id(layer_name, cell, hosts))
+                    || ids_at(hosts).iter().any(|(_, id)| suite.runs(id))
+            };
+            let runs = match hostfile_hosts {
+                Some(h) => (1..=h.min(cell.ranks()).max(1)).any(|h| may_run(Some(h))),
+                None => may_run(None),
+            };
+            if !runs {
                 continue;
             }
-            let name = grid::cell_name(layer_name, cell, hosts);
+            // Until the ranks say where they run, the cell is named by the hostfile's hosts.
+            let name = grid::cell_name(layer_name, cell, hostfile_hosts);
             let mut launch = match cell {
                 Setting::Grid(c) => Launch::new(&exe, c.ranks, c.blas_threads, name),
                 Setting::Default { ranks } => Launch::user_default(&exe, ranks, name),
@@ -205,6 +217,10 @@ mod suite {
                     .unwrap_or_else(|e| fail(SUITE, format!("hostfile {}: {e}", h.display())));
             }
             let mut job = launch.start().unwrap_or_else(|e| fail(SUITE, e));
+            let hosts = hostfile.as_ref().map(|_| job.hello().hosts());
+            job.rename_cell(grid::cell_name(layer_name, cell, hosts));
+            let ids = ids_at(hosts);
+            let startup_id = grid::startup_id(layer_name, cell, hosts);
             check_ranks(&job, layer, cell);
             let seen = job.hello().seen();
             // The start-up: one run a cell (a job is started once), not sampled.

@@ -30,6 +30,7 @@ use parcost::worker::{process_cpu_time, wait_for_exit};
 use crate::batch::Shape;
 use crate::procs::{self, Proc, Value};
 use crate::protocol::{Answer, Hello, JOB_VAR, RANK_FLAG, RankUsage, Request, Workload};
+use crate::whereabouts;
 
 /// How long rank 0 may take to answer a request to run an iteration (the ranks' own deadline for
 /// their parts; the bench waits [`ANSWER_GRACE`] longer). The worst oversubscribed cells take
@@ -101,11 +102,14 @@ pub enum JobError {
         doing: String,
         detail: String,
     },
-    #[error("cell {cell}: rank 0 did not answer within {:.0} s while {doing}; the job was killed", after.as_secs_f64())]
+    /// `whereabouts`: where the ranks were when asked ([`crate::whereabouts::describe`]),
+    /// the rank the others waited for first; empty when none said.
+    #[error("cell {cell}: rank 0 did not answer within {:.0} s while {doing}{}; the job was killed", after.as_secs_f64(), if whereabouts.is_empty() { String::new() } else { format!(": {whereabouts}") })]
     NoAnswer {
         cell: String,
         doing: String,
         after: Duration,
+        whereabouts: String,
     },
     #[error("cell {cell}: {message}; the job was aborted")]
     Refused { cell: String, message: String },
@@ -343,6 +347,9 @@ impl Launch {
     }
 }
 
+/// How long the bench waits for the ranks to say where they are, once asked.
+const WHEREABOUTS_WAIT: Duration = Duration::from_secs(3);
+
 /// Lines of mpirun's stderr kept for error messages.
 const STDERR_LINES: usize = 200;
 
@@ -429,13 +436,13 @@ pub struct Job {
     torn_down: bool,
 }
 
-/// This host's name, as the ranks report theirs.
+/// This host's name, as the ranks report theirs ("unknown" where it cannot be read).
 pub fn local_host() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `len` bytes into the live buffer.
     let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
     if r != 0 {
-        return String::new();
+        return "unknown".into();
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
@@ -471,6 +478,11 @@ impl Job {
 
     pub fn cell(&self) -> &str {
         &self.launch.cell
+    }
+
+    /// Names the cell anew for error messages (once the hosts the ranks ran on are known).
+    pub fn rename_cell(&mut self, cell: String) {
+        self.launch.cell = cell;
     }
 
     /// Pids of the ranks on this host, by rank.
@@ -539,6 +551,16 @@ impl Job {
             .map(drop)
     }
 
+    /// Tests: rank `only` sleeps `ms` before a barrier the others wait in, where no deadline
+    /// of the ranks' reaches: only the bench's own timeout sees it.
+    pub fn stall(&mut self, ms: u64, only: u32) -> Result<(), JobError> {
+        self.request(
+            &Request::Stall { ms, only },
+            self.launch.answer_timeout + ANSWER_GRACE,
+        )
+        .map(drop)
+    }
+
     /// Tests: sends a request and does not wait for its answer.
     pub fn send_only(&mut self, request: &Request) -> Result<(), JobError> {
         self.send(request)
@@ -581,10 +603,12 @@ impl Job {
         match written {
             Ok(()) => Ok(()),
             Err(parcost::fdio::FdError::Timeout(after)) => {
+                let whereabouts = self.whereabouts();
                 Err(self.fail(|cell| JobError::NoAnswer {
                     cell,
                     doing: format!("taking the request for {doing}"),
                     after,
+                    whereabouts,
                 }))
             }
             Err(_) => Err(self.died(&doing)),
@@ -609,10 +633,12 @@ impl Job {
                 Err(ReadEnd::Closed) => return Err(self.died(doing)),
                 Err(ReadEnd::Timeout) => {
                     let after = started.elapsed();
+                    let whereabouts = self.whereabouts();
                     return Err(self.fail(|cell| JobError::NoAnswer {
                         cell,
                         doing: doing.to_owned(),
                         after,
+                        whereabouts,
                     }));
                 }
             };
@@ -640,6 +666,34 @@ impl Job {
                     return Ok(a);
                 }
             }
+        }
+    }
+
+    /// Asks every rank where it is (`SIGUSR1` to mpirun, which forwards it to every rank of
+    /// the job) and reads their reports from mpirun's stderr for up to [`WHEREABOUTS_WAIT`]:
+    /// where they were, the rank the others waited for first ([`whereabouts::describe`]).
+    fn whereabouts(&mut self) -> String {
+        let lines = Arc::clone(&self.stderr);
+        let reports = || -> Vec<whereabouts::Report> {
+            lines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter_map(|l| whereabouts::Report::parse(l))
+                .collect()
+        };
+        // Asked once: the job is torn down after it.
+        procs::signal(self.pid, libc::SIGUSR1);
+        let until = Instant::now() + WHEREABOUTS_WAIT;
+        loop {
+            let got = reports();
+            if got.len() >= self.launch.ranks
+                || Instant::now() >= until
+                || self.stderr_done.load(Ordering::Acquire)
+            {
+                return whereabouts::describe(&got, self.launch.ranks);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

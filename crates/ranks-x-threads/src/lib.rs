@@ -8,6 +8,7 @@
 //! - [`job`]: the bench's side of one job: mpirun, the start-up, requests, the teardown.
 //! - [`procs`]: a job's processes in `/proc`, found by the mark each carries.
 //! - `rank` (feature `mpi`): a rank's side, run under mpirun.
+//! - [`whereabouts`]: where each rank is, asked by the bench when rank 0 stops answering.
 
 pub mod batch;
 pub mod grid;
@@ -16,6 +17,7 @@ pub mod procs;
 pub mod protocol;
 #[cfg(feature = "mpi")]
 pub mod rank;
+pub mod whereabouts;
 
 /// The suite's name (its entry in `parcost::id::SUITES`).
 pub const SUITE: &str = parcost::id::RANKS_X_THREADS.name;

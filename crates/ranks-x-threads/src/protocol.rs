@@ -88,6 +88,9 @@ pub enum Request {
         only: Option<u32>,
         deadline_ms: u64,
     },
+    /// Tests: rank `only` sleeps `ms` before a barrier the others wait in (no deadline: a rank
+    /// hung where only the bench's timeout sees it).
+    Stall { ms: u64, only: u32 },
 }
 
 impl Request {
@@ -101,6 +104,7 @@ impl Request {
                 Some(r) => format!("sleeping {ms} ms on rank {r}"),
                 None => format!("sleeping {ms} ms"),
             },
+            Self::Stall { ms, only } => format!("stalling rank {only} {ms} ms before a barrier"),
         }
     }
 }
@@ -150,6 +154,14 @@ impl RankInfo {
 }
 
 impl Hello {
+    /// The hosts the ranks ran on (not the hostfile's lines: OpenMPI fills a host's slots
+    /// before it uses the next, so 2 ranks on a hostfile of 3 hosts of 2 slots run on one).
+    pub fn hosts(&self) -> usize {
+        let hosts: std::collections::BTreeSet<&str> =
+            self.ranks.iter().map(|r| r.host.as_str()).collect();
+        hosts.len()
+    }
+
     /// What every rank saw from inside, for the sidecar.
     pub fn seen(&self) -> Vec<parcost::meta::RankSeen> {
         self.ranks.iter().map(RankInfo::seen).collect()
@@ -239,6 +251,10 @@ pub enum Command {
         ms: u64,
         only: Option<u32>,
     },
+    Stall {
+        ms: u64,
+        only: u32,
+    },
 }
 
 impl Command {
@@ -258,6 +274,7 @@ impl Command {
             },
             Request::Usage => Self::Usage,
             Request::Sleep { ms, only, .. } => Self::Sleep { ms, only },
+            Request::Stall { ms, only } => Self::Stall { ms, only },
         }
     }
 
@@ -284,6 +301,7 @@ impl Command {
             Self::Sleep { ms, only } => {
                 w[..3].copy_from_slice(&[4, ms, only.map_or(u64::MAX, u64::from)]);
             }
+            Self::Stall { ms, only } => w[..3].copy_from_slice(&[5, ms, u64::from(only)]),
         }
         w
     }
@@ -307,6 +325,10 @@ impl Command {
             4 => Self::Sleep {
                 ms: w[1],
                 only: u32::try_from(w[2]).ok(),
+            },
+            5 => Self::Stall {
+                ms: w[1],
+                only: u32::try_from(w[2]).ok()?,
             },
             _ => return None,
         })
@@ -333,6 +355,7 @@ mod tests {
                 only: Some(1),
             },
             Command::Sleep { ms: 5, only: None },
+            Command::Stall { ms: 5, only: 1 },
         ] {
             assert_eq!(Command::decode(&c.encode()), Some(c));
         }
@@ -358,6 +381,30 @@ mod tests {
             Answer::parse(&format!("{ANSWER_PREFIX}{{nope"))
                 .expect("prefixed")
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn hosts_are_those_the_ranks_ran_on() {
+        let rank = |rank: u32, host: &str| RankInfo {
+            rank,
+            host: host.into(),
+            pid: 10 + rank,
+            layer: "pthreads".into(),
+            core: "Haswell".into(),
+            blas_threads: 1,
+            env_threads: None,
+            cpus: vec![0, 1],
+        };
+        let hello = |ranks| Hello {
+            ranks,
+            usage: RankUsage::default(),
+        };
+        // Two ranks on the first host of a three-host hostfile: one host.
+        assert_eq!(hello(vec![rank(0, "a"), rank(1, "a")]).hosts(), 1);
+        assert_eq!(
+            hello(vec![rank(0, "a"), rank(1, "b"), rank(2, "a"), rank(3, "c")]).hosts(),
+            3
         );
     }
 

@@ -10,7 +10,9 @@
 //!
 //! Every wait for the other ranks' parts is bounded: each rank tells rank 0 when its part of an
 //! iteration is done (an 8-byte message), and rank 0 names the ranks that have not finished by
-//! the request's deadline, then aborts the job.
+//! the request's deadline, then aborts the job. A rank stuck where no deadline reaches (in a
+//! collective, or before one) is found by the bench asking every rank where it is
+//! ([`crate::whereabouts`]): each rank records its place before each step.
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ use crate::batch::{Part, Shape, partition};
 use crate::protocol::{
     Answer, COMMAND_WORDS, Command, Hello, RANK_FLAG, RankInfo, RankUsage, Request, Workload,
 };
+use crate::whereabouts::{self, Place};
 
 /// The tag of the "my part is done" messages.
 const DONE_TAG: mpi::Tag = 71;
@@ -76,11 +79,14 @@ struct Rank {
 }
 
 fn serve() -> Result<(), String> {
+    // Before MPI starts, so that a rank asked where it is answers from the first moment.
+    whereabouts::watch()?;
     let (universe, _threading) =
         mpi::initialize_with_threading(Threading::Funneled).ok_or("MPI was initialised already")?;
     let world = universe.world();
     let rank = usize::try_from(world.rank()).map_err(|e| e.to_string())?;
     let ranks = usize::try_from(world.size()).map_err(|e| e.to_string())?;
+    whereabouts::set_rank(rank);
     let env_threads = std::env::var("OPENBLAS_NUM_THREADS").ok();
     // Kept for the life of the rank: its BLAS calls run at this count.
     let _blas = match env_threads.as_deref().map(str::parse::<usize>) {
@@ -121,17 +127,6 @@ fn own_usage() -> RankUsage {
     }
 }
 
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `len` bytes into the live buffer.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if r != 0 {
-        return "unknown".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
 /// Rank 0 writes one answer line and flushes it (mpirun forwards it to the bench).
 fn answer(a: &Answer) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
@@ -157,7 +152,7 @@ impl Rank {
         let cpus = crate::procs::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
         let info = RankInfo {
             rank: self.rank as u32,
-            host: host_name(),
+            host: crate::job::local_host(),
             pid: std::process::id(),
             layer: blas.layer.name().to_owned(),
             core: blas.core,
@@ -171,6 +166,7 @@ impl Rank {
         }
         mine.resize(INFO_BYTES, 0);
         let usage = self.reduce_usage();
+        whereabouts::at(Place::Gather, self.iteration);
         if self.is_root() {
             let mut all = vec![0u8; INFO_BYTES * self.ranks];
             self.root().gather_into_root(&mine[..], &mut all[..]);
@@ -198,6 +194,7 @@ impl Rank {
     fn reduce_usage(&self) -> Option<RankUsage> {
         let u = own_usage();
         let mine = [u.cpu_ns, u.voluntary, u.involuntary];
+        whereabouts::at(Place::Reduce, self.iteration);
         if self.is_root() {
             let mut sum = [0u64; 3];
             self.root()
@@ -255,6 +252,7 @@ impl Rank {
             let mut words = [0u64; COMMAND_WORDS];
             let mut deadline = None;
             let mut doing = String::new();
+            whereabouts::at(Place::Idle, self.iteration);
             if self.is_root() {
                 match Self::next_request(&mut input)? {
                     Some((request, d)) => {
@@ -281,6 +279,7 @@ impl Rank {
                 }
                 Command::Sleep { ms, only } => {
                     if only.is_none_or(|r| r as usize == self.rank) {
+                        whereabouts::at(Place::Sleeping, self.iteration);
                         std::thread::sleep(Duration::from_millis(ms));
                     }
                     self.parts_done(deadline, &doing)?;
@@ -293,12 +292,24 @@ impl Rank {
                     verify,
                     corrupt,
                 } => self.run(workload, verify, corrupt, deadline, &doing)?,
+                Command::Stall { ms, only } => {
+                    if only as usize == self.rank {
+                        whereabouts::at(Place::Stalling, self.iteration);
+                        std::thread::sleep(Duration::from_millis(ms));
+                    }
+                    whereabouts::at(Place::Barrier, self.iteration);
+                    self.world.barrier();
+                    if self.is_root() {
+                        answer(&Answer::default())?;
+                    }
+                }
             }
         }
     }
 
     fn prepare(&mut self, shape: Shape) -> Result<(), String> {
         let (ranks, rank) = (self.ranks, self.rank);
+        whereabouts::at(Place::Preparing, self.iteration);
         self.buffers = Some(Buffers {
             own: Part::generate(shape, ranks, rank),
             received: Part::empty(
@@ -308,6 +319,7 @@ impl Rank {
             ),
             whole: self.is_root().then(|| Part::whole(shape)),
         });
+        whereabouts::at(Place::Barrier, self.iteration);
         self.world.barrier();
         if self.is_root() {
             answer(&Answer::default())?;
@@ -322,6 +334,7 @@ impl Rank {
             self.root().send_with_tag(&self.iteration, DONE_TAG);
             return Ok(());
         }
+        whereabouts::at(Place::WaitingForParts, self.iteration);
         let mut done = vec![false; self.ranks];
         done[0] = true;
         loop {
@@ -383,6 +396,7 @@ impl Rank {
             let part = match workload {
                 Workload::Batch => &mut buffers.own,
                 Workload::Scatter => {
+                    whereabouts::at(Place::Scatter, self.iteration);
                     let root = self.root();
                     let received = &mut buffers.received;
                     match buffers.whole.as_ref() {
@@ -403,6 +417,7 @@ impl Rank {
                 }
             };
             // A checked run also counts the threads that worked on this rank's part.
+            whereabouts::at(Place::Computing, self.iteration);
             let threads_before = verify.then(crate::procs::thread_cpu_times);
             let started = Instant::now();
             part.compute();
@@ -415,6 +430,7 @@ impl Rank {
             }
             self.parts_done(deadline, doing)?;
             let mine = part.checksums();
+            whereabouts::at(Place::Reduce, self.iteration);
             let reduced = if self.is_root() {
                 let mut sum = vec![0.0; mine.len()];
                 self.root()
@@ -424,6 +440,7 @@ impl Rank {
                 self.root().reduce_into(&mine[..], SystemOperation::sum());
                 None
             };
+            whereabouts::at(Place::Gather, self.iteration);
             let busy = match busy {
                 Some(mine) if self.is_root() => {
                     let mut all = vec![0u32; ranks];

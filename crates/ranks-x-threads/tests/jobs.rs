@@ -187,6 +187,51 @@ fn a_hung_rank_is_named_at_the_deadline() {
     assert_gone(&mark, &pids);
 }
 
+/// A rank stuck where no deadline of the ranks' reaches (before a barrier the others wait in)
+/// blocks rank 0 with it: the bench asks every rank where it is and names the one the others
+/// waited for, by pid, not "rank 0".
+#[test]
+fn a_rank_hung_before_a_collective_is_named_not_rank_0() {
+    let _turn = one_at_a_time();
+    let mut l = launch(2, 1, "test/stalled");
+    l.answer_timeout = Duration::from_secs(2);
+    let mut job = l.start().expect("starts");
+    let (mark, pids) = (job.mark().to_owned(), pids_of(&job));
+    let victim = job
+        .local_ranks()
+        .into_iter()
+        .find(|&(r, _)| r == 1)
+        .map(|(_, pid)| pid)
+        .expect("rank 1 is local");
+    let started = Instant::now();
+    let err = job.stall(60_000, 1).expect_err("rank 1 stalls");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let text = err.to_string();
+    eprintln!("{text}");
+    assert!(matches!(err, JobError::NoAnswer { .. }), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+    assert!(
+        text.starts_with(
+            "cell test/stalled: rank 0 did not answer within 7 s while stalling rank 1 60000 ms \
+             before a barrier: rank 1 (pid "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "rank 1 (pid {victim} on {}) was stalling before a barrier (a test) at request ",
+            ranks_x_threads::job::local_host()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("while rank 0 was in a barrier; the job was killed"),
+        "{text}"
+    );
+    drop(job);
+    assert_gone(&mark, &pids);
+}
+
 /// The multi-host path on one host: `--hostfile` with `localhost`.
 #[test]
 fn a_localhost_hostfile_runs_the_job() {
@@ -200,6 +245,8 @@ fn a_localhost_hostfile_runs_the_job() {
         .expect("hostfile")
         .start()
         .expect("starts");
+    // The hosts the ranks ran on, as the ids count them.
+    assert_eq!(job.hello().hosts(), 1);
     job.prepare(SMALL).expect("prepares");
     let sums = job.run(Workload::Scatter, true).expect("runs");
     batch::check(&sums, &reference).expect("matches");
