@@ -4,8 +4,9 @@
 //! Ids (every case at B = 1 MiB, 64 MiB, and 800 MB outside `--quick`):
 //! - `array-sharing/send/transport=T[,variant=V],pool=persistent|spawn/bytes=B`: the parent
 //!   holds an array the worker has not seen, in its own memory (each iteration writes a new
-//!   generation into its first and last element). Timed: from that write until the worker has
-//!   read all of the array and its answer (the sum and the two ends it saw) is back.
+//!   generation into 64 of its elements, a stride from the first to the last). Timed: from
+//!   that write until the worker has read all of the array and its answer (the sum, and the
+//!   lowest and highest value it saw at the stamped elements) is back.
 //!   - `pipe`, `pipe-vmsplice`, `socket`: the bytes cross into the worker's own buffer (all of
 //!     them, then it sums).
 //!   - `mmap-file`, `memfd-inherited`: the parent copies its array into the shared mapping (a
@@ -34,17 +35,22 @@
 //!     them read-shared means the worker's own copy, sent once, updated by a small message,
 //!     the only way a pipe or socket reader can avoid receiving the whole array again. The
 //!     whole array crosses once when the case opens (outside the timing) and the worker keeps
-//!     it; each iteration sends only the new generation (the two end values, 16 bytes) over the
-//!     transport after the request line, the worker patches its copy's first and last element
-//!     and reads all of it. Timed: the request, the 16 bytes, the worker's pass over its own
+//!     it; each iteration sends only the new generation (the 64 stamped values, 512 bytes)
+//!     over the transport after the request line, the worker patches them into its copy and
+//!     reads all of it. Timed: the request, the 512 bytes, the worker's pass over its own
 //!     (private) copy, the answer.
 //!
 //!   A forked child's snapshot never sees a new generation: fork-cow has no read-shared row.
 //! - `array-sharing/copy/transport=memcpy/bytes=B`: a memcpy of the array into memory that is
 //!   already mapped, the physical reference (a shared-memory send costs at least one).
-//! - `array-sharing/spawn/transport=exec,pool=spawn/bytes=0`: the bare cost of a worker, no
-//!   array: started (fork and exec of this binary), one request answered, reaped by the
-//!   blocking wait. The `pool=spawn` rows pay this on top of their transfer.
+//! - `array-sharing/spawn/transport=exec,pool=spawn/bytes=B`: the bare cost of a worker, given
+//!   no array: started (this binary, by the fastest way std has when the child inherits
+//!   nothing: `posix_spawn`, which copies none of the parent's page tables), one request
+//!   answered, reaped by the blocking wait, while the parent holds what it holds in the
+//!   `pool=spawn` rows of size B (the array and a copy of it, touched). The `pool=spawn` rows
+//!   of size B pay this on top of their transfer; memfd-inherited's child inherits its memfd,
+//!   which std passes only by fork and exec, whose cost grows with the parent's mappings: that
+//!   difference is the transport's own.
 //!
 //! Before any timing each case runs once and must answer the exact sum of the parent's array
 //! with the new generation (the generation itself is checked in every iteration). Process
@@ -100,36 +106,34 @@ impl Moved {
     }
 }
 
+/// The spawn baseline's state: the last worker's pid, and the copy that keeps the parent as
+/// large as in the rows it is read against (only held, never read).
+struct Spawned {
+    pid: u32,
+    _held: Vec<f64>,
+}
+
+impl Spawned {
+    /// A worker really ran and it is gone: reaped, not a zombie.
+    fn verify(&self) -> Result<(), Mismatch> {
+        if self.pid == 0 || parcost::worker::process_exists(self.pid) {
+            return Err(Mismatch::Value {
+                index: 0,
+                got: f64::from(self.pid),
+                want: 0.0,
+                tolerance: Tolerance::Exact,
+            });
+        }
+        Ok(())
+    }
+}
+
 fn main() {
     parcost::worker::serve_if_worker();
     let mut suite = Suite::without_blas(SUITE);
     let exe = parcost::worker::current_exe().unwrap_or_else(|e| fail(SUITE, e));
     // What Criterion will run: a case it filters out is not opened (no worker, no copies).
     let selection = Selection::from_args(std::env::args().skip(1));
-    let spawn_id = format!(
-        "{}/{}",
-        params(&[(key::TRANSPORT, &"exec"), (key::POOL, &"spawn")]),
-        params(&[(key::BYTES, &0)])
-    );
-    let mut group = suite.group("spawn");
-    group.bench(
-        &spawn_id,
-        0u32,
-        |pid| *pid = array_sharing::spawn_and_reap(&exe).unwrap_or_else(|e| fail(SUITE, e)),
-        |pid| {
-            // A worker really ran, and it is gone: reaped, not a zombie.
-            if *pid == 0 || parcost::worker::process_exists(*pid) {
-                return Err(Mismatch::Value {
-                    index: 0,
-                    got: f64::from(*pid),
-                    want: 0.0,
-                    tolerance: Tolerance::Exact,
-                });
-            }
-            Ok(())
-        },
-    );
-    group.finish();
     for bytes in SIZES {
         if bytes > 64 << 20 && suite.is_quick() {
             suite.skip(
@@ -140,6 +144,10 @@ fn main() {
         }
         let size = params(&[(key::BYTES, &bytes)]);
         let copy_id = format!("{}/{size}", params(&[(key::TRANSPORT, &"memcpy")]));
+        let spawn_id = format!(
+            "{}/{size}",
+            params(&[(key::TRANSPORT, &"exec"), (key::POOL, &"spawn")])
+        );
         let runs = |workload: &dyn std::fmt::Display, id: &str| {
             selection.runs(&format!("{SUITE}/{workload}/{id}"))
         };
@@ -165,7 +173,9 @@ fn main() {
             }
             cases.retain(|c| !is_decided(c));
         }
-        let any_runs = runs(&"copy", &copy_id) || cases.iter().any(|(s, id)| runs(&s.question, id));
+        let any_runs = runs(&"copy", &copy_id)
+            || runs(&"spawn", &spawn_id)
+            || cases.iter().any(|(s, id)| runs(&s.question, id));
         // Every case is registered (so `--list` names them all), but only those Criterion will
         // run get an array and a transport.
         let mut data = Vec::new();
@@ -181,6 +191,24 @@ fn main() {
             vec![0.0; data.len()],
             |dst| memcpy(dst, &data),
             |dst| Tolerance::Exact.check(dst.iter().copied(), data.iter().copied()),
+        );
+        group.finish();
+
+        // The parent as large as in the `pool=spawn` rows: the array and a copy, both touched.
+        let mut group = suite.group("spawn");
+        let held = if runs(&"spawn", &spawn_id) {
+            data.clone()
+        } else {
+            Vec::new()
+        };
+        group.bench(
+            &spawn_id,
+            Spawned {
+                pid: 0,
+                _held: held,
+            },
+            |s| s.pid = array_sharing::spawn_and_reap(&exe).unwrap_or_else(|e| fail(SUITE, e)),
+            Spawned::verify,
         );
         group.finish();
 

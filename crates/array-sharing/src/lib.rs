@@ -20,8 +20,8 @@ pub const SIZES: [usize; 3] = [MIB, 64 * MIB, 800_000_000];
 /// [`Spec::check`] for those left out and why: a forked child's snapshot never sees a new
 /// generation, a process per task is measured for one streamed, one mapped and the forked
 /// transport). A pipe or socket has nothing already shared: its read-shared case is
-/// `variant=held-copy`, the worker's own copy, sent once, updated by a small message (the two
-/// new end values) in every exchange.
+/// `variant=held-copy`, the worker's own copy, sent once, updated by a small message (the new
+/// stamped values) in every exchange.
 pub fn cases(question: Question) -> Vec<Spec> {
     Spec::all()
         .into_iter()
@@ -41,8 +41,9 @@ pub fn case_id(spec: &Spec) -> String {
     params(&pairs)
 }
 
-/// The array a case must hold after the exchange of `generation`: `data` with the generation in
-/// its first and last element.
+/// The array a case must hold after the exchange of `generation`: `data` with the generation at
+/// its stamped elements (`parcost::transport::stamp_positions`: a stride from the first to the
+/// last).
 pub fn expected(data: &[f64], generation: u64) -> Vec<f64> {
     let mut v = data.to_vec();
     stamp(&mut v, generation);
@@ -129,10 +130,16 @@ mod tests {
     }
 
     #[test]
-    fn the_expected_array_carries_the_generation_at_both_ends() {
-        assert_eq!(expected(&[0.5, 0.25, 0.125], 9), [9.0, 0.25, 9.0]);
+    fn the_expected_array_carries_the_generation_along_a_stride() {
+        // Shorter than the stamps: every element.
+        assert_eq!(expected(&[0.5, 0.25, 0.125], 9), [9.0, 9.0, 9.0]);
         assert_eq!(expected(&[0.5], 2), [2.0]);
         assert!(expected(&[], 2).is_empty());
+        let long = expected(&vec![0.5; 1000], 9);
+        let stamped: Vec<usize> = (0..1000).filter(|&i| long[i] == 9.0).collect();
+        assert_eq!(stamped.len(), parcost::transport::STAMPS);
+        assert_eq!((stamped[0], stamped[stamped.len() - 1]), (0, 999));
+        assert!(stamped.windows(2).all(|w| w[1] - w[0] <= 16), "{stamped:?}");
     }
 
     #[test]

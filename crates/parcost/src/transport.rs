@@ -11,11 +11,12 @@
 //!   ([`Variant::HeldCopy`]) is the worker's own copy, sent once, updated by a small message
 //!   (the only way a pipe or socket reader avoids receiving the whole array again).
 //!
-//! Every exchange carries a generation: the parent writes it into the first and last element
-//! (in its own memory for a send, in the shared array for read-shared) and the worker answers
-//! the sum of all it read together with the two ends it saw ([`Reading`]). An exchange whose
-//! worker saw another generation is an error ([`TransportError::Stale`]), in every timed
-//! iteration; the sum is checked against the parent's array outside the timing.
+//! Every exchange carries a generation: the parent writes it into [`STAMPS`] elements spread
+//! evenly from the first to the last ([`stamp`]; in its own memory for a send, in the shared
+//! array for read-shared) and the worker answers the sum of all it read together with the
+//! lowest and highest value it saw at those elements ([`Reading`]). An exchange whose worker
+//! saw another generation anywhere along that stride is an error ([`TransportError::Stale`]),
+//! in every timed iteration; the sum is checked against the parent's array outside the timing.
 //!
 //! Worker processes are the running binary re-executed ([`crate::worker`]); requests and
 //! answers travel on its stdin and stdout for every transport, so the per-exchange control
@@ -150,8 +151,8 @@ pub enum Variant {
     SharedMemory,
     /// Read-shared by pipe, pipe-vmsplice or socket, which share no memory: the worker's own
     /// copy of the array, sent whole once (at setup, outside the timing) and updated by a small
-    /// message. Each exchange sends only the new generation (the two end values) over the
-    /// transport; the worker patches them into its copy and reads all of it.
+    /// message. Each exchange sends only the new generation (the [`STAMPS`] stamped values) over
+    /// the transport; the worker patches them into its copy and reads all of it.
     HeldCopy,
 }
 
@@ -249,7 +250,7 @@ impl Spec {
     ///
     /// Read-shared by pipe, pipe-vmsplice or socket is `variant=held-copy` only: they share no
     /// memory, so "the array the worker already has" is the worker's own copy, sent once,
-    /// updated by a small message (the two new end values) in every exchange.
+    /// updated by a small message (the new stamped values) in every exchange.
     pub fn check(&self) -> Result<(), TransportError> {
         use TransportKind as K;
         let no = |why| Err(TransportError::Unsupported(*self, why));
@@ -330,13 +331,13 @@ pub enum TransportError {
     #[error("the forked child {pid} {what}")]
     Fork { pid: i32, what: String },
     #[error(
-        "{spec}: the worker read stale data: generation {generation} was sent, it saw {first} at the start and {last} at the end"
+        "{spec}: the worker read stale data: generation {generation} was sent, the stamped elements it saw held {lowest} to {highest}"
     )]
     Stale {
         spec: Spec,
         generation: u64,
-        first: f64,
-        last: f64,
+        lowest: f64,
+        highest: f64,
     },
     #[error("{spec}: the worker did not say which generation it saw")]
     NoGeneration { spec: Spec },
@@ -356,24 +357,28 @@ pub enum TransportError {
     ThreadGone,
 }
 
-/// What the other side read: the sum of the whole array and its two ends (`None` when empty),
-/// which carry the generation the parent stamped.
+/// What the other side read: the sum of the whole array and the lowest and highest value at
+/// its stamped elements ([`stamp_positions`]; `None` when empty), which carry the generation
+/// the parent stamped.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {
     pub sum: f64,
-    pub ends: Option<[f64; 2]>,
+    pub stamped: Option<[f64; 2]>,
 }
 
 impl Reading {
-    /// Reads all of `data` (plain loads only: a forked child calls it).
+    /// Reads all of `data` (plain loads only, no allocation: a forked child calls it).
     pub fn of(data: &[f64]) -> Self {
-        let ends = match (data.first(), data.last()) {
-            (Some(&a), Some(&b)) => Some([a, b]),
-            _ => None,
-        };
+        let stamped = stamp_positions(data.len()).map(|i| data[i]).fold(
+            None,
+            |range: Option<[f64; 2]>, v| match range {
+                None => Some([v, v]),
+                Some([lo, hi]) => Some([lo.min(v), hi.max(v)]),
+            },
+        );
         Self {
             sum: sum(data),
-            ends,
+            stamped,
         }
     }
 
@@ -398,19 +403,29 @@ impl Reading {
     }
 }
 
-/// Writes `generation` into the first and last element of `data` (nothing if it is empty).
+/// How many elements an exchange stamps with its generation: the proof that the worker read
+/// this exchange's array covers a stride of it (one element in every 1/63 of it, the first and
+/// the last included), not only its two ends, while the stamp stays a few dozen cache lines
+/// written (and a held copy's update 512 bytes).
+pub const STAMPS: usize = 64;
+
+/// The elements of an array of `len` that [`stamp`] writes: the first, the last, and evenly
+/// between them, each once (every element of an array shorter than [`STAMPS`]).
+pub fn stamp_positions(len: usize) -> impl Iterator<Item = usize> {
+    let k = STAMPS.min(len);
+    (0..k).map(move |j| if k == 1 { 0 } else { j * (len - 1) / (k - 1) })
+}
+
+/// Writes `generation` into the [`stamp_positions`] of `data` (nothing if it is empty).
 pub fn stamp(data: &mut [f64], generation: u64) {
     // Exact: generations stay far below 2^53.
     let g = generation as f64;
-    if let Some(first) = data.first_mut() {
-        *first = g;
-    }
-    if let Some(last) = data.last_mut() {
-        *last = g;
+    for i in stamp_positions(data.len()) {
+        data[i] = g;
     }
 }
 
-/// The sum a worker answered, once its ends show it read `generation`.
+/// The sum a worker answered, once its stamped elements show it read `generation`.
 fn checked(
     spec: Spec,
     reading: Reading,
@@ -420,16 +435,16 @@ fn checked(
     if len == 0 {
         return Ok(reading.sum);
     }
-    let Some([first, last]) = reading.ends else {
+    let Some([lowest, highest]) = reading.stamped else {
         return Err(TransportError::NoGeneration { spec });
     };
     let g = generation as f64;
-    if first != g || last != g {
+    if lowest != g || highest != g {
         return Err(TransportError::Stale {
             spec,
             generation,
-            first,
-            last,
+            lowest,
+            highest,
         });
     }
     Ok(reading.sum)
@@ -439,7 +454,7 @@ fn checked(
 pub trait Transport: fmt::Debug {
     fn spec(&self) -> Spec;
     /// The array as the parent holds it: its own memory for a send, the shared array for
-    /// read-shared. After an exchange its ends hold that exchange's generation.
+    /// read-shared. After an exchange its stamped elements hold that exchange's generation.
     fn array(&self) -> &[f64];
     /// Stamps `generation` into the array (see [`Transport::array`]), has the other side read
     /// all of it, and returns the sum it answered; an error if it saw another generation.
@@ -480,7 +495,7 @@ pub fn open(spec: Spec, exe: &Path, data: &[f64]) -> Result<Box<dyn Transport>, 
 /// Pipe, pipe-vmsplice and socket. A send copies all of the parent's array into the worker's
 /// own buffer, which it sums once all of it has arrived. Read-shared (`variant=held-copy`): the
 /// whole array went to the worker once, when the transport opened, and the worker holds its own
-/// copy; an exchange sends only the two new end values, which the worker patches into its copy
+/// copy; an exchange sends only the new stamped values, which the worker patches into its copy
 /// before it sums all of it.
 #[derive(Debug)]
 struct Streamed {
@@ -490,9 +505,10 @@ struct Streamed {
     worker: Option<Worker>,
     /// The parent's end of the socket pair (socket only).
     socket: Option<FdChannel>,
-    /// The two end values a held-copy exchange sends: kept here, unchanged until the worker has
-    /// answered, since pipe-vmsplice hands the pipe these pages rather than a copy.
-    ends: [f64; 2],
+    /// The stamped values a held-copy exchange sends ([`stamp_positions`], in order): kept
+    /// here, unchanged until the worker has answered, since pipe-vmsplice hands the pipe these
+    /// pages rather than a copy. Filled in place: no allocation inside an exchange.
+    stamps: Vec<f64>,
 }
 
 /// Puts `bytes` on the transport's channel after a request line: the socket, or the worker's
@@ -518,7 +534,7 @@ fn put(
 
 /// Whether two readings are the same bit for bit.
 fn same(a: Reading, b: Reading) -> bool {
-    let bits = |r: Reading| (r.sum.to_bits(), r.ends.map(|e| e.map(f64::to_bits)));
+    let bits = |r: Reading| (r.sum.to_bits(), r.stamped.map(|e| e.map(f64::to_bits)));
     bits(a) == bits(b)
 }
 
@@ -530,7 +546,7 @@ impl Streamed {
             data,
             worker: None,
             socket: None,
-            ends: [0.0; 2],
+            stamps: Vec::with_capacity(STAMPS),
         };
         if spec.shape == Shape::Persistent {
             this.start()?;
@@ -613,7 +629,7 @@ impl Transport for Streamed {
             data,
             worker,
             socket,
-            ends,
+            stamps,
             ..
         } = self;
         let worker = worker.as_mut().ok_or(TransportError::ThreadGone)?;
@@ -634,9 +650,9 @@ impl Transport for Streamed {
                 )?;
             }
             Question::ReadShared => {
-                // Only the new generation crosses: the two end values (the same slot each time).
-                let g = generation as f64;
-                *ends = [data.first(), data.last()].map(|v| v.copied().unwrap_or(g));
+                // Only the new generation crosses: the stamped values (the same buffer each time).
+                stamps.clear();
+                stamps.extend(stamp_positions(len).map(|i| data[i]));
                 worker.send(&Request::HeldSum {
                     via,
                     elements: len as u64,
@@ -645,8 +661,8 @@ impl Transport for Streamed {
                     *spec,
                     worker,
                     socket.as_mut(),
-                    as_bytes(ends),
-                    "taking the new ends",
+                    as_bytes(stamps),
+                    "taking the new stamped values",
                 )?;
             }
         }
@@ -791,7 +807,7 @@ struct ForkedChild {
     answers: FdChannel,
 }
 
-/// What a forked child writes: the bits of its sum, first and last value.
+/// What a forked child writes: the bits of its sum and of the lowest and highest stamped value.
 const FORK_ANSWER: usize = 3 * 8;
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -884,9 +900,12 @@ unsafe fn forked_child(data: &[f64], ans: BorrowedFd<'_>) -> ! {
     // `exit_child` (the caller's promise).
     unsafe { close_fds_from(3) };
     let reading = Reading::of(data);
-    let [first, last] = reading.ends.unwrap_or([f64::NAN; 2]);
+    let [lowest, highest] = reading.stamped.unwrap_or([f64::NAN; 2]);
     let mut answer = [0u8; FORK_ANSWER];
-    for (slot, value) in answer.chunks_exact_mut(8).zip([reading.sum, first, last]) {
+    for (slot, value) in answer
+        .chunks_exact_mut(8)
+        .zip([reading.sum, lowest, highest])
+    {
         slot.copy_from_slice(&value.to_bits().to_le_bytes());
     }
     let mut done = 0;
@@ -952,10 +971,10 @@ impl Transport for Forked {
             .chunks_exact(8)
             .map(|b| f64::from_bits(u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))));
         let mut next = || values.next().unwrap_or(f64::NAN);
-        let (sum, first, last) = (next(), next(), next());
+        let (sum, lowest, highest) = (next(), next(), next());
         let reading = Reading {
             sum,
-            ends: (!self.data.is_empty()).then_some([first, last]),
+            stamped: (!self.data.is_empty()).then_some([lowest, highest]),
         };
         checked(self.spec, reading, generation, self.data.len())
     }
@@ -1261,7 +1280,7 @@ mod tests {
                 spec,
                 Reading {
                     sum: 0.0,
-                    ends: None
+                    stamped: None
                 },
                 1,
                 9
@@ -1269,6 +1288,45 @@ mod tests {
             .is_err()
         );
         assert_eq!(checked(spec, Reading::of(&[]), 3, 0).expect("empty"), 0.0);
+    }
+
+    /// The proof of a fresh read covers a stride of the array, not only its ends: a worker
+    /// that saw the new generation at both ends but an old one in between is stale.
+    #[test]
+    fn a_stale_middle_is_stale_even_with_fresh_ends() {
+        let spec = Spec::new(Question::ReadShared, TransportKind::Pipe, Shape::Persistent)
+            .with_variant(Variant::HeldCopy);
+        let mut data = vec![0.5; 1000];
+        stamp(&mut data, 7);
+        // Only the two ends of the next generation arrived.
+        data[0] = 8.0;
+        data[999] = 8.0;
+        let err = checked(spec, Reading::of(&data), 8, 1000).expect_err("stale in between");
+        assert!(
+            matches!(err, TransportError::Stale { generation: 8, lowest, highest, .. }
+                if lowest == 7.0 && highest == 8.0),
+            "{err}"
+        );
+        stamp(&mut data, 8);
+        assert_eq!(
+            checked(spec, Reading::of(&data), 8, 1000).expect("fresh"),
+            sum(&data)
+        );
+    }
+
+    #[test]
+    fn the_stamps_stride_the_whole_array_once_each() {
+        for len in [1, 2, 3, 63, 64, 65, 1000, 100_003] {
+            let positions: Vec<usize> = stamp_positions(len).collect();
+            assert_eq!(positions.len(), STAMPS.min(len), "{len}");
+            assert_eq!(positions.first(), Some(&0), "{len}");
+            assert_eq!(positions.last(), Some(&(len - 1)), "{len}");
+            assert!(positions.windows(2).all(|w| w[0] < w[1]), "{len}");
+            // Evenly: no gap wider than one stride (rounded up).
+            let stride = (len - 1).div_ceil(STAMPS - 1).max(1);
+            assert!(positions.windows(2).all(|w| w[1] - w[0] <= stride), "{len}");
+        }
+        assert_eq!(stamp_positions(0).count(), 0);
     }
 
     /// The watchdog leaves alone a worker whose exchanges end in time, and kills one stuck in an

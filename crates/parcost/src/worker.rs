@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fdio::{FdChannel, FdError, as_bytes, as_bytes_mut};
 use crate::shm::SharedArray;
-use crate::transport::{Iox2End, IpcEnd, Reading, Variant};
+use crate::transport::{Iox2End, IpcEnd, Reading, STAMPS, Variant, stamp_positions};
 use crate::workload::{ArrayJob, BLOCK};
 
 /// The first argument that turns a bench binary into a worker.
@@ -59,8 +59,9 @@ pub enum Request {
     /// `elements` f64s follow on `via` (pipe or socket): keep them as the worker's own copy
     /// (read-shared, `variant=held-copy`) and answer their [`Reading`].
     Hold { via: Via, elements: u64 },
-    /// Two f64s follow on `via`, the new first and last value of the held copy of `elements`
-    /// values: patch them in, then answer the [`Reading`] of all of the copy.
+    /// The new stamped values of the held copy of `elements` values follow on `via` (one f64
+    /// for each of its [`stamp_positions`], in order): patch them in, then answer the
+    /// [`Reading`] of all of the copy.
     HeldSum { via: Via, elements: u64 },
     /// Map the named shared file at `path` (mmap-file).
     OpenShared { path: String, elements: u64 },
@@ -109,9 +110,10 @@ pub struct Answer {
     /// A sum, as its bits (JSON has no NaN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sum_bits: Option<u64>,
-    /// The first and last value of the array summed, as bits: the generation the worker saw.
+    /// The lowest and highest value of the array's stamped elements, as bits: the generation
+    /// the worker saw ([`Reading::stamped`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ends_bits: Option<[u64; 2]>,
+    pub stamped_bits: Option<[u64; 2]>,
     /// A name the parent needs next (the ipc-channel server's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -123,7 +125,7 @@ impl Answer {
     fn reading(r: Reading) -> Self {
         Self {
             sum_bits: Some(r.sum.to_bits()),
-            ends_bits: r.ends.map(|[a, b]| [a.to_bits(), b.to_bits()]),
+            stamped_bits: r.stamped.map(|[a, b]| [a.to_bits(), b.to_bits()]),
             ..Self::default()
         }
     }
@@ -225,20 +227,26 @@ impl Spawn {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let inherit = self.inherit.clone();
-        // std's `pre_exec` is `unsafe` (its closure runs between fork and exec), and neither std
-        // nor a crate passes an fd to a child under its own number.
-        // SAFETY: the closure runs in the forked child before exec and makes only fcntl system
-        // calls (rustix's, which neither allocate nor lock): async-signal-safe. The fds in
-        // `inherit` are open in the parent for the whole spawn (the caller holds them, see
-        // `inherit`), so in the child too, where nothing else runs to close them.
-        unsafe {
-            cmd.pre_exec(move || {
-                for &fd in &inherit {
-                    let fd = BorrowedFd::borrow_raw(fd);
-                    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
-                }
-                Ok(())
-            });
+        // Only a child that inherits an fd gets a `pre_exec`: with one, std must fork and exec;
+        // without, it takes `posix_spawn` (a vfork-like clone that copies none of the parent's
+        // page tables), the fastest way to start a process from a large parent, and the way a
+        // process per task that inherits nothing should be measured.
+        if !inherit.is_empty() {
+            // std's `pre_exec` is `unsafe` (its closure runs between fork and exec), and neither
+            // std nor a crate passes an fd to a child under its own number.
+            // SAFETY: the closure runs in the forked child before exec and makes only fcntl
+            // system calls (rustix's, which neither allocate nor lock): async-signal-safe. The
+            // fds in `inherit` are open in the parent for the whole spawn (the caller holds
+            // them, see `inherit`), so in the child too, where nothing else runs to close them.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for &fd in &inherit {
+                        let fd = BorrowedFd::borrow_raw(fd);
+                        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = cmd.spawn().map_err(|source| WorkerError::Spawn {
             exe: self.exe.clone(),
@@ -504,7 +512,7 @@ impl Worker {
         Ok(answer)
     }
 
-    /// Reads the answer to a request that read an array: its sum and the ends it saw.
+    /// Reads the answer to a request that read an array: its sum and the stamped values it saw.
     pub fn answer_reading(&mut self, doing: &str) -> Result<Reading, WorkerError> {
         let answer = self.answer(doing)?;
         let garbage = |what: &str| WorkerError::Garbage {
@@ -516,8 +524,8 @@ impl Worker {
             .sum_bits
             .map(f64::from_bits)
             .ok_or_else(|| garbage("a sum"))?;
-        let ends = answer.ends_bits.map(|e| e.map(f64::from_bits));
-        Ok(Reading { sum, ends })
+        let stamped = answer.stamped_bits.map(|e| e.map(f64::from_bits));
+        Ok(Reading { sum, stamped })
     }
 
     /// The CPU time (user plus system, every thread) the worker has used so far.
@@ -632,7 +640,7 @@ struct Serve {
     /// summed (kept between requests, so only the first one allocates).
     buffer: Vec<f64>,
     /// The worker's own copy of the array (read-shared by pipe or socket, `held-copy`): sent
-    /// whole once, then patched at both ends by each [`Request::HeldSum`].
+    /// whole once, then patched at its stamped elements by each [`Request::HeldSum`].
     held: Vec<f64>,
     /// Scratch for the output of [`Request::Compute`] on the pipe.
     computed: Vec<f64>,
@@ -770,19 +778,18 @@ impl Serve {
                 let Some(source) = stream(via, input, &mut self.socket)? else {
                     return refuse(output, "patching by shared memory".into());
                 };
-                let mut ends = [0.0; 2];
-                source.read_exact(as_bytes_mut(&mut ends)).map_err(io)?;
-                if self.held.len() as u64 != elements {
+                let len = usize::try_from(elements).unwrap_or(usize::MAX);
+                let mut stamps = [0.0; STAMPS];
+                let stamps = &mut stamps[..STAMPS.min(len)];
+                source.read_exact(as_bytes_mut(stamps)).map_err(io)?;
+                if self.held.len() != len {
                     return refuse(
                         output,
                         format!("it holds {} values, not {elements}", self.held.len()),
                     );
                 }
-                if let Some(first) = self.held.first_mut() {
-                    *first = ends[0];
-                }
-                if let Some(last) = self.held.last_mut() {
-                    *last = ends[1];
+                for (i, v) in stamp_positions(len).zip(stamps.iter()) {
+                    self.held[i] = *v;
                 }
                 send_answer(output, &Answer::reading(Reading::of(&self.held)))
             }

@@ -103,10 +103,11 @@ fn every_case_answers_the_exact_sum_at_edge_sizes() {
 }
 
 /// Every case's worker reads what the parent holds now, not what it held before: each exchange
-/// carries a new generation in the array's first and last element, and the sum it answers must
-/// be that of the new array (a stale read answers the old sum, or trips the transport's own
-/// check of the ends it saw). That includes the held copies of pipe, pipe-vmsplice and socket
-/// (read-shared), whose worker gets only the two new end values per exchange.
+/// carries a new generation along a stride of the array (`stamp_positions`), and the sum it
+/// answers must be that of the new array (a stale read answers the old sum, or trips the
+/// transport's own check of the stamped elements it saw). That includes the held copies of
+/// pipe, pipe-vmsplice and socket (read-shared), whose worker gets only the new stamped values
+/// per exchange.
 #[test]
 fn every_case_sees_each_new_generation() {
     let _shm = shm_tests();
