@@ -121,14 +121,10 @@ pub const QUICK_EXTRA_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::f
 /// The variants more rounds could decide, of the recommendations `recs` drawn from `rows`:
 /// for each recommendation whose comparison is near the margin (its default over its pick
 /// beyond `1 + margin` by the estimate but not beyond `(1 + margin)^2` by its interval's low
-/// end), the default, the fastest, the pick (the simplest of the fastest's tie,
-/// [`crate::findings::simplest_equivalent`]) and every other variant within `(1 + margin)^2`
-/// of the fastest's estimate: one that could be the fastest or the pick of another run. (Two
-/// full runs differed where one recommended 2 tasks x 1 thread, measured in 16 rounds there,
-/// and the other kept the default against a fastest 2 x 1 had tied with, measured in 5.) Every
-/// other comparison is decided: separated well beyond the margin, within it, or overlapping
-/// with an estimate inside it (more rounds would make it "equivalent", never a
-/// recommendation).
+/// end), the default, the fastest and the pick (the simplest of the
+/// fastest's tie, [`crate::findings::simplest_equivalent`]). Every other comparison is
+/// decided: separated well beyond the margin, within it, or overlapping with an estimate
+/// inside it (more rounds would make it "equivalent", never a recommendation).
 pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
     let m = 1.0 + MARGIN;
     let mut out = BTreeSet::new();
@@ -165,14 +161,6 @@ pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
         let pick = crate::findings::simplest_equivalent(&cells, fastest, default);
         for r in [Some(fastest), default, Some(pick)].into_iter().flatten() {
             out.insert(r.full_id.clone());
-        }
-        if let Some(best) = fastest.time_ns.map(|t| t.estimate) {
-            out.extend(
-                cells
-                    .iter()
-                    .filter(|r| r.time_ns.is_some_and(|t| t.estimate <= m * m * best))
-                    .map(|r| r.full_id.clone()),
-            );
         }
     }
     out.into_iter().collect()
@@ -312,23 +300,6 @@ mod tests {
         let ids = undecided_of(&gray);
         assert_eq!(ids.len(), 2, "{ids:?}");
         assert!(ids.iter().any(|id| id.ends_with("blas_threads=2")));
-        // A third variant within (1 + margin)^2 of the fastest could be another run's fastest
-        // or pick: more rounds too; one beyond it is decided.
-        let tied = [
-            cell(2, 100.0, 6.0, 0),
-            cell(4, 89.0, 6.0, 1),
-            cell(3, 92.0, 6.0, 2),
-            cell(1, 99.0, 6.0, 3),
-        ];
-        let ids = undecided_of(&tied);
-        assert!(
-            ids.iter().any(|id| id.ends_with("blas_threads=3")),
-            "{ids:?}"
-        );
-        assert!(
-            !ids.iter().any(|id| id.ends_with("blas_threads=1")),
-            "{ids:?}"
-        );
     }
 
     #[test]
