@@ -672,10 +672,9 @@ impl Job {
     /// Asks every rank where it is (`SIGUSR1` to mpirun, which forwards it to every rank of
     /// the job) and reads their reports from mpirun's stderr for up to [`WHEREABOUTS_WAIT`]:
     /// where they were, the rank the others waited for first ([`whereabouts::describe`]).
-    fn whereabouts(&mut self) -> String {
-        let lines = Arc::clone(&self.stderr);
+    fn whereabouts(&self) -> String {
         let reports = || -> Vec<whereabouts::Report> {
-            lines
+            self.stderr
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()

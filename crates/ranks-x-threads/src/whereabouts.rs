@@ -286,8 +286,9 @@ pub fn describe(reports: &[Report], ranks: usize) -> String {
     // A rank that answered before MPI named it is one of those not named: none is called
     // silent then.
     let said: Vec<u32> = reports.iter().filter_map(|r| r.rank).collect();
+    let all_named = said.len() == reports.len();
     let silent: Vec<String> = (0..ranks as u32)
-        .filter(|r| !said.contains(r) && reports.iter().all(|r| r.rank.is_some()))
+        .filter(|r| all_named && !said.contains(r))
         .map(|r| r.to_string())
         .collect();
     match silent.as_slice() {
