@@ -41,6 +41,16 @@
 //!     (private) copy, the answer.
 //!
 //!   A forked child's snapshot never sees a new generation: fork-cow has no read-shared row.
+//! - `array-sharing/remote/transport=pipe|thread,request=range-sum|slice|dot/bytes=B`: the
+//!   array is not moved; the work goes to where it lives (`parcost::remote`). `pipe`: a server
+//!   process holds its own copy (sent once, outside the timing) and answers requests on its
+//!   stdin and stdout; `thread`: a reused thread of this process reads the parent's array by a
+//!   shared reference, requests and replies on channels. Timed: one request and its reply,
+//!   one of 64 places spread over the array in a jumping order: `range-sum` (the sum of 64 KiB
+//!   of it, one number back), `slice` (4 KiB of it back), `dot` (a 4 KiB vector sent with the
+//!   request, its dot product with 4 KiB of the array back). Every reply is compared, bit for
+//!   bit, with the one computed from the parent's array before the timing (a table of 64, one
+//!   comparison per request: under 1% of the fastest request's time).
 //! - `array-sharing/copy/transport=memcpy/bytes=B`: a memcpy of the array into memory that is
 //!   already mapped, the physical reference (a shared-memory send costs at least one).
 //! - `array-sharing/spawn/transport=exec,pool=spawn/bytes=B`: the bare cost of a worker, given
@@ -56,14 +66,16 @@
 //! with the new generation (the generation itself is checked in every iteration). Process
 //! workers answer their requests on a pipe, the same for every transport.
 
-use array_sharing::{SIZES, case_id, cases, expected, memcpy};
+use array_sharing::{REMOTE_TRANSPORTS, SIZES, case_id, cases, expected, memcpy, remote_id};
 use criterion::Throughput;
 use parcost::harness::{Selection, Suite, fail};
 use parcost::id::{ARRAY_SHARING, key, params};
+use parcost::remote::{self, Holder, Query};
 use parcost::transport::{self, Question, Spec, Transport};
 use parcost::workload::{Mismatch, Tolerance, fill_uniform, sum};
 
 const SUITE: &str = ARRAY_SHARING.name;
+const REMOTE: &str = parcost::id::workload::REMOTE;
 const SEED: u64 = 0x5eed_0005;
 
 /// Over 64 MiB (the 800 MB size) a case runs only when, at the size before, it was within this
@@ -103,6 +115,51 @@ impl Moved {
         let array = self.transport.as_ref().map_or(&[][..], |t| t.array());
         Tolerance::Exact.check(array.iter().copied(), expected.iter().copied())?;
         Tolerance::Exact.check([self.sum], [sum(&expected)])
+    }
+}
+
+/// A remote case's state: who holds the array, the 64 requests asked in turn and their replies
+/// as they must be.
+struct Asked {
+    /// `None` for a case Criterion does not run.
+    holder: Option<Box<dyn Holder>>,
+    queries: Vec<Query>,
+    expected: Vec<remote::Expected>,
+    asked: usize,
+}
+
+impl Asked {
+    /// One request and its reply, which must be the expected one bit for bit.
+    fn ask(&mut self) {
+        let Some(holder) = self.holder.as_mut() else {
+            fail(
+                SUITE,
+                "a case was run that was not opened (a filter Criterion reads otherwise)",
+            );
+        };
+        let i = self.asked % self.queries.len().max(1);
+        let query = self.queries[i];
+        let reply = holder.ask(query).unwrap_or_else(|e| fail(SUITE, e));
+        if !self.expected[i].matches(reply) {
+            fail(
+                SUITE,
+                format!(
+                    "the reply to a {} at value {} is not the array's",
+                    query.request.name(),
+                    query.start
+                ),
+            );
+        }
+        self.asked += 1;
+    }
+
+    /// Every request so far was answered as expected (a wrong reply stops the suite in
+    /// [`Asked::ask`]); here, that one was.
+    fn verify(&self) -> Result<(), Mismatch> {
+        if self.asked == 0 {
+            return Err(Mismatch::Length { got: 0, want: 1 });
+        }
+        Ok(())
     }
 }
 
@@ -175,7 +232,12 @@ fn main() {
         }
         let any_runs = runs(&"copy", &copy_id)
             || runs(&"spawn", &spawn_id)
-            || cases.iter().any(|(s, id)| runs(&s.question, id));
+            || cases.iter().any(|(s, id)| runs(&s.question, id))
+            || remote::Request::ALL.iter().any(|r| {
+                REMOTE_TRANSPORTS
+                    .iter()
+                    .any(|t| runs(&REMOTE, &format!("{}/{size}", remote_id(t, *r))))
+            });
         // Every case is registered (so `--list` names them all), but only those Criterion will
         // run get an array and a transport.
         let mut data = Vec::new();
@@ -235,6 +297,46 @@ fn main() {
             }
             group.finish();
         }
+
+        let mut group = suite.group(REMOTE);
+        let mut shared: Option<std::sync::Arc<[f64]>> = None;
+        for request in remote::Request::ALL {
+            for transport in REMOTE_TRANSPORTS {
+                let id = format!("{}/{size}", remote_id(transport, request));
+                let queries = remote::queries(request, data.len().max(1));
+                let (holder, expected) = if runs(&REMOTE, &id) {
+                    let holder: Box<dyn Holder> = if transport == "thread" {
+                        let array = shared
+                            .get_or_insert_with(|| std::sync::Arc::from(data.as_slice()))
+                            .clone();
+                        Box::new(remote::Thread::open(array).unwrap_or_else(|e| fail(SUITE, e)))
+                    } else {
+                        Box::new(
+                            remote::Server::open(&exe, &data)
+                                .unwrap_or_else(|e| fail(SUITE, format!("{id}: {e}"))),
+                        )
+                    };
+                    let expected = remote::expected(&data, &queries)
+                        .unwrap_or_else(|e| fail(SUITE, format!("{id}: {e}")));
+                    (Some(holder), expected)
+                } else {
+                    (None, Vec::new())
+                };
+                group.bench_with_workers(
+                    &id,
+                    Asked {
+                        holder,
+                        queries,
+                        expected,
+                        asked: 0,
+                    },
+                    Asked::ask,
+                    Asked::verify,
+                    |a| a.holder.as_ref().and_then(|h| h.worker_cpu()),
+                );
+            }
+        }
+        group.finish();
     }
     suite.finish();
 }

@@ -2,12 +2,15 @@
 //! questions of sharing: *send* (the worker gets an array it has not seen, from the parent's
 //! own memory) and *read-shared* (the worker reads an array it already has: one that lives in
 //! shared memory, or, for a pipe or socket, which share none, its own copy, sent once and
-//! updated by a small message: `variant=held-copy`). The transports are `parcost::transport`;
-//! this crate picks the cases, sizes and ids.
+//! updated by a small message: `variant=held-copy`); and a third way that moves no array at
+//! all, *remote*: the array stays with a server process and the client sends it small requests
+//! (`parcost::remote`). The transports are `parcost::transport`; this crate picks the cases,
+//! sizes and ids.
 
 use std::fmt::Display;
 
 use parcost::id::{key, params};
+use parcost::remote::Request;
 use parcost::transport::{Question, Spec, stamp};
 
 pub const MIB: usize = 1 << 20;
@@ -39,6 +42,18 @@ pub fn case_id(spec: &Spec) -> String {
     let pool = spec.shape.name();
     pairs.push((key::POOL, &pool));
     params(&pairs)
+}
+
+/// Who holds the array in `remote`: a server process (requests and replies on its pipes), or
+/// a thread of this process reading it by reference.
+pub const REMOTE_TRANSPORTS: [&str; 2] = ["pipe", "thread"];
+
+/// The level of a `remote` id that names the case: `transport=pipe|thread,request=R`.
+pub fn remote_id(transport: &str, request: Request) -> String {
+    params(&[
+        (key::TRANSPORT, &transport),
+        (key::REQUEST, &request.name()),
+    ])
 }
 
 /// The array a case must hold after the exchange of `generation`: `data` with the generation at
@@ -140,6 +155,18 @@ mod tests {
         assert_eq!(stamped.len(), parcost::transport::STAMPS);
         assert_eq!((stamped[0], stamped[stamped.len() - 1]), (0, 999));
         assert!(stamped.windows(2).all(|w| w[1] - w[0] <= 16), "{stamped:?}");
+    }
+
+    #[test]
+    fn remote_ids_name_the_transport_and_the_request() {
+        let ids: Vec<String> = Request::ALL
+            .iter()
+            .flat_map(|r| REMOTE_TRANSPORTS.map(|t| remote_id(t, *r)))
+            .collect();
+        assert_eq!(ids.len(), 6);
+        assert!(ids.contains(&"transport=pipe,request=range-sum".to_owned()));
+        assert!(ids.contains(&"transport=thread,request=dot".to_owned()));
+        assert!(ids.contains(&"transport=pipe,request=slice".to_owned()));
     }
 
     #[test]

@@ -84,10 +84,12 @@ pub const ARRAY_SHARING: SuiteInfo = SuiteInfo {
     uses_blas: false,
     native_layers: false,
     grid: &[key::TRANSPORT, key::VARIANT, key::POOL],
-    question: "What does sending an array to another process cost, and reading one it shares?",
+    question: "What does sending an array to another process cost, reading one it shares, and \
+               asking the process that holds it?",
     about: "Cost 5: sending an array a worker has not seen (end to end, until it answers with a \
-            sum that proves it read all of it) and reading one that already lives in shared \
-            memory, by each transport, against threads and memcpy.",
+            sum that proves it read all of it), reading one that already lives in shared \
+            memory, by each transport, against threads and memcpy; and leaving it with a server \
+            process that answers small requests about it (remote), against a thread.",
 };
 
 pub const RANKS_X_THREADS: SuiteInfo = SuiteInfo {
@@ -148,6 +150,9 @@ pub mod key {
     /// where more than one suite or the report needs them.
     pub const VARIANT: &str = "variant";
     pub const POOL: &str = "pool";
+    /// array-sharing's `remote`: what the client asks of the array's holder, one of
+    /// [`super::request`]'s names.
+    pub const REQUEST: &str = "request";
 }
 
 /// The workloads of the suites, as their ids name them (the second level of an id).
@@ -164,6 +169,9 @@ pub mod workload {
     pub const SEND: &str = "send";
     pub const READ_SHARED: &str = "read-shared";
     pub const COPY: &str = "copy";
+    /// array-sharing: leaving the array where it lives and sending small requests to its
+    /// holder (a server process, or a thread).
+    pub const REMOTE: &str = "remote";
     /// ranks-x-threads: every rank makes its own inputs; rank 0 scatters and gathers them;
     /// a job's start-up.
     pub const BATCH: &str = "batch";
@@ -191,6 +199,14 @@ pub mod variant {
     /// thread count, in `ranks-x-threads`). Its id carries what the user did choose (`ranks=P`)
     /// and nothing it left alone (no `blas_threads`).
     pub const DEFAULT: &str = "default";
+}
+
+/// The values of `request` (array-sharing's `remote`): the sum of a 64 KiB range, a 4 KiB
+/// slice returned whole, a dot product with a 4 KiB vector sent with the request.
+pub mod request {
+    pub const RANGE_SUM: &str = "range-sum";
+    pub const SLICE: &str = "slice";
+    pub const DOT: &str = "dot";
 }
 
 /// The values of `pool` (array-sharing): one worker kept for every iteration, or a process

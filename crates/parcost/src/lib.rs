@@ -47,6 +47,8 @@ pub mod noise;
 pub mod observe;
 pub mod probe;
 #[cfg(feature = "suites")]
+pub mod remote;
+#[cfg(feature = "suites")]
 pub mod shm;
 pub mod topology;
 #[cfg(feature = "suites")]

@@ -83,6 +83,10 @@ pub enum Request {
     Iceoryx2Sum { elements: u64 },
     /// Run an array job over some of its blocks.
     Compute(Compute),
+    /// Answer a request about the array the worker holds (`remote`: it was sent once by
+    /// [`Request::Hold`]); a dot product's vector follows on the pipe, a slice's values follow
+    /// the answer.
+    Ask(crate::remote::Query),
     /// Answer at once: a round trip with no work (the bare cost of a worker).
     Ping,
     /// Tests: do nothing for `ms` milliseconds before answering.
@@ -609,6 +613,11 @@ fn describe(request: &Request) -> String {
         Request::Iceoryx2Open { service, .. } => format!("subscribing to iceoryx2 {service}"),
         Request::Iceoryx2Sum { elements } => format!("taking an iceoryx2 sample of {elements}"),
         Request::Compute(c) => format!("{} over {} blocks", c.job.name(), c.blocks),
+        Request::Ask(q) => format!(
+            "answering a {} at value {} of the array it holds",
+            q.request.name(),
+            q.start
+        ),
         Request::Ping => "answering a ping".into(),
         Request::Sleep { ms } => format!("sleeping {ms} ms"),
         Request::Garble => "garbling".into(),
@@ -869,6 +878,23 @@ impl Serve {
                 }
             }
             Request::Compute(c) => self.compute(&c, input, output),
+            Request::Ask(query) => {
+                let mut scratch = std::mem::take(&mut self.buffer);
+                let sent = match crate::remote::serve(&self.held, query, input, &mut scratch) {
+                    Ok(crate::remote::Reply::Number(x)) => send_answer(
+                        output,
+                        &Answer {
+                            sum_bits: Some(x.to_bits()),
+                            ..Answer::default()
+                        },
+                    ),
+                    Ok(crate::remote::Reply::Values(v)) => send_answer(output, &Answer::default())
+                        .and_then(|()| output.write_all(as_bytes(v)).map_err(io)),
+                    Err(e) => refuse(output, e),
+                };
+                self.buffer = scratch;
+                sent
+            }
             Request::Ping => done(output),
             Request::Sleep { ms } => {
                 std::thread::sleep(Duration::from_millis(ms));

@@ -569,3 +569,42 @@ fn a_bench_that_exits_without_destructors_leaves_nothing_behind() {
         "temp folder"
     );
 }
+
+/// `remote`: a server process holding the array answers every request of every kind exactly as
+/// the client's own copy says, at every place of the cycle, and so does the thread.
+#[test]
+fn a_server_holding_the_array_answers_every_request_as_its_copy_says() {
+    use parcost::remote::{Holder, Request, Server, Thread, expected, queries};
+    let data = random(40_000, 17);
+    let mut server = Server::open(exe(), &data).expect("a server");
+    let mut thread = Thread::open(data.clone().into()).expect("a thread");
+    for request in Request::ALL {
+        let qs = queries(request, data.len());
+        let want = expected(&data, &qs).expect("in range");
+        for (q, w) in qs.iter().zip(&want) {
+            let got = server.ask(*q).expect("the server answers");
+            assert!(w.matches(got), "server {q:?}: {got:?}");
+            let got = thread.ask(*q).expect("the thread answers");
+            assert!(w.matches(got), "thread {q:?}: {got:?}");
+        }
+    }
+    assert!(server.worker_cpu().is_some());
+}
+
+/// A request outside the array is refused with a line that says so, not a dead server.
+#[test]
+fn a_request_outside_the_array_is_refused_in_words() {
+    use parcost::remote::{Holder, Query, Request, Server};
+    let data = random(1000, 18);
+    let mut server = Server::open(exe(), &data).expect("a server");
+    let past = Query {
+        request: Request::RangeSum,
+        start: 999,
+        len: 2,
+    };
+    let err = server.ask(past).expect_err("refused").to_string();
+    assert!(err.contains("not in an array of 1000"), "{err}");
+    // Still serving.
+    let ok = Query { start: 998, ..past };
+    assert!(server.ask(ok).is_ok());
+}

@@ -379,6 +379,11 @@ pub fn ms_words(ns: f64) -> String {
     format!("{:.3} ms", ns / 1e6)
 }
 
+/// A short time in words for the analysis's own sentences: `12.3 µs`.
+pub fn us_words(ns: f64) -> String {
+    format!("{:.1} µs", ns / 1e3)
+}
+
 /// The machine block from the run's sidecars.
 pub fn machine_out(run: &Run, limits: Limits) -> MachineOut {
     let m = run.machine.as_ref();

@@ -183,7 +183,8 @@ fn cell(rows: &[&Row], tasks: u64, blas: u64) -> Option<Row> {
         .map(|r| (*r).clone())
 }
 
-/// Findings, most telling first, at most 3 a suite. `capacity`: the parallel speedup the
+/// Findings, most telling first, at most 3 a suite (and array-sharing's one on its remote
+/// question). `capacity`: the parallel speedup the
 /// machine delivered in its calibrations around threads-vs-processes, to judge speedups by;
 /// `cross`: the task-level crossovers ([`crossovers`]), computed once for every stage.
 pub fn findings(
@@ -440,6 +441,50 @@ pub fn findings(
         ));
     }
     all.extend(top3(share));
+
+    // Remote, at 64 MiB: a request to a server process that holds the array, against a thread
+    // answering it on a shared reference; the one that costs the most in a process.
+    let remote = |transport: &str, request: &str| {
+        rows.iter()
+            .find(|r| {
+                r.suite == parcost::id::ARRAY_SHARING.name
+                    && r.workload == parcost::id::workload::REMOTE
+                    && r.name(parcost::id::key::TRANSPORT) == Some(transport)
+                    && r.name(parcost::id::key::REQUEST) == Some(request)
+                    && r.int(parcost::id::key::BYTES) == Some(MIB64)
+            })
+            .and_then(|r| r.time_ns)
+    };
+    let mut asked = Vec::new();
+    for (request, what) in [
+        (
+            parcost::id::request::RANGE_SUM,
+            "the sum of 64 KiB of it (one number back)",
+        ),
+        (parcost::id::request::SLICE, "4 KiB of it back"),
+        (
+            parcost::id::request::DOT,
+            "its dot product with a 4 KiB vector sent along (one number back)",
+        ),
+    ] {
+        if let (Some(p), Some(t)) = (remote("pipe", request), remote("thread", request)) {
+            asked.push(slower(
+                parcost::id::ARRAY_SHARING.name,
+                format!("remote {request}: a server process against a thread"),
+                &format!(
+                    "asking a server process that holds 64 MiB for {what}, {} a request,",
+                    crate::facts::us_words(p.estimate)
+                ),
+                &format!(
+                    "a thread reading the array by reference ({} a request)",
+                    crate::facts::us_words(t.estimate)
+                ),
+                ratio(&p, &t),
+                "",
+            ));
+        }
+    }
+    all.extend(top3(asked).take(1));
     all
 }
 
@@ -1003,6 +1048,66 @@ mod tests {
         assert!(f.seen);
         assert!(
             f.text.contains("a was 2.11x (1.81 to 2.47) slower than b"),
+            "{}",
+            f.text
+        );
+    }
+
+    /// An array-sharing `remote` row at 64 MiB, `us` microseconds a request (2% either side).
+    fn remote_row(transport: &str, request: &str, us: f64) -> Row {
+        let id = format!(
+            "array-sharing/remote/transport={transport},request={request}/bytes={}",
+            64u64 << 20
+        );
+        let (_, workload, params) = crate::results::parse_id(&id).expect("valid id");
+        Row {
+            suite: "array-sharing".into(),
+            workload,
+            params,
+            full_id: id,
+            time_ns: Some(est(us * 1e3, us * 20.0)),
+            single_run_ns: None,
+            at_least_ns: None,
+            throughput: None,
+            cpu_per_wall: None,
+            context_switches: None,
+            busy_threads: None,
+            ranks_seen: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_remote_question_is_named_by_its_costliest_request() {
+        let rows = [
+            remote_row("pipe", "range-sum", 20.0),
+            remote_row("thread", "range-sum", 10.0),
+            remote_row("pipe", "slice", 30.0),
+            remote_row("thread", "slice", 5.0),
+            remote_row("pipe", "dot", 12.0),
+            // The other size is not the answer's.
+            Row {
+                params: crate::results::parse_id(
+                    "array-sharing/remote/transport=thread,request=dot/bytes=1048576",
+                )
+                .expect("valid id")
+                .2,
+                ..remote_row("thread", "dot", 1.0)
+            },
+        ];
+        let found = findings(&rows, 2, None, &BTreeMap::new());
+        let remote: Vec<&Finding> = found
+            .iter()
+            .filter(|f| f.title.starts_with("remote "))
+            .collect();
+        assert_eq!(remote.len(), 1, "{found:#?}");
+        let f = remote[0];
+        assert_eq!(f.title, "remote slice: a server process against a thread");
+        assert!(f.seen);
+        assert!(
+            f.text
+                .contains("4 KiB of it back, 30.0 µs a request, was 6.00x")
+                && f.text
+                    .contains("a thread reading the array by reference (5.0 µs a request)"),
             "{}",
             f.text
         );
