@@ -11,7 +11,7 @@ use std::fmt::Display;
 
 use parcost::id::{key, params};
 use parcost::remote::Request;
-use parcost::transport::{Question, Spec, stamp};
+use parcost::transport::{Question, Spec, TransportKind, stamp};
 
 pub const MIB: usize = 1 << 20;
 
@@ -46,10 +46,10 @@ pub fn case_id(spec: &Spec) -> String {
 
 /// Who holds the array in `remote`: a server process (requests and replies on its pipes), or
 /// a thread of this process reading it by reference.
-pub const REMOTE_TRANSPORTS: [&str; 2] = ["pipe", "thread"];
+pub const REMOTE_TRANSPORTS: [TransportKind; 2] = [TransportKind::Pipe, TransportKind::Thread];
 
 /// The level of a `remote` id that names the case: `transport=pipe|thread,request=R`.
-pub fn remote_id(transport: &str, request: Request) -> String {
+pub fn remote_id(transport: TransportKind, request: Request) -> String {
     params(&[
         (key::TRANSPORT, &transport),
         (key::REQUEST, &request.name()),
@@ -83,7 +83,7 @@ pub fn spawn_and_reap(exe: &std::path::Path) -> Result<u32, parcost::worker::Wor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parcost::transport::{Shape, TransportKind};
+    use parcost::transport::Shape;
 
     #[test]
     fn both_questions_are_asked_of_the_transports_that_can_answer_them() {

@@ -533,7 +533,7 @@ fn put(
 }
 
 /// Whether two readings are the same bit for bit.
-fn same(a: Reading, b: Reading) -> bool {
+pub(crate) fn same(a: Reading, b: Reading) -> bool {
     let bits = |r: Reading| (r.sum.to_bits(), r.stamped.map(|e| e.map(f64::to_bits)));
     bits(a) == bits(b)
 }

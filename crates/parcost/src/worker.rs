@@ -484,9 +484,9 @@ impl Worker {
     pub fn send(&mut self, request: &Request) -> Result<(), WorkerError> {
         let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let doing = describe(request);
         let result = self.to_worker()?.write_all(&line);
-        result.map_err(|e| self.failure(&doing, e))
+        // Described only on failure: a remote request is a few microseconds.
+        result.map_err(|e| self.failure(&describe(request), e))
     }
 
     /// Sends raw bytes on the worker's stdin.
@@ -514,6 +514,19 @@ impl Worker {
             });
         }
         Ok(answer)
+    }
+
+    /// Reads the answer to a request whose answer is one number (carried as a sum).
+    pub fn answer_number(&mut self, doing: &str) -> Result<f64, WorkerError> {
+        let answer = self.answer(doing)?;
+        answer
+            .sum_bits
+            .map(f64::from_bits)
+            .ok_or_else(|| WorkerError::Garbage {
+                pid: self.pid(),
+                doing: doing.to_owned(),
+                line: "an answer without a number".into(),
+            })
     }
 
     /// Reads the answer to a request that read an array: its sum and the stamped values it saw.
@@ -879,6 +892,14 @@ impl Serve {
             }
             Request::Compute(c) => self.compute(&c, input, output),
             Request::Ask(query) => {
+                if query.request == crate::remote::Request::Dot
+                    && query.len > crate::remote::SMALL_VALUES as u64
+                {
+                    // Its vector was not read: the stream is out of step now. Say why and stop.
+                    let message = format!("a dot product's vector of {} values", query.len);
+                    refuse(output, format!("{message} is longer than a request's"))?;
+                    return Err(message);
+                }
                 let mut scratch = std::mem::take(&mut self.buffer);
                 let sent = match crate::remote::serve(&self.held, query, input, &mut scratch) {
                     Ok(crate::remote::Reply::Number(x)) => send_answer(

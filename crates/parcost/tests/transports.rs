@@ -570,41 +570,69 @@ fn a_bench_that_exits_without_destructors_leaves_nothing_behind() {
     );
 }
 
-/// `remote`: a server process holding the array answers every request of every kind exactly as
-/// the client's own copy says, at every place of the cycle, and so does the thread.
+/// `remote`: a server process holding the array answers every request of every kind at every
+/// window exactly as the client's array says, and so does the thread.
 #[test]
 fn a_server_holding_the_array_answers_every_request_as_its_copy_says() {
-    use parcost::remote::{Holder, Request, Server, Thread, expected, queries};
+    use parcost::remote::{Holder, Request, Server, Thread, is_right, numbers, queries};
     let data = random(40_000, 17);
     let mut server = Server::open(exe(), &data).expect("a server");
     let mut thread = Thread::open(data.clone().into()).expect("a thread");
     for request in Request::ALL {
         let qs = queries(request, data.len());
-        let want = expected(&data, &qs).expect("in range");
+        let want = numbers(&data, &qs).expect("in range");
         for (q, w) in qs.iter().zip(&want) {
             let got = server.ask(*q).expect("the server answers");
-            assert!(w.matches(got), "server {q:?}: {got:?}");
+            assert!(is_right(&data, *q, *w, got), "server {q:?}: {got:?}");
             let got = thread.ask(*q).expect("the thread answers");
-            assert!(w.matches(got), "thread {q:?}: {got:?}");
+            assert!(is_right(&data, *q, *w, got), "thread {q:?}: {got:?}");
         }
     }
     assert!(server.worker_cpu().is_some());
 }
 
-/// A request outside the array is refused with a line that says so, not a dead server.
+/// A request outside the array is refused in words, not a dead server, and the stream stays
+/// in step: the next replies are their own, of every kind.
 #[test]
 fn a_request_outside_the_array_is_refused_in_words() {
-    use parcost::remote::{Holder, Query, Request, Server};
+    use parcost::remote::{Holder, Query, Reply, Request, SMALL_VALUES, Server, dot_vector};
+    use parcost::workload::dot;
     let data = random(1000, 18);
     let mut server = Server::open(exe(), &data).expect("a server");
-    let past = Query {
-        request: Request::RangeSum,
-        start: 999,
-        len: 2,
+    for request in Request::ALL {
+        let past = Query {
+            request,
+            start: 999,
+            len: 2,
+        };
+        let err = server.ask(past).expect_err("refused").to_string();
+        assert!(err.contains("not in an array of 1000"), "{err}");
+        let slice = Query {
+            request: Request::Slice,
+            start: 998,
+            len: 2,
+        };
+        assert_eq!(server.ask(slice).ok(), Some(Reply::Values(&data[998..])));
+        let d = Query {
+            request: Request::Dot,
+            start: 0,
+            len: 16,
+        };
+        let want = dot(&data[..16], &dot_vector(SMALL_VALUES));
+        assert_eq!(server.ask(d).ok(), Some(Reply::Number(want)));
+    }
+    // A vector longer than a request's: refused before anything is sent.
+    let long = Query {
+        request: Request::Dot,
+        start: 0,
+        len: SMALL_VALUES as u64 + 1,
     };
-    let err = server.ask(past).expect_err("refused").to_string();
-    assert!(err.contains("not in an array of 1000"), "{err}");
-    // Still serving.
-    let ok = Query { start: 998, ..past };
-    assert!(server.ask(ok).is_ok());
+    assert!(server.ask(long).is_err());
+    let sum = Query {
+        request: Request::RangeSum,
+        start: 0,
+        len: 8,
+    };
+    let want: f64 = parcost::workload::sum(&data[..8]);
+    assert_eq!(server.ask(sum).ok(), Some(Reply::Number(want)));
 }

@@ -1079,8 +1079,9 @@ mod tests {
     #[test]
     fn the_remote_question_is_named_by_its_costliest_request() {
         let rows = [
-            remote_row("pipe", "range-sum", 20.0),
-            remote_row("thread", "range-sum", 10.0),
+            // The longest request in a process, but only 2x a thread's: not the one named.
+            remote_row("pipe", "range-sum", 40.0),
+            remote_row("thread", "range-sum", 20.0),
             remote_row("pipe", "slice", 30.0),
             remote_row("thread", "slice", 5.0),
             remote_row("pipe", "dot", 12.0),
