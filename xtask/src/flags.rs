@@ -21,8 +21,9 @@ tasks:
               --quick              rough numbers fast (Criterion's --quick), and of OpenBLAS
                                    only its default build (pthreads) unless --layer says
               --rounds N           rounds of every contender, each a fresh process (3; the
-                                   advice needs at least 3), then up to 5 more (quick: 3),
-                                   one at a time, of what is still near the 5% margin
+                                   advice needs at least 3), then up to 13 more (quick: 3),
+                                   one at a time, of what is still near the 5% margin,
+                                   while the suites have run under 800 s (quick: 280 s)
               --suite NAME         only this suite (repeatable)
               --layer NAME         only this layer (repeatable): an OpenBLAS layer (pthreads,
                                    openmp, serial), faer (on rayon) or matrixmultiply (its own
@@ -291,6 +292,21 @@ mod tests {
 
     fn parse_str(s: &str) -> anyhow::Result<Task> {
         parse(s.split_whitespace().map(OsString::from))
+    }
+
+    #[test]
+    fn the_help_states_the_extra_rounds_and_their_budgets_as_the_bench_runs_them() {
+        use report::rounds::{
+            EXTRA_ROUNDS, EXTRA_ROUNDS_UNTIL, QUICK_EXTRA_ROUNDS, QUICK_EXTRA_ROUNDS_UNTIL,
+        };
+        let help = HELP.split_whitespace().collect::<Vec<_>>().join(" ");
+        let said = format!(
+            "then up to {EXTRA_ROUNDS} more (quick: {QUICK_EXTRA_ROUNDS}), one at a time, of what \
+             is still near the 5% margin, while the suites have run under {} s (quick: {} s)",
+            EXTRA_ROUNDS_UNTIL.as_secs(),
+            QUICK_EXTRA_ROUNDS_UNTIL.as_secs()
+        );
+        assert!(help.contains(&said), "{said}");
     }
 
     #[test]
