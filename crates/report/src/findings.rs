@@ -1053,19 +1053,15 @@ mod tests {
         );
     }
 
-    /// An array-sharing `remote` row at 64 MiB, `us` microseconds a request (2% either side).
-    fn remote_row(transport: &str, request: &str, us: f64) -> Row {
-        let id = format!(
-            "array-sharing/remote/transport={transport},request={request}/bytes={}",
-            64u64 << 20
-        );
-        let (_, workload, params) = crate::results::parse_id(&id).expect("valid id");
+    /// A row of `id` timed `time`, nothing else measured.
+    fn row_of(id: String, time: Estimate) -> Row {
+        let (suite, workload, params) = crate::results::parse_id(&id).expect("valid id");
         Row {
-            suite: "array-sharing".into(),
+            suite,
             workload,
             params,
             full_id: id,
-            time_ns: Some(est(us * 1e3, us * 20.0)),
+            time_ns: Some(time),
             single_run_ns: None,
             at_least_ns: None,
             throughput: None,
@@ -1074,6 +1070,15 @@ mod tests {
             busy_threads: None,
             ranks_seen: Vec::new(),
         }
+    }
+
+    /// An array-sharing `remote` row at 64 MiB, `us` microseconds a request (2% either side).
+    fn remote_row(transport: &str, request: &str, us: f64) -> Row {
+        let id = format!(
+            "array-sharing/remote/transport={transport},request={request}/bytes={}",
+            64u64 << 20
+        );
+        row_of(id, est(us * 1e3, us * 20.0))
     }
 
     #[test]
@@ -1118,21 +1123,7 @@ mod tests {
     fn sweep_row(kernel: &str, b: u64, ms: f64) -> Row {
         let id =
             format!("blas-tuning/matmul/layer=pthreads,kernel={kernel},n=2048/blas_threads={b}");
-        let (_, workload, params) = crate::results::parse_id(&id).expect("valid id");
-        Row {
-            suite: "blas-tuning".into(),
-            workload,
-            params,
-            full_id: id,
-            time_ns: Some(est(ms * 1e6, ms * 1e4)),
-            single_run_ns: None,
-            at_least_ns: None,
-            throughput: None,
-            cpu_per_wall: None,
-            context_switches: None,
-            busy_threads: None,
-            ranks_seen: Vec::new(),
-        }
+        row_of(id, est(ms * 1e6, ms * 1e4))
     }
 
     #[test]
@@ -1203,23 +1194,12 @@ mod tests {
 
     fn tuning_row(b: u64, ms: f64, half: f64) -> Row {
         let id = format!("blas-tuning/matmul/layer=openmp,n=2048/blas_threads={b}");
-        let (_, workload, params) = crate::results::parse_id(&id).expect("valid id");
         Row {
-            suite: "blas-tuning".into(),
-            workload,
-            params,
-            full_id: id,
-            time_ns: Some(Estimate::in_rounds(ms * 1e6, half * 1e6, b as usize)),
-            single_run_ns: None,
-            at_least_ns: None,
             throughput: Some(crate::facts::Throughput {
                 unit: "GFLOP/s".into(),
                 estimate: 17.18 / ms * 1e3 / 1e3,
             }),
-            cpu_per_wall: None,
-            context_switches: None,
-            busy_threads: None,
-            ranks_seen: Vec::new(),
+            ..row_of(id, Estimate::in_rounds(ms * 1e6, half * 1e6, b as usize))
         }
     }
 
@@ -1370,25 +1350,10 @@ mod tests {
         let id = format!(
             "task-level/matmul/layer=openmp,n={n},pairs=8/variant={variant},tasks={t},blas_threads={b}"
         );
-        let (_, workload, params) = crate::results::parse_id(&id).expect("valid id");
-        Row {
-            suite: "task-level".into(),
-            workload,
-            params,
-            full_id: id,
-            time_ns: Some(Estimate::in_rounds(
-                ms,
-                ms * 0.01,
-                n as usize + variant.len(),
-            )),
-            single_run_ns: None,
-            at_least_ns: None,
-            throughput: None,
-            cpu_per_wall: None,
-            context_switches: None,
-            busy_threads: None,
-            ranks_seen: Vec::new(),
-        }
+        row_of(
+            id,
+            Estimate::in_rounds(ms, ms * 0.01, n as usize + variant.len()),
+        )
     }
 
     #[test]
