@@ -98,10 +98,7 @@ struct Moved {
 impl Moved {
     fn exchange(&mut self) {
         let Some(transport) = self.transport.as_mut() else {
-            fail(
-                SUITE,
-                "a case was run that was not opened (a filter Criterion reads otherwise)",
-            );
+            not_opened();
         };
         self.generation += 1;
         self.sum = transport
@@ -117,6 +114,14 @@ impl Moved {
         Tolerance::Exact.check(array.iter().copied(), expected.iter().copied())?;
         Tolerance::Exact.check([self.sum], [sum(&expected)])
     }
+}
+
+/// A case Criterion runs although the selection said it would not: it has no transport.
+fn not_opened() -> ! {
+    fail(
+        SUITE,
+        "a case was run that was not opened (a filter Criterion reads otherwise)",
+    )
 }
 
 /// A remote case's state: who holds the array, the requests asked in turn (every window of the
@@ -137,10 +142,7 @@ impl Asked {
     /// One request and its reply, which must be right bit for bit (else the suite stops).
     fn ask(&mut self) {
         let Some(holder) = self.holder.as_mut() else {
-            fail(
-                SUITE,
-                "a case was run that was not opened (a filter Criterion reads otherwise)",
-            );
+            not_opened();
         };
         let i = self.asked % self.queries.len().max(1);
         let query = self.queries[i];
