@@ -749,8 +749,9 @@ pub(crate) fn recommend(
 }
 
 /// What to recommend of `cells`: the simplest configuration (fewest threads in all, then fewest
-/// tasks) that did not separate from the fastest between rounds; the fastest when none is, or
-/// when the default is one of them (then the default stands). Two runs that differ only in which of several equivalent
+/// tasks) that did not separate from the fastest between rounds and beats the default by the
+/// margin in its estimate; the fastest when none is, or when the default is one of them (then
+/// the default stands). Two runs that differ only in which of several equivalent
 /// configurations came out fastest then give the same advice.
 pub(crate) fn simplest_equivalent<'a>(
     cells: &[&'a Row],
@@ -773,6 +774,17 @@ pub(crate) fn simplest_equivalent<'a>(
     if default.is_some_and(&tied) {
         return fastest;
     }
+    // A simpler pick must beat the default by its estimate, by the margin at least: a
+    // variant tied with the fastest only because its rounds spread wide, and slower than the
+    // default, would otherwise become the pick, fail against the default and take the
+    // fastest's separated advice with it. In a full run here faer's task-level 2 x 1 at
+    // n = 512, 1.19x faster than the default in every round, gave way to pthreads' task-level
+    // (rounds of 19, 32 and 18 ms, the default's 16), and the default stood at "0.68x". The
+    // pick is still judged against the default by its interval ([`Advice::judge`]).
+    let beats_default = |r: &Row| match (default.and_then(|d| d.time_ns), r.time_ns) {
+        (Some(d), Some(t)) => Ratio::of(&d, &t).estimate_beyond_margin(Rule::ADVICE),
+        _ => false,
+    };
     // Simpler: fewer threads, then fewer tasks, then fewer changes of library, kernel or
     // variant from the default's (between two layers the rounds cannot tell apart, the one
     // the user already runs: a full run here named openmp in one run and pthreads in the
@@ -789,7 +801,7 @@ pub(crate) fn simplest_equivalent<'a>(
     cells
         .iter()
         .copied()
-        .filter(|r| tied(r))
+        .filter(|r| tied(r) && (default.is_none() || beats_default(r)))
         .min_by_key(|r| simplicity(r))
         .filter(|r| simplicity(r) < simplicity(fastest))
         .unwrap_or(fastest)
@@ -1278,6 +1290,29 @@ mod tests {
             ) && r.best == r.default,
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn a_tied_configuration_slower_than_the_default_is_not_the_pick() {
+        // 3 threads tied with the fastest 4 only because its rounds spread wide, and slower
+        // than the default 2 by its estimate: not the pick. The fastest is, separated from the
+        // default: recommended (with 3 as the pick the default stood, at 0.9x).
+        let rows = vec![
+            tuning_row(2, 100.0, 1.0),
+            row_of(
+                "blas-tuning/matmul/layer=openmp,n=2048/blas_threads=3".into(),
+                Estimate::in_rounds(110e6, 100e6, 3),
+            ),
+            tuning_row(4, 60.0, 1.0),
+        ];
+        let r = &recommendations(&rows, 2, Limits::default())[0];
+        assert_eq!(r.fastest["blas_threads"], Value::Int(4));
+        assert!(
+            r.recommended() && r.best["blas_threads"] == Value::Int(4),
+            "{r:?}"
+        );
+        let s = r.speedup_vs_default.expect("a speedup");
+        assert!(s.estimate > 1.6, "{s:?}");
     }
 
     #[test]

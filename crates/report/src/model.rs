@@ -345,6 +345,12 @@ impl Ratio {
         }
     }
 
+    /// Whether the estimate alone lies beyond `1 + margin` of `rule` (a step short of
+    /// [`Separation::Above`], which needs the whole interval there).
+    pub fn estimate_beyond_margin(&self, rule: Rule) -> bool {
+        self.estimate > 1.0 + rule.margin
+    }
+
     /// Whether the interval is one that holds between runs.
     pub fn between_rounds(&self) -> bool {
         self.rounds as usize >= MIN_ROUNDS
