@@ -379,6 +379,21 @@ pub fn ms_words(ns: f64) -> String {
     format!("{:.3} ms", ns / 1e6)
 }
 
+/// A count with its noun, singular for one: `1 task`, `2 tasks`.
+pub fn count(n: impl Into<u64>, word: &str) -> String {
+    let n = n.into();
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// A cell of a tasks x BLAS threads grid in words: `1 task x 2 BLAS threads`.
+pub fn tasks_x_threads(tasks: u64, blas_threads: u64) -> String {
+    format!(
+        "{} x {}",
+        count(tasks, "task"),
+        count(blas_threads, "BLAS thread")
+    )
+}
+
 /// A short time in words for the analysis's own sentences: `12.3 µs`.
 pub fn us_words(ns: f64) -> String {
     format!("{:.1} µs", ns / 1e3)
@@ -489,6 +504,13 @@ pub fn iso8601(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cell_is_named_in_the_singular_for_one() {
+        // The verdict's "Never" line said "1 tasks x 4 BLAS threads".
+        assert_eq!(tasks_x_threads(1, 4), "1 task x 4 BLAS threads");
+        assert_eq!(tasks_x_threads(2, 1), "2 tasks x 1 BLAS thread");
+    }
 
     #[test]
     fn dates_are_civil() {

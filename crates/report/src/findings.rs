@@ -223,10 +223,9 @@ pub fn findings(
         }
         let r = ratio(&naive_t, &bt);
         let desc = |row: &Row| {
-            format!(
-                "{} tasks x {} BLAS threads",
+            crate::facts::tasks_x_threads(
                 row.int(parcost::id::key::TASKS).unwrap_or(0),
-                row.int(parcost::id::key::BLAS_THREADS).unwrap_or(0)
+                row.int(parcost::id::key::BLAS_THREADS).unwrap_or(0),
             )
         };
         over.push(slower(

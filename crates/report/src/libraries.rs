@@ -307,8 +307,9 @@ fn naive_findings(rows: &[Row], p: u64) -> Vec<Finding> {
             continue;
         };
         let cell = format!(
-            "{} tasks x {p} threads",
-            faer_naive.int(parcost::id::key::TASKS).unwrap_or(0)
+            "{} x {}",
+            crate::facts::count(faer_naive.int(parcost::id::key::TASKS).unwrap_or(0), "task"),
+            crate::facts::count(p, "thread")
         );
         let once = names::OPENBLAS
             .iter()
@@ -543,10 +544,10 @@ fn peak_finding(rows: &[Row], limits: Limits) -> Option<Finding> {
     let s = share(*best_rate, peak);
     let who = |r: &Row| {
         format!(
-            "{}, {} tasks x {} threads",
+            "{}, {} x {}",
             names::describe(r.name(parcost::id::key::LAYER).unwrap_or("?")),
-            r.int(parcost::id::key::TASKS).unwrap_or(0),
-            r.int(parcost::id::key::BLAS_THREADS).unwrap_or(0)
+            crate::facts::count(r.int(parcost::id::key::TASKS).unwrap_or(0), "task"),
+            crate::facts::count(r.int(parcost::id::key::BLAS_THREADS).unwrap_or(0), "thread")
         )
     };
     let openblas = best_of(&names::is_openblas)
@@ -802,7 +803,7 @@ mod tests {
                 .starts_with("Not seen on this machine: the fastest batch")
         );
         assert!(
-            peak.text.contains("faer, 2 tasks x 1 threads") && peak.text.contains("78%"),
+            peak.text.contains("(faer, 2 tasks x 1 thread)") && peak.text.contains("78%"),
             "{}",
             peak.text
         );

@@ -32,6 +32,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use parcost::probe::{self, Seen};
+
+use crate::facts::count;
 use serde::{Deserialize, Serialize};
 
 /// The program name in printed `mpirun` lines; the trial puts the probe's path in its place.
@@ -163,11 +165,6 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn plural(n: impl Into<u64>, word: &str) -> String {
-    let n = n.into();
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
-}
-
 impl Setting {
     /// The exact text the report prints.
     pub fn line(&self) -> String {
@@ -227,8 +224,8 @@ impl Setting {
                 };
                 let place = format!(
                     "in each of {} of a rayon pool of {}",
-                    plural(*tasks, "task"),
-                    plural((*tasks).max(*par).max(1), "thread")
+                    count(*tasks, "task"),
+                    count((*tasks).max(*par).max(1), "thread")
                 );
                 let comment = if for_what.trim().is_empty() {
                     place
@@ -415,7 +412,7 @@ fn check(s: &Setting, seen: &Seen, stderr: Option<String>) -> Outcome {
         format!(
             "OpenBLAS {} ran a product on {}",
             layer_name(seen.openblas_parallel),
-            plural(seen.threads_in_dgemm as u64, "thread")
+            count(seen.threads_in_dgemm as u64, "thread")
         )
     };
     match s {
@@ -446,7 +443,7 @@ fn check(s: &Setting, seen: &Seen, stderr: Option<String>) -> Outcome {
                             let _ = write!(
                                 why,
                                 ": it stops at the {} this process may use",
-                                plural(seen.cpus.len() as u64, "CPU")
+                                count(seen.cpus.len() as u64, "CPU")
                             );
                         }
                         failed(why)
@@ -467,7 +464,7 @@ fn check(s: &Setting, seen: &Seen, stderr: Option<String>) -> Outcome {
                 EnvVar::MatmulNumThreads => {
                     let text = format!(
                         "matrixmultiply runs {}",
-                        plural(seen.matmul_threads as u64, "thread")
+                        count(seen.matmul_threads as u64, "thread")
                     );
                     if want == Some(seen.matmul_threads) {
                         Outcome::Ran { seen: text }
@@ -481,7 +478,7 @@ fn check(s: &Setting, seen: &Seen, stderr: Option<String>) -> Outcome {
                 EnvVar::RayonNumThreads => {
                     let text = format!(
                         "rayon's global pool has {}",
-                        plural(seen.rayon_threads as u64, "thread")
+                        count(seen.rayon_threads as u64, "thread")
                     );
                     if want == Some(seen.rayon_threads) {
                         Outcome::Ran { seen: text }
@@ -510,11 +507,11 @@ fn check(s: &Setting, seen: &Seen, stderr: Option<String>) -> Outcome {
                     }
                     EnvVar::MatmulNumThreads => format!(
                         "matrixmultiply runs {}",
-                        plural(seen.matmul_threads as u64, "thread")
+                        count(seen.matmul_threads as u64, "thread")
                     ),
                     EnvVar::RayonNumThreads => format!(
                         "rayon's global pool has {}",
-                        plural(seen.rayon_threads as u64, "thread")
+                        count(seen.rayon_threads as u64, "thread")
                     ),
                 },
             },
@@ -546,12 +543,12 @@ fn check(s: &Setting, seen: &Seen, stderr: Option<String>) -> Outcome {
             Some(p) if p.current_num_threads as u64 == *threads => Outcome::Ran {
                 seen: format!(
                     "the pool runs {} (current_num_threads inside it)",
-                    plural(p.current_num_threads as u64, "thread")
+                    count(p.current_num_threads as u64, "thread")
                 ),
             },
             Some(p) => failed(format!(
                 "the pool runs {}, not {threads}",
-                plural(p.current_num_threads as u64, "thread")
+                count(p.current_num_threads as u64, "thread")
             )),
             None => failed("the probe built no pool"),
         },
@@ -559,8 +556,8 @@ fn check(s: &Setting, seen: &Seen, stderr: Option<String>) -> Outcome {
             Some(f) if f.ran as u64 == *tasks && f.matches => Outcome::Ran {
                 seen: format!(
                     "{} in a pool of {} each ran a {n} x {n} faer product at {}, equal to the serial one",
-                    plural(f.ran as u64, "task"),
-                    plural(f.pool_threads as u64, "thread"),
+                    count(f.ran as u64, "task"),
+                    count(f.pool_threads as u64, "thread"),
                     if *par <= 1 {
                         "Par::Seq".to_owned()
                     } else {
@@ -605,15 +602,15 @@ fn check_ranks(ranks: u64, blas_threads: Option<u64>, seen: &[Seen]) -> Outcome 
                 "rank {rank}: OpenBLAS {} ran a product on {} (openblas_get_num_threads {}), \
                  not {b}",
                 layer_name(s.openblas_parallel),
-                plural(s.threads_in_dgemm as u64, "thread"),
+                count(s.threads_in_dgemm as u64, "thread"),
                 s.openblas_threads
             ));
         }
         if s.threads_in_dgemm > s.cpus.len() {
             return failed(format!(
                 "rank {rank} runs {} on the {} mpirun bound it to (add --bind-to none)",
-                plural(s.threads_in_dgemm as u64, "BLAS thread"),
-                plural(s.cpus.len() as u64, "CPU")
+                count(s.threads_in_dgemm as u64, "BLAS thread"),
+                count(s.cpus.len() as u64, "CPU")
             ));
         }
     }
@@ -621,7 +618,7 @@ fn check_ranks(ranks: u64, blas_threads: Option<u64>, seen: &[Seen]) -> Outcome 
         seen.iter().map(|s| s.threads_in_dgemm).collect();
     let cpus: std::collections::BTreeSet<usize> = seen.iter().map(|s| s.cpus.len()).collect();
     let each = |set: &std::collections::BTreeSet<usize>, word: &str| match set.len() {
-        1 => plural(*set.iter().next().unwrap_or(&0) as u64, word),
+        1 => count(*set.iter().next().unwrap_or(&0) as u64, word),
         _ => format!(
             "{} {word}s",
             set.iter()
@@ -633,7 +630,7 @@ fn check_ranks(ranks: u64, blas_threads: Option<u64>, seen: &[Seen]) -> Outcome 
     Outcome::Ran {
         seen: format!(
             "{} ({}), each OpenBLAS on {} with {}",
-            plural(ranks, "rank"),
+            count(ranks, "rank"),
             got.iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()

@@ -549,13 +549,7 @@ pub fn predict(
                 && r.int(key::BLAS_THREADS) == Some(b)
         })
     };
-    let words = |(t, b): (u64, u64)| {
-        format!(
-            "{t} task{} x {b} BLAS thread{}",
-            if t == 1 { "" } else { "s" },
-            if b == 1 { "" } else { "s" }
-        )
-    };
+    let words = |(t, b): (u64, u64)| crate::facts::tasks_x_threads(t, b);
     let (a, b) = match (cell(from), cell(to)) {
         (Some(a), Some(b)) => (a, b),
         (None, _) => {

@@ -779,10 +779,9 @@ fn never(rows: &[Row], v: &mut Verdict) {
     }
     if let Some((q, r, best)) = worst {
         let cell = |r: &Row| {
-            format!(
-                "{} tasks x {} BLAS threads",
+            crate::facts::tasks_x_threads(
                 r.int(key::TASKS).unwrap_or(0),
-                r.int(key::BLAS_THREADS).unwrap_or(0)
+                r.int(key::BLAS_THREADS).unwrap_or(0),
             )
         };
         v.scope = r.name(key::LAYER).map(str::to_owned);

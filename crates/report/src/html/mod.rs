@@ -44,7 +44,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>parcost report</title><style>{CSS}</style></head><body>\n<h1>parcost: what naive parallelism cost on this machine</h1>\n<p class=\"muted\">Generated from Criterion's results by <code>cargo xtask report</code>. Every figure below was computed from those results; intervals are Criterion's 95% confidence intervals.</p>\n"
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>parcost report</title><style>{CSS}</style></head><body>\n<h1>parcost: what naive parallelism cost on this machine</h1>\n<p class=\"muted\">Generated from Criterion's results by <code>cargo xtask report</code>. Every figure below was computed from those results. Intervals are 95%: between rounds (each round a fresh process) where a figure names its rounds, else Criterion's, of one process's samples.</p>\n"
     );
     verdict(&mut h, &s.verdict, m);
     if let Some(t) = page.tried {
