@@ -529,8 +529,8 @@ fn blas_tuning(rows: &[&Row], theoretical: Option<f64>) -> Vec<ThreadSweep> {
         };
         let extremes = extremes(&cells, |r| {
             format!(
-                "{} BLAS threads under {}",
-                r.int(key::BLAS_THREADS).unwrap_or(0),
+                "{} under {}",
+                crate::facts::count(r.int(key::BLAS_THREADS).unwrap_or(0), "BLAS thread"),
                 r.name(key::LAYER).unwrap_or("?")
             )
         });

@@ -260,9 +260,9 @@ pub fn findings(
                 tuning.push(slower(
                     parcost::id::BLAS_TUNING.name,
                     "BLAS threads".into(),
-                    &format!(
-                        "{} BLAS threads",
-                        w.int(parcost::id::key::BLAS_THREADS).unwrap_or(0)
+                    &crate::facts::count(
+                        w.int(parcost::id::key::BLAS_THREADS).unwrap_or(0),
+                        "BLAS thread",
                     ),
                     &format!("the default {p}, the best here"),
                     ratio(&wt, &bt),
@@ -703,8 +703,8 @@ pub(crate) struct Instance<'a> {
     pub params: BTreeMap<String, Value>,
 }
 
-/// The one recommendation rule of every suite ([`Advice::judge`]): `fastest` over `default`
-/// by [`Rule::REPORT`], with the speedups and shares of the peak beside it. `cells`: every
+/// The one recommendation rule of every suite ([`Advice::judge`]): the pick
+/// ([`simplest_equivalent`] of `fastest`) over `default` by [`Rule::ADVICE`], with the speedups and shares of the peak beside it. `cells`: every
 /// configuration measured of the instance (one only: nothing to choose).
 pub(crate) fn recommend(
     instance: Instance,
@@ -1276,8 +1276,8 @@ mod tests {
             r.recommended() && r.best["blas_threads"] == Value::Int(3),
             "{r:?}"
         );
-        // A tied configuration whose rounds spread wide is still the simplest tied one: the
-        // pick, judged against the default by its own interval (here it overlaps: the default
+        // A tied configuration whose rounds spread wide (its estimate still beating the default
+        // by the margin) is still the simplest tied one: the pick, judged against the default by its own interval (here it overlaps: the default
         // stands). Setting it aside for the fastest was a second test of a spread known from a
         // few rounds, and two full runs disagreed more with it than without.
         rows[1].time_ns = Some(Estimate::in_rounds(61e6, 30e6, 3));

@@ -122,7 +122,8 @@ pub const QUICK_EXTRA_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::f
 /// for each recommendation whose comparison is near the margin (its default over its pick
 /// beyond `1 + margin` by the estimate but not beyond `(1 + margin)^2` by its interval's low
 /// end), the default, the fastest and the pick (the simplest of the
-/// fastest's tie, [`crate::findings::simplest_equivalent`]). Every other comparison is
+/// fastest's tie whose estimate beats the default by the margin,
+/// [`crate::findings::simplest_equivalent`]). Every other comparison is
 /// decided: separated well beyond the margin, within it, or overlapping with an estimate
 /// inside it (more rounds would make it "equivalent", never a recommendation).
 pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {

@@ -44,7 +44,7 @@ pub fn render(page: &Page) -> anyhow::Result<String> {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>parcost report</title><style>{CSS}</style></head><body>\n<h1>parcost: what naive parallelism cost on this machine</h1>\n<p class=\"muted\">Generated from Criterion's results by <code>cargo xtask report</code>. Every figure below was computed from those results. Intervals are 95%: between rounds (each round a fresh process) where a figure names its rounds, else Criterion's, of one process's samples.</p>\n"
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>parcost report</title><style>{CSS}</style></head><body>\n<h1>parcost: what naive parallelism cost on this machine</h1>\n<p class=\"muted\">Generated from Criterion's results by <code>cargo xtask report</code>. Every figure below was computed from those results. Intervals are 95%: a ratio's is between rounds (each round a fresh process) where it names its rounds; otherwise it is built from Criterion's intervals of one process's samples (for a variant too slow to sample, the range of the harness's runs).</p>\n"
     );
     verdict(&mut h, &s.verdict, m);
     if let Some(t) = page.tried {
@@ -603,7 +603,7 @@ fn oversubscription(h: &mut String, figs: &[GridFigure]) -> anyhow::Result<()> {
                 h,
                 &format!("{}: CPU/wall, switches", panel.title),
                 panel,
-                |t| format!("{t} tasks"),
+                |t| crate::facts::count(t, "task"),
             );
         }
     }
@@ -623,7 +623,7 @@ pub(crate) fn usage(
     }
     h.push_str("</tr>");
     for (b, row) in panel.y.1.iter().zip(&panel.usage).rev() {
-        let _ = write!(h, "<tr><th>{b} BLAS threads</th>");
+        let _ = write!(h, "<tr><th>{}</th>", crate::facts::count(*b, "BLAS thread"));
         for u in row {
             let text = u.map_or_else(String::new, |(c, s)| format!("{c:.2}, {s}"));
             let _ = write!(h, "<td class=\"num\">{text}</td>");
