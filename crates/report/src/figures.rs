@@ -617,10 +617,7 @@ fn kernels(rows: &[&Row]) -> Vec<KernelBars> {
                             .map(|g| Point::at(0.0, g))
                     })
                     .collect();
-                (
-                    format!("{b} BLAS thread{}", if b == 1 { "" } else { "s" }),
-                    points,
-                )
+                (crate::facts::count(b, "BLAS thread"), points)
             })
             .collect();
         out.push(KernelBars {

@@ -704,8 +704,9 @@ pub(crate) struct Instance<'a> {
 }
 
 /// The one recommendation rule of every suite ([`Advice::judge`]): the pick
-/// ([`simplest_equivalent`] of `fastest`) over `default` by [`Rule::ADVICE`], with the speedups and shares of the peak beside it. `cells`: every
-/// configuration measured of the instance (one only: nothing to choose).
+/// ([`simplest_equivalent`] of `fastest`) over `default` by [`Rule::ADVICE`], with the speedups
+/// and shares of the peak beside it. `cells`: every configuration measured of the instance (one
+/// only: nothing to choose).
 pub(crate) fn recommend(
     instance: Instance,
     cells: &[&Row],
@@ -780,9 +781,11 @@ pub(crate) fn simplest_equivalent<'a>(
     // n = 512, 1.19x faster than the default in every round, gave way to pthreads' task-level
     // (rounds of 19, 32 and 18 ms, the default's 16), and the default stood at "0.68x". The
     // pick is still judged against the default by its interval ([`Advice::judge`]).
-    let beats_default = |r: &Row| match (default.and_then(|d| d.time_ns), r.time_ns) {
-        (Some(d), Some(t)) => Ratio::of(&d, &t).estimate_beyond_margin(Rule::ADVICE),
-        _ => false,
+    let beats_default = |r: &Row| {
+        default.is_none_or(|d| match (d.time_ns, r.time_ns) {
+            (Some(d), Some(t)) => Ratio::of(&d, &t).estimate_beyond_margin(Rule::ADVICE),
+            _ => false,
+        })
     };
     // Simpler: fewer threads, then fewer tasks, then fewer changes of library, kernel or
     // variant from the default's (between two layers the rounds cannot tell apart, the one
@@ -800,7 +803,7 @@ pub(crate) fn simplest_equivalent<'a>(
     cells
         .iter()
         .copied()
-        .filter(|r| tied(r) && (default.is_none() || beats_default(r)))
+        .filter(|r| tied(r) && beats_default(r))
         .min_by_key(|r| simplicity(r))
         .filter(|r| simplicity(r) < simplicity(fastest))
         .unwrap_or(fastest)
@@ -1277,8 +1280,8 @@ mod tests {
             "{r:?}"
         );
         // A tied configuration whose rounds spread wide (its estimate still beating the default
-        // by the margin) is still the simplest tied one: the pick, judged against the default by its own interval (here it overlaps: the default
-        // stands). Setting it aside for the fastest was a second test of a spread known from a
+        // by the margin) is still the simplest tied one: the pick, judged against the default
+        // by its own interval (here it overlaps: the default stands). Setting it aside for the fastest was a second test of a spread known from a
         // few rounds, and two full runs disagreed more with it than without.
         rows[1].time_ns = Some(Estimate::in_rounds(61e6, 30e6, 3));
         let r = &recommendations(&rows, 2, Limits::default())[0];

@@ -38,9 +38,9 @@ pub(crate) fn cell_words(r: &Row) -> String {
         r.int(parcost::id::key::BLAS_THREADS).unwrap_or(0),
     );
     format!(
-        "{ranks} rank{} x {b} BLAS thread{}",
-        if ranks == 1 { "" } else { "s" },
-        if b == 1 { "" } else { "s" }
+        "{} x {}",
+        crate::facts::count(ranks, "rank"),
+        crate::facts::count(b, "BLAS thread")
     )
 }
 

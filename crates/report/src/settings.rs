@@ -32,9 +32,9 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use parcost::probe::{self, Seen};
+use serde::{Deserialize, Serialize};
 
 use crate::facts::count;
-use serde::{Deserialize, Serialize};
 
 /// The program name in printed `mpirun` lines; the trial puts the probe's path in its place.
 pub const PROGRAM: &str = "./your-program";

@@ -1047,10 +1047,10 @@ pub(crate) fn mpi(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v
             v.line(
                 Topic::Mpi,
                 format!(
-                    "MPI ({what}): {ranks} rank{} x {b} BLAS thread{} each, ranks not bound, {} \
-                     faster than the default, mpirun -np {p}{seen_in_default}{naive_said}.",
-                    if ranks == 1 { "" } else { "s" },
-                    if b == 1 { "" } else { "s" },
+                    "MPI ({what}): {} x {} each, ranks not bound, {} faster than the default, \
+                     mpirun -np {p}{seen_in_default}{naive_said}.",
+                    crate::facts::count(ranks, "rank"),
+                    crate::facts::count(b, "BLAS thread"),
                     s.ratio().words()
                 ),
                 evidence,

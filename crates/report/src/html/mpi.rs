@@ -43,7 +43,7 @@ pub fn section(
                 h,
                 &format!("{}, {}: CPU/wall, switches", g.workload, panel.title),
                 panel,
-                |r| format!("{r} rank{}", if r == 1 { "" } else { "s" }),
+                |r| crate::facts::count(r, "rank"),
             );
         }
     }
@@ -65,10 +65,9 @@ pub fn section(
         // Words only: the command to copy is in the verdict's settings, where it was tried.
         let said = match (r.advice, r.speedup_vs_default) {
             (AdviceKind::Recommend, Some(s)) => format!(
-                "{ranks} rank{} x {b} BLAS thread{} each (ranks not bound), {} faster than the \
-                 default",
-                if ranks == 1 { "" } else { "s" },
-                if b == 1 { "" } else { "s" },
+                "{} x {} each (ranks not bound), {} faster than the default",
+                crate::facts::count(ranks, "rank"),
+                crate::facts::count(b, "BLAS thread"),
                 crate::markup::times(s)
             ),
             (AdviceKind::Keep(why), _) => {
