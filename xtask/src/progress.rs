@@ -322,13 +322,13 @@ impl Progress {
 
 /// The benchmark a line of Criterion's or parcost's output starts or records: Criterion's
 /// `Benchmarking <id>` (and its `: Warming up` ... follow-ups), or the harness's marker for a
-/// variant recorded once ([`parcost::id::event`]).
+/// variant it timed itself ([`parcost::id::event`]), of which Criterion prints nothing.
 pub fn benchmark_started(line: &str) -> Option<&str> {
     if let Some(rest) = line.strip_prefix("Benchmarking ") {
         let id = rest.split(": ").next().unwrap_or(rest).trim();
         return (!id.is_empty()).then_some(id);
     }
-    parcost::id::event::parse_ran_once(line)
+    parcost::id::event::parse_timed_by_harness(line)
 }
 
 /// `1:05` or `12:30` or `1:02:03`.
@@ -365,7 +365,7 @@ mod tests {
         assert_eq!(benchmark_started("Benchmarking a/b/n=1"), Some("a/b/n=1"));
         let id = "oversubscription/svd/layer=openmp,n=256,matrices=16/tasks=8,blas_threads=4";
         assert_eq!(
-            benchmark_started(&parcost::id::event::ran_once(id)),
+            benchmark_started(&parcost::id::event::timed_by_harness(id)),
             Some(id)
         );
         // The sentence for people is not read.

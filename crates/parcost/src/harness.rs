@@ -803,7 +803,7 @@ impl<'a> Group<'a> {
             self.suite,
             Duration::from_nanos(usage.wall_ns).as_secs_f64()
         );
-        eprintln!("{}", crate::id::event::ran_once(&full_id));
+        eprintln!("{}", crate::id::event::timed_by_harness(&full_id));
         usage.sampled = Some(false);
         self.rounds.borrow_mut().insert(
             full_id.clone(),
@@ -937,7 +937,7 @@ impl<'a> Group<'a> {
                 Duration::from_nanos(best).as_secs_f64(),
                 Duration::from_nanos(at_least).as_secs_f64()
             );
-            eprintln!("{}", crate::id::event::ran_once(full_id));
+            eprintln!("{}", crate::id::event::timed_by_harness(full_id));
             if let Ok(parsed) = crate::id::parse(full_id) {
                 self.stopped.borrow_mut().push(parsed);
             }
@@ -974,9 +974,10 @@ impl<'a> Group<'a> {
                 warm.as_secs_f64(),
                 budget.as_secs_f64()
             );
-            eprintln!("{}", crate::id::event::ran_once(full_id));
+            eprintln!("{}", crate::id::event::timed_by_harness(full_id));
             vec![used]
         } else if warm > HARNESS_TIMED_ABOVE {
+            eprintln!("{}", crate::id::event::timed_by_harness(full_id));
             round_runs(self.selection.is_quick(), &used, &mut again)
         } else {
             // One warm run for the record (a checked run can be many times a warm one: a

@@ -313,20 +313,22 @@ pub mod layer {
     }
 }
 
-/// The one line the harness prints (to stderr, beside its sentence for people) when it records
-/// a variant's single run instead of sampling it, and how `cargo xtask bench` reads it back: a
-/// fixed marker, so no one parses the sentence.
+/// The one line the harness prints (to stderr) for each variant it times itself rather than
+/// through Criterion, which prints no "Benchmarking" line for it (timed runs over 20 ms, a single
+/// run over the sampling budget, a hopeless one stopped after its checked run), and how `cargo
+/// xtask bench` reads it back to count what a step measured: a fixed marker, so no one parses
+/// the sentences for people.
 pub mod event {
-    const RAN_ONCE: &str = "parcost-event ran-once ";
+    const TIMED_BY_HARNESS: &str = "parcost-event timed-by-harness ";
 
-    /// The line for `full_id`, recorded once.
-    pub fn ran_once(full_id: &str) -> String {
-        format!("{RAN_ONCE}{full_id}")
+    /// The line for `full_id`, timed by the harness.
+    pub fn timed_by_harness(full_id: &str) -> String {
+        format!("{TIMED_BY_HARNESS}{full_id}")
     }
 
-    /// The id of a [`ran_once`] line.
-    pub fn parse_ran_once(line: &str) -> Option<&str> {
-        line.strip_prefix(RAN_ONCE)
+    /// The id of a [`timed_by_harness`] line.
+    pub fn parse_timed_by_harness(line: &str) -> Option<&str> {
+        line.strip_prefix(TIMED_BY_HARNESS)
             .map(str::trim)
             .filter(|id| !id.is_empty())
     }
