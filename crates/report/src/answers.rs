@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use crate::facts::Recommendation;
-use crate::markup::times;
 use crate::model::AdviceKind;
 use crate::summary::Summary;
 
@@ -64,7 +63,10 @@ fn answer(r: &Recommendation) -> Answer {
             choice.join(", ")
         },
         recommended: r.advice == AdviceKind::Recommend,
-        speedup: r.speedup_vs_default.map(times),
+        speedup: r
+            .speedup_vs_default
+            .as_ref()
+            .map(crate::model::Ratio::words),
     }
 }
 

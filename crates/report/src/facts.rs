@@ -234,9 +234,10 @@ pub struct Recommendation {
     /// the default stands.
     #[serde(flatten)]
     pub advice: AdviceKind,
-    /// The default's time over the fastest's, with the conservative interval.
+    /// The default's time over the pick's, with the interval the advice was judged by (between
+    /// rounds, and the rounds it paired, where both were measured in enough of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub speedup_vs_default: Option<Estimate>,
+    pub speedup_vs_default: Option<Ratio>,
     /// Naive (P tasks x P BLAS threads) over the fastest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speedup_vs_naive: Option<Estimate>,
@@ -379,6 +380,31 @@ pub fn ms_words(ns: f64) -> String {
     format!("{:.3} ms", ns / 1e6)
 }
 
+/// A time in three significant digits, for a sentence a person reads at a glance (a run's
+/// figures move by more than a percent between runs): `111 ms`, `30.5 ms`, `1.23 ms`.
+pub fn ms_short(ns: f64) -> String {
+    let ms = ns / 1e6;
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+/// Counts seen, each once, with their noun, singular only when the one count is one: `1 CPU`,
+/// `1 or 2 CPUs`.
+pub fn counts(values: &std::collections::BTreeSet<u64>, word: &str) -> String {
+    let plural = if values.iter().all(|&n| n == 1) {
+        ""
+    } else {
+        "s"
+    };
+    let list: Vec<String> = values.iter().map(u64::to_string).collect();
+    format!("{} {word}{plural}", list.join(" or "))
+}
+
 /// A count with its noun, singular for one: `1 task`, `2 tasks`.
 pub fn count(n: impl Into<u64>, word: &str) -> String {
     let n = n.into();
@@ -510,6 +536,19 @@ mod tests {
         // The verdict's "Never" line said "1 tasks x 4 BLAS threads".
         assert_eq!(tasks_x_threads(1, 4), "1 task x 4 BLAS threads");
         assert_eq!(tasks_x_threads(2, 1), "2 tasks x 1 BLAS thread");
+        // The MPI default's line said "each rank could run on 1 CPU(s)".
+        let set = |v: &[u64]| v.iter().copied().collect();
+        assert_eq!(counts(&set(&[1]), "CPU"), "1 CPU");
+        assert_eq!(counts(&set(&[2, 1]), "CPU"), "1 or 2 CPUs");
+        assert_eq!(counts(&set(&[2]), "thread"), "2 threads");
+    }
+
+    #[test]
+    fn a_time_at_a_glance_has_three_significant_digits() {
+        // The MPI default's line said "111.121 ms" of a figure that moves by percents.
+        assert_eq!(ms_short(111_121_000.0), "111 ms");
+        assert_eq!(ms_short(30_540_000.0), "30.5 ms");
+        assert_eq!(ms_short(1_234_000.0), "1.23 ms");
     }
 
     #[test]

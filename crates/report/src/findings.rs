@@ -740,7 +740,7 @@ pub(crate) fn recommend(
         fastest: config(fastest),
         default: default.map(config).unwrap_or_default(),
         advice: AdviceKind::from(&advice),
-        speedup_vs_default: default.and_then(|d| Some(ratio_of(&d.time_ns?, &pick.time_ns?))),
+        speedup_vs_default: default.and_then(|d| Some(Ratio::of(&d.time_ns?, &pick.time_ns?))),
         speedup_vs_naive: naive.and_then(|n| Some(ratio_of(&n.time_ns?, &fastest.time_ns?))),
         efficiency,
         efficiency_theoretical,
@@ -1230,10 +1230,8 @@ mod tests {
         assert_eq!(r.best, r.default);
         assert_eq!(r.fastest["blas_threads"], Value::Int(4));
         let s = r.speedup_vs_default.expect("a speedup");
-        assert!(
-            s.lower < 1.0 + crate::model::MARGIN && s.upper > 1.0,
-            "{s:?}"
-        );
+        let (lower, upper) = s.interval().expect("an interval");
+        assert!(lower < 1.0 + crate::model::MARGIN && upper > 1.0, "{s:?}");
         // Clearly faster: recommended, with its interval.
         let clear = [tuning_row(2, 100.0, 1.0), tuning_row(4, 50.0, 1.0)];
         let r = &recommendations(&clear, 2, limits)[0];

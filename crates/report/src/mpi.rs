@@ -500,7 +500,7 @@ mod tests {
         verdict(&rows, &recs, &machine(2), &mut v);
         assert!(
             v.lines[0].text.contains(
-                "inside, each rank could run on 1 CPU(s) and OpenBLAS counted 1 thread(s), 1 busy"
+                "inside, each rank could run on 1 CPU and OpenBLAS counted 1 thread, 1 busy"
             ),
             "{}",
             v.lines[0].text

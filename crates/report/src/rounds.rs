@@ -133,7 +133,8 @@ pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
         let near = match &rec.advice {
             AdviceKind::Keep(Stands::Overlap(_)) | AdviceKind::Recommend => rec
                 .speedup_vs_default
-                .is_some_and(|s| s.estimate > m && s.lower < m * m),
+                .as_ref()
+                .is_some_and(|s| s.estimate > m && s.lower.unwrap_or(s.estimate) < m * m),
             AdviceKind::Keep(_) => false,
         };
         if !near {

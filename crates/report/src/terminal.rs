@@ -3,7 +3,6 @@
 
 use std::fmt::Write;
 
-use crate::markup as html;
 use crate::model::AdviceKind;
 use crate::summary::Summary;
 
@@ -130,7 +129,8 @@ pub fn render(s: &Summary) -> String {
             params.join(","),
             best,
             r.speedup_vs_default
-                .map_or_else(|| "-".to_owned(), html::times),
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), crate::model::Ratio::words),
         );
     }
     out

@@ -1088,14 +1088,14 @@ pub(crate) fn mpi(rows: &[Row], recs: &[Recommendation], machine: &MachineOut, v
 /// What the default cell's ranks had: `each rank bound to 1 CPU, 1 BLAS thread`, from the
 /// ranks' own readings where the run recorded them.
 fn default_words(d: &Row) -> String {
+    use crate::facts::counts;
     use std::collections::BTreeSet;
-    let list = |v: BTreeSet<String>| v.into_iter().collect::<Vec<_>>().join(" or ");
     let seen = &d.ranks_seen;
     let inside = if seen.is_empty() {
         String::new()
     } else {
-        let cpus = list(seen.iter().map(|r| r.cpus.len().to_string()).collect());
-        let counted = list(seen.iter().map(|r| r.blas_threads.to_string()).collect());
+        let cpus: BTreeSet<u64> = seen.iter().map(|r| r.cpus.len() as u64).collect();
+        let counted: BTreeSet<u64> = seen.iter().map(|r| r.blas_threads as u64).collect();
         let busy: BTreeSet<String> = seen
             .iter()
             .filter_map(|r| r.busy_threads)
@@ -1104,16 +1104,18 @@ fn default_words(d: &Row) -> String {
         let busy = if busy.is_empty() {
             String::new()
         } else {
-            format!(", {} busy in a product", list(busy))
+            let busy: Vec<String> = busy.into_iter().collect();
+            format!(", {} busy in a product", busy.join(" or "))
         };
         format!(
-            "; inside, each rank could run on {cpus} CPU(s) and OpenBLAS counted {counted} \
-             thread(s){busy}"
+            "; inside, each rank could run on {} and OpenBLAS counted {}{busy}",
+            counts(&cpus, "CPU"),
+            counts(&counted, "thread")
         )
     };
     format!(
         "OpenMPI's own binding, OPENBLAS_NUM_THREADS unset, {}{inside}",
-        crate::facts::ms_words(d.typical_ns().unwrap_or(0.0))
+        crate::facts::ms_short(d.typical_ns().unwrap_or(0.0))
     )
 }
 

@@ -519,7 +519,11 @@ fn recommendations(h: &mut String, recs: &[Recommendation]) {
         h.push_str("<p>No recommendation: the BLAS suites have no results.</p>");
         return;
     }
-    h.push_str("<details><summary>What to use for each workload (the verdict above sums it up)</summary><p class=\"muted\">What to use for each workload: the fastest configuration measured when it beat the library default (1 task x all BLAS threads; all BLAS threads in blas-tuning) beyond both 95% intervals, else the default, which is as good here. Speedups over the default and over naive (all x all), and the share of the best DGEMM rate measured and of the theoretical peak the fastest reached, each with its interval.</p><table><tr><th>suite</th><th>workload</th><th>use</th><th class=\"num\">fastest vs default</th><th class=\"num\">vs naive</th><th class=\"num\">of best DGEMM</th><th class=\"num\">of theoretical peak</th></tr>");
+    let _ = write!(
+        h,
+        "<details><summary>What to use for each workload (the verdict above sums it up)</summary><p class=\"muted\">What to use for each workload: the fastest configuration measured (or the simplest one tied with it) when it beat the library default (1 task x all BLAS threads; all BLAS threads in blas-tuning) beyond the interval of their ratio and the {margin:.0}% margin, else the default, which is as good here. The default's time over the pick's, with the interval the advice was judged by (between rounds where it names them), the speedup over naive (all x all), and the share of the best DGEMM rate measured and of the theoretical peak the fastest reached, each with its interval.</p><table><tr><th>suite</th><th>workload</th><th>use</th><th class=\"num\">speedup over the default</th><th class=\"num\">vs naive</th><th class=\"num\">of best DGEMM</th><th class=\"num\">of theoretical peak</th></tr>",
+        margin = 100.0 * crate::model::MARGIN
+    );
     // A workload with one configuration (the serial layer) has nothing to recommend.
     for r in recs.iter().filter(|r| r.speedup_vs_default.is_some()) {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -546,7 +550,10 @@ fn recommendations(h: &mut String, recs: &[Recommendation]) {
             esc(&r.workload),
             esc(&params.join(", ")),
             esc(&use_it),
-            r.speedup_vs_default.map(times).unwrap_or_default(),
+            r.speedup_vs_default
+                .as_ref()
+                .map(crate::model::Ratio::words)
+                .unwrap_or_default(),
             r.speedup_vs_naive.map(times).unwrap_or_default(),
             r.efficiency.map(percent).unwrap_or_default(),
             r.efficiency_theoretical.map(percent).unwrap_or_default(),
@@ -931,8 +938,9 @@ fn compare(h: &mut String, this: &Summary, name: &str, other: &Summary, shared: 
     let best = |r: &Recommendation| {
         let x = r
             .speedup_vs_default
+            .as_ref()
             .filter(|_| r.recommended())
-            .map_or_else(String::new, |x| format!(", {} over default", times(x)));
+            .map_or_else(String::new, |x| format!(", {} over default", x.words()));
         format!("{}{x}", config(&r.best))
     };
     let theirs: BTreeMap<String, &Recommendation> =

@@ -63,12 +63,12 @@ pub fn section(
         let int = |k: &str| r.best.get(k).and_then(Value::int).unwrap_or(0);
         let (ranks, b) = (int(key::RANKS), int(key::BLAS_THREADS));
         // Words only: the command to copy is in the verdict's settings, where it was tried.
-        let said = match (r.advice, r.speedup_vs_default) {
+        let said = match (r.advice, &r.speedup_vs_default) {
             (AdviceKind::Recommend, Some(s)) => format!(
                 "{} x {} each (ranks not bound), {} faster than the default",
                 crate::facts::count(ranks, "rank"),
                 crate::facts::count(b, "BLAS thread"),
-                crate::markup::times(s)
+                s.words()
             ),
             (AdviceKind::Keep(why), _) => {
                 format!(
