@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: every suite, the BLAS ones once per installed OpenBLAS layer and once
 //! per native layer run (faer once, matrixmultiply once per thread count), then the report.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -189,9 +190,11 @@ impl flags::Bench {
             let step =
                 |label: String, suite: &str, layer: Option<&str>, kernel: Option<&str>, cmd| Step {
                     label,
-                    suite: suite.to_owned(),
-                    layer: layer.map(str::to_owned),
-                    kernel: kernel.map(parcost::kernel::token),
+                    scope: Scope {
+                        suite: suite.to_owned(),
+                        layer: layer.map(str::to_owned),
+                        kernel: kernel.map(parcost::kernel::token),
+                    },
                     cmd,
                 };
             for suite in &suites {
@@ -307,6 +310,24 @@ impl flags::Bench {
             kernels::save(&kernels_file, progress.run_key(), &surveyed, &chosen)?;
         }
         let started = Instant::now();
+        // Each step of the first round (its label) beside every round's step at its place,
+        // for the prediction of what the later planned rounds will take.
+        let per_round = steps.iter().filter(|(r, _)| *r == 1).count();
+        let first_labels: Vec<String> = steps
+            .iter()
+            .take(per_round)
+            .map(|(_, s)| s.label.clone())
+            .collect();
+        let scopes: Vec<Scope> = steps
+            .iter()
+            .take(per_round)
+            .map(|(_, s)| s.scope.clone())
+            .collect();
+        let planned_until = if opts.quick {
+            report::rounds::QUICK_PLANNED_ROUNDS_UNTIL
+        } else {
+            report::rounds::PLANNED_ROUNDS_UNTIL
+        };
         // The ids each later phase measures, computed once when it starts (rounds 2 to
         // `rounds`: the contenders; each extra round: what the rounds so far left undecided).
         let mut contenders: Option<Vec<String>> = None;
@@ -365,24 +386,46 @@ impl flags::Bench {
                     (ids, &undecided_file)
                 } else {
                     let header = format!("# run {}", progress.run_key());
+                    let firsts: Vec<(&Scope, Option<f64>)> = first_labels
+                        .iter()
+                        .zip(&scopes)
+                        .map(|(label, scope)| (scope, progress.took(label).map(|t| t.seconds)))
+                        .collect();
+                    let ran = started.elapsed();
                     let ids = phase_ids(&mut contenders, &contenders_file, &header, || {
-                        let ids = report::rounds::contenders(
+                        let fit = |ids: &[String], weights: &BTreeMap<String, f64>| {
+                            let later = planned_seconds(&firsts, ids, weights);
+                            ran.as_secs_f64() + f64::from(rounds - 1) * later
+                                <= planned_until.as_secs_f64()
+                        };
+                        let c = report::rounds::contenders_within(
                             &parcost::meta::criterion_dir(),
                             progress.run_key(),
                             p,
+                            opts.quick,
+                            fit,
                         );
                         eprintln!(
                             "rounds 2 to {rounds}: {} contenders (within {}x of their instance's \
-                             best, and the defaults), listed in {}",
-                            ids.len(),
-                            report::rounds::CONTENDER_FACTOR,
+                             best, and the defaults{}), listed in {}",
+                            c.ids.len(),
+                            c.factor,
+                            if c.factor < report::rounds::CONTENDER_FACTOR {
+                                format!(
+                                    "; {}x would not end within {:.0} s",
+                                    report::rounds::CONTENDER_FACTOR,
+                                    planned_until.as_secs_f64()
+                                )
+                            } else {
+                                String::new()
+                            },
                             contenders_file.display()
                         );
-                        ids
+                        c.ids
                     })?;
                     (ids, &contenders_file)
                 };
-                if !ids.iter().any(|id| step.measures(id)) {
+                if !ids.iter().any(|id| step.scope.measures(id)) {
                     continue;
                 }
                 step.cmd.env(parcost::id::round::ONLY_VAR, file);
@@ -418,15 +461,59 @@ pub const ROUNDS: u32 = 3;
 /// One suite process of a round.
 struct Step {
     label: String,
+    scope: Scope,
+    cmd: Command,
+}
+
+/// What a step measures: its suite, and the layer and kernel its ids name.
+#[derive(Debug, Clone)]
+struct Scope {
     suite: String,
     /// The layer its ids name (`layer=`), if any.
     layer: Option<String>,
     /// The kernel its ids name (`kernel=`, the sweep's token), if any.
     kernel: Option<String>,
-    cmd: Command,
 }
 
-impl Step {
+/// A suite process's start in a later round (its serial references and its layer's report),
+/// beyond its variants' share of its first-round time.
+const STEP_START_SECONDS: f64 = 0.5;
+
+/// What one later round of `ids` will take, predicted from the first round: each step that
+/// measures any of them, its start and its first-round time in the share of `ids` in its
+/// variants' `weights` ([`report::rounds::later_round_weight`]: the fast variants, which the
+/// contenders are, cost less than the slow ones). A step whose first-round time is unknown (a
+/// resumed run's) counts nothing.
+fn planned_seconds(
+    firsts: &[(&Scope, Option<f64>)],
+    ids: &[String],
+    weights: &BTreeMap<String, f64>,
+) -> f64 {
+    firsts
+        .iter()
+        .filter_map(|(scope, seconds)| {
+            let seconds = (*seconds)?;
+            let weight = |id: &String| weights.get(id).copied().unwrap_or(0.0);
+            let chosen: f64 = ids.iter().filter(|id| scope.measures(id)).map(weight).sum();
+            let all: f64 = weights
+                .iter()
+                .filter(|(id, _)| scope.measures(id))
+                .map(|(_, w)| w)
+                .sum();
+            let measured = ids.iter().any(|id| scope.measures(id));
+            measured.then(|| {
+                let share = if all > 0.0 {
+                    (chosen / all).min(1.0)
+                } else {
+                    1.0
+                };
+                STEP_START_SECONDS + share * seconds
+            })
+        })
+        .sum()
+}
+
+impl Scope {
     /// Whether the benchmark `full_id` is one this process measures.
     fn measures(&self, full_id: &str) -> bool {
         let Ok(parsed) = parcost::id::parse(full_id) else {
@@ -555,13 +642,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_later_round_is_predicted_by_its_variants_share_of_the_first() {
+        let scope = |layer: &str| Scope {
+            suite: "oversubscription".into(),
+            layer: Some(layer.into()),
+            kernel: None,
+        };
+        let id = |layer: &str, cell: &str| {
+            format!("oversubscription/matmul/layer={layer},n=256,pairs=64/{cell}")
+        };
+        let (pthreads, openmp) = (scope("pthreads"), scope("openmp"));
+        // pthreads took 10 s, its fast variant a quarter of its weight; openmp 20 s, none of
+        // it measured again.
+        let weights: BTreeMap<String, f64> = [
+            (id("pthreads", "tasks=2,blas_threads=1"), 1.0),
+            (id("pthreads", "tasks=4,blas_threads=4"), 3.0),
+            (id("openmp", "tasks=2,blas_threads=1"), 2.0),
+        ]
+        .into();
+        let firsts = [(&pthreads, Some(10.0)), (&openmp, Some(20.0))];
+        let ids = [id("pthreads", "tasks=2,blas_threads=1")];
+        let later = planned_seconds(&firsts, &ids, &weights);
+        assert!((later - (STEP_START_SECONDS + 2.5)).abs() < 1e-9, "{later}");
+        // A step whose first round is unknown (resumed) counts nothing.
+        let unknown = [(&pthreads, None), (&openmp, Some(20.0))];
+        assert_eq!(planned_seconds(&unknown, &ids, &weights), 0.0);
+    }
+
+    #[test]
     fn a_step_measures_the_ids_of_its_suite_layer_and_kernel() {
-        let step = |suite: &str, layer: Option<&str>, kernel: Option<&str>| Step {
-            label: String::new(),
+        let step = |suite: &str, layer: Option<&str>, kernel: Option<&str>| Scope {
             suite: suite.into(),
             layer: layer.map(String::from),
             kernel: kernel.map(String::from),
-            cmd: Command::new("true"),
         };
         let id =
             "task-level/matmul/layer=openmp,n=64,pairs=8/variant=op-level,tasks=1,blas_threads=2";

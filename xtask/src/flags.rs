@@ -21,7 +21,10 @@ tasks:
               --quick              rough numbers fast (Criterion's --quick), and of OpenBLAS
                                    only its default build (pthreads) unless --layer says
               --rounds N           rounds of every contender, each a fresh process (3; the
-                                   advice needs at least 3), then up to 13 more (quick: 3),
+                                   advice needs at least 3): the variants within 1.3x of
+                                   their workload's best, narrower when their rounds would
+                                   not end by 780 s of suites (quick: 290 s); then up to 13
+                                   more (quick: 3),
                                    one at a time, of what is still near the 5% margin,
                                    while the suites have run under 800 s (quick: 280 s)
               --suite NAME         only this suite (repeatable)
@@ -297,9 +300,17 @@ mod tests {
     #[test]
     fn the_help_states_the_extra_rounds_and_their_budgets_as_the_bench_runs_them() {
         use report::rounds::{
-            EXTRA_ROUNDS, EXTRA_ROUNDS_UNTIL, QUICK_EXTRA_ROUNDS, QUICK_EXTRA_ROUNDS_UNTIL,
+            CONTENDER_FACTOR, EXTRA_ROUNDS, EXTRA_ROUNDS_UNTIL, PLANNED_ROUNDS_UNTIL,
+            QUICK_EXTRA_ROUNDS, QUICK_EXTRA_ROUNDS_UNTIL, QUICK_PLANNED_ROUNDS_UNTIL,
         };
         let help = HELP.split_whitespace().collect::<Vec<_>>().join(" ");
+        let planned = format!(
+            "the variants within {CONTENDER_FACTOR}x of their workload's best, narrower when \
+             their rounds would not end by {} s of suites (quick: {} s)",
+            PLANNED_ROUNDS_UNTIL.as_secs(),
+            QUICK_PLANNED_ROUNDS_UNTIL.as_secs()
+        );
+        assert!(help.contains(&planned), "{planned}");
         let said = format!(
             "then up to {EXTRA_ROUNDS} more (quick: {QUICK_EXTRA_ROUNDS}), one at a time, of what \
              is still near the 5% margin, while the suites have run under {} s (quick: {} s)",

@@ -156,6 +156,11 @@ impl Progress {
         })
     }
 
+    /// How long `step` took and what it measured, this run (or, before it runs, last time).
+    pub fn took(&self, step: &str) -> Option<StepTime> {
+        self.times.get(step).copied()
+    }
+
     /// The run's key: when it started (kept by `--resume`).
     pub fn run_key(&self) -> u64 {
         self.state.run

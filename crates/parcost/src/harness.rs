@@ -25,16 +25,8 @@ use crate::workload::Mismatch;
 /// cells take tens of seconds each on a 2-core machine.
 pub const SAMPLING_BUDGET: Duration = Duration::from_secs(1);
 
-/// Criterion's warm-up: short, as each variant has just run once in its check (caches, pages
-/// and pools are warm), and a full run of every suite and layer must fit in 20 minutes.
-pub const WARM_UP_TIME: Duration = Duration::from_millis(50);
-
-/// How long Criterion samples a variant (`--measurement-time` overrides it): ten samples in
-/// 0.2 s, thousands of runs for the variants it samples (those under
-/// [`HARNESS_TIMED_ABOVE`]). Each round is a fresh process and the spread between rounds is
-/// what the report's intervals rest on, so a round's own precision buys little: the time goes
-/// to rounds instead (a full run of three rounds must fit in 20 minutes with the install).
-pub const MEASUREMENT_TIME: Duration = Duration::from_millis(200);
+// In the id vocabulary, which the report's plan of rounds reads too (what a round costs).
+pub use crate::id::round::{MEASUREMENT_TIME, RUNS_A_ROUND, WARM_UP_TIME};
 
 /// Criterion's samples a variant: its minimum, enough for a 95% interval.
 const SAMPLES: u64 = 10;
@@ -48,10 +40,6 @@ pub const QUICK_SAMPLING_BUDGET: Duration = Duration::from_millis(500);
 /// what the report's intervals rest on (Kalibera and Jones: spend the time where the variance
 /// is). Below it Criterion samples thousands of runs in its measurement time.
 pub const HARNESS_TIMED_ABOVE: Duration = Duration::from_millis(20);
-
-/// Timed runs of a variant the harness times, each round (after its checked run, which warms
-/// it): the round's figure is their median, and their range its interval within the round.
-pub const RUNS_A_ROUND: usize = 2;
 
 /// Two runs of a round further apart than this (the slower over the faster, minus one) get a
 /// third, and the round's figure is the median of the three: on the 2-core VMs parcost is

@@ -467,6 +467,24 @@ pub mod round {
     /// hold 32).
     pub const MAX: u32 = 16;
 
+    /// Criterion's warm-up: short, as each variant has just run once in its check (caches,
+    /// pages and pools are warm), and a full run of every suite and layer must fit in 20
+    /// minutes.
+    pub const WARM_UP_TIME: std::time::Duration = std::time::Duration::from_millis(50);
+
+    /// How long Criterion samples a variant (`--measurement-time` overrides it): ten samples in
+    /// 0.2 s, thousands of runs for the variants it samples (those under the harness's
+    /// `HARNESS_TIMED_ABOVE`). Each round is a fresh process and the spread between rounds is
+    /// what the report's intervals rest on, so a round's own precision buys little: the time
+    /// goes to rounds instead (a full run of three rounds must fit in 20 minutes with the
+    /// install).
+    pub const MEASUREMENT_TIME: std::time::Duration = std::time::Duration::from_millis(200);
+
+    /// Timed runs of a variant the harness times, each round (after its checked run, which
+    /// warms it): the round's figure is their median, and their range its interval within the
+    /// round.
+    pub const RUNS_A_ROUND: usize = 2;
+
     /// Criterion's baseline a round's estimates are saved under (`--save-baseline`).
     pub fn baseline(round: u32) -> String {
         format!("round-{round}")

@@ -17,24 +17,102 @@ use crate::results::Estimate;
 /// one round (information, never advice).
 pub const CONTENDER_FACTOR: f64 = 1.3;
 
+/// The factors [`contenders_within`] tries, from [`CONTENDER_FACTOR`] down, when the planned
+/// rounds of the contenders would not fit in time (a slower machine): the narrowest, 1.1, is
+/// about the margin twice over (1.05^2), within which of the best a pick must be.
+pub const CONTENDER_FACTORS: [f64; 5] = [CONTENDER_FACTOR, 1.25, 1.2, 1.15, 1.1];
+
+/// The contenders the later planned rounds measure, and the factor that chose them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contenders {
+    pub ids: Vec<String>,
+    pub factor: f64,
+}
+
+/// The variants of run `run` (its key) under `criterion_dir` that the later planned rounds
+/// measure: the contenders of the widest of [`CONTENDER_FACTORS`] whose rounds `fit` (the
+/// bench's prediction from the first round's times, given the ids and every first-round
+/// variant's [`later_round_weight`]), else of the narrowest: the planned rounds keep to their
+/// time on a slower machine by measuring fewer variants far from the best, rather than run
+/// longer. The defaults are contenders at every factor.
+pub fn contenders_within(
+    criterion_dir: &Path,
+    run: u64,
+    logical_cores: usize,
+    quick: bool,
+    fit: impl Fn(&[String], &BTreeMap<String, f64>) -> bool,
+) -> Contenders {
+    let loaded = crate::results::load(criterion_dir, "new");
+    let weights: BTreeMap<String, f64> = loaded
+        .measurements
+        .iter()
+        .filter(|m| m.usage.is_some_and(|u| u.run == Some(run)))
+        .map(|m| (m.full_id.clone(), later_round_weight(m, quick)))
+        .collect();
+    widest_fitting(&loaded.measurements, run, logical_cores, |ids| {
+        fit(ids, &weights)
+    })
+}
+
+/// About what measuring a variant again costs in seconds, from its first round: its checked
+/// run, and then a warm run, Criterion's warm-up and its sampling when Criterion sampled it
+/// ([`parcost::id::round::MEASUREMENT_TIME`]), else the harness's timed runs (under `quick`,
+/// Criterion's quick mode and one harness run). Its suite process's
+/// own setup of it (arrays, workers, MPI jobs) is not in it: the bench shares a process's
+/// first-round time out by these weights.
+pub fn later_round_weight(m: &crate::results::Measurement, quick: bool) -> f64 {
+    use parcost::id::round::{MEASUREMENT_TIME, RUNS_A_ROUND, WARM_UP_TIME};
+    let Some(u) = m.usage else { return 0.0 };
+    let run = u.wall_ns as f64 / 1e9;
+    // Under --quick: Criterion's quick mode, no warm-up; one harness run, rarely two.
+    let (sampling, harness) = if quick {
+        (MEASUREMENT_TIME, 1.0)
+    } else {
+        (WARM_UP_TIME + MEASUREMENT_TIME, RUNS_A_ROUND as f64)
+    };
+    match u.sampled {
+        Some(true) => sampling.as_secs_f64() + 2.0 * run,
+        _ if m.at_least_ns.is_some() || m.single_run_ns.is_some() => run,
+        _ => (1.0 + harness) * run,
+    }
+}
+
+fn widest_fitting(
+    measurements: &[crate::results::Measurement],
+    run: u64,
+    logical_cores: usize,
+    fit: impl Fn(&[String]) -> bool,
+) -> Contenders {
+    let mut last = Contenders {
+        ids: Vec::new(),
+        factor: CONTENDER_FACTOR,
+    };
+    for factor in CONTENDER_FACTORS {
+        last = Contenders {
+            ids: contenders_of(measurements, run, logical_cores, factor),
+            factor,
+        };
+        if fit(&last.ids) {
+            break;
+        }
+    }
+    last
+}
+
 /// Arrays larger than this (array-sharing's 800 MB) are measured in the first round only:
 /// information beside the 64 MiB arrays, on which the answer rests (the verdict's size). Each
 /// such variant costs about 7 s of setup a round here (a worker holding the array and its copy).
 pub const LARGE_ARRAY_BYTES: u64 = 64 << 20;
 
-/// The variants of run `run` (its key) under `criterion_dir` that the rounds after the first
-/// measure: in each instance (and across its layers and kernels), those whose fastest run of
-/// the first round is within [`CONTENDER_FACTOR`] of the best, and every default
-/// ([`id::is_default`]); never one stopped as hopeless.
-pub fn contenders(criterion_dir: &Path, run: u64, logical_cores: usize) -> Vec<String> {
-    let loaded = crate::results::load(criterion_dir, "new");
-    contenders_of(&loaded.measurements, run, logical_cores)
-}
-
+/// The variants of a run (its key) that the rounds after the first measure at `factor`: in
+/// each instance (and across its layers and kernels), those whose fastest run of the first
+/// round is within `factor` of the best, and every default ([`id::is_default`]); never one
+/// stopped as hopeless.
 fn contenders_of(
     measurements: &[crate::results::Measurement],
     run: u64,
     logical_cores: usize,
+    factor: f64,
 ) -> Vec<String> {
     let current: Vec<(id::ParsedId, f64, String)> = measurements
         .iter()
@@ -84,7 +162,7 @@ fn contenders_of(
                 .map(|without| id::instance(parsed, without))
                 .chain(sharing(parsed))
                 .filter(|group| members.get(group).is_some_and(|&n| n > 1))
-                .any(|group| best.get(&group).is_some_and(|b| *t <= CONTENDER_FACTOR * b));
+                .any(|group| best.get(&group).is_some_and(|b| *t <= factor * b));
         if near || id::is_default(parsed, logical_cores) {
             out.insert(full_id.clone());
         }
@@ -117,6 +195,16 @@ pub const EXTRA_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::from_se
 /// The same under `--quick`, whose suites must fit in 5 minutes (an extra round of its
 /// undecided variants costs about 15 s).
 pub const QUICK_EXTRA_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::from_secs(280);
+
+/// The planned rounds must be predicted to end within this (the suites' time from their
+/// start), else their contenders are chosen narrower ([`contenders_within`]): here they end
+/// at 640-650 s, and a CPU 1.4x slower (a Zen 3 at 3.2 GHz against this 4 GHz Xeon) would
+/// take about 900 s, past 20 minutes with its install and build.
+pub const PLANNED_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::from_secs(780);
+
+/// The same under `--quick`: here its planned rounds end at about 262 s, on a 1.4x slower
+/// CPU about 367 s, past its 5 minutes.
+pub const QUICK_PLANNED_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::from_secs(290);
 
 /// The variants more rounds could decide, of the recommendations `recs` drawn from `rows`:
 /// for each recommendation whose comparison is near the margin (its default over its pick
@@ -345,6 +433,7 @@ mod tests {
             ],
             7,
             2,
+            CONTENDER_FACTOR,
         );
         let has = |cell: &str| picked.iter().any(|id| id.ends_with(cell));
         assert!(has("/tasks=2,blas_threads=1"), "{picked:?}");
@@ -364,6 +453,7 @@ mod tests {
             ],
             7,
             2,
+            CONTENDER_FACTOR,
         );
         assert!(picked_large.is_empty(), "{picked_large:?}");
         // At 64 MiB a thread (by reference) is 3x faster than any other process: the
@@ -385,6 +475,7 @@ mod tests {
             ],
             7,
             2,
+            CONTENDER_FACTOR,
         );
         let sent = |t: &str| {
             picked_send
@@ -404,10 +495,38 @@ mod tests {
         serial.full_id = serial.full_id.replace("layer=pthreads", "layer=serial");
         let (suite, workload, params) = crate::results::parse_id(&serial.full_id).expect("an id");
         (serial.suite, serial.workload, serial.params) = (suite, workload, params);
-        let picked = contenders_of(&[m("tasks=2,blas_threads=1", 19.5, 19.4), serial], 7, 2);
+        let picked = contenders_of(
+            &[m("tasks=2,blas_threads=1", 19.5, 19.4), serial],
+            7,
+            2,
+            CONTENDER_FACTOR,
+        );
         assert!(
             !picked.iter().any(|id| id.contains("layer=serial")),
             "{picked:?}"
         );
+        // Rounds that would not fit in time: the widest factor whose contenders fit, the
+        // default (1 x 2 on two cores) at every factor.
+        let grid = [
+            m("tasks=2,blas_threads=1", 10.0, 10.0),
+            m("tasks=4,blas_threads=1", 12.4, 12.4),
+            m("tasks=8,blas_threads=1", 11.4, 11.4),
+            m("tasks=1,blas_threads=2", 30.0, 30.0),
+        ];
+        let has = |c: &Contenders, cell: &str| c.ids.iter().any(|id| id.ends_with(cell));
+        let all = widest_fitting(&grid, 7, 2, |_| true);
+        assert_eq!(
+            (all.factor, all.ids.len()),
+            (CONTENDER_FACTOR, 4),
+            "{all:?}"
+        );
+        let fewer = widest_fitting(&grid, 7, 2, |ids| ids.len() <= 3);
+        assert_eq!(fewer.factor, 1.2, "{fewer:?}");
+        assert!(!has(&fewer, "/tasks=4,blas_threads=1"), "{fewer:?}");
+        assert!(has(&fewer, "/tasks=8,blas_threads=1"), "{fewer:?}");
+        let none_fit = widest_fitting(&grid, 7, 2, |_| false);
+        assert_eq!(none_fit.factor, 1.1, "{none_fit:?}");
+        assert_eq!(none_fit.ids.len(), 2, "{none_fit:?}");
+        assert!(has(&none_fit, "/tasks=1,blas_threads=2"), "{none_fit:?}");
     }
 }
