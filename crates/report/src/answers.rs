@@ -15,7 +15,7 @@ pub struct Answer {
     /// What to use: the configuration's keys and values, `key=value` joined by `, `.
     pub choice: String,
     pub recommended: bool,
-    /// The default's time over the fastest's, with its interval, when both were sampled.
+    /// The default's time over the pick's, with its interval, when both were sampled.
     pub speedup: Option<String>,
 }
 

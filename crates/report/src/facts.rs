@@ -230,8 +230,8 @@ pub struct Recommendation {
     pub fastest: BTreeMap<String, Value>,
     /// The library default: 1 task x P BLAS threads (P BLAS threads in blas-tuning).
     pub default: BTreeMap<String, Value>,
-    /// `recommend` (`fastest` beat the default beyond both intervals and the margin), or why
-    /// the default stands.
+    /// `recommend` (the pick beat the default beyond the interval of their ratio and the
+    /// margin), or why the default stands.
     #[serde(flatten)]
     pub advice: AdviceKind,
     /// The default's time over the pick's, with the interval the advice was judged by (between

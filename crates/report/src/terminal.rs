@@ -104,8 +104,9 @@ pub fn render(s: &Summary) -> String {
     }
     outln!(
         out,
-        "Recommendations (the fastest only when it beat the default beyond both intervals and \
-         the {:.0}% margin; the default's time over the fastest's):",
+        "Recommendations (the fastest, or the simplest tied with it, only when it beat the \
+         default beyond the interval of their ratio and the {:.0}% margin; the default's time \
+         over the pick's):",
         100.0 * crate::model::MARGIN
     );
     for r in &s.recommendations {
