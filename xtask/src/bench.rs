@@ -313,15 +313,10 @@ impl flags::Bench {
         // Each step of the first round (its label) beside every round's step at its place,
         // for the prediction of what the later planned rounds will take.
         let per_round = steps.iter().filter(|(r, _)| *r == 1).count();
-        let first_labels: Vec<String> = steps
+        let first_round: Vec<(String, Scope)> = steps
             .iter()
             .take(per_round)
-            .map(|(_, s)| s.label.clone())
-            .collect();
-        let scopes: Vec<Scope> = steps
-            .iter()
-            .take(per_round)
-            .map(|(_, s)| s.scope.clone())
+            .map(|(_, s)| (s.label.clone(), s.scope.clone()))
             .collect();
         let planned_until = if opts.quick {
             report::rounds::QUICK_PLANNED_ROUNDS_UNTIL
@@ -386,9 +381,8 @@ impl flags::Bench {
                     (ids, &undecided_file)
                 } else {
                     let header = format!("# run {}", progress.run_key());
-                    let firsts: Vec<(&Scope, Option<f64>)> = first_labels
+                    let firsts: Vec<(&Scope, Option<f64>)> = first_round
                         .iter()
-                        .zip(&scopes)
                         .map(|(label, scope)| (scope, progress.took(label).map(|t| t.seconds)))
                         .collect();
                     let ran = started.elapsed();
@@ -410,7 +404,13 @@ impl flags::Bench {
                              best, and the defaults{}), listed in {}",
                             c.ids.len(),
                             c.factor,
-                            if c.factor < report::rounds::CONTENDER_FACTOR {
+                            if !c.fit {
+                                format!(
+                                    "; predicted to end after {:.0} s even so: a slower machine \
+                                     than the plan's",
+                                    planned_until.as_secs_f64()
+                                )
+                            } else if c.factor < report::rounds::CONTENDER_FACTOR {
                                 format!(
                                     "; {}x would not end within {:.0} s",
                                     report::rounds::CONTENDER_FACTOR,

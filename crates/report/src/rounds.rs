@@ -27,6 +27,9 @@ pub const CONTENDER_FACTORS: [f64; 5] = [CONTENDER_FACTOR, 1.25, 1.2, 1.15, 1.1]
 pub struct Contenders {
     pub ids: Vec<String>,
     pub factor: f64,
+    /// Their rounds are predicted to end in time (else these are the narrowest factor's, and
+    /// the rounds will run over).
+    pub fit: bool,
 }
 
 /// The variants of run `run` (its key) under `criterion_dir` that the later planned rounds
@@ -86,13 +89,17 @@ fn widest_fitting(
     let mut last = Contenders {
         ids: Vec::new(),
         factor: CONTENDER_FACTOR,
+        fit: false,
     };
     for factor in CONTENDER_FACTORS {
+        let ids = contenders_of(measurements, run, logical_cores, factor);
+        let fits = fit(&ids);
         last = Contenders {
-            ids: contenders_of(measurements, run, logical_cores, factor),
+            ids,
             factor,
+            fit: fits,
         };
-        if fit(&last.ids) {
+        if fits {
             break;
         }
     }
@@ -516,16 +523,20 @@ mod tests {
         let has = |c: &Contenders, cell: &str| c.ids.iter().any(|id| id.ends_with(cell));
         let all = widest_fitting(&grid, 7, 2, |_| true);
         assert_eq!(
-            (all.factor, all.ids.len()),
-            (CONTENDER_FACTOR, 4),
+            (all.factor, all.ids.len(), all.fit),
+            (CONTENDER_FACTOR, 4, true),
             "{all:?}"
         );
         let fewer = widest_fitting(&grid, 7, 2, |ids| ids.len() <= 3);
-        assert_eq!(fewer.factor, 1.2, "{fewer:?}");
+        assert_eq!((fewer.factor, fewer.fit), (1.2, true), "{fewer:?}");
         assert!(!has(&fewer, "/tasks=4,blas_threads=1"), "{fewer:?}");
         assert!(has(&fewer, "/tasks=8,blas_threads=1"), "{fewer:?}");
         let none_fit = widest_fitting(&grid, 7, 2, |_| false);
-        assert_eq!(none_fit.factor, 1.1, "{none_fit:?}");
+        assert_eq!(
+            (none_fit.factor, none_fit.fit),
+            (1.1, false),
+            "{none_fit:?}"
+        );
         assert_eq!(none_fit.ids.len(), 2, "{none_fit:?}");
         assert!(has(&none_fit, "/tasks=1,blas_threads=2"), "{none_fit:?}");
     }
