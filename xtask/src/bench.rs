@@ -310,6 +310,9 @@ impl flags::Bench {
             kernels::save(&kernels_file, progress.run_key(), &surveyed, &chosen)?;
         }
         let started = Instant::now();
+        // The budgets of the rounds count a run's suites, with what they ran before an
+        // interruption (`--resume`), not only this process's share.
+        let resumed = progress.resumed();
         // Each step of the first round (its label) beside every round's step at its place,
         // for the prediction of what the later planned rounds will take.
         let per_round = steps.iter().filter(|(r, _)| *r == 1).count();
@@ -349,7 +352,7 @@ impl flags::Bench {
                         // A new extra round: what is still undecided after the last one.
                         undecided_round = *round;
                         undecided = None;
-                        let ran = started.elapsed();
+                        let ran = resumed + started.elapsed();
                         if ran >= extra_budget {
                             eprintln!(
                                 "round {round}: not run, the suites have run {:.0} s \
@@ -385,7 +388,7 @@ impl flags::Bench {
                         .iter()
                         .map(|(label, scope)| (scope, progress.took(label).map(|t| t.seconds)))
                         .collect();
-                    let ran = started.elapsed();
+                    let ran = resumed + started.elapsed();
                     let ids = phase_ids(&mut contenders, &contenders_file, &header, || {
                         let fit = |ids: &[String], weights: &BTreeMap<String, f64>| {
                             let later = planned_seconds(&firsts, ids, weights);
@@ -483,7 +486,7 @@ const STEP_START_SECONDS: f64 = 0.5;
 /// measures any of them, its start and its first-round time in the share of `ids` in its
 /// variants' `weights` ([`report::rounds::later_round_weight`]: the fast variants, which the
 /// contenders are, cost less than the slow ones). A step whose first-round time is unknown (a
-/// resumed run's) counts nothing.
+/// resumed run whose times file was lost) counts nothing.
 fn planned_seconds(
     firsts: &[(&Scope, Option<f64>)],
     ids: &[String],

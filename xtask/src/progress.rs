@@ -161,6 +161,19 @@ impl Progress {
         self.times.get(step).copied()
     }
 
+    /// What the steps an interrupted run finished took (none unless resumed): the suites'
+    /// time before this process.
+    pub fn resumed(&self) -> Duration {
+        let seconds: f64 = self
+            .state
+            .done
+            .iter()
+            .filter_map(|step| self.previous.get(step))
+            .map(|t| t.seconds)
+            .sum();
+        Duration::try_from_secs_f64(seconds).unwrap_or_default()
+    }
+
     /// The run's key: when it started (kept by `--resume`).
     pub fn run_key(&self) -> u64 {
         self.state.run
@@ -432,10 +445,17 @@ mod tests {
         let p =
             Progress::start(files.clone(), steps.clone(), "x".into(), true, false).expect("resume");
         assert!(p.is_done("a") && !p.is_done("b"));
+        let a = p.took("a").expect("a's time").seconds;
+        assert!(
+            a > 0.0 && (p.resumed().as_secs_f64() - a).abs() < 1e-6,
+            "{:?}",
+            p.resumed()
+        );
         drop(p);
         let p = Progress::start(files.clone(), steps.clone(), "y".into(), true, false)
             .expect("other options");
         assert!(!p.is_done("a"), "other options run everything");
+        assert_eq!(p.resumed(), Duration::ZERO, "nothing of theirs counts");
         let mut p = Progress::start(files, steps, "y".into(), false, false).expect("start");
         let err = p
             .run("b", Command::new("sh").args(["-c", "echo boom; exit 3"]))
