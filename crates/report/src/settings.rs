@@ -222,11 +222,16 @@ impl Setting {
                 } else {
                     format!("faer::Par::rayon({par})")
                 };
-                let place = format!(
-                    "in each of {} of a rayon pool of {}",
-                    count(*tasks, "task"),
-                    count((*tasks).max(*par).max(1), "thread")
-                );
+                let pool = count((*tasks).max(*par).max(1), "thread");
+                // "In each of 1 task" reads as a slip: one task is one call at a time.
+                let place = if *tasks <= 1 {
+                    format!("one call at a time, in a rayon pool of {pool}")
+                } else {
+                    format!(
+                        "in each of {} of a rayon pool of {pool}",
+                        count(*tasks, "task")
+                    )
+                };
                 let comment = if for_what.trim().is_empty() {
                     place
                 } else {
@@ -890,7 +895,7 @@ mod tests {
                 for_what: String::new()
             }
             .line(),
-            "let par = faer::Par::rayon(2);   // in each of 1 task of a rayon pool of 2 threads"
+            "let par = faer::Par::rayon(2);   // one call at a time, in a rayon pool of 2 threads"
         );
         assert!(
             Setting::FaerPar {
