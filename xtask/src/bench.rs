@@ -404,7 +404,7 @@ impl flags::Bench {
                         );
                         eprintln!(
                             "rounds 2 to {rounds}: {} contenders (within {}x of their instance's \
-                             best, and the defaults{}), listed in {}",
+                             best, the defaults and P tasks x 1 BLAS thread{}), listed in {}",
                             c.ids.len(),
                             c.factor,
                             if !c.fit {

@@ -511,6 +511,20 @@ pub fn is_default(parsed: &ParsedId, logical_cores: usize) -> bool {
         && get(key::TASKS).is_none_or(|t| t.int() == Some(1))
 }
 
+/// Whether a measurement is P tasks (or ranks) at one BLAS thread each: the alternative to
+/// the library default that the settings lines name (`OPENBLAS_NUM_THREADS=1` and a pool of
+/// P). The rounds after the first always measure it, beside the defaults: one disturbed
+/// first-round figure (1.41x the best, where two other runs had it tied with the best) left it
+/// out of one run's rounds and changed that run's pick.
+pub fn is_p_by_one(parsed: &ParsedId, logical_cores: usize) -> bool {
+    let get = |k: &str| parsed.params.get(k);
+    get(key::KERNEL).is_none()
+        && get(key::BLAS_THREADS).and_then(Value::int) == Some(1)
+        && [key::TASKS, key::RANKS]
+            .iter()
+            .any(|k| get(k).and_then(Value::int) == Some(logical_cores as u64))
+}
+
 /// The instance a measurement belongs to: its suite, workload and the parameters that are not
 /// configurations compared (its suite's grid, and `without` besides: `layer` and `kernel` to
 /// compare across libraries and kernels).

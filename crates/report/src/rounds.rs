@@ -113,8 +113,8 @@ pub const LARGE_ARRAY_BYTES: u64 = 64 << 20;
 
 /// The variants of a run (its key) that the rounds after the first measure at `factor`: in
 /// each instance (and across its layers and kernels), those whose fastest run of the first
-/// round is within `factor` of the best, and every default ([`id::is_default`]); never one
-/// stopped as hopeless.
+/// round is within `factor` of the best, every default ([`id::is_default`]) and every P tasks x
+/// 1 BLAS thread ([`id::is_p_by_one`]); never one stopped as hopeless.
 fn contenders_of(
     measurements: &[crate::results::Measurement],
     run: u64,
@@ -170,7 +170,7 @@ fn contenders_of(
                 .chain(sharing(parsed))
                 .filter(|group| members.get(group).is_some_and(|&n| n > 1))
                 .any(|group| best.get(&group).is_some_and(|b| *t <= factor * b));
-        if near || id::is_default(parsed, logical_cores) {
+        if near || id::is_default(parsed, logical_cores) || id::is_p_by_one(parsed, logical_cores) {
             out.insert(full_id.clone());
         }
     }
@@ -397,6 +397,60 @@ mod tests {
         let ids = undecided_of(&gray);
         assert_eq!(ids.len(), 2, "{ids:?}");
         assert!(ids.iter().any(|id| id.ends_with("blas_threads=2")));
+    }
+
+    #[test]
+    fn p_tasks_at_one_blas_thread_is_always_a_contender() {
+        // A15 (AMD EPYC, 2026-12-04): the SVDs' 2 x 1 under pthreads ran 129.8 ms in its one
+        // first-round figure (88-91 ms in every round of two other runs), 1.41x the best: left
+        // out of the rounds, the pick became 4 x 1 where the other run's was 2 x 1. Like the
+        // default, P tasks x 1 BLAS thread (the settings lines' alternative) is always measured.
+        let m = |cell: &str, ms: f64| {
+            let full_id = format!("oversubscription/svd/layer=pthreads,n=256,matrices=16/{cell}");
+            let (suite, workload, params) = crate::results::parse_id(&full_id).expect("an id");
+            Measurement {
+                suite,
+                workload,
+                params,
+                full_id,
+                time: Some(Estimate::new(ms, ms, ms)),
+                single_run_ns: None,
+                at_least_ns: None,
+                counted: None,
+                usage: Some(parcost::meta::Usage {
+                    wall_ns: 0,
+                    cpu_ns: 0,
+                    cpu_per_wall: 0.0,
+                    voluntary_switches: 0,
+                    involuntary_switches: 0,
+                    context_switches: 0,
+                    run: Some(7),
+                    sampled: Some(false),
+                    threads: None,
+                    busy_threads: None,
+                }),
+                ranks_seen: Vec::new(),
+                criterion_page: None,
+            }
+        };
+        let picked = contenders_of(
+            &[
+                m("tasks=1,blas_threads=1", 173.3),
+                m("tasks=1,blas_threads=2", 188.2),
+                m("tasks=2,blas_threads=1", 129.8),
+                m("tasks=4,blas_threads=1", 103.4),
+                m("tasks=8,blas_threads=1", 92.1),
+                m("tasks=2,blas_threads=2", 177.6),
+            ],
+            7,
+            2,
+            CONTENDER_FACTOR,
+        );
+        let has = |cell: &str| picked.iter().any(|id| id.ends_with(cell));
+        assert!(has("/tasks=2,blas_threads=1"), "{picked:?}");
+        assert!(has("/tasks=1,blas_threads=2"), "{picked:?}");
+        assert!(!has("/tasks=2,blas_threads=2"), "{picked:?}");
+        assert!(!has("/tasks=1,blas_threads=1"), "{picked:?}");
     }
 
     #[test]

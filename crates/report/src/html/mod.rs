@@ -428,7 +428,7 @@ fn stability(h: &mut String, suites: &[crate::rounds::Stability], rows: &[Row]) 
         "<h2 id=\"stability\">Stability between rounds</h2><p>Every contender (the variants \
          whose fastest first-round run was within {factor}x of their instance's best, or \
          less where their rounds would not have ended in time, as the bench said; for \
-         arrays over 64 MiB none, their first round is information; and the defaults) ran in rounds, each a fresh process. Spread: the standard deviation of a \
+         arrays over 64 MiB none, their first round is information; the defaults, and P tasks x 1 BLAS thread) ran in rounds, each a fresh process. Spread: the standard deviation of a \
          variant's rounds (of their logarithms: about the relative spread of one round). The \
          intervals of the advice pair two variants round by round and take their width from \
          the spread pooled over each suite run (its layer and kernel), which three rounds of \
