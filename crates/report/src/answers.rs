@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::facts::Recommendation;
-use crate::model::AdviceKind;
+use crate::facts::{Recommendation, Row};
+use crate::model::{AdviceKind, Ratio};
+use crate::results::Estimate;
 use crate::summary::Summary;
 
 /// One run's answer for one workload instance.
@@ -31,6 +32,98 @@ pub struct Agreement {
     pub settings_here_only: Vec<String>,
     pub settings_there_only: Vec<String>,
     pub settings_shared: usize,
+    /// Whether the two runs' intervals held between them.
+    pub held: Held,
+}
+
+/// Whether the intervals held from one run to the other, on every comparison both runs measured
+/// in rounds (a default against another variant of its instance, the comparisons advice rests
+/// on, each by [`Ratio::of`]): the two ratios held when the difference of their logarithms is
+/// within the root of the sum of their squared half-widths (each about 1.96 standard errors).
+/// When the intervals hold between runs, about 1 comparison in 20 falls outside by chance; more
+/// says they are too narrow, and advice at the margin would flip for that reason.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Held {
+    pub compared: usize,
+    pub held: usize,
+    /// The comparison farthest outside, in combined half-widths: its name, this run's ratio
+    /// and the other's.
+    pub farthest: Option<(String, f64, Ratio, Ratio)>,
+}
+
+/// A variant's id and its time.
+type Timed<'a> = (&'a str, &'a Estimate);
+
+/// An instance's default, when measured in rounds, and its other variants measured in rounds.
+type Instance<'a> = (Option<Timed<'a>>, Vec<Timed<'a>>);
+
+/// The defaults and the other variants each measured in rounds, by instance.
+fn by_instance(s: &Summary) -> BTreeMap<String, Instance<'_>> {
+    let cores = s.machine.logical_cores;
+    let mut out: BTreeMap<String, Instance<'_>> = BTreeMap::new();
+    for r in &s.results {
+        let Some(t) = r
+            .time_ns
+            .as_ref()
+            .filter(|t| t.rounds.len() >= crate::model::MIN_ROUNDS)
+        else {
+            continue;
+        };
+        let Ok(parsed) = parcost::id::parse(&r.full_id) else {
+            continue;
+        };
+        let entry = out.entry(parcost::id::instance(&parsed, &[])).or_default();
+        if parcost::id::is_default(&parsed, cores) {
+            entry.0 = Some((&r.full_id, t));
+        } else {
+            entry.1.push((&r.full_id, t));
+        }
+    }
+    out
+}
+
+/// Whether this run's and the other's intervals held between them ([`Held`]).
+fn held(this: &Summary, other: &Summary) -> Held {
+    let theirs: BTreeMap<&str, &Estimate> = other
+        .results
+        .iter()
+        .filter_map(|r: &Row| Some((r.full_id.as_str(), r.time_ns.as_ref()?)))
+        .collect();
+    let half = |r: &Ratio| r.interval().map(|(lo, hi)| (hi / lo).ln() / 2.0);
+    let mut out = Held::default();
+    let mut farthest = 0.0;
+    for (default, others) in by_instance(this).into_values() {
+        let Some((default_id, default_here)) = default else {
+            continue;
+        };
+        let Some(default_there) = theirs.get(default_id) else {
+            continue;
+        };
+        for (id, here) in others {
+            let Some(there) = theirs.get(id) else {
+                continue;
+            };
+            let (a, b) = (
+                Ratio::of(default_here, here),
+                Ratio::of(default_there, there),
+            );
+            let (Some(ha), Some(hb)) = (half(&a), half(&b)) else {
+                continue;
+            };
+            if !a.between_rounds() || !b.between_rounds() {
+                continue;
+            }
+            out.compared += 1;
+            let apart = (a.estimate / b.estimate).ln().abs() / (ha * ha + hb * hb).sqrt();
+            if apart <= 1.0 {
+                out.held += 1;
+            } else if apart > farthest {
+                farthest = apart;
+                out.farthest = Some((id.to_owned(), apart, a, b));
+            }
+        }
+    }
+    out
 }
 
 impl Agreement {
@@ -112,6 +205,7 @@ pub fn compare(this: &Summary, other: &Summary) -> Agreement {
     out.settings_shared = here.intersection(&there).count();
     out.settings_here_only = here.difference(&there).cloned().collect();
     out.settings_there_only = there.difference(&here).cloned().collect();
+    out.held = held(this, other);
     out
 }
 
@@ -144,6 +238,27 @@ pub fn render(a: &Agreement, other_name: &str) -> String {
                 .unwrap_or_default()
         )
     };
+    let h = &a.held;
+    if h.compared > 0 {
+        let _ = writeln!(
+            out,
+            "Intervals between the two runs: of {} comparisons with a default both measured in \
+             rounds, {} ({:.1}%) had ratios within their combined 95% intervals (about 95% when \
+             the intervals hold from run to run).",
+            h.compared,
+            h.held,
+            100.0 * h.held as f64 / h.compared as f64
+        );
+        if let Some((id, apart, here, there)) = &h.farthest {
+            let _ = writeln!(
+                out,
+                "  farthest apart ({apart:.1}x the combined half-widths): {id}: default over it \
+                 {} here, {} there",
+                here.words(),
+                there.words()
+            );
+        }
+    }
     for (k, here, there) in &a.differ {
         let _ = writeln!(
             out,
@@ -227,6 +342,64 @@ mod tests {
         );
         assert!(
             text.contains("tasks=2 (recommended)") && text.contains("tasks=1 (the default stands)")
+        );
+    }
+
+    /// A variant of 64 products of `n`^2 measured in four rounds (ms), with a pooled spread.
+    fn timed(n: u64, cell: &str, ms: [f64; 4]) -> Row {
+        let full_id = format!("oversubscription/matmul/layer=pthreads,n={n},pairs=64/{cell}");
+        let (suite, workload, params) = crate::results::parse_id(&full_id).expect("an id");
+        let mut rounds = crate::results::Rounds::default();
+        for (round, v) in (1..).zip(ms) {
+            rounds.set(round, v * 1e6);
+        }
+        let mut t = crate::model::between_rounds(rounds).expect("four rounds");
+        t.pooled = Some(crate::model::Pooled { sd: 0.03, df: 40 });
+        Row {
+            suite,
+            workload,
+            params,
+            full_id,
+            time_ns: Some(t),
+            single_run_ns: None,
+            at_least_ns: None,
+            throughput: None,
+            cpu_per_wall: None,
+            context_switches: None,
+            busy_threads: None,
+            ranks_seen: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_intervals_held_where_both_ratios_lie_within_them() {
+        let run = |two_by_one_at_512: f64| {
+            let mut s = summary(Vec::new());
+            s.machine.logical_cores = 2;
+            s.results = vec![
+                timed(256, "tasks=1,blas_threads=2", [30.0, 30.5, 29.5, 30.0]),
+                timed(256, "tasks=2,blas_threads=1", [20.0, 20.2, 19.8, 20.0]),
+                timed(512, "tasks=1,blas_threads=2", [100.0, 101.0, 99.0, 100.0]),
+                timed(512, "tasks=2,blas_threads=1", [two_by_one_at_512; 4]),
+            ];
+            s
+        };
+        // At n = 512 one run has 2.0x, the other 1.25x, each within a few percent.
+        let c = compare(&run(50.0), &run(80.0));
+        assert_eq!((c.held.compared, c.held.held), (2, 1), "{:?}", c.held);
+        let (id, apart, ..) = c.held.farthest.clone().expect("one fell outside");
+        assert!(id.contains("n=512") && apart > 5.0, "{id} {apart}");
+        let text = render(&c, "b");
+        assert!(
+            text.contains("of 2 comparisons with a default both measured in rounds, 1 (50.0%)"),
+            "{text}"
+        );
+        let same = compare(&run(50.0), &run(50.5));
+        assert_eq!(
+            (same.held.compared, same.held.held),
+            (2, 2),
+            "{:?}",
+            same.held
         );
     }
 
