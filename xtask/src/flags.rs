@@ -26,7 +26,7 @@ tasks:
                                    not end by 780 s of suites (quick: 290 s); then up to 13
                                    more (quick: 3),
                                    one at a time, of what is still near the 5% margin,
-                                   while the suites have run under 800 s (quick: 280 s)
+                                   while the suites have run under 800 s (quick: 275 s)
               --suite NAME         only this suite (repeatable)
               --layer NAME         only this layer (repeatable): an OpenBLAS layer (pthreads,
                                    openmp, serial), faer (on rayon) or matrixmultiply (its own
