@@ -348,27 +348,13 @@ mod tests {
     /// A variant of 64 products of `n`^2 measured in four rounds (ms), with a pooled spread.
     fn timed(n: u64, cell: &str, ms: [f64; 4]) -> Row {
         let full_id = format!("oversubscription/matmul/layer=pthreads,n={n},pairs=64/{cell}");
-        let (suite, workload, params) = crate::results::parse_id(&full_id).expect("an id");
         let mut rounds = crate::results::Rounds::default();
         for (round, v) in (1..).zip(ms) {
             rounds.set(round, v * 1e6);
         }
         let mut t = crate::model::between_rounds(rounds).expect("four rounds");
         t.pooled = Some(crate::model::Pooled { sd: 0.03, df: 40 });
-        Row {
-            suite,
-            workload,
-            params,
-            full_id,
-            time_ns: Some(t),
-            single_run_ns: None,
-            at_least_ns: None,
-            throughput: None,
-            cpu_per_wall: None,
-            context_switches: None,
-            busy_threads: None,
-            ranks_seen: Vec::new(),
-        }
+        Row::timed(&full_id, t)
     }
 
     #[test]

@@ -266,20 +266,29 @@ impl Row {
     /// paired ratio has an interval too), at `gflops` if set.
     #[cfg(test)]
     pub fn for_test(id: &str, ms: f64, gflops: Option<f64>) -> Self {
-        let (suite, workload, params) = crate::results::parse_id(id).expect("valid id");
         let order = id.bytes().map(usize::from).sum::<usize>();
+        Self {
+            throughput: gflops.map(|g| Throughput {
+                unit: "GFLOP/s".into(),
+                estimate: g,
+            }),
+            ..Self::timed(id, Estimate::in_rounds(ms * 1e6, ms * 0.02e6, order))
+        }
+    }
+
+    /// A row for tests: `id` timed `time`, nothing else measured.
+    #[cfg(test)]
+    pub fn timed(id: &str, time: Estimate) -> Self {
+        let (suite, workload, params) = crate::results::parse_id(id).expect("valid id");
         Self {
             suite,
             workload,
             params,
             full_id: id.to_owned(),
-            time_ns: Some(Estimate::in_rounds(ms * 1e6, ms * 0.02e6, order)),
+            time_ns: Some(time),
             single_run_ns: None,
             at_least_ns: None,
-            throughput: gflops.map(|g| Throughput {
-                unit: "GFLOP/s".into(),
-                estimate: g,
-            }),
+            throughput: None,
             cpu_per_wall: None,
             context_switches: None,
             busy_threads: None,

@@ -1069,21 +1069,7 @@ mod tests {
 
     /// A row of `id` timed `time`, nothing else measured.
     fn row_of(id: String, time: Estimate) -> Row {
-        let (suite, workload, params) = crate::results::parse_id(&id).expect("valid id");
-        Row {
-            suite,
-            workload,
-            params,
-            full_id: id,
-            time_ns: Some(time),
-            single_run_ns: None,
-            at_least_ns: None,
-            throughput: None,
-            cpu_per_wall: None,
-            context_switches: None,
-            busy_threads: None,
-            ranks_seen: Vec::new(),
-        }
+        Row::timed(&id, time)
     }
 
     /// An array-sharing `remote` row at 64 MiB, `us` microseconds a request (2% either side).

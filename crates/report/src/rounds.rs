@@ -401,6 +401,36 @@ mod tests {
         assert!(ids.iter().any(|id| id.ends_with("blas_threads=2")));
     }
 
+    /// A first-round measurement of run 7, timed by the harness: `median` ms, its fastest run
+    /// `fastest`.
+    fn first_round(full_id: &str, median: f64, fastest: f64) -> Measurement {
+        let (suite, workload, params) = crate::results::parse_id(full_id).expect("an id");
+        Measurement {
+            suite,
+            workload,
+            params,
+            full_id: full_id.to_owned(),
+            time: Some(Estimate::new(median, fastest, 2.0 * median - fastest)),
+            single_run_ns: None,
+            at_least_ns: None,
+            counted: None,
+            usage: Some(parcost::meta::Usage {
+                wall_ns: 0,
+                cpu_ns: 0,
+                cpu_per_wall: 0.0,
+                voluntary_switches: 0,
+                involuntary_switches: 0,
+                context_switches: 0,
+                run: Some(7),
+                sampled: Some(false),
+                threads: None,
+                busy_threads: None,
+            }),
+            ranks_seen: Vec::new(),
+            criterion_page: None,
+        }
+    }
+
     #[test]
     fn p_tasks_at_one_blas_thread_is_always_a_contender() {
         // A15 (AMD EPYC, 2026-12-04): the SVDs' 2 x 1 under pthreads ran 129.8 ms in its one
@@ -408,32 +438,11 @@ mod tests {
         // out of the rounds, the pick became 4 x 1 where the other run's was 2 x 1. Like the
         // default, P tasks x 1 BLAS thread (the settings lines' alternative) is always measured.
         let m = |cell: &str, ms: f64| {
-            let full_id = format!("oversubscription/svd/layer=pthreads,n=256,matrices=16/{cell}");
-            let (suite, workload, params) = crate::results::parse_id(&full_id).expect("an id");
-            Measurement {
-                suite,
-                workload,
-                params,
-                full_id,
-                time: Some(Estimate::new(ms, ms, ms)),
-                single_run_ns: None,
-                at_least_ns: None,
-                counted: None,
-                usage: Some(parcost::meta::Usage {
-                    wall_ns: 0,
-                    cpu_ns: 0,
-                    cpu_per_wall: 0.0,
-                    voluntary_switches: 0,
-                    involuntary_switches: 0,
-                    context_switches: 0,
-                    run: Some(7),
-                    sampled: Some(false),
-                    threads: None,
-                    busy_threads: None,
-                }),
-                ranks_seen: Vec::new(),
-                criterion_page: None,
-            }
+            first_round(
+                &format!("oversubscription/svd/layer=pthreads,n=256,matrices=16/{cell}"),
+                ms,
+                ms,
+            )
         };
         let picked = contenders_of(
             &[
@@ -457,34 +466,12 @@ mod tests {
 
     #[test]
     fn a_contender_is_judged_by_its_fastest_run() {
-        let usage = parcost::meta::Usage {
-            wall_ns: 0,
-            cpu_ns: 0,
-            cpu_per_wall: 0.0,
-            voluntary_switches: 0,
-            involuntary_switches: 0,
-            context_switches: 0,
-            run: Some(7),
-            sampled: Some(false),
-            threads: None,
-            busy_threads: None,
-        };
         let m = |cell: &str, median: f64, fastest: f64| {
-            let full_id = format!("oversubscription/matmul/layer=pthreads,n=256,pairs=64/{cell}");
-            let (suite, workload, params) = crate::results::parse_id(&full_id).expect("an id");
-            Measurement {
-                suite,
-                workload,
-                params,
-                full_id,
-                time: Some(Estimate::new(median, fastest, 2.0 * median - fastest)),
-                single_run_ns: None,
-                at_least_ns: None,
-                counted: None,
-                usage: Some(usage),
-                ranks_seen: Vec::new(),
-                criterion_page: None,
-            }
+            first_round(
+                &format!("oversubscription/matmul/layer=pthreads,n=256,pairs=64/{cell}"),
+                median,
+                fastest,
+            )
         };
         let picked = contenders_of(
             &[
