@@ -513,9 +513,10 @@ pub fn is_default(parsed: &ParsedId, logical_cores: usize) -> bool {
 
 /// Whether a measurement is P tasks (or ranks) at one BLAS thread each: the alternative to
 /// the library default that the settings lines name (`OPENBLAS_NUM_THREADS=1` and a pool of
-/// P). The rounds after the first always measure it, beside the defaults: one disturbed
-/// first-round figure (1.41x the best, where two other runs had it tied with the best) left it
-/// out of one run's rounds and changed that run's pick.
+/// P). The rounds after the first measure it whatever its first round's time (unless it was
+/// stopped as hopeless, [`round::HOPELESS_FACTOR`] times the best), beside the defaults: one
+/// disturbed first-round figure (1.41x the best, where two other runs had it tied with the
+/// best) left it out of one run's rounds and changed that run's pick.
 pub fn is_p_by_one(parsed: &ParsedId, logical_cores: usize) -> bool {
     let get = |k: &str| parsed.params.get(k);
     get(key::KERNEL).is_none()
@@ -543,6 +544,29 @@ pub fn instance(parsed: &ParsedId, without: &[&str]) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn p_by_one_is_p_tasks_or_ranks_at_one_blas_thread() {
+        let p_by_one = |id: &str| is_p_by_one(&parse(id).expect("valid"), 2);
+        assert!(p_by_one(
+            "oversubscription/matmul/layer=pthreads,n=256,pairs=64/tasks=2,blas_threads=1"
+        ));
+        assert!(p_by_one(
+            "task-level/matmul/layer=openmp,n=64,pairs=3815/variant=task-level,tasks=2,blas_threads=1"
+        ));
+        assert!(p_by_one(
+            "ranks-x-threads/batch/layer=serial,n=256,pairs=64,matrices=16/ranks=2,blas_threads=1"
+        ));
+        assert!(!p_by_one(
+            "oversubscription/matmul/layer=pthreads,n=256,pairs=64/tasks=4,blas_threads=1"
+        ));
+        assert!(!p_by_one(
+            "oversubscription/matmul/layer=pthreads,n=256,pairs=64/tasks=2,blas_threads=2"
+        ));
+        assert!(!p_by_one(
+            "blas-tuning/cholesky/layer=pthreads,kernel=haswell,n=1024/blas_threads=1"
+        ));
+    }
 
     #[test]
     fn ids_parse_by_the_contract() {

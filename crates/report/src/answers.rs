@@ -113,8 +113,12 @@ fn held(this: &Summary, other: &Summary) -> Held {
             if !a.between_rounds() || !b.between_rounds() {
                 continue;
             }
+            let width = (ha * ha + hb * hb).sqrt();
+            if width <= 0.0 {
+                continue;
+            }
             out.compared += 1;
-            let apart = (a.estimate / b.estimate).ln().abs() / (ha * ha + hb * hb).sqrt();
+            let apart = (a.estimate / b.estimate).ln().abs() / width;
             if apart <= 1.0 {
                 out.held += 1;
             } else if apart > farthest {
