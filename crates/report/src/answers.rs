@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::facts::{Recommendation, Row};
+use crate::facts::Recommendation;
 use crate::model::{AdviceKind, Ratio};
 use crate::results::Estimate;
 use crate::summary::Summary;
@@ -51,80 +51,61 @@ pub struct Held {
     pub farthest: Option<(String, f64, Ratio, Ratio)>,
 }
 
-/// A variant's id and its time.
-type Timed<'a> = (&'a str, &'a Estimate);
-
-/// An instance's default, when measured in rounds, and its other variants measured in rounds.
-type Instance<'a> = (Option<Timed<'a>>, Vec<Timed<'a>>);
-
-/// The defaults and the other variants each measured in rounds, by instance.
-fn by_instance(s: &Summary) -> BTreeMap<String, Instance<'_>> {
-    let cores = s.machine.logical_cores;
-    let mut out: BTreeMap<String, Instance<'_>> = BTreeMap::new();
-    for r in &s.results {
-        let Some(t) = r
-            .time_ns
-            .as_ref()
-            .filter(|t| t.rounds.len() >= crate::model::MIN_ROUNDS)
-        else {
-            continue;
-        };
-        let Ok(parsed) = parcost::id::parse(&r.full_id) else {
-            continue;
-        };
-        let entry = out.entry(parcost::id::instance(&parsed, &[])).or_default();
-        if parcost::id::is_default(&parsed, cores) {
-            entry.0 = Some((&r.full_id, t));
-        } else {
-            entry.1.push((&r.full_id, t));
-        }
-    }
-    out
-}
-
 /// Whether this run's and the other's intervals held between them ([`Held`]).
 fn held(this: &Summary, other: &Summary) -> Held {
-    let theirs: BTreeMap<&str, &Estimate> = other
-        .results
+    let cores = this.machine.logical_cores;
+    let in_rounds = |s: &'_ Summary| -> BTreeMap<String, Estimate> {
+        s.results
+            .iter()
+            .filter_map(|r| {
+                let t = r
+                    .time_ns
+                    .filter(|t| t.rounds.len() >= crate::model::MIN_ROUNDS)?;
+                Some((r.full_id.clone(), t))
+            })
+            .collect()
+    };
+    let (here, there) = (in_rounds(this), in_rounds(other));
+    let parsed: Vec<(&String, parcost::id::ParsedId)> = here
+        .keys()
+        .filter_map(|id| Some((id, parcost::id::parse(id).ok()?)))
+        .collect();
+    let defaults: BTreeMap<String, &String> = parsed
         .iter()
-        .filter_map(|r: &Row| Some((r.full_id.as_str(), r.time_ns.as_ref()?)))
+        .filter(|(_, p)| parcost::id::is_default(p, cores))
+        .map(|(id, p)| (parcost::id::instance(p, &[]), *id))
         .collect();
     let half = |r: &Ratio| r.interval().map(|(lo, hi)| (hi / lo).ln() / 2.0);
     let mut out = Held::default();
-    let mut farthest = 0.0;
-    for (default, others) in by_instance(this).into_values() {
-        let Some((default_id, default_here)) = default else {
+    for (id, p) in &parsed {
+        if parcost::id::is_default(p, cores) {
+            continue;
+        }
+        let Some(default) = defaults.get(&parcost::id::instance(p, &[])) else {
             continue;
         };
-        let Some(default_there) = theirs.get(default_id) else {
+        let (Some(dh), Some(xh), Some(dt), Some(xt)) = (
+            here.get(*default),
+            here.get(*id),
+            there.get(*default),
+            there.get(*id),
+        ) else {
             continue;
         };
-        for (id, here) in others {
-            let Some(there) = theirs.get(id) else {
-                continue;
-            };
-            let (a, b) = (
-                Ratio::of(default_here, here),
-                Ratio::of(default_there, there),
-            );
-            let (Some(ha), Some(hb)) = (half(&a), half(&b)) else {
-                continue;
-            };
-            if !a.between_rounds() || !b.between_rounds() {
-                continue;
-            }
-            let width = (ha * ha + hb * hb).sqrt();
-            if width <= 0.0 {
-                continue;
-            }
-            out.compared += 1;
-            let apart = (a.estimate / b.estimate).ln().abs() / width;
-            if apart <= 1.0 {
-                out.held += 1;
-            } else if apart > farthest {
-                farthest = apart;
-                out.farthest = Some((id.to_owned(), apart, a, b));
-            }
+        let (a, b) = (Ratio::of(dh, xh), Ratio::of(dt, xt));
+        let (Some(ha), Some(hb)) = (half(&a), half(&b)) else {
+            continue;
+        };
+        let width = (ha * ha + hb * hb).sqrt();
+        if !a.between_rounds() || !b.between_rounds() || width <= 0.0 {
+            continue;
+        }
+        out.compared += 1;
+        let apart = (a.estimate / b.estimate).ln().abs() / width;
+        if apart <= 1.0 {
+            out.held += 1;
+        } else if out.farthest.as_ref().is_none_or(|f| apart > f.1) {
+            out.farthest = Some(((*id).clone(), apart, a, b));
         }
     }
     out
@@ -283,7 +264,7 @@ pub fn render(a: &Agreement, other_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{MachineOut, Recommendation};
+    use crate::facts::{MachineOut, Recommendation, Row};
     use crate::model::Stands;
     use crate::results::Value;
     use crate::verdict::Verdict;

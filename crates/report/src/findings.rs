@@ -1067,18 +1067,13 @@ mod tests {
         );
     }
 
-    /// A row of `id` timed `time`, nothing else measured.
-    fn row_of(id: String, time: Estimate) -> Row {
-        Row::timed(&id, time)
-    }
-
     /// An array-sharing `remote` row at 64 MiB, `us` microseconds a request (2% either side).
     fn remote_row(transport: &str, request: &str, us: f64) -> Row {
         let id = format!(
             "array-sharing/remote/transport={transport},request={request}/bytes={}",
             64u64 << 20
         );
-        row_of(id, est(us * 1e3, us * 20.0))
+        Row::timed(&id, est(us * 1e3, us * 20.0))
     }
 
     #[test]
@@ -1123,7 +1118,7 @@ mod tests {
     fn sweep_row(kernel: &str, b: u64, ms: f64) -> Row {
         let id =
             format!("blas-tuning/matmul/layer=pthreads,kernel={kernel},n=2048/blas_threads={b}");
-        row_of(id, est(ms * 1e6, ms * 1e4))
+        Row::timed(&id, est(ms * 1e6, ms * 1e4))
     }
 
     #[test]
@@ -1199,7 +1194,7 @@ mod tests {
                 unit: "GFLOP/s".into(),
                 estimate: 17.18 / ms * 1e3 / 1e3,
             }),
-            ..row_of(id, Estimate::in_rounds(ms * 1e6, half * 1e6, b as usize))
+            ..Row::timed(&id, Estimate::in_rounds(ms * 1e6, half * 1e6, b as usize))
         }
     }
 
@@ -1285,8 +1280,8 @@ mod tests {
         // default: recommended (with 3 as the pick the default stood, at 0.9x).
         let rows = vec![
             tuning_row(2, 100.0, 1.0),
-            row_of(
-                "blas-tuning/matmul/layer=openmp,n=2048/blas_threads=3".into(),
+            Row::timed(
+                "blas-tuning/matmul/layer=openmp,n=2048/blas_threads=3",
                 Estimate::in_rounds(110e6, 100e6, 3),
             ),
             tuning_row(4, 60.0, 1.0),
@@ -1371,8 +1366,8 @@ mod tests {
         let id = format!(
             "task-level/matmul/layer=openmp,n={n},pairs=8/variant={variant},tasks={t},blas_threads={b}"
         );
-        row_of(
-            id,
+        Row::timed(
+            &id,
             Estimate::in_rounds(ms, ms * 0.01, n as usize + variant.len()),
         )
     }
