@@ -369,7 +369,7 @@ impl flags::Bench {
                         let ids = report::undecided(&parcost::meta::criterion_dir());
                         eprintln!(
                             "round {round}: {} variants of comparisons still near the {:.0}% \
-                             margin, listed in {}",
+                             margin that more rounds can decide, listed in {}",
                             ids.len(),
                             100.0 * report::model::MARGIN,
                             undecided_file.display()

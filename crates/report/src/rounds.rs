@@ -218,20 +218,22 @@ pub const QUICK_PLANNED_ROUNDS_UNTIL: std::time::Duration = std::time::Duration:
 /// The variants more rounds could decide, of the recommendations `recs` drawn from `rows`:
 /// for each recommendation whose comparison is near the margin (its default over its pick
 /// beyond `1 + margin` by the estimate but not beyond `(1 + margin)^2` by its interval's low
-/// end), the default, the fastest and the pick (the simplest of the
-/// fastest's tie whose estimate beats the default by the margin,
-/// [`crate::findings::simplest_equivalent`]). Every other comparison is
-/// decided: separated well beyond the margin, within it, or overlapping with an estimate
-/// inside it (more rounds would make it "equivalent", never a recommendation).
+/// end) and that the run's rounds could still decide ([`decidable`]), the default, the
+/// fastest and the pick (the simplest of the fastest's tie whose estimate beats the default
+/// by the margin, [`crate::findings::simplest_equivalent`]). Every other comparison is
+/// decided: separated well beyond the margin, within it, overlapping with an estimate
+/// inside it (more rounds would make it "equivalent", never a recommendation), or too close
+/// to the margin for the rounds a run can have (the default stands).
 pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
     let m = 1.0 + MARGIN;
     let mut out = BTreeSet::new();
     for rec in recs {
         let near = match &rec.advice {
-            AdviceKind::Keep(Stands::Overlap(_)) | AdviceKind::Recommend => rec
-                .speedup_vs_default
-                .as_ref()
-                .is_some_and(|s| s.estimate > m && s.lower.unwrap_or(s.estimate) < m * m),
+            AdviceKind::Keep(Stands::Overlap(_)) | AdviceKind::Recommend => {
+                rec.speedup_vs_default.as_ref().is_some_and(|s| {
+                    s.estimate > m && s.lower.unwrap_or(s.estimate) < m * m && decidable(s)
+                })
+            }
             AdviceKind::Keep(_) => false,
         };
         if !near {
@@ -263,6 +265,29 @@ pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
         }
     }
     out.into_iter().collect()
+}
+
+/// Whether the rounds a run can have ([`parcost::id::round::MAX`]) could put the low end of a
+/// comparison's between-round interval beyond the margin, were its estimate and its
+/// round-to-round spread to stay: its half-width (in logarithms) narrows as one over the
+/// square root of the rounds, so it needs `rounds * (half / (ln estimate - ln (1 + margin)))^2`
+/// rounds. One that needs more than twice as many as a run can have is left to the default
+/// (stopped for futility, as sequential trials do), and the extra rounds go to those they can
+/// decide. Twice: from the three planned rounds the projection is rough (task-level n=128
+/// under OpenMP, 1.22x at the end of both A16 and B16 below, projected 21 and 31 rounds after
+/// three), while those at 1.02-1.12x projected 40 to 1400. Two full runs here (A16 and B16,
+/// the AMD EPYC, 2026-12-04) ended their extra rounds at the time budget with 16 and 17
+/// comparisons near the margin, 10 and 8 of them needing more than sixteen rounds (1.05-1.13x,
+/// 19 to 2000), which took the rounds from those needing 8 to 11 (1.15-1.28x). One measured
+/// in a single round (a within-run interval) is decidable: rounds are what it lacks.
+pub fn decidable(s: &crate::model::Ratio) -> bool {
+    let Some((lower, upper)) = s.interval().filter(|_| s.rounds > 0) else {
+        return true;
+    };
+    let beyond = s.estimate.ln() - MARGIN.ln_1p();
+    let half = (upper.ln() - lower.ln()) / 2.0;
+    beyond > 0.0
+        && f64::from(s.rounds) * (half / beyond).powi(2) <= 2.0 * f64::from(parcost::id::round::MAX)
 }
 
 /// One variant's rounds.
@@ -399,6 +424,34 @@ mod tests {
         let ids = undecided_of(&gray);
         assert_eq!(ids.len(), 2, "{ids:?}");
         assert!(ids.iter().any(|id| id.ends_with("blas_threads=2")));
+        // 5.5% apart with the same spread: sixteen rounds could not decide it, the default
+        // stands and the extra rounds go elsewhere.
+        let futile = [cell(2, 100.0, 6.0, 0), cell(4, 94.8, 6.0, 1)];
+        assert!(undecided_of(&futile).is_empty());
+    }
+
+    #[test]
+    fn a_comparison_the_rounds_left_cannot_decide_gets_none() {
+        use crate::model::Ratio;
+        let ratio = |estimate: f64, lower: f64, upper: f64, rounds: u32| Ratio {
+            estimate,
+            lower: Some(lower),
+            upper: Some(upper),
+            rounds,
+            unstable: false,
+        };
+        // A16's task-level n=128 under pthreads after 7 rounds: about 7 rounds would do.
+        assert!(decidable(&ratio(1.276, 1.048, 1.553, 7)));
+        // B16's task-level n=128 under OpenMP after 3 rounds: about 31, within twice 16.
+        assert!(decidable(&ratio(1.146, 0.866, 1.515, 3)));
+        // B16's blas-tuning n=768 after 3 rounds: about 130 would.
+        assert!(!decidable(&ratio(1.086, 0.868, 1.358, 3)));
+        // A16's task-level n=1024 after 8 rounds: about 1000.
+        assert!(!decidable(&ratio(1.065, 0.906, 1.251, 8)));
+        // Recommended already, its low end beyond the margin: decidable.
+        assert!(decidable(&ratio(1.30, 1.08, 1.56, 4)));
+        // One round: rounds are what it lacks.
+        assert!(decidable(&Ratio::within(1.08, 0.9, 1.3)));
     }
 
     /// A first-round measurement of run 7, timed by the harness: `median` ms, its fastest run
