@@ -781,32 +781,35 @@ pub(crate) fn simplest_equivalent<'a>(
     // n = 512, 1.19x faster than the default in every round, gave way to pthreads' task-level
     // (rounds of 19, 32 and 18 ms, the default's 16), and the default stood at "0.68x". The
     // pick is still judged against the default by its interval ([`Advice::judge`]).
-    let beats_default = |r: &Row| {
-        default.is_none_or(|d| match (d.time_ns, r.time_ns) {
-            (Some(d), Some(t)) => Ratio::of(&d, &t).estimate_beyond_margin(Rule::ADVICE),
-            _ => false,
-        })
-    };
-    // Simpler: fewer threads, then fewer tasks, then fewer changes of library, kernel or
-    // variant from the default's (between two layers the rounds cannot tell apart, the one
-    // the user already runs: a full run here named openmp in one run and pthreads in the
-    // other for the same tie).
-    let simplicity = |r: &Row| {
-        let int = |k: &str| r.int(k).unwrap_or(1);
-        let tasks = int(key::TASKS) * int(key::RANKS);
-        let changes = [key::LAYER, key::KERNEL, key::VARIANT]
-            .into_iter()
-            .filter(|k| default.is_some_and(|d| d.params.get(*k) != r.params.get(*k)))
-            .count();
-        (tasks * int(key::BLAS_THREADS), tasks, changes)
-    };
     cells
         .iter()
         .copied()
-        .filter(|r| tied(r) && beats_default(r))
-        .min_by_key(|r| simplicity(r))
-        .filter(|r| simplicity(r) < simplicity(fastest))
+        .filter(|r| tied(r) && beats_default(r, default))
+        .min_by_key(|r| simplicity(r, default))
+        .filter(|r| simplicity(r, default) < simplicity(fastest, default))
         .unwrap_or(fastest)
+}
+
+/// Whether `r` beats the default (if any) by the margin in its estimate: a pick must.
+pub(crate) fn beats_default(r: &Row, default: Option<&Row>) -> bool {
+    default.is_none_or(|d| match (d.time_ns, r.time_ns) {
+        (Some(d), Some(t)) => Ratio::of(&d, &t).estimate_beyond_margin(Rule::ADVICE),
+        _ => false,
+    })
+}
+
+/// How simple a configuration is to set, smaller simpler: fewer threads, then fewer tasks, then
+/// fewer changes of library, kernel or variant from the default's (between two layers the
+/// rounds cannot tell apart, the one the user already runs: a full run here named openmp in
+/// one run and pthreads in the other for the same tie).
+pub(crate) fn simplicity(r: &Row, default: Option<&Row>) -> (u64, u64, usize) {
+    let int = |k: &str| r.int(k).unwrap_or(1);
+    let tasks = int(key::TASKS) * int(key::RANKS);
+    let changes = [key::LAYER, key::KERNEL, key::VARIANT]
+        .into_iter()
+        .filter(|k| default.is_some_and(|d| d.params.get(*k) != r.params.get(*k)))
+        .count();
+    (tasks * int(key::BLAS_THREADS), tasks, changes)
 }
 
 /// The noise rule, one place for every suite: a recommendation drawn from a suite run that the

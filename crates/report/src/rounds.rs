@@ -215,28 +215,29 @@ pub const PLANNED_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::from_
 /// CPU about 367 s, past its 5 minutes.
 pub const QUICK_PLANNED_ROUNDS_UNTIL: std::time::Duration = std::time::Duration::from_secs(290);
 
-/// The variants more rounds could decide, of the recommendations `recs` drawn from `rows`:
-/// for each recommendation whose comparison is near the margin (its default over its pick
-/// beyond `1 + margin` by the estimate but not beyond `(1 + margin)^2` by its interval's low
-/// end) and that the run's rounds could still decide ([`decidable`]), the default, the
-/// fastest and the pick (the simplest of the fastest's tie whose estimate beats the default
-/// by the margin, [`crate::findings::simplest_equivalent`]). Every other comparison is
-/// decided: separated well beyond the margin, within it, overlapping with an estimate
-/// inside it (more rounds would make it "equivalent", never a recommendation), or too close
-/// to the margin for the rounds a run can have (the default stands).
+/// The variants more rounds could decide, of the recommendations `recs` drawn from `rows`.
+/// Whether to recommend: for a comparison of the default with the pick near the margin
+/// ([`near_the_margin`]), the default, the fastest and the pick (the simplest of the fastest's
+/// tie whose estimate beats the default by the margin,
+/// [`crate::findings::simplest_equivalent`]). Which to recommend: for a recommendation, each
+/// configuration simpler than the fastest that beats the default, whose comparison with the
+/// fastest is near the margin, and the fastest (whether it is tied with the fastest decides
+/// the pick: in A16 and B16 pthreads' naive 2 x 2 at task-level n=32 was 1.16x faster than the
+/// task-level 2 x 1 beyond the margin in one run and tied with it in the other, which changed
+/// the pick and the advice across libraries with it). Every other comparison is decided:
+/// separated well beyond the margin, within it, overlapping with an estimate inside it (more
+/// rounds would make it "equivalent", never a recommendation), or too close to the margin
+/// for the rounds a run can have (the default stands).
 pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
-    let m = 1.0 + MARGIN;
     let mut out = BTreeSet::new();
     for rec in recs {
-        let near = match &rec.advice {
-            AdviceKind::Keep(Stands::Overlap(_)) | AdviceKind::Recommend => {
-                rec.speedup_vs_default.as_ref().is_some_and(|s| {
-                    s.estimate > m && s.lower.unwrap_or(s.estimate) < m * m && decidable(s)
-                })
-            }
-            AdviceKind::Keep(_) => false,
+        let (whether, which) = match &rec.advice {
+            AdviceKind::Recommend => (true, true),
+            AdviceKind::Keep(Stands::Overlap(_)) => (true, false),
+            AdviceKind::Keep(_) => (false, false),
         };
-        if !near {
+        let whether = whether && rec.speedup_vs_default.as_ref().is_some_and(near_the_margin);
+        if !whether && !which {
             continue;
         }
         // The instance's cells: its parameters, and the grid's keys of its configurations.
@@ -259,12 +260,35 @@ pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
             continue;
         };
         let default = find(&rec.default);
-        let pick = crate::findings::simplest_equivalent(&cells, fastest, default);
-        for r in [Some(fastest), default, Some(pick)].into_iter().flatten() {
-            out.insert(r.full_id.clone());
+        if whether {
+            let pick = crate::findings::simplest_equivalent(&cells, fastest, default);
+            for r in [Some(fastest), default, Some(pick)].into_iter().flatten() {
+                out.insert(r.full_id.clone());
+            }
+        }
+        let Some(ft) = fastest.time_ns.filter(|_| which) else {
+            continue;
+        };
+        use crate::findings::{beats_default, simplicity};
+        for r in cells.iter().copied().filter(|r| {
+            simplicity(r, default) < simplicity(fastest, default) && beats_default(r, default)
+        }) {
+            let to_fastest = r.time_ns.map(|t| crate::model::Ratio::of(&t, &ft));
+            if to_fastest.is_some_and(|s| s.between_rounds() && near_the_margin(&s)) {
+                out.insert(r.full_id.clone());
+                out.insert(fastest.full_id.clone());
+            }
         }
     }
     out.into_iter().collect()
+}
+
+/// Whether more rounds could change how a comparison (the slower over the faster) is judged:
+/// beyond `1 + margin` by its estimate but not beyond `(1 + margin)^2` by its interval's low
+/// end, and [`decidable`] within a run's rounds.
+fn near_the_margin(s: &crate::model::Ratio) -> bool {
+    let m = 1.0 + MARGIN;
+    s.estimate > m && s.lower.unwrap_or(s.estimate) < m * m && decidable(s)
 }
 
 /// Whether the rounds a run can have ([`parcost::id::round::MAX`]) could put the low end of a
@@ -428,6 +452,44 @@ mod tests {
         // stands and the extra rounds go elsewhere.
         let futile = [cell(2, 100.0, 6.0, 0), cell(4, 94.8, 6.0, 1)];
         assert!(undecided_of(&futile).is_empty());
+    }
+
+    #[test]
+    fn a_simpler_pick_near_the_margin_of_the_fastest_is_undecided() {
+        use crate::facts::Limits;
+        use crate::findings::recommendations;
+        let cell = |variant: &str, tasks: u32, blas: u32, ms: f64, half: f64, order: usize| {
+            Row::timed(
+                &format!(
+                    "task-level/matmul/layer=pthreads,n=32,pairs=30518/\
+                     variant={variant},tasks={tasks},blas_threads={blas}"
+                ),
+                Estimate::in_rounds(ms * 1e6, half * 1e6, order),
+            )
+        };
+        let undecided_of = |task_level_ms: f64| {
+            let rows = [
+                cell("op-level", 1, 2, 70.0, 1.0, 0),
+                cell("naive", 2, 2, 40.0, 3.0, 1),
+                cell("task-level", 2, 1, task_level_ms, 3.0, 2),
+            ];
+            let recs = recommendations(&rows, 2, Limits::default());
+            assert!(
+                matches!(recs[0].advice, AdviceKind::Recommend),
+                "{:?}",
+                recs[0].advice
+            );
+            undecided(&rows, &recs)
+        };
+        // The simpler task-level 2 x 1 10% slower than the naive 2 x 2, the interval straddling
+        // the margin: whether it is the pick is open, both are measured again (the default,
+        // far slower, is not).
+        let ids = undecided_of(44.0);
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(ids.iter().all(|id| !id.contains("op-level")), "{ids:?}");
+        // Tied within the margin, or far apart: decided.
+        assert!(undecided_of(40.5).is_empty());
+        assert!(undecided_of(60.0).is_empty());
     }
 
     #[test]
