@@ -75,7 +75,6 @@ fn held(this: &Summary, other: &Summary) -> Held {
         .filter(|(_, p)| parcost::id::is_default(p, cores))
         .map(|(id, p)| (parcost::id::instance(p, &[]), *id))
         .collect();
-    let half = |r: &Ratio| r.interval().map(|(lo, hi)| (hi / lo).ln() / 2.0);
     let mut out = Held::default();
     for (id, p) in &parsed {
         if parcost::id::is_default(p, cores) {
@@ -93,7 +92,7 @@ fn held(this: &Summary, other: &Summary) -> Held {
             continue;
         };
         let (a, b) = (Ratio::of(dh, xh), Ratio::of(dt, xt));
-        let (Some(ha), Some(hb)) = (half(&a), half(&b)) else {
+        let (Some(ha), Some(hb)) = (a.log_half_width(), b.log_half_width()) else {
             continue;
         };
         let width = (ha * ha + hb * hb).sqrt();

@@ -323,6 +323,12 @@ impl Ratio {
         self.lower.zip(self.upper)
     }
 
+    /// Half the interval's width in logarithms (about 1.96 standard errors of the log ratio),
+    /// when there is one.
+    pub fn log_half_width(&self) -> Option<f64> {
+        self.interval().map(|(lo, hi)| (hi / lo).ln() / 2.0)
+    }
+
     /// The ratio as an estimate with its interval (for the export), when it has one.
     pub fn as_estimate(&self) -> Option<Estimate> {
         let (lower, upper) = self.interval()?;

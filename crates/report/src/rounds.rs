@@ -270,9 +270,12 @@ pub fn undecided(rows: &[Row], recs: &[Recommendation]) -> Vec<String> {
             continue;
         };
         use crate::findings::{beats_default, simplicity};
-        for r in cells.iter().copied().filter(|r| {
-            simplicity(r, default) < simplicity(fastest, default) && beats_default(r, default)
-        }) {
+        let fastest_simplicity = simplicity(fastest, default);
+        for r in cells
+            .iter()
+            .copied()
+            .filter(|r| simplicity(r, default) < fastest_simplicity && beats_default(r, default))
+        {
             let to_fastest = r.time_ns.map(|t| crate::model::Ratio::of(&t, &ft));
             if to_fastest.is_some_and(|s| s.between_rounds() && near_the_margin(&s)) {
                 out.insert(r.full_id.clone());
@@ -298,18 +301,17 @@ fn near_the_margin(s: &crate::model::Ratio) -> bool {
 /// rounds. One that needs more than twice as many as a run can have is left to the default
 /// (stopped for futility, as sequential trials do), and the extra rounds go to those they can
 /// decide. Twice: from the three planned rounds the projection is rough (task-level n=128
-/// under OpenMP, 1.22x at the end of both A16 and B16 below, projected 21 and 31 rounds after
+/// under OpenMP, 1.22x at the end of both full runs A16 and B16, projected 21 and 31 rounds after
 /// three), while those at 1.02-1.12x projected 40 to 1400. Two full runs here (A16 and B16,
 /// the AMD EPYC, 2026-12-04) ended their extra rounds at the time budget with 16 and 17
 /// comparisons near the margin, 10 and 8 of them needing more than sixteen rounds (1.05-1.13x,
 /// 19 to 2000), which took the rounds from those needing 8 to 11 (1.15-1.28x). One measured
 /// in a single round (a within-run interval) is decidable: rounds are what it lacks.
-pub fn decidable(s: &crate::model::Ratio) -> bool {
-    let Some((lower, upper)) = s.interval().filter(|_| s.rounds > 0) else {
+fn decidable(s: &crate::model::Ratio) -> bool {
+    let Some(half) = s.log_half_width().filter(|_| s.rounds > 0) else {
         return true;
     };
     let beyond = s.estimate.ln() - MARGIN.ln_1p();
-    let half = (upper.ln() - lower.ln()) / 2.0;
     beyond > 0.0
         && f64::from(s.rounds) * (half / beyond).powi(2) <= 2.0 * f64::from(parcost::id::round::MAX)
 }
@@ -448,7 +450,7 @@ mod tests {
         let ids = undecided_of(&gray);
         assert_eq!(ids.len(), 2, "{ids:?}");
         assert!(ids.iter().any(|id| id.ends_with("blas_threads=2")));
-        // 5.5% apart with the same spread: sixteen rounds could not decide it, the default
+        // 5.5% apart with the same spread: no run's rounds could decide it, the default
         // stands and the extra rounds go elsewhere.
         let futile = [cell(2, 100.0, 6.0, 0), cell(4, 94.8, 6.0, 1)];
         assert!(undecided_of(&futile).is_empty());
