@@ -202,8 +202,9 @@ pub struct RankSeen {
     /// `OPENBLAS_NUM_THREADS` as it saw it; absent: not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openblas_num_threads: Option<String>,
-    /// Threads of the rank on a CPU for at least a tenth of its part of the checked run (the
-    /// BLAS threads that really worked, whatever `blas_threads` says); absent for a start-up.
+    /// Threads of the rank on a CPU for at least a tenth of its products in the checked run
+    /// (the BLAS threads that really worked, whatever `blas_threads` says); absent for a
+    /// start-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub busy_threads: Option<u32>,
 }

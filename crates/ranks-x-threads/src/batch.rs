@@ -191,6 +191,13 @@ impl Part {
     /// this thread (BLAS at whatever thread count is set). A LAPACK error leaves NaNs, which the
     /// check rejects.
     pub fn compute(&mut self) {
+        self.multiply();
+        self.decompose();
+    }
+
+    /// This part's products ([`Part::compute`]'s first half): the work that runs on every BLAS
+    /// thread, where a rank counts the threads that worked.
+    pub fn multiply(&mut self) {
         let (n, nn) = (self.shape.n, self.shape.nn());
         for k in 0..self.products.len() {
             let ops = &self.operands[2 * k * nn..2 * (k + 1) * nn];
@@ -201,6 +208,12 @@ impl Part {
                 general_mat_mul(1.0, &a, &b, 0.0, &mut c);
             }
         }
+    }
+
+    /// This part's SVDs ([`Part::compute`]'s second half), much of them on the calling thread
+    /// alone (LAPACK's reduction to bidiagonal form is mostly matrix-vector work).
+    pub fn decompose(&mut self) {
+        let (n, nn) = (self.shape.n, self.shape.nn());
         for k in 0..self.svds.len() {
             let sigma = &mut self.sigma[k * n..(k + 1) * n];
             let decomposed = ArrayView2::from_shape((n, n), &self.matrices[k * nn..(k + 1) * nn])

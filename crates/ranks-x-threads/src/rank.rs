@@ -416,15 +416,18 @@ impl Rank {
                     received
                 }
             };
-            // A checked run also counts the threads that worked on this rank's part.
+            // A checked run also counts the threads that worked on this rank's products: over
+            // the SVDs too, whose bidiagonal reduction runs mostly on the calling thread, a
+            // second BLAS thread's share fell below the tenth that counts it in 1 run of 6.
             whereabouts::at(Place::Computing, self.iteration);
             let threads_before = verify.then(crate::procs::thread_cpu_times);
             let started = Instant::now();
-            part.compute();
+            part.multiply();
             let busy = threads_before.map(|before| {
                 let after = crate::procs::thread_cpu_times();
                 crate::procs::busy_threads(&before, &after, started.elapsed()).unwrap_or(u32::MAX)
             });
+            part.decompose();
             if corrupt && last {
                 part.corrupt();
             }
