@@ -197,8 +197,8 @@ pub struct Answer {
     pub checksum_bits: Option<Vec<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<RankUsage>,
-    /// A checked run: each rank's threads busy during its part's products, by rank (`u32::MAX`: its
-    /// kernel keeps no per-thread CPU time).
+    /// A checked run: each rank's threads busy during its part's products, by rank
+    /// (`u32::MAX`: its kernel keeps no per-thread CPU time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub busy_threads: Option<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
