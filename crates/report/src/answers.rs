@@ -16,6 +16,9 @@ pub struct Answer {
     /// What to use: the configuration's keys and values, `key=value` joined by `, `.
     pub choice: String,
     pub recommended: bool,
+    /// Whether the run decided ([`AdviceKind::decided`]): a recommendation, or the default
+    /// standing on the evidence rather than for want of rounds.
+    pub decided: bool,
     /// The default's time over the pick's, with its interval, when both were sampled.
     pub speedup: Option<String>,
 }
@@ -28,6 +31,11 @@ pub struct Agreement {
     pub agree: usize,
     /// The instances whose answers differ: this run's, then the other's.
     pub differ: Vec<(String, Answer, Answer)>,
+    /// Shared instances both runs decided ([`Answer::decided`]), and how many of them agree:
+    /// where they differ the two runs contradict each other; every other difference is one
+    /// run deciding where the other could not.
+    pub decided_both: usize,
+    pub decided_both_agree: usize,
     /// Settings lines shown (run as printed), without their comments, in one run only.
     pub settings_here_only: Vec<String>,
     pub settings_there_only: Vec<String>,
@@ -140,6 +148,7 @@ fn answer(r: &Recommendation) -> Answer {
             choice.join(", ")
         },
         recommended: r.advice == AdviceKind::Recommend,
+        decided: r.advice.decided(),
         speedup: r
             .speedup_vs_default
             .as_ref()
@@ -171,8 +180,11 @@ pub fn compare(this: &Summary, other: &Summary) -> Agreement {
         };
         out.shared += 1;
         let (a, b) = (answer(r), answer(o));
+        let both = a.decided && b.decided;
+        out.decided_both += usize::from(both);
         if a.choice == b.choice {
             out.agree += 1;
+            out.decided_both_agree += usize::from(both);
         } else {
             out.differ.push((k, a, b));
         }
@@ -207,14 +219,28 @@ pub fn render(a: &Agreement, other_name: &str) -> String {
         a.settings_here_only.len(),
         a.settings_there_only.len()
     );
+    if !a.differ.is_empty() {
+        let contradicted = a.decided_both - a.decided_both_agree;
+        let _ = writeln!(
+            out,
+            "Of the {} that differ: {contradicted} decided differently in both runs, {} decided \
+             in one run only (the other kept the default for want of rounds); where both \
+             decided, {} of {} agree ({:.0}%).",
+            a.differ.len(),
+            a.differ.len() - contradicted,
+            a.decided_both_agree,
+            a.decided_both,
+            100.0 * a.decided_both_agree as f64 / a.decided_both.max(1) as f64
+        );
+    }
     let said = |x: &Answer| {
         format!(
             "{}{}{}",
             x.choice,
-            if x.recommended {
-                " (recommended)"
-            } else {
-                " (the default stands)"
+            match (x.recommended, x.decided) {
+                (true, _) => " (recommended)",
+                (false, true) => " (the default stands, decided)",
+                (false, false) => " (the default stands, undecided)",
             },
             x.speedup
                 .as_ref()
@@ -269,6 +295,12 @@ mod tests {
     use crate::verdict::Verdict;
 
     fn rec(n: u64, tasks: u64, recommended: bool) -> Recommendation {
+        let why = Stands::FastestIsDefault;
+        rec_why(n, tasks, if recommended { None } else { Some(why) })
+    }
+
+    /// A recommendation (`why` none) or the default standing for `why`.
+    fn rec_why(n: u64, tasks: u64, why: Option<Stands>) -> Recommendation {
         Recommendation {
             suite: "task-level".into(),
             workload: "matmul".into(),
@@ -276,11 +308,7 @@ mod tests {
             best: [("tasks".to_owned(), Value::Int(tasks))].into(),
             fastest: [("tasks".to_owned(), Value::Int(tasks))].into(),
             default: [("tasks".to_owned(), Value::Int(1))].into(),
-            advice: if recommended {
-                AdviceKind::Recommend
-            } else {
-                AdviceKind::Keep(Stands::FastestIsDefault)
-            },
+            advice: why.map_or(AdviceKind::Recommend, AdviceKind::Keep),
             speedup_vs_default: None,
             speedup_vs_naive: None,
             efficiency: None,
@@ -325,7 +353,38 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("tasks=2 (recommended)") && text.contains("tasks=1 (the default stands)")
+            text.contains("tasks=2 (recommended)")
+                && text.contains("tasks=1 (the default stands, decided)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_run_short_of_rounds_is_told_from_a_contradiction() {
+        let overlap = Some(Stands::Overlap(Ratio::within(1.15, 0.98, 1.35)));
+        // n=64: both recommend tasks=2; n=128: one recommends, the other's interval straddles
+        // the margin; n=256: one recommends, the other decided the default was the fastest.
+        let a = summary(vec![rec(64, 2, true), rec(128, 2, true), rec(256, 2, true)]);
+        let b = summary(vec![
+            rec(64, 2, true),
+            rec_why(128, 1, overlap),
+            rec(256, 1, false),
+        ]);
+        let c = compare(&a, &b);
+        assert_eq!((c.shared, c.agree, c.differ.len()), (3, 1, 2), "{c:?}");
+        assert_eq!((c.decided_both, c.decided_both_agree), (2, 1), "{c:?}");
+        let text = render(&c, "b");
+        assert!(
+            text.contains(
+                "Of the 2 that differ: 1 decided differently in both runs, 1 decided in one \
+                 run only (the other kept the default for want of rounds); where both decided, \
+                 1 of 2 agree (50%)."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tasks=1 (the default stands, undecided)"),
+            "{text}"
         );
     }
 

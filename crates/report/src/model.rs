@@ -649,6 +649,17 @@ pub enum AdviceKind {
     Keep(Stands),
 }
 
+impl AdviceKind {
+    /// Whether the answer was decided: a recommendation, or the default standing on the
+    /// evidence ([`Stands::decided`]).
+    pub fn decided(&self) -> bool {
+        match self {
+            Self::Recommend => true,
+            Self::Keep(why) => why.decided(),
+        }
+    }
+}
+
 impl<C> From<&Advice<C>> for AdviceKind {
     fn from(a: &Advice<C>) -> Self {
         match a {
@@ -659,6 +670,21 @@ impl<C> From<&Advice<C>> for AdviceKind {
 }
 
 impl Stands {
+    /// Whether the default stands on the evidence (the default the fastest, the alternative
+    /// within the margin or slower, nothing to choose) rather than for want of it (an interval
+    /// across the margin, too few rounds, a run once, a spread too wide, a bound): a run that
+    /// decides where another could not is short of rounds, not contradicted.
+    pub fn decided(&self) -> bool {
+        matches!(
+            self,
+            Self::FastestIsDefault
+                | Self::Equivalent(_)
+                | Self::Slower(_)
+                | Self::NoDefault
+                | Self::SingleConfiguration
+        )
+    }
+
     /// Why the default stands, in a few words.
     pub fn words(&self) -> String {
         match self {
