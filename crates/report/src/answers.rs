@@ -221,17 +221,24 @@ pub fn render(a: &Agreement, other_name: &str) -> String {
     );
     if !a.differ.is_empty() {
         let contradicted = a.decided_both - a.decided_both_agree;
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "Of the {} that differ: {contradicted} decided differently in both runs, {} decided \
-             in one run only (the other kept the default for want of rounds); where both \
-             decided, {} of {} agree ({:.0}%).",
+            "Of the {} that differ: {contradicted} decided differently in both runs, {} not \
+             decided in one of them (the default kept without the evidence: an interval across \
+             the margin, too few rounds, a single run)",
             a.differ.len(),
             a.differ.len() - contradicted,
-            a.decided_both_agree,
-            a.decided_both,
-            100.0 * a.decided_both_agree as f64 / a.decided_both.max(1) as f64
         );
+        if a.decided_both > 0 {
+            let _ = write!(
+                out,
+                "; where both decided, {} of {} agree ({:.1}%)",
+                a.decided_both_agree,
+                a.decided_both,
+                100.0 * a.decided_both_agree as f64 / a.decided_both as f64
+            );
+        }
+        let _ = writeln!(out, ".");
     }
     let said = |x: &Answer| {
         format!(
@@ -376,14 +383,27 @@ mod tests {
         let text = render(&c, "b");
         assert!(
             text.contains(
-                "Of the 2 that differ: 1 decided differently in both runs, 1 decided in one \
-                 run only (the other kept the default for want of rounds); where both decided, \
-                 1 of 2 agree (50%)."
+                "Of the 2 that differ: 1 decided differently in both runs, 1 not decided in one \
+                 of them (the default kept without the evidence: an interval across the margin, \
+                 too few rounds, a single run); where both decided, 1 of 2 agree (50.0%)."
             ),
             "{text}"
         );
         assert!(
             text.contains("tasks=1 (the default stands, undecided)"),
+            "{text}"
+        );
+        // No default measured in the other run: a measurement missing, not a contradiction;
+        // with nothing decided in both, no share of them is printed.
+        let c = compare(
+            &summary(vec![rec(64, 2, true)]),
+            &summary(vec![rec_why(64, 1, Some(Stands::NoDefault))]),
+        );
+        assert_eq!((c.differ.len(), c.decided_both), (1, 0), "{c:?}");
+        let text = render(&c, "b");
+        assert!(
+            text.contains("0 decided differently in both runs, 1 not decided")
+                && !text.contains("where both decided"),
             "{text}"
         );
     }

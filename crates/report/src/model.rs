@@ -670,17 +670,17 @@ impl<C> From<&Advice<C>> for AdviceKind {
 }
 
 impl Stands {
-    /// Whether the default stands on the evidence (the default the fastest, the alternative
-    /// within the margin or slower, nothing to choose) rather than for want of it (an interval
-    /// across the margin, too few rounds, a run once, a spread too wide, a bound): a run that
-    /// decides where another could not is short of rounds, not contradicted.
+    /// Whether the default stands on the evidence (the default the fastest by its estimate,
+    /// the alternative within the margin or slower, nothing to choose) rather than for want of
+    /// it (an interval across the margin, too few rounds, a run once, a spread too wide, a
+    /// bound, a noisy suite, no default measured): a run that decides where another could not
+    /// is short of evidence, not contradicted.
     pub fn decided(&self) -> bool {
         matches!(
             self,
             Self::FastestIsDefault
                 | Self::Equivalent(_)
                 | Self::Slower(_)
-                | Self::NoDefault
                 | Self::SingleConfiguration
         )
     }
