@@ -17,7 +17,7 @@ pub struct Answer {
     pub choice: String,
     pub recommended: bool,
     /// Whether the run decided ([`AdviceKind::decided`]): a recommendation, or the default
-    /// standing on the evidence rather than for want of rounds.
+    /// standing on the evidence rather than for want of it.
     pub decided: bool,
     /// The default's time over the pick's, with its interval, when both were sampled.
     pub speedup: Option<String>,
@@ -302,8 +302,7 @@ mod tests {
     use crate::verdict::Verdict;
 
     fn rec(n: u64, tasks: u64, recommended: bool) -> Recommendation {
-        let why = Stands::FastestIsDefault;
-        rec_why(n, tasks, if recommended { None } else { Some(why) })
+        rec_why(n, tasks, (!recommended).then_some(Stands::FastestIsDefault))
     }
 
     /// A recommendation (`why` none) or the default standing for `why`.
